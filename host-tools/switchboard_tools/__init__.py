@@ -1,0 +1,1 @@
+"""Technicians\x27 host tools for the switchboard daemon."""
