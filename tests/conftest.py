@@ -1,0 +1,39 @@
+"""Shared fixtures: gpiozero's MockFactory, and running the project's programs as processes."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_env(**extra) -> dict:
+    """Environment for a subprocess that runs the project's code from this tree."""
+    env = dict(os.environ)
+    paths = [str(ROOT), str(ROOT / "host-tools")]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.update(extra)
+    return env
+
+
+def python_cmd(module: str, *args) -> list:
+    return [sys.executable, "-m", module, *map(str, args)]
+
+
+@pytest.fixture
+def mock_factory():
+    """Install gpiozero's MockFactory for one test and restore the old factory after."""
+    saved = Device.pin_factory
+    factory = MockFactory()
+    Device.pin_factory = factory
+    try:
+        yield factory
+    finally:
+        factory.reset()
+        Device.pin_factory = saved
