@@ -194,7 +194,7 @@
     $("title").textContent = s.title || s.board;
     const compact = s.lines.length > COMPACT_LINES;
     document.body.classList.toggle("compact", compact);
-    document.body.classList.toggle("sim", !!s.sim);
+    document.body.classList.toggle("simulated", !!s.sim);
     addLamp("fault", $("lamp-fault"));
     addKey("secrecy", $("switch-secrecy"));
     addKey("split", $("switch-split"));
@@ -249,6 +249,7 @@
 
     // The simulator's ring control.
     $("sim").hidden = !s.sim;
+    requestAnimationFrame(fit);
     const sel = $("sim-line");
     sel.replaceChildren(...s.lines.map((l) => {
       const o = el("option", null, `${l.number} ${l.label}`);
@@ -290,18 +291,23 @@
     if (!cell) return;
     cell.dataset.state = ln.state;
     const served = servedBy(ln);
-    let text = STATE_TEXT[ln.state] || ln.state;
+    let text = STATE_TEXT[ln.state] || ln.state, more = "";
     let badge = "";
     if (ln.state === "ringing") {
-      text += ` · ${ln.rings} ring${ln.rings === 1 ? "" : "s"}` + (ln.caller ? ` · ${ln.caller}` : "");
-      badge = String(ln.rings);
-    } else if ((ln.state === "operator" || ln.state === "held") && ln.position) {
+      text += ` · ${ln.rings} ring${ln.rings === 1 ? "" : "s"}`;
+      more = ln.caller ? `from ${ln.caller}` : "";
+      badge = "×" + ln.rings;
+    } else if (ln.state === "operator" && ln.position) {
       text += ` · P${ln.position}`;
       badge = "P" + ln.position;
+    } else if (ln.state === "held") {
+      text += ln.position ? ` · P${ln.position}` : "";
+      badge = "H";
     }
-    if (ln.messages) text += ` · ${ln.messages} msg`;
+    if (ln.messages) more += (more ? " · " : "") + `${ln.messages} message${ln.messages === 1 ? "" : "s"}`;
     const st = cell.querySelector(".state");
-    if (st) st.textContent = text;
+    if (st) st.replaceChildren(el("span", null, text), el("span", "more", more));
+    if (more) text += "\n" + more;
     cell.querySelector(".badge").textContent = badge;
     cell.querySelector(".half-tab").textContent = `H${ln.half}·P${served}`;
     cell.title = `${ln.number} ${ln.label} (${ln.kind})\n${text}\n` +
@@ -433,6 +439,24 @@
     if (document.fullscreenElement) document.exitFullscreen();
     else document.documentElement.requestFullscreen().catch(() => {});
   });
+
+  // Fit the whole board on the screen (the Pi's own panel may be 800x480):
+  // shrink it as a whole, down to a size a finger can still hit, then scroll.
+  const MIN_ZOOM = 0.6;
+  function fit() {
+    // The layout reflows at each zoom (more columns fit), so try from full
+    // size down and keep the first that fits.
+    const board = $("board");
+    let zoom = 1;
+    for (; zoom > MIN_ZOOM; zoom -= 0.05) {
+      board.style.zoom = zoom;
+      const bottom = board.lastElementChild.getBoundingClientRect().bottom + scrollY;
+      if (bottom + 14 * zoom <= innerHeight) break;
+    }
+    board.style.zoom = Math.max(zoom, MIN_ZOOM);
+  }
+  let fitTimer = null;
+  window.addEventListener("resize", () => { clearTimeout(fitTimer); fitTimer = setTimeout(fit, 100); });
 
   // For tests and the curious: the page's idea of the daemon's clock.
   window.switchboardView = {daemonNow, snapshot: () => snap};
