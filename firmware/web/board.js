@@ -116,6 +116,7 @@
     if (!snap) return;
     switch (ev.type) {
       case "lamp":
+        if (ev.cadence === undefined) break;   // a bare level (lamp test): read the snapshot
         snap.lamps[ev.lamp] = {cadence: ev.cadence, lit: false};
         setLamp(ev.lamp, ev.cadence);
         return;
@@ -181,7 +182,15 @@
       setKeyDown(name, down.has(name) || heldLocally.has(name));
       for (const e of keyEls.get(name)) e.classList.toggle("stuck", stuck.has(name));
     }
+    // A lamp test walks the lamps one by one: show the daemon's own levels,
+    // read often while it runs.
     document.body.classList.toggle("lamp-test", !!s.lamp_test);
+    if (s.lamp_test) {
+      for (const [name, lamp] of Object.entries(s.lamps)) {
+        for (const e of lampEls.get(name) || []) e.dataset.lit = String(!!lamp.lit);
+      }
+      if (!resyncTimer) resyncTimer = setTimeout(resync, 100);
+    }
     document.body.classList.toggle("key-test", !!s.key_test);
     const faults = Object.entries(s.faults || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
     $("lamp-fault").title = faults || "no faults";
@@ -463,4 +472,7 @@
 
   interrupter();
   connect();
+  // A slow re-read as a safety net: anything no event announced (a lamp test
+  // started from the diagnostic tool, a fault) shows within a few seconds.
+  setInterval(() => { if (!document.body.classList.contains("offline")) resyncSoon(); }, 4000);
 })();
