@@ -40,6 +40,7 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 REQUEST_HEADER = "X-Switchboard-Request"
 TOKEN_HEADER = "X-Switchboard-Token"
 KEEPALIVE_S = 15.0
+LAMP_TEST_POLL_S = 0.2
 
 _ASSETS = {
     "/": ("index.html", "text/html"),
@@ -133,11 +134,12 @@ def _error(status: int, message: str) -> web.Response:
 
 
 async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
-                    token: str | None = None, allowed_hosts=()) -> WebView:
-    """Serve the board view for ``daemon`` on ``host:port``; returns the started runner.
+                    token: str | None = None, allowed_hosts=()) -> tuple[WebView, str]:
+    """Serve the board view for ``daemon`` on ``host:port``.
 
-    ``port=0`` picks a free port (``runner.port``). Bound beyond loopback
-    without a token, a random one is made: print ``runner.url``.
+    Returns the started runner (an aiohttp ``AppRunner``) and the address to
+    print. ``port=0`` picks a free port (``runner.port``). Bound beyond
+    loopback without a token, a random one is made and the address carries it.
     ``await runner.cleanup()`` stops it, closing open event streams.
     """
     if token is None and not is_loopback(host):
@@ -190,15 +192,29 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
             await resp.prepare(request)
             # The snapshot comes after subscribing, so nothing falls in between.
             await resp.write(_sse(daemon.snapshot(), "snapshot"))
+            loop = asyncio.get_running_loop()
+            quiet_since = loop.time()
+            testing = _lamp_test_running(daemon)
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    event = await asyncio.wait_for(queue.get(), LAMP_TEST_POLL_S)
                 except asyncio.TimeoutError:
-                    await resp.write(b": keepalive\n\n")   # also finds gone clients
+                    # A lamp test lights lamps without any event: tell the page
+                    # when one starts, so it reads the lamps' levels meanwhile.
+                    now_testing = _lamp_test_running(daemon)
+                    if now_testing != testing:
+                        testing = now_testing
+                        await resp.write(_sse({"type": "lamp-test", "on": testing}))
+                    elif loop.time() - quiet_since > KEEPALIVE_S:
+                        await resp.write(b": keepalive\n\n")   # also finds gone clients
+                    else:
+                        continue
+                    quiet_since = loop.time()
                     continue
                 await resp.write(_sse(event))
+                quiet_since = loop.time()
         except (ConnectionError, asyncio.CancelledError):
-            pass
+            pass    # the page went away, or the daemon is stopping: end the stream
         finally:
             streams.discard(task)
             daemon.unsubscribe(queue)
@@ -253,7 +269,11 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         await runner.cleanup()
         raise ControlError(f"board view: cannot listen on {host}:{port}: {e.strerror}; "
                            "choose another port (--web-port)") from e
-    return runner
+    return runner, runner.url
+
+
+def _lamp_test_running(daemon) -> bool:
+    return getattr(getattr(daemon, "state", None), "lamp_test", None) is not None
 
 
 def _dumps(obj) -> str:

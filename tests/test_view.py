@@ -276,6 +276,52 @@ def test_ok__switches_latch(page):
     assert line_state(page, "202")["position"] == 2
 
 
+def diag(tmp_path, *args):
+    """Run the diagnostic tool as a process against the test's daemon."""
+    return subprocess.run(python_cmd("switchboard_tools.diag", "--socket", tmp_path / "desk.sock",
+                                     *args),
+                          env=project_env(), capture_output=True, text=True, timeout=30)
+
+
+def test_ok__page_follows_the_diagnostic_tool(page, tmp_path):
+    r = diag(tmp_path, "ring", "204", "--caller", "555-0199")
+    assert r.returncode == 0, r.stderr
+    expect(lamp(page, "line-204")).to_have_attribute("data-cadence", "flash")
+    expect(page.locator('.line[data-line="204"] .state .more')).to_have_text("from 555-0199")
+    assert diag(tmp_path, "tap", "line-204").returncode == 0
+    expect(lamp(page, "line-204")).to_have_attribute("data-cadence", "steady")
+    expect(key(page, "line-204")).not_to_have_class(re.compile(r"\bdown\b"))
+    expect(page.locator("#log")).to_contain_text("position 1 answered line 204")
+
+
+def test_ok__lamp_test_walks_the_lamps_on_the_page(page, tmp_path):
+    order = list(status(page)["lamps"])
+    test = subprocess.Popen(python_cmd("switchboard_tools.diag", "--socket", tmp_path / "desk.sock",
+                                       "lamp-test", "--step", "0.3"),
+                            env=project_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        expect(page.locator("body")).to_have_class(re.compile(r"\blamp-test\b"))
+        frames = page.evaluate("""() => new Promise((done) => {
+            const out = [], t0 = performance.now();
+            const step = () => {
+                out.push([...document.querySelectorAll(".lamp")].filter((e) =>
+                    getComputedStyle(e).getPropertyValue("--lit").trim() === "1")
+                    .map((e) => e.dataset.lamp));
+                if (performance.now() - t0 < 2000) requestAnimationFrame(step); else done(out);
+            };
+            requestAnimationFrame(step);
+        })""")
+    finally:
+        _, err = test.communicate(timeout=30)
+    assert test.returncode == 0, err
+    assert all(len(f) <= 1 for f in frames), "more than one lamp lit at once in a lamp test"
+    walked = [f[0] for i, f in enumerate(frames) if f and (i == 0 or frames[i - 1] != f)]
+    assert len(walked) >= 4, walked
+    assert walked == sorted(walked, key=order.index), "the lamps did not light in the board's order"
+    expect(page.locator("body")).not_to_have_class(re.compile(r"\blamp-test\b"))
+
+
 def test_ok__tas100_board_in_a_compact_grid(browser, tmp_path):
     proc, url = start_daemon(tmp_path, "tas100")
     try:
@@ -368,3 +414,103 @@ def test_fail__body_that_is_not_json(desk):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 400 and "must be JSON" in json.loads(e.value.read())["error"]
+
+
+def run_with_view(check, **web_args):
+    """Run the real daemon (simulated desk board) with a view in a thread of this
+    process, call ``check(url)`` here (where Playwright's loop lives), then stop both."""
+    import asyncio
+    import threading
+
+    from firmware import web
+    from firmware.boardfile import find_board, load_board
+    from firmware.daemon import Daemon, choose_panel
+
+    started = threading.Event()
+    box = {}
+
+    async def serve():
+        board = load_board(find_board("desk"))
+        panel, sim, _ = choose_panel(board, True, None)
+        daemon = Daemon(board, panel, sim=sim)
+
+        async def on_ready():
+            box["runner"], box["url"] = await web.start_web(daemon, "127.0.0.1", 0, **web_args)
+            box["daemon"], box["loop"] = daemon, asyncio.get_running_loop()
+            started.set()
+        try:
+            await daemon.run(on_ready)
+        finally:
+            if "runner" in box:
+                await box["runner"].cleanup()
+            panel.close()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    assert started.wait(15), "the daemon did not start"
+    try:
+        return check(box["url"])
+    finally:
+        box["loop"].call_soon_threadsafe(box["daemon"].stop)
+        thread.join(15)
+        assert not thread.is_alive(), "the daemon did not stop"
+
+
+def test_ok__token_opens_the_view(browser):
+    def check(url):
+        assert url.endswith("/?token=s3cret-token")
+        base = url.split("?")[0]
+        assert api(base, "api/status", headers={"X-Switchboard-Token": "s3cret-token"})[0] == 200
+        assert api(url, "api/status?token=s3cret-token")[0] == 200
+        pg = browser.new_page()
+        try:
+            pg.goto(url)                            # the printed address: the page works
+            expect(pg.locator("body")).not_to_have_class(re.compile(r"\boffline\b"))
+            pg.click("#sim-ring")
+            expect(pg.locator('.lamp[data-lamp="line-201"]')).to_have_attribute("data-cadence", "flash")
+        finally:
+            pg.close()
+        return True
+    assert run_with_view(check, token="s3cret-token")
+
+
+def test_fail__no_token_or_a_wrong_one_is_refused():
+    def check(url):
+        base = url.split("?")[0]
+        out = {}
+        for name, path, headers in (
+                ("page", "", {}),
+                ("status", "api/status", {}),
+                ("events", "api/events", {}),
+                ("wrong", "api/status?token=guess", {}),
+                ("wrong header", "api/status", {"X-Switchboard-Token": "guess"})):
+            out[name] = api(base, path, headers=headers)
+        out["press"] = api(base, "api/press", {"key": "line-201"})
+        req = urllib.request.Request(base + "board.js")     # the script itself is public
+        with urllib.request.urlopen(req, timeout=10) as r:
+            out["script"] = r.status
+        return out
+    out = run_with_view(check, token="s3cret-token")
+    assert out.pop("script") == 200
+    for name, (code, body) in out.items():
+        assert code == 401 and "token" in body["error"], name
+
+
+@pytest.mark.parametrize("host, ok", [
+    ("127.0.0.1:8557", True), ("localhost:8557", True), ("[::1]:8557", True),
+    ("192.168.1.20:8557", True), ("LOCALHOST", True),
+    ("evil.example:8557", False), ("localhost.evil.example", False),
+    ("127.0.0.1.nip.io:8557", False), ("", False), (None, False),
+])
+def test_host_header_rule(host, ok):
+    from firmware.web import _Guard
+    assert _Guard("127.0.0.1", None).host_ok(host) is ok
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("127.0.0.1", True), ("localhost", True), ("::1", True), ("127.0.0.2", True),
+    ("0.0.0.0", False), ("::", False), ("", False), ("192.168.1.20", False), ("pi.local", False),
+])
+def test_token_needed_beyond_loopback(host, loopback):
+    from firmware.web import is_loopback
+    assert is_loopback(host) is loopback

@@ -133,6 +133,9 @@
         snap.switches[ev.switch] = ev.on;
         drawSwitches();
         break;
+      case "lamp-test":                         // started or ended: read the levels
+        resyncSoon();
+        return;
       case "notice":
         log(ev.text, "notice");
         return;
