@@ -26,7 +26,7 @@ URL_RE = re.compile(r"(http://127\.0\.0\.1:\d+/\S*)")
 
 SCENES = {
     # board: (viewport, [(action, args)]): a line ringing, one held, one in use.
-    "desk": ((1280, 660), [
+    "desk": ((1280, 610), [
         ("ring", {"line": "203", "caller": "555-0187"}),
         ("key", "line-203"), ("key", "p1-hold"),
         ("ring", {"line": "201", "caller": "555-0110"}),

@@ -28,6 +28,7 @@
   const lampEls = new Map();        // lamp name -> [elements]
   const lineEls = new Map();        // line number -> cell
   const heldLocally = new Set();    // keys this page is holding down
+  let lastDial = null;              // the log entry digits are being added to
 
   // -- the one interrupter --------------------------------------------------
   const mod = (a, n) => ((a % n) + n) % n;
@@ -140,7 +141,15 @@
         log(ev.text, "notice");
         return;
       case "command":
-        log(describe(ev), "command");
+        if (ev.command === "Dial" && lastDial && lastDial.position === ev.position &&
+            lastDial.line === ev.line && $("log").firstElementChild === lastDial.row) {
+          lastDial.digits += ev.digit;       // one entry for a number, not one per digit
+          lastDial.row.lastElementChild.textContent = describe({...ev, digit: lastDial.digits});
+        } else {
+          const row = log(describe(ev), "command");
+          lastDial = ev.command === "Dial" ? {position: ev.position, line: ev.line,
+                                               digits: ev.digit, row} : null;
+        }
         break;
     }
     resyncSoon();   // callers, digits, positions: the snapshot has the rest
@@ -170,6 +179,7 @@
     row.append(el("time", null, t.toTimeString().slice(0, 8)), el("span", null, text));
     box.prepend(row);
     while (box.childElementCount > LOG_MAX) box.lastElementChild.remove();
+    return row;
   }
 
   // -- drawing --------------------------------------------------------------
@@ -218,6 +228,7 @@
       const lines = s.lines.filter((l) => l.kind === kind);
       if (!lines.length) continue;
       const group = el("div", "group " + kind);
+      group.style.setProperty("--n", lines.length);
       group.append(el("h2", null, heading));
       const grid = el("div", "grid");
       for (const ln of lines) grid.append(buildLine(ln, compact));
