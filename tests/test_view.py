@@ -263,11 +263,11 @@ def test_ok__switches_latch(page):
 
     p2 = page.locator('.position[data-position="2"]')
     expect(p2).to_have_class(re.compile(r"\bunstaffed\b"))
-    expect(page.locator('.line[data-line="202"] .half-tab')).to_have_text("H2·P1")
+    expect(page.locator('.line[data-line="202"] .half-tab')).to_have_text("half 2 → P1")
     key(page, "split").click()
     expect(key(page, "split")).to_have_attribute("aria-checked", "true")
     expect(p2).not_to_have_class(re.compile(r"\bunstaffed\b"))
-    expect(page.locator('.line[data-line="202"] .half-tab')).to_have_text("H2·P2")
+    expect(page.locator('.line[data-line="202"] .half-tab')).to_have_text("half 2 → P2")
     # Split: half 2's line is answered at position 2.
     ring(page, "202")
     expect(lamp(page, "line-202")).to_have_attribute("data-cadence", "flash")

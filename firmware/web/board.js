@@ -332,7 +332,7 @@
     if (st) st.replaceChildren(el("span", null, text), el("span", "more", more));
     if (more) text += "\n" + more;
     cell.querySelector(".badge").textContent = badge;
-    cell.querySelector(".half-tab").textContent = `H${ln.half}·P${served}`;
+    cell.querySelector(".half-tab").textContent = `half ${ln.half} → P${served}`;
     cell.title = `${ln.number} ${ln.label} (${ln.kind})\n${text}\n` +
                  `half ${ln.half}, served by position ${served}`;
   }
@@ -351,7 +351,7 @@
     document.body.classList.toggle("split", !!snap.switches.split);
     for (const ln of snap.lines) {
       const cell = lineEls.get(ln.number);
-      if (cell) cell.querySelector(".half-tab").textContent = `H${ln.half}·P${servedBy(ln)}`;
+      if (cell) cell.querySelector(".half-tab").textContent = `half ${ln.half} → P${servedBy(ln)}`;
     }
     const halves = $("halves");
     halves.replaceChildren();
