@@ -106,7 +106,7 @@ class _Guard:
         self.token = token
         names = {"localhost", host.lower()}
         hostname = socket.gethostname().lower()
-        names |= {hostname, hostname + ".local", socket.getfqdn().lower()}
+        names |= {hostname, hostname + ".local"}   # not getfqdn(): it may wait on DNS
         names |= {h.lower() for h in allowed_hosts}
         self.names = names
 
