@@ -124,7 +124,7 @@ def lit(page, *names):
                          list(names))
 
 
-def watch(page, name, seconds=1.3):
+def watch(page, name, seconds):
     """Follow one lamp frame by frame for a while: [(t, lit)] on the daemon's clock."""
     return page.evaluate("""([name, seconds]) => new Promise((done) => {
         const e = document.querySelector(`.lamp[data-lamp="${name}"]`), out = [];
@@ -174,8 +174,8 @@ def test_ok__ring_flash_answer_steady_hold_wink_release_dark(page):
     expect(lamp(page, "line-202")).to_have_attribute("data-cadence", "flash")
     expect(page.locator('.line[data-line="202"] .state span').first).to_have_text("ringing · 1 ring")
     expect(page.locator('.line[data-line="202"] .state .more')).to_have_text("from 555-0142")
-    share, changes = duty(watch(page, "line-202"))
-    assert 0.35 < share < 0.65 and changes >= 2, (share, changes)   # half on, half off
+    share, changes = duty(watch(page, "line-202", 1.6))
+    assert 0.35 < share < 0.65 and changes >= 3, (share, changes)   # half on, half off
 
     key(page, "line-202").click()
     expect(lamp(page, "line-202")).to_have_attribute("data-cadence", "steady")
@@ -186,7 +186,7 @@ def test_ok__ring_flash_answer_steady_hold_wink_release_dark(page):
 
     key(page, "p1-hold").click()
     expect(lamp(page, "line-202")).to_have_attribute("data-cadence", "wink")
-    share, changes = duty(watch(page, "line-202"))
+    share, changes = duty(watch(page, "line-202", 1.6))
     assert 0.65 < share < 0.92 and changes >= 4, (share, changes)   # on most of the time
     assert line_state(page, "202")["state"] == "held"
 
@@ -220,18 +220,17 @@ def test_ok__flashing_lamps_in_step(page):
 
 def test_ok__page_interrupter_runs_on_the_daemons_clock(page):
     """The page's clock is the daemon's (CLOCK_MONOTONIC, shared by every process here)."""
-    offsets = []
     for _ in range(5):
         before = time.monotonic()
         page_now = page.evaluate("window.switchboardView.daemonNow()")
         after = time.monotonic()
-        offsets.append(page_now - (before + after) / 2)
+        # The page's reading lies between before and after, give or take 30 ms.
+        assert before - 0.03 < page_now < after + 0.03, (before, page_now, after)
         page.wait_for_timeout(50)
-    assert max(abs(o) for o in offsets) < 0.05, offsets
     ring(page, "204")
     samples = watch(page, "line-204", 1.1)
     # Away from the edges, the page agrees with the daemon's interrupter.
-    checked = [(t, on) for t, on in samples if 0.03 < t % 0.5 < 0.47]
+    checked = [(t, on) for t, on in samples if 0.06 < t % 0.5 < 0.44]
     assert len(checked) > 20
     assert all(on == ((t % 1.0) < 0.5) for t, on in checked)
 

@@ -45,9 +45,24 @@
     const next = (p < WINK_ON ? WINK_ON - p : WINK_PERIOD - p) + 0.002;
     setTimeout(interrupter, Math.min(next, 0.1) * 1000);
   }
+  // The snapshot was taken somewhere between sending and receiving: take the
+  // middle, and trust the quickest round trip most (both clocks are monotonic,
+  // so an old good reading stays good; a busy machine's slow reply does not
+  // move it). A reading without a round trip (the event stream's first
+  // snapshot) counts only until a timed one comes.
+  let bestRtt = Infinity, bestAt = -Infinity;
   function syncClock(daemonTime, sentAt, receivedAt) {
-    // The snapshot was taken somewhere between sending and receiving: the middle.
-    clockOffset = daemonTime - (sentAt + receivedAt) / 2000;
+    const rtt = receivedAt - sentAt;              // ms; 0: not timed
+    const now = performance.now();
+    if (rtt <= 0) {
+      if (bestRtt === Infinity) clockOffset = daemonTime - receivedAt / 1000;
+      return;
+    }
+    if (rtt <= bestRtt * 1.5 + 2 || now - bestAt > 60000) {
+      clockOffset = daemonTime - (sentAt + receivedAt) / 2000;
+      bestRtt = Math.min(rtt, bestRtt * 1.5 + 2);
+      bestAt = now;
+    }
   }
 
   // -- talking to the daemon ------------------------------------------------
