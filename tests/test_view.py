@@ -77,6 +77,16 @@ def desk(tmp_path):
         stop_daemon(proc)
 
 
+@pytest.fixture(scope="module")
+def desk_http(tmp_path_factory):
+    """One daemon for the tests that only send requests that must change nothing."""
+    proc, url = start_daemon(tmp_path_factory.mktemp("http"), "desk")
+    try:
+        yield url
+    finally:
+        stop_daemon(proc)
+
+
 @pytest.fixture
 def page(browser, desk):
     ctx = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -365,34 +375,34 @@ def test_ok__page_shows_a_lost_connection(browser, tmp_path):
 
 
 # -- who may talk to it ------------------------------------------------------------
-def test_fail__wrong_host_header_is_refused(desk):
-    code, body = api(desk, "api/status", headers={"Host": "evil.example:8557"})
+def test_fail__wrong_host_header_is_refused(desk_http):
+    code, body = api(desk_http, "api/status", headers={"Host": "evil.example:8557"})
     assert code == 403 and "Host" in body["error"]
-    code, body = api(desk, "api/press", {"key": "line-201"}, headers={"Host": "evil.example"})
+    code, body = api(desk_http, "api/press", {"key": "line-201"}, headers={"Host": "evil.example"})
     assert code == 403
-    assert api(desk, "api/status")[1]["keys_down"] == []
+    assert api(desk_http, "api/status")[1]["keys_down"] == []
 
 
-def test_ok__loopback_host_names_are_accepted(desk):
-    port = re.search(r":(\d+)/", desk).group(1)
+def test_ok__loopback_host_names_are_accepted(desk_http):
+    port = re.search(r":(\d+)/", desk_http).group(1)
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
-        code, body = api(desk, "api/status", headers={"Host": host})
+        code, body = api(desk_http, "api/status", headers={"Host": host})
         assert code == 200 and body["board"] == "desk", host
 
 
-def test_fail__post_without_the_request_header_is_refused(desk):
-    req = urllib.request.Request(desk + "api/ring", data=b'{"line": "201"}',
+def test_fail__post_without_the_request_header_is_refused(desk_http):
+    req = urllib.request.Request(desk_http + "api/ring", data=b'{"line": "201"}',
                                  headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 403
     assert "X-Switchboard-Request" in json.loads(e.value.read())["error"]
-    line = next(ln for ln in api(desk, "api/status")[1]["lines"] if ln["number"] == "201")
+    line = next(ln for ln in api(desk_http, "api/status")[1]["lines"] if ln["number"] == "201")
     assert line["state"] == "idle"
 
 
-def test_fail__post_from_another_origin_is_refused(desk):
-    code, body = api(desk, "api/ring", {"line": "201"}, headers={"Origin": "http://evil.example"})
+def test_fail__post_from_another_origin_is_refused(desk_http):
+    code, body = api(desk_http, "api/ring", {"line": "201"}, headers={"Origin": "http://evil.example"})
     assert code == 403 and "evil.example" in body["error"]
 
 
@@ -402,13 +412,13 @@ def test_fail__post_from_another_origin_is_refused(desk):
     ("api/press", {"key": "line-201", "extra": 1}, "unknown: extra"),
     ("api/ring", {"line": "777"}, "777"),
 ])
-def test_fail__bad_requests_get_a_clear_error(desk, path, body, expected):
-    code, reply = api(desk, path, body)
+def test_fail__bad_requests_get_a_clear_error(desk_http, path, body, expected):
+    code, reply = api(desk_http, path, body)
     assert code == 400 and expected in reply["error"], reply
 
 
-def test_fail__body_that_is_not_json(desk):
-    req = urllib.request.Request(desk + "api/press", data=b"key=line-201",
+def test_fail__body_that_is_not_json(desk_http):
+    req = urllib.request.Request(desk_http + "api/press", data=b"key=line-201",
                                  headers={"X-Switchboard-Request": "test"})
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
