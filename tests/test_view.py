@@ -428,9 +428,13 @@ def test_fail__body_that_is_not_json(desk_http):
     assert e.value.code == 400 and "must be JSON" in json.loads(e.value.read())["error"]
 
 
-def run_with_view(check, **web_args):
+def run_with_view(check, real=False, **web_args):
     """Run the real daemon (simulated desk board) with a view in a thread of this
-    process, call ``check(url)`` here (where Playwright's loop lives), then stop both."""
+    process, call ``check(url)`` here (where Playwright's loop lives), then stop both.
+
+    ``real=True``: the daemon drives the board as a real one (no simulator
+    commands); the board's outside world is still simulated, and ``check(url,
+    world)`` presses its keys by hand."""
     import asyncio
     import threading
 
@@ -444,7 +448,8 @@ def run_with_view(check, **web_args):
     async def serve():
         board = load_board(find_board("desk"))
         panel, sim, _ = choose_panel(board, True, None)
-        daemon = Daemon(board, panel, sim=sim)
+        box["world"] = sim
+        daemon = Daemon(board, panel, sim=None if real else sim)
 
         async def on_ready():
             box["runner"], box["url"] = await web.start_web(daemon, "127.0.0.1", 0, **web_args)
@@ -461,7 +466,7 @@ def run_with_view(check, **web_args):
     thread.start()
     assert started.wait(15), "the daemon did not start"
     try:
-        return check(box["url"])
+        return check(box["url"], box["world"]) if real else check(box["url"])
     finally:
         box["loop"].call_soon_threadsafe(box["daemon"].stop)
         thread.join(15)
@@ -526,3 +531,29 @@ def test_host_header_rule(host, ok):
 def test_token_needed_beyond_loopback(host, loopback):
     from firmware.web import is_loopback
     assert is_loopback(host) is loopback
+
+
+def test_ok__real_board_view_follows_the_keys(browser):
+    """On a real board the view shows what hands do on the board, and says so if clicked."""
+    def check(url, world):
+        pg = browser.new_page()
+        try:
+            pg.goto(url)
+            expect(pg.locator("body")).to_have_class(re.compile(r"\breal\b"))
+            expect(pg.locator("#sim")).to_be_hidden()
+            world.press("line-201")                 # a finger on the board's key: seize the line
+            expect(pg.locator('[data-key="line-201"]')).to_have_class(re.compile(r"\bdown\b"))
+            expect(pg.locator('.lamp[data-lamp="line-201"]')).to_have_attribute("data-cadence", "steady")
+            world.release("line-201")
+            expect(pg.locator('[data-key="line-201"]')).not_to_have_class(re.compile(r"\bdown\b"))
+            pg.locator('[data-key="p1-release"]').click()   # the view does not press it
+            expect(pg.locator("#log")).to_contain_text("press its keys by hand")
+            pg.wait_for_timeout(300)
+            assert api(url, "api/status")[1]["lines"][0]["state"] == "operator"
+            world.press("p1-release")
+            expect(pg.locator('.lamp[data-lamp="line-201"]')).to_have_attribute("data-cadence", "dark")
+            world.release("p1-release")
+        finally:
+            pg.close()
+        return True
+    assert run_with_view(check, real=True)

@@ -232,6 +232,7 @@
     const compact = s.lines.length > COMPACT_LINES;
     document.body.classList.toggle("compact", compact);
     document.body.classList.toggle("simulated", !!s.sim);
+    document.body.classList.toggle("real", !s.sim);
     addLamp("fault", $("lamp-fault"));
     addKey("secrecy", $("switch-secrecy"));
     addKey("split", $("switch-split"));
@@ -418,8 +419,18 @@
     const e = target.closest("[data-key]");
     return e && keyEls.has(e.dataset.key) ? e : null;
   }
+  // On a real board the keys are pressed by hand; the view shows them going down.
+  let toldReal = -Infinity;
+  function realBoard() {
+    if (!snap || snap.sim) return false;
+    if (performance.now() - toldReal > 3000) {
+      log("this is the real board: press its keys by hand; the view shows them", "notice");
+      toldReal = performance.now();
+    }
+    return true;
+  }
   function press(name) {
-    if (heldLocally.has(name)) return;
+    if (heldLocally.has(name) || realBoard()) return;
     heldLocally.add(name);
     setKeyDown(name, true);
     post("api/press", {key: name});
@@ -459,6 +470,7 @@
   document.addEventListener("click", (ev) => {
     const e = keyOf(ev.target);
     if (!e || !isSwitch(e) || !snap) return;
+    if (realBoard()) return;
     const name = e.dataset.key;
     const on = !!snap.switches[name];
     post(on ? "api/release" : "api/press", {key: name});   // press = on, again = off
