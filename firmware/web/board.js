@@ -148,6 +148,9 @@
       case "switch":
         snap.switches[ev.switch] = ev.on;
         drawSwitches();
+        log(ev.switch === "split"
+          ? (ev.on ? "split key on: each half served by its own position" : "split key off: position 1 serves every line")
+          : (ev.on ? "secrecy on: lines the customer answered stay closed" : "secrecy off"), "command");
         break;
       case "lamp-test":                         // started or ended: read the levels
         resyncSoon();
