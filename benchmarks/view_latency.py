@@ -3,8 +3,9 @@
 headless Chromium page, each beside a baseline taken in the same run:
 
 1. key to lamp in the page: the page sends a key press (as its key does) and
-   waits for the lamp's cadence to change in the page; baseline: a bare GET of
-   /api/status from the same page (the HTTP round trip the press cannot beat).
+   waits for the lamp's cadence to change in the page; baseline: the same POST
+   with nothing in it, refused before it reaches the board (the HTTP round trip
+   a press cannot beat); beside them, reading the whole board (/api/status).
 2. the daemon's CPU share with every line of the TAS-100 ringing (115 lamps
    flashing), with the view open in a page, beside the same with no page open:
    the page runs its own interrupter, so flashing lamps cost no traffic.
@@ -88,6 +89,14 @@ PRESS_TO_LAMP = """async ([key, lamp, want]) => {
                                 headers: {"X-Switchboard-Request": "bench"}});
     return t1 - t0;
 }"""
+# The same POST with nothing in it: refused at once, before the board, so it is
+# the HTTP round trip from the page that a key press cannot beat.
+EMPTY_RTT = """async () => {
+    const t0 = performance.now();
+    await (await fetch("api/press", {method: "POST", body: "{}",
+                                     headers: {"X-Switchboard-Request": "bench"}})).json();
+    return performance.now() - t0;
+}"""
 STATUS_RTT = """async () => {
     const t0 = performance.now();
     await (await fetch("api/status")).json();
@@ -106,19 +115,20 @@ def latency(browser, cycles):
         page = browser.new_page()
         page.goto(d.url)
         page.wait_for_selector("body:not(.offline)")
-        answer, release, rtt = [], [], []
+        answer, release, rtt, status = [], [], [], []
         for _ in range(cycles):
             d.post("ring", {"line": "201"})
             page.wait_for_selector('.lamp[data-lamp="line-201"][data-cadence="flash"]')
             answer.append(page.evaluate(PRESS_TO_LAMP, ["line-201", "line-201", "steady"]))
             page.wait_for_timeout(30)
             release.append(page.evaluate(PRESS_TO_LAMP, ["p1-release", "line-201", "dark"]))
-            rtt.append(page.evaluate(STATUS_RTT))
+            rtt.append(page.evaluate(EMPTY_RTT))
+            status.append(page.evaluate(STATUS_RTT))
             page.wait_for_timeout(30)
         page.close()
     finally:
         d.stop()
-    return answer, release, rtt
+    return answer, release, rtt, status
 
 
 def cpu_share(browser, seconds):
@@ -154,7 +164,7 @@ def main():
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            answer, release, rtt = latency(browser, args.cycles)
+            answer, release, rtt, status = latency(browser, args.cycles)
             cpu, sizes = cpu_share(browser, args.seconds)
         finally:
             browser.close()
@@ -166,7 +176,7 @@ def main():
 
     print(f"key press to lamp change in the page, desk board, {args.cycles} cycles (ms):")
     for name, xs in (("answer (line key -> steady)", answer), ("release (release key -> dark)", release),
-                     ("baseline: GET /api/status", rtt)):
+                     ("baseline: empty POST, refused", rtt), ("GET /api/status (whole board)", status)):
         print(f"  {name:32} median {statistics.median(xs):6.1f}   p99 {pct(xs, 99):6.1f}")
     print(f"daemon CPU, TAS-100 with all 115 lines ringing, over {args.seconds:g} s:")
     for name, share in cpu.items():
