@@ -167,6 +167,14 @@ def brightness(png: bytes, boxes) -> list:
     return out
 
 
+def wait_for(cond, what, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {seconds:g} s for {what}")
+        time.sleep(0.05)
+
+
 def ring(page, line, caller=None):
     """Ring a line with the page's simulator control."""
     page.select_option("#sim-line", line)
@@ -253,14 +261,12 @@ def test_ok__a_key_held_down_is_down(page):
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
     expect(key(page, "p1-dial-5")).to_have_class(re.compile(r"\bdown\b"))
-    page.wait_for_timeout(300)
+    wait_for(lambda: "p1-dial-5" in status(page)["keys_down"], "the key to go down")
+    page.wait_for_timeout(300)                     # held: still down
     assert "p1-dial-5" in status(page)["keys_down"]
     page.mouse.up()
     expect(key(page, "p1-dial-5")).not_to_have_class(re.compile(r"\bdown\b"))
-    deadline = time.monotonic() + 5
-    while "p1-dial-5" in status(page)["keys_down"] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "p1-dial-5" not in status(page)["keys_down"]
+    wait_for(lambda: "p1-dial-5" not in status(page)["keys_down"], "the key to come up")
     expect(page.locator(".position[data-position='1'] .pos-digits")).to_have_text("5")
 
 
