@@ -191,7 +191,8 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         try:
             await resp.prepare(request)
             # The snapshot comes after subscribing, so nothing falls in between.
-            await resp.write(_sse(daemon.snapshot(), "snapshot"))
+            # Reconnect a second after losing the daemon (a restart), then read it all again.
+            await resp.write(b"retry: 1000\n\n" + _sse(daemon.snapshot(), "snapshot"))
             loop = asyncio.get_running_loop()
             quiet_since = loop.time()
             testing = _lamp_test_running(daemon)

@@ -434,49 +434,99 @@ def test_fail__body_that_is_not_json(desk_http):
     assert e.value.code == 400 and "must be JSON" in json.loads(e.value.read())["error"]
 
 
-def run_with_view(check, real=False, **web_args):
-    """Run the real daemon (simulated desk board) with a view in a thread of this
-    process, call ``check(url)`` here (where Playwright's loop lives), then stop both.
+class InProcess:
+    """The real daemon (simulated desk board) with its view, on a thread of this
+    process, so a test can reach inside: restart the view, press keys by hand.
 
     ``real=True``: the daemon drives the board as a real one (no simulator
-    commands); the board's outside world is still simulated, and ``check(url,
-    world)`` presses its keys by hand."""
-    import asyncio
-    import threading
+    commands); the board's outside world is still simulated (``world``), and
+    the test presses its keys by hand. Playwright's own loop stays on the
+    test's thread."""
 
-    from firmware import web
-    from firmware.boardfile import find_board, load_board
-    from firmware.daemon import Daemon, choose_panel
+    def __init__(self, real=False, **web_args):
+        import asyncio
+        import threading
 
-    started = threading.Event()
-    box = {}
+        from firmware import web
+        from firmware.boardfile import find_board, load_board
+        from firmware.daemon import Daemon, choose_panel
 
-    async def serve():
-        board = load_board(find_board("desk"))
-        panel, sim, _ = choose_panel(board, True, None)
-        box["world"] = sim
-        daemon = Daemon(board, panel, sim=None if real else sim)
+        self.web_args = web_args
+        started = threading.Event()
 
-        async def on_ready():
-            box["runner"], box["url"] = await web.start_web(daemon, "127.0.0.1", 0, **web_args)
-            box["daemon"], box["loop"] = daemon, asyncio.get_running_loop()
-            started.set()
+        async def serve():
+            board = load_board(find_board("desk"))
+            panel, self.world, _ = choose_panel(board, True, None)
+            self.daemon = Daemon(board, panel, sim=None if real else self.world)
+
+            async def on_ready():
+                self.loop = asyncio.get_running_loop()
+                await self._start_view(0)
+                started.set()
+            try:
+                await self.daemon.run(on_ready)
+            finally:
+                if self.runner is not None:
+                    await self.runner.cleanup()
+                panel.close()
+
+        self.runner = None
+        self._web = web
+        self.thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+        self.thread.start()
+        if not started.wait(15):
+            pytest.fail("the daemon did not start")
+
+    async def _start_view(self, port):
+        self.runner, self.url = await self._web.start_web(self.daemon, "127.0.0.1", port,
+                                                          **self.web_args)
+
+    def _run(self, coro):
+        import asyncio
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(15)
+
+    def stop_view(self):
+        self._run(self.runner.cleanup())
+        self.runner = None
+
+    def start_view(self, port):
+        self._run(self._start_view(port))
+
+    def call(self, name, **args):
+        return self._run(self.daemon.request(name, args))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.daemon.stop)
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "the daemon did not stop"
+
+
+def run_with_view(check, real=False, **web_args):
+    """Call ``check(url)`` (``check(url, world)`` for a real board) against an in-process daemon."""
+    with InProcess(real, **web_args) as d:
+        return check(d.url, d.world) if real else check(d.url)
+
+
+def test_ok__page_reconnects_and_reads_the_board_again(browser):
+    with InProcess() as d:
+        pg = browser.new_page()
         try:
-            await daemon.run(on_ready)
+            pg.goto(d.url)
+            expect(pg.locator("body")).not_to_have_class(re.compile(r"\boffline\b"))
+            port = d.runner.port
+            d.stop_view()                            # the view goes away (a restart) ...
+            expect(pg.locator("body")).to_have_class(re.compile(r"\boffline\b"))
+            d.call("ring", line="203")                 # ... the board changes meanwhile ...
+            d.start_view(port)                         # ... and the view is back
+            expect(pg.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=10000)
+            expect(pg.locator('.lamp[data-lamp="line-203"]')).to_have_attribute("data-cadence", "flash")
+            d.call("hangup", line="203")               # and it follows the board again
+            expect(pg.locator('.lamp[data-lamp="line-203"]')).to_have_attribute("data-cadence", "dark")
         finally:
-            if "runner" in box:
-                await box["runner"].cleanup()
-            panel.close()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    assert started.wait(15), "the daemon did not start"
-    try:
-        return check(box["url"], box["world"]) if real else check(box["url"])
-    finally:
-        box["loop"].call_soon_threadsafe(box["daemon"].stop)
-        thread.join(15)
-        assert not thread.is_alive(), "the daemon did not stop"
+            pg.close()
 
 
 def test_ok__token_opens_the_view(browser):
