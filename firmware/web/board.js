@@ -93,8 +93,7 @@
 
   let resyncTimer = null, fetching = false, eventsDuringFetch = 0;
   function resyncSoon() {
-    if (fetching) { eventsDuringFetch++; return; }
-    if (resyncTimer) return;
+    if (fetching || resyncTimer) return;  // a fetch under way reads again when it is done
     resyncTimer = setTimeout(resync, 120);
   }
   async function resync() {
@@ -130,6 +129,7 @@
   // -- events ---------------------------------------------------------------
   function onEvent(ev) {
     if (!snap) return;
+    if (fetching) eventsDuringFetch++;     // the snapshot on its way may predate this
     switch (ev.type) {
       case "lamp":
         if (ev.cadence === undefined) break;   // a bare level (lamp test): read the snapshot
