@@ -28,6 +28,7 @@ import contextlib
 import hmac
 import ipaddress
 import json
+import os
 import secrets
 import socket
 from pathlib import Path
@@ -268,8 +269,9 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         await web.TCPSite(runner, host, port).start()
     except OSError as e:
         await runner.cleanup()
-        raise ControlError(f"board view: cannot listen on {host}:{port}: {e.strerror}; "
-                           "choose another port (--web-port)") from e
+        why = os.strerror(e.errno) if e.errno else str(e)
+        raise ControlError(f"board view: cannot listen on {host}:{port}: {why}; "
+                           "choose another port (--web-port) or stop what uses it") from e
     return runner, runner.url
 
 

@@ -613,3 +613,18 @@ def test_ok__real_board_view_follows_the_keys(browser):
             pg.close()
         return True
     assert run_with_view(check, real=True)
+
+
+def test_fail__port_in_use_gets_a_clear_error(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(python_cmd("firmware.daemon", "--sim", "--web-port", port,
+                                      "--socket", tmp_path / "ctl.sock"),
+                           env=project_env(), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert f"board view: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "ctl.sock").exists()
