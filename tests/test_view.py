@@ -628,3 +628,25 @@ def test_fail__port_in_use_gets_a_clear_error(tmp_path):
     assert f"board view: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "ctl.sock").exists()
+
+
+def test_ok__message_waiting_and_fault_lamps(browser):
+    from firmware.state import Fault, MessageWaiting
+    with InProcess() as d:
+        pg = browser.new_page()
+        try:
+            pg.goto(d.url)
+            expect(pg.locator("body")).not_to_have_class(re.compile(r"\boffline\b"))
+            d.daemon.post(MessageWaiting("203", 2))
+            expect(pg.locator('.lamp[data-lamp="msg-203"]')).to_have_attribute("data-cadence", "steady")
+            expect(pg.locator('.line[data-line="203"] .state .more')).to_have_text("2 messages")
+            d.daemon.post(Fault("printer", "paper out"))
+            expect(pg.locator("#lamp-fault")).to_have_attribute("data-cadence", "steady")
+            expect(pg.locator("#log")).to_contain_text("fault: printer: paper out")
+            expect(pg.locator("#lamp-fault")).to_have_attribute("title", "printer: paper out")
+            assert lit(pg, "fault", "msg-203", "msg-201") == [True, True, False]
+            d.daemon.post(Fault("printer", None))       # cleared: only the lamp says so
+            expect(pg.locator("#lamp-fault")).to_have_attribute("data-cadence", "dark")
+            expect(pg.locator("#lamp-fault")).to_have_attribute("title", "no faults")
+        finally:
+            pg.close()

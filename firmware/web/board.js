@@ -135,7 +135,7 @@
         if (ev.cadence === undefined) break;   // a bare level (lamp test): read the snapshot
         snap.lamps[ev.lamp] = {cadence: ev.cadence, lit: false};
         setLamp(ev.lamp, ev.cadence);
-        return;
+        break;                                  // a fault lamp's reason is in the snapshot
       case "line": {
         const ln = snap.lines.find((l) => l.number === ev.line);
         if (ln) { Object.assign(ln, {state: ev.state, position: ev.position, rings: ev.rings}); drawLine(ln); }
