@@ -18,13 +18,12 @@ carry the ``X-Switchboard-Request`` header, which a cross-site form cannot send
 and a cross-site script cannot send without a CORS preflight this server never
 grants. Bound beyond loopback, every request for the page or the API must also
 carry the access token (``?token=`` or the ``X-Switchboard-Token`` header);
-``url`` on the returned runner is the address to open, token included.
+``start_web`` returns the address to open, token included, for the daemon to print.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import ipaddress
 import json
@@ -231,13 +230,15 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
                                    + json.dumps({f: "..." for f in fields}))
             if not isinstance(args, dict):
                 return _error(400, f"{request.path}: the body must be a JSON object")
-            unknown = set(args) - set(fields) - set(optional)
-            missing = [f for f in fields if not isinstance(args.get(f), str) or not args[f]]
-            if missing or unknown:
-                return _error(400, f"{request.path}: expected string field(s) "
-                                   f"{', '.join(fields)}"
-                                   + (f" (optional {', '.join(optional)})" if optional else "")
-                                   + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else ""))
+            unknown = sorted(set(args) - set(fields) - set(optional))
+            bad = [f for f in fields if not isinstance(args.get(f), str) or not args[f]]
+            bad += [f for f in optional if args.get(f) is not None and not isinstance(args[f], str)]
+            if bad or unknown:
+                shape = ", ".join([f'"{f}": "..."' for f in fields] +
+                                  [f'"{f}": "..." (optional)' for f in optional])
+                why = "; ".join(([f"missing or not a string: {', '.join(bad)}"] if bad else []) +
+                                ([f"unknown: {', '.join(unknown)}"] if unknown else []))
+                return _error(400, f"{request.path}: expected {{{shape}}}; {why}")
             try:
                 result = await daemon.request(name, args)
             except (ControlError, SwitchboardError, KeyError, ValueError) as e:

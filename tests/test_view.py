@@ -417,9 +417,10 @@ def test_fail__post_from_another_origin_is_refused(desk_http):
 
 @pytest.mark.parametrize("path, body, expected", [
     ("api/press", {"key": "line-999"}, "line-999"),
-    ("api/press", {}, "expected string field(s) key"),
+    ("api/press", {}, 'expected {"key": "..."}; missing or not a string: key'),
     ("api/press", {"key": "line-201", "extra": 1}, "unknown: extra"),
     ("api/ring", {"line": "777"}, "777"),
+    ("api/ring", {"line": "201", "caller": 5551234}, "missing or not a string: caller"),
 ])
 def test_fail__bad_requests_get_a_clear_error(desk_http, path, body, expected):
     code, reply = api(desk_http, path, body)
