@@ -223,6 +223,7 @@
       if (!resyncTimer) resyncTimer = setTimeout(resync, 100);
     }
     document.body.classList.toggle("key-test", !!s.key_test);
+    drawAdapters(s);
     const faults = Object.entries(s.faults || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
     $("lamp-fault").title = faults || "no faults";
   }
@@ -396,6 +397,24 @@
           : ln ? `on ${ln.number} ${ln.label}` : "free";
       panel.querySelector(".pos-digits").textContent = pos.digits || "";
     }
+  }
+
+  // Adapters (telephony, time clock, printer) report their status under their
+  // own names in the snapshot: one chip each, red when it reports an error.
+  const SNAPSHOT_KEYS = new Set(["board", "title", "now", "lines", "lamps", "positions",
+    "switches", "keys_down", "stuck", "faults", "key_test", "lamp_test", "sim", "keys", "uptime_s"]);
+  function drawAdapters(s) {
+    const box = $("adapters");
+    const chips = Object.entries(s)
+      .filter(([k, v]) => !SNAPSHOT_KEYS.has(k) && v && typeof v === "object" && !Array.isArray(v))
+      .map(([name, st]) => {
+        const bad = !!st.error || st.ok === false;
+        const chip = el("span", "adapter" + (bad ? " bad" : ""), name);
+        chip.title = Object.entries(st).map(([k, v]) =>
+          `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("\n");
+        return chip;
+      });
+    box.replaceChildren(...chips);
   }
 
   function addLamp(name, e) {
