@@ -531,7 +531,7 @@
   window.addEventListener("resize", () => { clearTimeout(fitTimer); fitTimer = setTimeout(fit, 100); });
 
   // For tests and the curious: the page's idea of the daemon's clock.
-  window.switchboardView = {daemonNow, snapshot: () => snap};
+  window.switchboardView = {daemonNow, snapshot: () => snap, timed: () => bestRtt < Infinity};
 
   interrupter();
   connect();
