@@ -205,7 +205,8 @@ def test_ok__ring_flash_answer_steady_hold_wink_release_dark(page):
     key(page, "p1-hold").click()
     expect(lamp(page, "line-202")).to_have_attribute("data-cadence", "wink")
     share, changes = duty(watch(page, "line-202", 1.6))
-    assert 0.65 < share < 0.92 and changes >= 4, (share, changes)   # on most of the time
+    # On most of the time, with short dark blinks (flash: half; steady: all).
+    assert 0.62 < share < 0.95 and changes >= 2, (share, changes)
     assert line_state(page, "202")["state"] == "held"
 
     key(page, "line-202").click()                  # pick it up again ...
