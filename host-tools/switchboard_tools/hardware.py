@@ -313,7 +313,10 @@ def bom_needs(board: Board) -> dict[str, int]:
         "header-cable": 1,
         "key-momentary": sum(not k.latching for k in keys),
         "key-latching": sum(k.latching for k in keys),
-        "lamp": len(board.lamps),
+        # Lamps on header pins are LEDs (3.3 V, a few mA); lamps on a 74HC595
+        # chain are 24 V bulbs (or LEDs with resistors) through a ULN2803.
+        "lamp-led": len(direct_lamps),
+        "lamp-24v": len(board.lamps) - len(direct_lamps),
         "usb-audio": board.positions,
         "headset": board.positions,
         # A 1k in series with every key on a header pin: the pin survives a key
@@ -365,7 +368,22 @@ def read_bom(path: Path) -> list[dict]:
                                   "a price in US dollars, 0 or more") from None
         row["qty"] = int(float(row["qty"]))
         row["unit_price_usd"] = float(row["unit_price_usd"])
+        refs = _ref_count(row["ref"])
+        if refs is not None and refs != row["qty"]:
+            raise ConfigError(path, f"line {i}.ref", row["ref"],
+                              f"{row['qty']} reference designators to match qty {row['qty']} "
+                              f"(the range names {refs})")
     return rows
+
+
+def _ref_count(ref: str) -> int | None:
+    """How many parts a designator names: "R1" is 1, "R20-R51" is 32; None if free text."""
+    import re
+    m = re.fullmatch(r"([A-Z]+)(\d+)(?:-\1(\d+))?", ref.strip())
+    if not m:
+        return None
+    first, last = int(m.group(2)), int(m.group(3) or m.group(2))
+    return last - first + 1 if last >= first else 0
 
 
 def check_bom(board: Board, rows: list[dict]) -> list[dict]:
@@ -403,7 +421,7 @@ CHAIN_COLUMNS = [("bit", "Bit"), ("ref", "Chip"), ("chip_pin", "Chip pin"),
                  ("active", "Active")]
 
 
-def generate(board: Board, out: Path, pictures=("svg", "png")) -> list[Path]:
+def generate(board: Board, out: Path, pictures=("svg",)) -> list[Path]:
     """Write a board's pin table, chain map and wiring picture into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
