@@ -269,7 +269,7 @@ def _chain_node(board: Board, chain) -> str:
                          f'<td align="left">{_esc(text)}</td></tr>')
     if is_in:
         cascade = ("Cascade: QH (pin 9) of each chip to SER (pin 10) of the chip before it; "
-                   "SER of the last chip to GND")
+                   "SER of the last chip to 3V3")
     else:
         cascade = ("Cascade: QH&#39; (pin 9) of each chip to SER (pin 14) of the chip after it; "
                    "OE (pin 13) to GND, SRCLR (pin 10) to 3V3")

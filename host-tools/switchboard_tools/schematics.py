@@ -148,7 +148,7 @@ def chain_165(d):
     d += elm.Line().toy(u1.SER[1])
     d += elm.Line().tox(u1.SER[0])
     d += elm.Line().at(u2.SER).left(1.4)
-    d += elm.Ground().label("last chip: SER to GND", loc="left", halign="right")
+    d += elm.Dot(open=True).label("last chip: SER to 3V3", loc="left", halign="right")
     for u in (u1, u2):
         d += elm.Line().at(u.INH).left(0.2)
         d += elm.Ground(lead=False).right().scale(0.6)
@@ -159,7 +159,7 @@ def chain_165(d):
         d += elm.Line().at(u.IN).up(0.7)
         d += elm.Label().label("8 keys, each\n10k to 3V3", loc="top")
     d += elm.Label().at((6, -5.0)).label(
-        "load low (>= 1 µs, then settle_us) samples every key; each clock shifts one bit "
+        "load held low for settle_us samples every key; then each clock shifts one bit "
         "towards the Pi.", halign="center")
 
 
