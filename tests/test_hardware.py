@@ -235,3 +235,43 @@ def test_ok__schematics_are_drawn_by_schemdraw(tmp_path):
     doc = (HARDWARE / "BLOCKS.md").read_text()
     for stem in BLOCKS:
         assert f"blocks/{stem}.svg" in doc, stem
+
+
+# -- the build guide ------------------------------------------------------------
+def _build_guide_rows():
+    """The BUILD.md rows "| line-201, 202 | GPIO18, 23 | 12, 16 |", expanded."""
+    import re
+    rows = []
+    for line in (HARDWARE / "BUILD.md").read_text().splitlines():
+        m = re.match(r"^\| ([a-z0-9, -]+?)(?: \(.*\))? \| (GPIO[0-9, ]+) \| ([0-9, ]+) \|$", line)
+        if not m:
+            continue
+        names, gpios, pins = ([x.strip() for x in g.split(",")] for g in m.groups())
+        prefix = names[0].rsplit("-", 1)[0] + "-" if "-" in names[0] else ""
+        names = [names[0]] + [n if "-" in n else prefix + n for n in names[1:]]
+        gpios = [g if g.startswith("GPIO") else "GPIO" + g for g in gpios]
+        assert len(names) == len(gpios) == len(pins), line
+        rows += list(zip(names, gpios, map(int, pins)))
+    return rows
+
+
+def test_ok__build_guide_tables_agree_with_the_desk_board_file():
+    board = load_board(BOARDS["desk"])
+    aliases = {"secrecy switch": "secrecy", "position-split key": "split"}
+    rows = _build_guide_rows()
+    seen = set()
+    for name, gpio, pin in rows:
+        name = aliases.get(name, name)
+        # A row names a key or a lamp (line-201 is both: the table says which).
+        candidates = [i for i in (board.keys.get(name), board.lamps.get(name)) if i is not None]
+        assert any((i.wire.pin, i.wire.board_pin) == (gpio, pin) for i in candidates), \
+            (name, gpio, pin)
+        seen.update((i.name, i.wire.pin) for i in candidates if i.wire.pin == gpio)
+    # Every key and lamp on a header pin is in the guide.
+    direct = {(i.name, i.wire.pin) for i in list(board.keys.values()) + list(board.lamps.values())
+              if i.wire.pin}
+    assert direct == seen
+    text = (HARDWARE / "BUILD.md").read_text()
+    for step in ("switchboard-hardware self-test desk", "switchboard-diag lamp-test",
+                 "switchboard-diag key-test", "desk-wiring.svg", "blocks/chain-165.svg"):
+        assert step in text
