@@ -155,6 +155,20 @@ class SimBoard:
         both = list(dict.fromkeys(self._pulls[a] + self._pulls[b]))
         self._pulls[a], self._pulls[b] = both, list(both)
 
+    def rewire_key(self, name: str, where: str):
+        """The key is wired to another input: a chain bit ("keys:15") or a header pin ("GPIO10")."""
+        from .boardfile import Wire
+        own = self._key(name).wire
+        chain, _, bit = where.partition(":")
+        if bit:
+            if chain not in self.in_chips or not bit.isdigit() or \
+                    int(bit) >= self.in_chips[chain].chain.bits:
+                raise ControlError(f"rewire_key: no input {where!r} on this board")
+            wire = Wire(text=where, chain=chain, bit=int(bit), active_low=True)
+        else:
+            wire = Wire(text=where, pin=where, active_low=own.active_low)
+        self._pulls[name] = [wire]
+
     def short_chain(self, chain: str, chips: int, tail_high: bool = True):
         """Only the first ``chips`` chips of a chain are there (or answer).
 

@@ -78,6 +78,27 @@ def test_fail__two_keys_swapped_are_named_with_their_inputs(name, a, b, where_a,
     assert f"SWAPPED: {a} and {b} are swapped" in table
 
 
+@pytest.mark.parametrize("name, key, wired_to, text", [
+    # An unused chain bit, another key's bit, a free header pin.
+    ("desk", "p1-hold", "keys:15", "p1-hold is wired to keys:15 [no key in the board file], "
+     "the board file says keys:0 (U1 input A, DIP pin 11)"),
+    ("desk", "p2-stamp", "keys:17", "p2-stamp is wired to keys:17 [p2-release], "
+     "the board file says keys:18 (U3 input C, DIP pin 13)"),
+    ("desk", "line-201", "GPIO10", "line-201 is wired to GPIO10 [no key in the board file], "
+     "the board file says GPIO4 (header pin 7)"),
+    ("tas100", "line-250", "keys:119", "line-250 is wired to keys:119 [no key in the board file], "
+     "the board file says keys:49 (U7 input B, DIP pin 12)"),
+])
+def test_fail__a_key_on_the_wrong_input_is_named_with_both_places(name, key, wired_to, text):
+    report = run_selftest(name, f"rewire:{key},{wired_to}")
+    assert faults_of(report) == [("wrong-input", (key,))]
+    assert report.faults[0].text == text
+    assert report.faults[0].action.startswith(f"move the wire from {wired_to}")
+    rows = {r["key"]: r for r in report.keys}
+    assert rows[key]["seen"] == [wired_to]
+    assert [r["key"] for r in report.keys if r["verdict"] != "ok"] == [key]
+
+
 @pytest.mark.parametrize("name, a, b", [
     ("desk", "line-202", "line-203"),            # two header pins
     ("desk", "p1-hold", "p1-release"),           # neighbouring chain inputs
@@ -168,7 +189,7 @@ def test_ok__the_sim_faults_fool_the_daemons_panel_too():
 
 def test_fail__bad_fault_text_is_a_clear_error():
     sim = SimBoard(BOARDS["desk"])
-    with pytest.raises(ConfigError, match="expected swap:KEY,KEY, short:KEY,KEY or short-chain"):
+    with pytest.raises(ConfigError, match="expected swap:KEY,KEY, short:KEY,KEY, rewire:KEY,INPUT or short-chain"):
         apply_fault(sim, "swap:line-201")
     with pytest.raises(Exception, match="no key 'line-999'"):
         apply_fault(sim, "swap:line-201,line-999")

@@ -15,6 +15,7 @@ says) are listed with where to look.
 
 ``--sim`` runs the same test on the simulated board, with ``--fault`` to wire
 it wrongly on purpose: ``swap:line-201,line-206``, ``short:p1-hold,p1-release``,
+``rewire:p1-hold,keys:15`` (a key on the wrong input),
 ``short-chain:keys:17`` (only 17 chips answer), ``short-chain:keys:17:low``
 (the last chip's SER tied low).
 """
@@ -41,13 +42,16 @@ class Bench:
     exercises the same shift sequence the daemon will.
     """
 
-    def __init__(self, board: Board, pin_factory=None):
+    #: Free pins the bench leaves alone: the HAT EEPROM's and the UART's (a serial console).
+    UNWATCHED = ("GPIO0", "GPIO1", "GPIO14", "GPIO15")
+
+    def __init__(self, board: Board, pin_factory=None, watch_free=True):
         from gpiozero import DigitalInputDevice, DigitalOutputDevice
         from firmware.gpio import ShiftInChain, ShiftOutChain
         self.board = board
-        self.devices = []
         self.in_chains, self.out_chains, self.registers = {}, {}, {}
         self.pins_in, self.lamps_out = {}, {}
+        self.free_pins = []         # watched with a pull-up: a key wired to one is found there
         try:
             for chain in board.chains.values():
                 if chain.type == "74HC165":
@@ -70,6 +74,13 @@ class Bench:
                         pin_factory=pin_factory)
                 else:
                     self.registers[w.chain][w.bit] = w.active_low      # dark
+            if watch_free:
+                from .hardware import pin_table
+                for row in pin_table(board):
+                    if row["kind"] == "free" and row["name"] not in self.UNWATCHED:
+                        self.pins_in[row["name"]] = DigitalInputDevice(
+                            row["name"], pull_up=True, pin_factory=pin_factory)
+                        self.free_pins.append(row["name"])
         except Exception:
             self.close()
             raise
@@ -132,7 +143,8 @@ class ConsoleTechnician:
         return [a for a in answer.replace(",", " ").split() if a]
 
     def ask_key(self, key, index, total, what):
-        self.out.write(f"[{index}/{total}] {what} {key.name} ({key.wire.text}), then let it go "
+        then = "" if key.latching else ", then let it go"
+        self.out.write(f"[{index}/{total}] {what} {key.name} ({key.wire.text}){then} "
                        "(Enter to skip) ... ")
         self.out.flush()
 
@@ -230,9 +242,9 @@ class SelfTest:
             letter = LETTERS[bit % 8]
             return (f"{input_id} ({_ref(self.board, chain, bit // 8)} input {letter}, "
                     f"DIP pin {HC165_PINS[letter]})")
-        for key in self.board.keys.values():
-            if key.wire.pin == input_id:
-                return f"{input_id} (header pin {key.wire.board_pin})"
+        from firmware.boardfile import _board_info
+        for _, info in _board_info().find_pin(input_id):
+            return f"{input_id} (header pin {info.number})"
         return input_id
 
     def named(self, input_id):
@@ -254,6 +266,8 @@ class SelfTest:
 
     def _stuck(self, idle, report):
         for input_id, level in idle.items():
+            if input_id in self.bench.free_pins:
+                continue        # something else may hold a free pin low: not this board's fault
             w = self._wire_of(input_id)
             active_low = w.active_low if w is not None else True    # chain inputs: keys to GND
             if level == active_low:       # idle: an active-low input rests high
@@ -287,7 +301,7 @@ class SelfTest:
         keys = list(self.board.keys.values())
         stuck = set(report.stuck)
         for i, key in enumerate(keys, start=1):
-            what = "turn on" if key.latching else "press"
+            what = "turn on, then off again:" if key.latching else "press"
             self.tech.ask_key(key, i, len(keys), what)
             seen, skipped = self._watch(idle, stuck)
             expected = _input_id(key.wire)
@@ -552,8 +566,8 @@ def add_arguments(p):
     p.add_argument("--sim", action="store_true",
                    help="run on the simulated board (with --fault to wire it wrongly)")
     p.add_argument("--fault", action="append", default=[], metavar="FAULT",
-                   help="simulated board only: swap:KEY,KEY  short:KEY,KEY  "
-                        "short-chain:CHAIN:CHIPS[:low]  (repeatable)")
+                   help="simulated board only: swap:KEY,KEY  short:KEY,KEY  rewire:KEY,INPUT "
+                        "(INPUT: keys:15 or GPIO10)  short-chain:CHAIN:CHIPS[:low]  (repeatable)")
     p.add_argument("--key-timeout", type=float, default=None,
                    help="seconds to wait for each key (default 20; 0.2 with --sim)")
     p.add_argument("--pin-factory", default=None,
@@ -567,6 +581,10 @@ def apply_fault(sim, text: str):
             a, b = rest.split(",")
             (sim.swap_keys if kind == "swap" else sim.short_keys)(a.strip(), b.strip())
             return
+        if kind == "rewire":
+            key, where = rest.split(",")
+            sim.rewire_key(key.strip(), where.strip())
+            return
         if kind == "short-chain":
             parts = rest.split(":")
             sim.short_chain(parts[0], int(parts[1]), tail_high=not (len(parts) > 2 and parts[2] == "low"))
@@ -574,7 +592,8 @@ def apply_fault(sim, text: str):
     except (ValueError, IndexError):
         pass
     raise ConfigError("--fault", "", text, None, message=(
-        f"--fault {text!r}: expected swap:KEY,KEY, short:KEY,KEY or short-chain:CHAIN:CHIPS[:low], "
+        f"--fault {text!r}: expected swap:KEY,KEY, short:KEY,KEY, rewire:KEY,INPUT or "
+        "short-chain:CHAIN:CHIPS[:low], "
         "with keys named as in the board file (line-201, p1-hold)"))
 
 
