@@ -490,30 +490,34 @@ def main(argv=None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    _add = sub.add_parser
-    sub.add_parser = lambda *a, **kw: _add(*a, parents=[common], **kw)
-    p = sub.add_parser("pins", help="the header pin table of a board")
+
+    def add(name, help):
+        return sub.add_parser(name, help=help, description=help, parents=[common])
+
+    p = add("pins", "the header pin table of a board")
     p.add_argument("board", help="board file path or shipped board name (desk, tas100)")
-    p = sub.add_parser("chains", help="the chain map of a board (chip and bit of each key/lamp)")
+    p = add("chains", "the chain map of a board (chip and bit of each key/lamp)")
     p.add_argument("board")
-    p = sub.add_parser("wiring", help="draw the wiring picture (Graphviz)")
+    p = add("wiring", "draw the wiring picture (Graphviz)")
     p.add_argument("board")
     p.add_argument("-o", "--output", required=True, help="picture file: .svg or .png")
-    p = sub.add_parser("bom", help="check a bill of materials against the board file")
+    p = add("bom", "check a bill of materials against the board file")
     p.add_argument("board")
     p.add_argument("--csv", help="BOM file (default hardware/bom-<board>.csv)")
-    p = sub.add_parser("generate", help="write tables and pictures for boards into a folder")
+    p = add("generate", "write tables and pictures for boards into a folder")
     p.add_argument("boards", nargs="*", help="boards (default: every shipped board)")
     p.add_argument("-o", "--out", help="folder (default: hardware/)")
-    p = sub.add_parser("schematics", help="draw the building blocks' schematics (schemdraw)")
+    p = add("schematics", "draw the building blocks' schematics (schemdraw)")
     p.add_argument("-o", "--out", help="folder (default: hardware/blocks/)")
-    p = sub.add_parser("self-test", help="bench self-test of a wired board (see BUILD.md)")
+    p = add("self-test", "bench self-test of a wired board (see BUILD.md)")
     from .selftest import add_arguments
     add_arguments(p)
     args = ap.parse_args(argv)
     try:
         return _run(args)
-    except (SwitchboardError, ConfigError) as e:
+    except BrokenPipeError:         # the reader (head, less) went away: nothing to say
+        return 1
+    except (SwitchboardError, OSError) as e:
         if args.json:
             print(json.dumps({"ok": False, "error": str(e)}))
         else:

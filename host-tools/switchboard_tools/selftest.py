@@ -223,8 +223,9 @@ class Report:
 
 class SelfTest:
     def __init__(self, board: Board, bench: Bench, tech, *, key_timeout_s=20.0, sleep=time.sleep,
-                 poll_s=None):
+                 poll_s=None, only=None):
         self.board, self.bench, self.tech = board, bench, tech
+        self.only = only              # "lamps", "keys" or None for both
         self.poll_s = poll_s if poll_s is not None else board.scan_ms / 1000.0
         self.max_polls = max(3, int(key_timeout_s / max(self.poll_s, 1e-3)))
         self.sleep = sleep
@@ -258,8 +259,10 @@ class SelfTest:
         self.tech.prepare(self.board)
         idle = self.bench.inputs()
         self._stuck(idle, report)
-        self._lamps(report)
-        self._keys(idle, report)
+        if self.only != "keys":
+            self._lamps(report)
+        if self.only != "lamps":
+            self._keys(idle, report)
         self.bench.light_only(None)
         self._diagnose(report)
         return report
@@ -570,6 +573,8 @@ def add_arguments(p):
                         "(INPUT: keys:15 or GPIO10)  short-chain:CHAIN:CHIPS[:low]  (repeatable)")
     p.add_argument("--key-timeout", type=float, default=None,
                    help="seconds to wait for each key (default 20; 0.2 with --sim)")
+    p.add_argument("--only", choices=("lamps", "keys"), default=None,
+                   help="walk only the lamps, or only the keys")
     p.add_argument("--pin-factory", default=None,
                    help="gpiozero pin factory on a real Pi (lgpio, rpigpio, ...)")
 
@@ -622,7 +627,8 @@ def run_from_args(args) -> int:
     bench = Bench(board, pin_factory=factory)
     try:
         timeout = args.key_timeout if args.key_timeout is not None else 0.2 if args.sim else 20.0
-        report = SelfTest(board, bench, tech, key_timeout_s=timeout, sleep=sleep).run()
+        report = SelfTest(board, bench, tech, key_timeout_s=timeout, sleep=sleep,
+                          only=args.only).run()
     finally:
         bench.close()
     if args.json:
