@@ -18,7 +18,8 @@ FONT = 12
 
 def _drawing(fmt: str):
     d = schemdraw.Drawing(canvas="matplotlib" if fmt == "png" else "svg", show=False)
-    d.config(fontsize=FONT, unit=2.5)
+    # The SVG backend sizes the page from the parts, not the text: leave room for labels.
+    d.config(fontsize=FONT, unit=2.5, margin=2.5, bgcolor="white")
     return d
 
 
@@ -66,11 +67,11 @@ def lamp_24v(d):
     top = 6.0
     for i, pin in enumerate(("C1", "C2", "C8")):
         start = getattr(uln, pin)
-        x = start[0] + 1.6 + 2.0 * i
+        x = start[0] + 1.6 + 2.6 * i
         d += elm.Line().at(start).tox(x)
         d += elm.Line().toy(top - 2.2)
         d += elm.Lamp().up().toy(top).label(f"bulb {pin[1]}", loc="bottom")
-    d += elm.Line().at((uln.C1[0] + 1.6, top)).tox(uln.C1[0] + 1.6 + 4.0)
+    d += elm.Line().at((uln.C1[0] + 1.6, top)).tox(uln.C1[0] + 1.6 + 5.2)
     d += elm.Dot()
     d += elm.Line().up(0.6)
     d += elm.Vdd().label("+24 V lamp supply")
@@ -82,7 +83,7 @@ def lamp_24v(d):
 def key_inputs(d):
     """(a) A key on a header pin; (b) a key on a 74HC165 input."""
     # (a) header pin, internal pull-up, series protection resistor.
-    d += elm.Label().at((0, 0)).label("(a) key on a header pin", halign="left", valign="bottom")
+    d += elm.Label().at((0, 1.2)).label("(a) key on a header pin", halign="left", valign="bottom")
     d += elm.Ground().at((0.5, -4))
     d += elm.Line().at((0.5, -4)).up(0.5)
     d += elm.Button().up().label("key", loc="bottom")
@@ -243,7 +244,7 @@ def ring_detect(d):
 
 def loop_detect(d):
     """Loop-current detector: the customer's phone is off hook (secrecy)."""
-    opto = elm.Optocoupler().anchor("anode").at((6, 0))
+    opto = elm.Optocoupler().anchor("anode").at((7.6, 0))
     d += opto
     a, k = opto.anode, opto.cathode
     d += elm.Dot(open=True).at((0, a[1])).label("TIP from exchange", loc="left")
@@ -252,7 +253,7 @@ def loop_detect(d):
     d += elm.Line().tox(a[0])
     d += elm.Line().toy(k[1])
     # Three branches in parallel with the opto's LEDs, between its two ends.
-    for x, part, text in ((1.2, "R", "R2\n100 Ω\n1 W"), (2.8, "D+", "D2, D3"), (4.4, "D-", "D4, D5")):
+    for x, part, text in ((1.2, "R", "R2\n100 Ω\n1 W"), (3.4, "D+", "D2, D3"), (5.6, "D-", "D4, D5")):
         d += elm.Dot().at((x, a[1]))
         if part == "R":
             d += elm.Resistor().down().toy(k[1] - 2.5).label(text, loc="bottom")
@@ -264,7 +265,7 @@ def loop_detect(d):
             d += (d2.reverse() if part == "D-" else d2)
             d += elm.Line().toy(k[1] - 2.5)
         d += elm.Dot()
-    d += elm.Label().at((2.8, k[1] - 3.8)).label(
+    d += elm.Label().at((3.4, k[1] - 3.8)).label(
         "R2 shunts the first ~12 mA; the 1N4007 pairs clamp the LEDs to ~1.4 V during ringing",
         halign="center")
     d += elm.Line().at(opto.collector).up(0.8)
@@ -278,7 +279,7 @@ def loop_detect(d):
     d += elm.Line().at(opto.emitter).down(0.3)
     d += elm.Line().right(1.0)
     d += elm.Ground()
-    d += elm.Label().at((a[0] + 1.2, k[1] - 0.8)).label("U2 H11AA1 (AC input)", halign="center")
+    d += elm.Label().at((a[0] + 2.2, a[1] + 0.5)).label("U2 H11AA1 (AC input)", halign="right")
 
 
 def headsets(d):
