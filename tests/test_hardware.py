@@ -228,7 +228,9 @@ def test_ok__schematics_are_drawn_by_schemdraw(tmp_path):
     texts = {p.stem: p.read_text() for p in written}
     for stem, text in texts.items():
         ET.fromstring(text)
-        assert (HARDWARE / "blocks" / f"{stem}.svg").exists(), stem
+        committed = HARDWARE / "blocks" / f"{stem}.svg"
+        assert committed.read_text() == text, \
+            f"{committed} is stale: run switchboard-hardware schematics"
     assert "ULN2803A" in texts["lamp-24v"] and "MAX3232" in texts["printer"]
     assert "GPIO9 data" in texts["chain-165"]
     # Every block is explained in BLOCKS.md and shown there.
