@@ -32,10 +32,14 @@ def test_ok__header_pin_names_resolve_to_the_gpio(tmp_path, pin, gpio, header_pi
 
 
 @pytest.mark.parametrize("pin, expected", [
-    ("GPIO28", "a pin of the Pi's 40-pin header"),          # the SoC has it, the header does not
-    ("GPIO40", "a pin of the Pi's 40-pin header"),
-    ("BOARD41", "a pin of the Pi's 40-pin header"),
-    ("gpio4", "a pin of the Pi's 40-pin header"),
+    ("GPIO28", "GPIO28 is on the Pi's chip but not on the header, which carries GPIO0 to GPIO27"),
+    ("BCM40", "not on the header, which carries GPIO0 to GPIO27"),
+    ("BOARD41", "a pin of the Pi's 40-pin header, such as GPIO17, BCM17, BOARD11 or J8:11; "
+                "the header's pins are numbered 1 to 40"),
+    ("J8:0", "the header's pins are numbered 1 to 40"),
+    ("gpio4", "pin names are upper case: did you mean 'GPIO4'?"),
+    ("board7", "did you mean 'BOARD7'?"),
+    ("GPI04", "a pin of the Pi's 40-pin header"),            # a letter O for a zero
     ("BOARD1", "header pin 1 is 3V3, a power or ground pin"),
     ("BOARD2", "header pin 2 is 5V, a power or ground pin"),
     ("J8:6", "header pin 6 is GND, a power or ground pin"),
@@ -72,18 +76,18 @@ def test_ok__free_pin_is_accepted_wherever_it_is_used(tmp_path, where, old, new)
     assert load_board(_desk_with(tmp_path, old, new)).name == "desk"
 
 
-@pytest.mark.parametrize("other", [
-    'key = "^!GPIO17"',       # line 202's key pin, same name
-    'key = "^!BOARD11"',      # the same pin by its header number
-    'key = "^!J8:11"',
-    'key = "^!BCM17"',
+@pytest.mark.parametrize("other, named", [
+    ('key = "^!GPIO17"', ""),                                 # line 202's key pin, same name
+    ('key = "^!BOARD11"', ", named 'GPIO17' and 'BOARD11'"),  # the same pin by its number
+    ('key = "^!J8:11"', ", named 'GPIO17' and 'J8:11'"),
+    ('key = "^!BCM17"', ", named 'GPIO17' and 'BCM17'"),
 ])
-def test_fail__one_pin_used_twice_names_both_users(tmp_path, other):
+def test_fail__one_pin_used_twice_names_both_users(tmp_path, other, named):
     path = _desk_with(tmp_path, LINE_201_KEY, other)
     with pytest.raises(ConfigError) as e:
         load_board(path)
     msg = str(e.value)
-    assert "lines[1].key and lines[0].key both use GPIO17 (header pin 11)" in msg
+    assert f"lines[1].key and lines[0].key both use GPIO17 (header pin 11){named}: expected" in msg
     assert str(path) in msg
 
 
