@@ -104,6 +104,7 @@ class SimBoard:
         self._down: set[str] = set()
         # The inputs each key's contacts pull: its own, unless a fault rewired it.
         self._pulls = {name: [key.wire] for name, key in board.keys.items()}
+        self._lamp_wires = {}     # lamp -> the output it is really wired to (faults only)
         # Chips first: their pins must exist before the Panel's devices claim them.
         for chain in board.chains.values():
             if chain.type == "74HC165":
@@ -169,6 +170,16 @@ class SimBoard:
             wire = Wire(text=where, pin=where, active_low=own.active_low)
         self._pulls[name] = [wire]
 
+    def swap_lamps(self, a: str, b: str):
+        """The two lamps' wires are swapped: lighting ``a`` lights the lamp labelled ``b``."""
+        lamps = self.board.lamps
+        for name in (a, b):
+            if name not in lamps:
+                raise ControlError(f"no lamp {name!r} on the {self.board.name} board")
+        wa = self._lamp_wires.get(a, lamps[a].wire)
+        self._lamp_wires[a] = self._lamp_wires.get(b, lamps[b].wire)
+        self._lamp_wires[b] = wa
+
     def short_chain(self, chain: str, chips: int, tail_high: bool = True):
         """Only the first ``chips`` chips of a chain are there (or answer).
 
@@ -190,7 +201,7 @@ class SimBoard:
 
     def lamp_lit(self, name: str) -> bool:
         """Whether a lamp is lit, read from the pin or the chip's output."""
-        w = self.board.lamps[name].wire
+        w = self._lamp_wires.get(name) or self.board.lamps[name].wire
         if w.chain:
             level = self.out_chips[w.chain].outputs[w.bit]
         else:

@@ -150,6 +150,19 @@ def test_fail__lamp_chain_shorter_than_the_board_file_says():
     assert dark == [f"msg-{n}" for n in range(286, 301)]       # bits 200-214
 
 
+@pytest.mark.parametrize("name, a, b", [
+    ("desk", "line-201", "msg-204"),           # two header pins
+    ("tas100", "line-201", "msg-300"),         # two chain bits, chips U20 and U46
+])
+def test_fail__two_lamps_swapped_are_named(name, a, b):
+    report = run_selftest(name, f"swap-lamps:{a},{b}")
+    assert faults_of(report) == [("lamps-swapped", tuple(sorted((a, b))))]
+    rows = {r["lamp"]: r for r in report.lamps}
+    assert rows[a]["seen"] == [b] and rows[b]["seen"] == [a]
+    assert [r["lamp"] for r in report.lamps if r["verdict"] != "ok"] == \
+        [n for n in BOARDS[name].lamps if n in (a, b)]
+
+
 def test_fail__every_fault_at_once_is_named_each_once():
     report = run_selftest("tas100", "swap:line-220,line-230", "short:p1-hold,p1-release",
                           "short-chain:keys:18", "short-chain:lamps:26")
@@ -189,7 +202,7 @@ def test_ok__the_sim_faults_fool_the_daemons_panel_too():
 
 def test_fail__bad_fault_text_is_a_clear_error():
     sim = SimBoard(BOARDS["desk"])
-    with pytest.raises(ConfigError, match="expected swap:KEY,KEY, short:KEY,KEY, rewire:KEY,INPUT or short-chain"):
+    with pytest.raises(ConfigError, match="expected swap:KEY,KEY, short:KEY,KEY, rewire:KEY,INPUT, swap-lamps:LAMP,LAMP or short-chain"):
         apply_fault(sim, "swap:line-201")
     with pytest.raises(Exception, match="no key 'line-999'"):
         apply_fault(sim, "swap:line-201,line-999")

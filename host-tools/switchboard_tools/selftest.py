@@ -501,10 +501,25 @@ class SelfTest:
                     f"(board file: chains.{chain.name}.chips = {chain.chips})",
                     f"check {self._ref(chain, answer)}: SER (pin 14) from QH' (pin 9) of "
                     f"{self._ref(chain, answer - 1)}, its SRCLK, RCLK, 3V3 and GND"))
+        rows = {r["lamp"]: r for r in report.lamps}
+        done = set()
         for r in report.lamps:
             if r["verdict"] in ("ok", "skipped") or r["verdict"].startswith("in the missing"):
                 continue
+            if r["lamp"] in done:
+                continue
             lamp = lamps[r["lamp"]]
+            other = r["seen"][0] if len(r["seen"]) == 1 else None
+            if other in rows and rows[other]["seen"] == [lamp.name]:
+                done.update({lamp.name, other})
+                r["verdict"], rows[other]["verdict"] = f"swapped with {other}", \
+                    f"swapped with {lamp.name}"
+                faults.append(Fault(
+                    "lamps-swapped", [lamp.name, other],
+                    f"lamps {lamp.name} and {other} are swapped: lighting {lamp.name} "
+                    f"({lamp.wire.text}) lights the lamp labelled {other}, and back",
+                    "swap the two lamps' wires (or their labels on the board)"))
+                continue
             if r["verdict"] == "dark":
                 faults.append(Fault("lamp-dark", [lamp.name],
                                     f"lamp {lamp.name} ({lamp.wire.text}) did not light",
@@ -537,13 +552,15 @@ def format_report(report: Report) -> str:
             out.append(f"   what to do: {f.action}")
     bad_keys = [r for r in report.keys if r["verdict"] != "ok"]
     out.append("")
-    out.append(f"Keys: {len(report.keys) - len(bad_keys)} of {len(report.keys)} as expected"
-               + (":" if bad_keys else "."))
+    if report.keys:
+        out.append(f"Keys: {len(report.keys) - len(bad_keys)} of {len(report.keys)} as expected"
+                   + (":" if bad_keys else "."))
     if bad_keys:
         out.append(_table(bad_keys, [("key", "key"), ("wired", "board file"),
                                      ("seen", "seen"), ("verdict", "verdict")]))
     bad_lamps = [r for r in report.lamps if r["verdict"] != "ok"]
-    out.append(f"Lamps: {len(report.lamps) - len(bad_lamps)} of {len(report.lamps)} as expected"
+    if report.lamps:
+        out.append(f"Lamps: {len(report.lamps) - len(bad_lamps)} of {len(report.lamps)} as expected"
                + (":" if bad_lamps else "."))
     if bad_lamps:
         out.append(_table(bad_lamps, [("lamp", "lamp"), ("wired", "board file"),
@@ -570,7 +587,8 @@ def add_arguments(p):
                    help="run on the simulated board (with --fault to wire it wrongly)")
     p.add_argument("--fault", action="append", default=[], metavar="FAULT",
                    help="simulated board only: swap:KEY,KEY  short:KEY,KEY  rewire:KEY,INPUT "
-                        "(INPUT: keys:15 or GPIO10)  short-chain:CHAIN:CHIPS[:low]  (repeatable)")
+                        "(INPUT: keys:15 or GPIO10)  swap-lamps:LAMP,LAMP  "
+                        "short-chain:CHAIN:CHIPS[:low]  (repeatable)")
     p.add_argument("--key-timeout", type=float, default=None,
                    help="seconds to wait for each key (default 20; 0.2 with --sim)")
     p.add_argument("--only", choices=("lamps", "keys"), default=None,
@@ -586,6 +604,10 @@ def apply_fault(sim, text: str):
             a, b = rest.split(",")
             (sim.swap_keys if kind == "swap" else sim.short_keys)(a.strip(), b.strip())
             return
+        if kind == "swap-lamps":
+            a, b = rest.split(",")
+            sim.swap_lamps(a.strip(), b.strip())
+            return
         if kind == "rewire":
             key, where = rest.split(",")
             sim.rewire_key(key.strip(), where.strip())
@@ -597,8 +619,8 @@ def apply_fault(sim, text: str):
     except (ValueError, IndexError):
         pass
     raise ConfigError("--fault", "", text, None, message=(
-        f"--fault {text!r}: expected swap:KEY,KEY, short:KEY,KEY, rewire:KEY,INPUT or "
-        "short-chain:CHAIN:CHIPS[:low], "
+        f"--fault {text!r}: expected swap:KEY,KEY, short:KEY,KEY, rewire:KEY,INPUT, "
+        "swap-lamps:LAMP,LAMP or short-chain:CHAIN:CHIPS[:low], "
         "with keys named as in the board file (line-201, p1-hold)"))
 
 
