@@ -436,8 +436,8 @@ def generate(board: Board, out: Path, pictures=("svg",)) -> list[Path]:
         rows = chain_map(board)
         md = [f"# {board.title}: chain map\n",
               f"Generated from `boards/{board.path.name}` by `switchboard-hardware generate`; "
-              "do not edit by hand. Chip 0 (U1 of each chain's first chip) is the one wired "
-              "to the Pi.\n"]
+              "do not edit by hand. In each chain the first chip listed is the one wired to "
+              "the Pi, and each next chip is cascaded behind the one before.\n"]
         for chain in board.chains.values():
             crow = [r for r in rows if r["chain"] == chain.name]
             cols = list(CHAIN_COLUMNS)
