@@ -337,7 +337,7 @@ class SelfTest:
             if seen and not moved:
                 quiet += 1
                 # Back to idle for longer than the debounce: the key was let go.
-                if quiet * self.poll_s * 1000 >= self.board.debounce_ms or quiet >= 2:
+                if quiet * self.poll_s * 1000 >= self.board.debounce_ms and quiet >= 2:
                     return seen, False
             else:
                 quiet = 0
