@@ -277,3 +277,38 @@ def test_ok__build_guide_tables_agree_with_the_desk_board_file():
     for step in ("switchboard-hardware self-test desk", "switchboard-diag lamp-test",
                  "switchboard-diag key-test", "desk-wiring.svg", "blocks/chain-165.svg"):
         assert step in text
+
+
+def test_ok__a_board_without_chains_gets_pins_and_picture_but_no_chain_map(tmp_path):
+    pins = iter(["GPIO4", "GPIO17", "GPIO27", "GPIO22", "GPIO5", "GPIO6", "GPIO13", "GPIO19",
+                 "GPIO26", "GPIO18", "GPIO23", "GPIO24", "GPIO25", "GPIO12", "GPIO16"])
+    dial = "\n".join(f'"{d}" = "^!{next(pins)}"' for d in
+                     ("1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"))
+    path = tmp_path / "tiny.toml"
+    path.write_text(f"""# One line, one position, no chains.
+[board]
+name = "tiny"
+positions = 1
+[switches]
+secrecy = "^!GPIO2"
+[lamps]
+fault = "GPIO20"
+[[positions]]
+hold = "^!{next(pins)}"
+release = "^!{next(pins)}"
+stamp = "^!{next(pins)}"
+[positions.dial]
+{dial}
+[[lines]]
+number = "201"
+kind = "office"
+key = "^!GPIO3"
+lamp = "GPIO21"
+""")
+    board = load_board(path)
+    assert hw.chain_map(board) == []
+    written = {p.name for p in hw.generate(board, tmp_path / "out")}
+    assert written == {"tiny-pins.md", "tiny-pins.csv", "tiny-wiring.dot", "tiny-wiring.svg"}
+    rows = {r["name"]: r for r in hw.pin_table(board)}
+    assert rows["3V3"]["wiring"] == "3.3 V (not needed by this board)"
+    assert hw.bom_needs(board).get("chip:74HC165") is None
