@@ -243,3 +243,11 @@ def test_ok__console_technician_reads_lamp_answers():
     assert tech.ask_lamp(lamp, 1, 11) == ["line-202", "msg-201"]
     assert tech.ask_lamp(lamp, 1, 11) is None
     assert "lamp line-201 (GPIO18) should be the only one lit" in out.getvalue()
+
+
+def test_fail__a_key_that_never_answers_is_named_dead():
+    # Wired to the UART pin, which the bench leaves alone: nothing the test watches moves.
+    report = run_selftest("desk", "rewire:line-202,GPIO14")
+    assert faults_of(report) == [("dead-key", ("line-202",))]
+    assert report.faults[0].text == "line-202 gave no response at GPIO17 (header pin 11)"
+    assert {r["key"]: r["verdict"] for r in report.keys}["line-202"] == "no response"
