@@ -273,6 +273,18 @@ def test_ok__a_key_held_down_is_down(page):
     expect(page.locator(".position[data-position='1'] .pos-digits")).to_have_text("5")
 
 
+def test_ok__keys_work_from_the_keyboard(page):
+    key(page, "p1-dial-7").focus()
+    page.keyboard.down(" ")
+    wait_for(lambda: "p1-dial-7" in status(page)["keys_down"], "Space to hold the key down")
+    page.keyboard.up(" ")
+    wait_for(lambda: "p1-dial-7" not in status(page)["keys_down"], "the key to come up")
+    expect(page.locator(".position[data-position='1'] .pos-digits")).to_have_text("7")
+    key(page, "secrecy").focus()
+    page.keyboard.press("Enter")
+    expect(key(page, "secrecy")).to_have_attribute("aria-checked", "true")
+
+
 def test_ok__switches_latch(page):
     secrecy = key(page, "secrecy")
     secrecy.click()
