@@ -273,6 +273,31 @@ def test_ok__a_key_held_down_is_down(page):
     expect(page.locator(".position[data-position='1'] .pos-digits")).to_have_text("5")
 
 
+def test_ok__a_key_held_down_by_a_finger_is_down(browser, desk):
+    """On a touch screen (the Pi's panel): a finger on a key holds it down until lifted."""
+    ctx = browser.new_context(viewport={"width": 800, "height": 480}, has_touch=True)
+    try:
+        pg = ctx.new_page()
+        pg.goto(desk)
+        expect(pg.locator("body")).not_to_have_class(re.compile(r"\boffline\b"))
+        pg.url_base = desk
+        box = key(pg, "p1-dial-9").bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        cdp = ctx.new_cdp_session(pg)
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        wait_for(lambda: "p1-dial-9" in status(pg)["keys_down"], "the finger to hold the key down")
+        pg.wait_for_timeout(400)                       # held: still down
+        assert "p1-dial-9" in status(pg)["keys_down"]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        wait_for(lambda: "p1-dial-9" not in status(pg)["keys_down"], "the key to come up")
+        api(desk, "api/ring", {"line": "201"})
+        expect(lamp(pg, "line-201")).to_have_attribute("data-cadence", "flash")
+        key(pg, "line-201").tap()
+        expect(lamp(pg, "line-201")).to_have_attribute("data-cadence", "steady")
+    finally:
+        ctx.close()
+
+
 def test_ok__keys_work_from_the_keyboard(page):
     key(page, "p1-dial-7").focus()
     page.keyboard.down(" ")
