@@ -5,6 +5,7 @@ style) and a small API over the daemon:
 
     GET  /api/status    the daemon's snapshot, as JSON
     GET  /api/events    Server-Sent Events: a "snapshot" first, then every event
+    GET  /api/clock     the daemon's clock, for the page's interrupter
     POST /api/press     {"key": "line-201"}      a key goes down
     POST /api/release   {"key": "line-201"}      ... and comes back up
     POST /api/ring      {"line": "201"}          simulated board: a call comes in
@@ -179,6 +180,14 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         return web.json_response(daemon.snapshot(), headers=_SECURITY_HEADERS,
                                  dumps=_dumps)
 
+    clock = getattr(daemon, "clock", None)
+
+    async def read_clock(request: web.Request):
+        # Tiny and quick, so the page can time the round trip and set its
+        # interrupter by the daemon's clock.
+        now = clock() if clock is not None else daemon.snapshot()["now"]
+        return web.json_response({"now": now}, headers=_SECURITY_HEADERS)
+
     async def events(request: web.Request):
         resp = web.StreamResponse(headers={
             **_SECURITY_HEADERS,
@@ -258,6 +267,7 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         app.router.add_get(path, asset)
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/events", events)
+    app.router.add_get("/api/clock", read_clock)
     app.router.add_post("/api/press", action("press", ("key",)))
     app.router.add_post("/api/release", action("release", ("key",)))
     app.router.add_post("/api/ring", action("ring", ("line",), ("caller",)))

@@ -240,7 +240,7 @@ def test_ok__flashing_lamps_in_step(page):
 def test_ok__page_interrupter_runs_on_the_daemons_clock(page):
     """The page's clock is the daemon's (CLOCK_MONOTONIC, shared by every process here)."""
     # The first reading comes untimed with the event stream; a timed one follows.
-    page.wait_for_function("window.switchboardView.timed()")
+    page.wait_for_function("() => window.switchboardView.timed()")
     for _ in range(5):
         before = time.monotonic()
         page_now = page.evaluate("window.switchboardView.daemonNow()")

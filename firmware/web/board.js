@@ -45,12 +45,12 @@
     const next = (p < WINK_ON ? WINK_ON - p : WINK_PERIOD - p) + 0.002;
     setTimeout(interrupter, Math.min(next, 0.1) * 1000);
   }
-  // The snapshot was taken somewhere between sending and receiving: take the
-  // middle, and trust the quickest round trip most (both clocks are monotonic,
-  // so an old good reading stays good; a busy machine's slow reply does not
-  // move it). A reading without a round trip (the event stream's first
-  // snapshot) counts only until a timed one comes.
-  let bestRtt = Infinity, bestAt = -Infinity;
+  // The daemon's clock, read over HTTP: the reading was taken somewhere
+  // between sending and receiving, so take the middle, and trust the quickest
+  // round trip most (both clocks are monotonic, so an old good reading stays
+  // good; a busy machine's slow reply does not move it). The event stream's
+  // first snapshot gives an untimed first guess until the timed ones come.
+  let bestRtt = Infinity, bestAt = -Infinity, clockReadings = 0;
   function syncClock(daemonTime, sentAt, receivedAt) {
     const rtt = receivedAt - sentAt;              // ms; 0: not timed
     const now = performance.now();
@@ -63,6 +63,23 @@
       bestRtt = Math.min(rtt, bestRtt * 1.5 + 2);
       bestAt = now;
     }
+  }
+  let readingClock = false;
+  async function readClock(times) {
+    // A tiny answer read a few times: the quickest round trip wins.
+    if (readingClock) return;
+    readingClock = true;
+    try {
+      for (let i = 0; i < times; i++) {
+        const sent = performance.now();
+        const r = await fetch("api/clock", {headers: headers()});
+        const received = performance.now();       // headers are in: the body is tiny
+        const c = await r.json();
+        if (r.ok) { syncClock(c.now, sent, received); clockReadings++; }
+        await new Promise((done) => setTimeout(done, 40));
+      }
+    } catch (e) { /* the event stream reports a lost connection */ }
+    readingClock = false;
   }
 
   // -- talking to the daemon ------------------------------------------------
@@ -99,10 +116,9 @@
   async function resync() {
     resyncTimer = null; fetching = true; eventsDuringFetch = 0;
     try {
-      const sent = performance.now();
       const r = await fetch("api/status", {headers: headers()});
       const s = await r.json();
-      if (r.ok) { syncClock(s.now, sent, performance.now()); apply(s); }
+      if (r.ok) apply(s);
     } catch (e) { /* the event stream reports a lost connection */ }
     fetching = false;
     if (eventsDuringFetch) resyncSoon();   // what we got may be older than those events
@@ -116,7 +132,7 @@
       syncClock(s.now, t, t);
       setOnline(true);
       apply(s);
-      resync();                      // a second reading refines the clock offset
+      readClock(5);                  // timed readings refine the clock offset
     });
     es.onmessage = (m) => onEvent(JSON.parse(m.data));
     es.onerror = () => setOnline(false);   // EventSource retries by itself
@@ -531,11 +547,12 @@
   window.addEventListener("resize", () => { clearTimeout(fitTimer); fitTimer = setTimeout(fit, 100); });
 
   // For tests and the curious: the page's idea of the daemon's clock.
-  window.switchboardView = {daemonNow, snapshot: () => snap, timed: () => bestRtt < Infinity};
+  window.switchboardView = {daemonNow, snapshot: () => snap, timed: () => clockReadings >= 5};
 
   interrupter();
   connect();
   // A slow re-read as a safety net: anything no event announced (a lamp test
   // started from the diagnostic tool, a fault) shows within a few seconds.
   setInterval(() => { if (!document.body.classList.contains("offline")) resyncSoon(); }, 4000);
+  setInterval(() => { if (!document.body.classList.contains("offline")) readClock(3); }, 30000);
 })();
