@@ -596,6 +596,7 @@ def test_fail__no_token_or_a_wrong_one_is_refused():
                 ("page", "", {}),
                 ("status", "api/status", {}),
                 ("events", "api/events", {}),
+                ("clock", "api/clock", {}),
                 ("wrong", "api/status?token=guess", {}),
                 ("wrong header", "api/status", {"X-Switchboard-Token": "guess"})):
             out[name] = api(base, path, headers=headers)
