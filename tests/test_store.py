@@ -1,7 +1,6 @@
 """The journal storage, the time clock's day journals, retention and the rack, on real files."""
 
 import datetime as dt
-import os
 
 import pytest
 from tinydb import TinyDB, where
