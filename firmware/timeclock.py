@@ -82,6 +82,8 @@ class TimeClock:
         self.meta = TinyDB(self.dir / "clock.jsonl", storage=JournalStorage, readonly=readonly)
         self._day: str | None = None
         self._db: TinyDB | None = None
+        if not readonly and self.days():
+            self._open_day(self.days()[-1])   # cuts a torn tail off now, not at the next stamp
         self.last_slip = self._find_last()
 
     # -- where stamps are ------------------------------------------------
@@ -197,7 +199,7 @@ class TimeClock:
 
     def verify(self) -> dict:
         """Check every journal's checksums and that slips run without gaps or repeats."""
-        problems, journals = [], []
+        problems, notes, journals = [], [], []
         expect = self.floor() + 1
         seen = 0
         for day in self.days():
@@ -206,7 +208,7 @@ class TimeClock:
             for off in rep["bad"]:
                 problems.append(f"{rep['path']}: byte {off}: line fails its checksum")
             if rep["torn_tail"]:
-                problems.append(f"{rep['path']}: {rep['torn_tail']} bytes of torn tail "
+                notes.append(f"{rep['path']}: {rep['torn_tail']} bytes of torn tail "
                                 "(an unacknowledged write; cut off when the daemon opens it)")
             try:
                 stamps = self.read_day(day)
@@ -226,7 +228,7 @@ class TimeClock:
                                     f"(missing {missing}, what={s.get('what')!r})")
                 expect = max(expect, s["slip"] + 1)
         return {"ok": not problems, "stamps": seen, "first": self.floor() + 1,
-                "last": expect - 1, "days": len(journals), "problems": problems}
+                "last": expect - 1, "days": len(journals), "problems": problems, "notes": notes}
 
     # -- retention and billing -----------------------------------------
     def purge(self, keep_paths=()) -> dict:
