@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .customers import Customers, card as make_card
 from .errors import ControlError, SwitchboardError
-from .printer import SlipPrinter
+from .printer import SlipPrinter, printer_config
 from .rack import Rack
 from .state import Answer, Fault, LineChanged, LineState, MessageWaiting, StampRequest
 from .timeclock import TimeClock, parse_day, system_clock
@@ -383,3 +383,40 @@ class TimeClockAdapter:
 
     async def cmd_purge(self, args):
         return await self._run(self._purge)
+
+
+# -- the daemon's options ------------------------------------------------------
+def add_arguments(ap) -> None:
+    """The daemon's command-line options for the time clock and slip printer."""
+    import os
+    g = ap.add_argument_group("time clock and slip printer")
+    g.add_argument("--printer", default=os.environ.get("SWITCHBOARD_PRINTER"),
+                   help="the slip printer's serial port (ESC/POS), e.g. /dev/serial0; "
+                        "default $SWITCHBOARD_PRINTER, or none (stamps are only stored)")
+    g.add_argument("--printer-speed", type=int, default=9600,
+                   help="its speed in baud, as on its self-test slip (default 9600)")
+    g.add_argument("--paper-mm", type=int, default=58, help="paper width: 58, 76 or 80 mm")
+    g.add_argument("--retention-days", type=int, default=30,
+                   help="keep dead-box slips and call records this many days (at least 30)")
+    g.add_argument("--operator", action="append", default=[], metavar="POSITION=NAME",
+                   help='operator at a position, for the answer phrase: "1=Becky" (repeat)')
+
+
+def from_args(args, data_dir) -> TimeClockAdapter:
+    """A TimeClockAdapter as the daemon's options ask; ConfigError names a bad option."""
+    from .errors import ConfigError
+    printer = None
+    if args.printer:
+        printer = printer_config({"port": args.printer, "speed": args.printer_speed,
+                                  "paper_mm": args.paper_mm}, "command line", "--printer")
+    if args.retention_days < 30:
+        raise ConfigError("command line", "--retention-days", args.retention_days,
+                          "at least 30 days")
+    ops = {}
+    for text in args.operator:
+        pos, sep, name = text.partition("=")
+        if not sep or not pos.strip().isdigit() or not name.strip():
+            raise ConfigError("command line", "--operator", text, "POSITION=NAME, e.g. 1=Becky")
+        ops[int(pos)] = name.strip()
+    return TimeClockAdapter(data_dir, printer=printer, retention_days=args.retention_days,
+                            operators=ops)
