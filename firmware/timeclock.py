@@ -116,7 +116,12 @@ class TimeClock:
 
     def _find_last(self) -> int:
         for day in reversed(self.days()):
-            stamps = self.read_day(day)
+            try:
+                stamps = self.read_day(day)
+            except StoreError:
+                if not self.readonly:
+                    raise
+                continue        # a reader (verify) carries on and reports it
             if stamps:
                 return stamps[-1]["slip"]
         return self.floor()
