@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -286,11 +287,10 @@ class TimeClockAdapter:
         return state.lines[line].call
 
     def _log_failure(self, fut):
+        # A store failure has already lit the fault lamp; say what went wrong either way.
         e = fut.exception()
-        if e is not None and self.daemon is not None and not isinstance(e, OSError):
-            note = getattr(self.daemon, "notice", None)
-            if callable(note):
-                note(f"time clock: {e}")
+        if e is not None:
+            print(f"switchboard: timeclock: {e}", file=sys.stderr, flush=True)
 
     # -- control-socket commands (async, run on the daemon's loop) -------
     async def _run(self, fn, *args):
