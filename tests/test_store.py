@@ -226,3 +226,21 @@ def test_ok__search_by_customer_date_and_text(tmp_path):
         ro.stamp("stamp")
     with pytest.raises(StoreError, match="no time clock data"):
         TimeClock(tmp_path / "elsewhere", readonly=True)
+
+
+def test_ok__storage_insert_appends_one_line_and_tinydb_sees_it(tmp_path):
+    path = tmp_path / "db.jsonl"
+    db = TinyDB(path, storage=JournalStorage)
+    db.table("stamps").insert({"slip": 0})           # TinyDB's own insert
+    before = path.stat().st_size
+    db.storage.insert("stamps", 7, {"slip": 7, "tags": ["x"]})
+    db.table("stamps").clear_cache()
+    assert path.read_bytes()[before:].count(b"\n") == 1
+    assert db.table("stamps").get(doc_id=7) == {"slip": 7, "tags": ["x"]}
+    with pytest.raises(StoreError, match="document 7 already exists"):
+        db.storage.insert("stamps", 7, {"slip": 7})
+    db.close()
+    ro = TinyDB(path, storage=JournalStorage, readonly=True)
+    assert sorted(d["slip"] for d in ro.table("stamps").all()) == [0, 7]
+    with pytest.raises(StoreError, match="read-only"):
+        ro.storage.insert("stamps", 8, {})
