@@ -13,8 +13,8 @@ A crash can only tear the last line: on open a torn or zero-filled tail is cut
 off (it was never acknowledged). A bad line *followed by good ones* is real
 damage and raises ``StoreCorrupt`` naming the file and byte offset.
 
-When the journal holds many more operations than live documents it is
-compacted: a snapshot written to a new file, fsynced, renamed over the old one,
+When the journal holds many more operations than live documents (on open,
+or after a write) it is compacted: a snapshot written to a new file, fsynced, renamed over the old one,
 and the directory fsynced, so there is always one whole journal on disk.
 
 One writer per journal (an exclusive ``flock``); any number of read-only
@@ -259,6 +259,9 @@ class JournalStorage(Storage):
         self._append(ops)
         # TinyDB hands over fresh dicts built from read()'s copies: keep them.
         self._apply([[t, i, d] for t, i, d in ops])
+        if self._ops > self.COMPACT_MIN_OPS and \
+                self._ops > self.COMPACT_RATIO * max(1, self.live_docs()):
+            self.compact()      # a store that is mostly changes (the rack) stays small
 
     def insert(self, table: str, doc_id, doc: dict) -> None:
         """Add one new document by appending it alone: O(1), whatever the table's size.
