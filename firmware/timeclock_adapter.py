@@ -61,6 +61,7 @@ class TimeClockAdapter:
         self.out_of_service: str | None = None
         self._purge_timer = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="timeclock")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="timeclock-search")
         self._last_purge = None
         self._counts: dict[str, int] = {}         # line -> messages waiting (the lamps)
         self._lines_at: dict[int, str | None] = {}
@@ -111,6 +112,7 @@ class TimeClockAdapter:
         self._pool.submit(self._close).result()
         self._pool.shutdown(wait=True)
         self._pool = None
+        self._reader.shutdown(wait=True)
 
     def _close(self):
         for part in (self.rack, self.customers, self.tc):
@@ -321,12 +323,12 @@ class TimeClockAdapter:
             print(f"switchboard: timeclock: {e}", file=sys.stderr, flush=True)
 
     # -- control-socket commands (async, run on the daemon's loop) -------
-    async def _run(self, fn, *args):
+    async def _run(self, fn, *args, pool=None):
         if self.out_of_service:
             raise ControlError(f"the time clock is out of service: {self.out_of_service}")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, fn, *args)
+            return await loop.run_in_executor(pool or self._pool, fn, *args)
         except SwitchboardError as e:
             raise ControlError(str(e)) from None
 
@@ -393,17 +395,26 @@ class TimeClockAdapter:
         stamp = await self._run(self._do_read_back, slip, pos)
         return {"stamp": stamp}
 
-    def _messages(self, args):
-        if args.get("waiting"):
-            return self.rack.waiting(customer=args.get("customer"), line=args.get("line"))
+    def _search(self, args):
+        """Runs on its own thread with a read-only view, so a long search never
+        holds up a stamp on the worker thread."""
         since = parse_day(args["since"], "since") if args.get("since") else None
         until = parse_day(args["until"], "until") if args.get("until") else None
-        return self.tc.stamps(since=since, until=until, customer=args.get("customer"),
-                              line=args.get("line"), what=args.get("what"),
-                              search=args.get("search"))
+        tc = TimeClock(self.data_dir, readonly=True)
+        try:
+            return tc.stamps(since=since, until=until, customer=args.get("customer"),
+                             line=args.get("line"), what=args.get("what"),
+                             search=args.get("search"))
+        finally:
+            tc.close()
 
     async def cmd_messages(self, args):
-        return {"stamps": await self._run(self._messages, args)}
+        if args.get("waiting"):
+            stamps = await self._run(lambda: self.rack.waiting(customer=args.get("customer"),
+                                                               line=args.get("line")))
+        else:
+            stamps = await self._run(self._search, args, pool=self._reader)
+        return {"stamps": stamps}
 
     async def cmd_operator(self, args):
         pos = self._arg(args, "position", int, default=1)
