@@ -80,6 +80,10 @@ class TimeClock:
         else:
             self.slips_dir.mkdir(parents=True, exist_ok=True)
         self.meta = TinyDB(self.dir / "clock.jsonl", storage=JournalStorage, readonly=readonly)
+        # Which customers each finished day holds, so a search for one customer
+        # opens only their days. Rebuildable from the day journals: not fsynced.
+        self.index = TinyDB(self.dir / "index.jsonl", storage=JournalStorage,
+                            readonly=readonly, fsync=False)
         self._day: str | None = None
         self._db: TinyDB | None = None
         if not readonly and self.days():
@@ -163,6 +167,26 @@ class TimeClock:
             self._db.close()
         self._db = TinyDB(self._path(day), storage=JournalStorage)
         self._day = day
+        self._index_days()
+
+    def _index_days(self) -> None:
+        """Index every day but the one being written (earlier days never change:
+        when the clock is set back, stamps still go into the newest day)."""
+        table = self.index.table("days")
+        done = {d["day"] for d in table.all()}
+        for day in self.days():
+            if day == self._day or day in done:
+                continue
+            customers = Counter(s.get("customer") or "" for s in self.read_day(day))
+            table.insert({"day": day, "customers": dict(customers)})
+
+    def _days_with(self, customer) -> set[str] | None:
+        """The finished days that hold stamps for ``customer`` (None: no index to go by)."""
+        docs = self.index.table("days").all()
+        if not docs:
+            return None
+        return {d["day"] for d in docs if (customer or "") in d["customers"]} | \
+            (set(self.days()) - {d["day"] for d in docs})
 
     def close(self) -> None:
         if self._db is not None:
@@ -170,6 +194,7 @@ class TimeClock:
             self._db = None
             self._day = None
         self.meta.close()
+        self.index.close()
 
     # -- looking -----------------------------------------------------------
     def stamps(self, since=None, until=None, customer=None, line=None, what=None,
@@ -178,9 +203,10 @@ class TimeClock:
         lo = since.isoformat() if since else ""
         hi = until.isoformat() if until else "9999"
         needle = search.lower() if search else None
+        wanted = self._days_with(customer) if customer is not None else None
         out = []
         for day in self.days():
-            if not lo <= day <= hi:
+            if not lo <= day <= hi or (wanted is not None and day not in wanted):
                 continue
             for s in self.read_day(day):
                 if customer is not None and s.get("customer") != customer:
@@ -272,6 +298,7 @@ class TimeClock:
                     files.append(rec)
             self._path(day).unlink()
             fsync_dir(self.slips_dir)
+            self.index.table("days").remove(lambda d, day=day: d["day"] == day)
             purged.append(day)
         return {"purged_days": purged, "removed_files": files, "cutoff": cutoff}
 
