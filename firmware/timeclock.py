@@ -64,7 +64,7 @@ class TimeClock:
     """Stamps, kept by day. One writer (the daemon); host tools open ``readonly``."""
 
     def __init__(self, data_dir, clock=system_clock, readonly: bool = False,
-                 retention_days: int = 30):
+                 retention_days: int = 30, lock_wait_s: float = 0.0):
         self.dir = Path(data_dir)
         self.slips_dir = self.dir / "slips"
         self.clock = clock
@@ -79,11 +79,13 @@ class TimeClock:
                                  "give the daemon's data folder with --data")
         else:
             self.slips_dir.mkdir(parents=True, exist_ok=True)
-        self.meta = TinyDB(self.dir / "clock.jsonl", storage=JournalStorage, readonly=readonly)
+        self.lock_wait_s = lock_wait_s
+        self.meta = TinyDB(self.dir / "clock.jsonl", storage=JournalStorage, readonly=readonly,
+                           lock_wait_s=lock_wait_s)
         # Which customers each finished day holds, so a search for one customer
         # opens only their days. Rebuildable from the day journals: not fsynced.
         self.index = TinyDB(self.dir / "index.jsonl", storage=JournalStorage,
-                            readonly=readonly, fsync=False)
+                            readonly=readonly, fsync=False, lock_wait_s=lock_wait_s)
         self._day: str | None = None
         self._db: TinyDB | None = None
         if not readonly and self.days():
@@ -165,7 +167,7 @@ class TimeClock:
     def _open_day(self, day: str) -> None:
         if self._db is not None:
             self._db.close()
-        self._db = TinyDB(self._path(day), storage=JournalStorage)
+        self._db = TinyDB(self._path(day), storage=JournalStorage, lock_wait_s=self.lock_wait_s)
         self._day = day
         self._index_days()
 

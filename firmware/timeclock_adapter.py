@@ -89,7 +89,8 @@ class TimeClockAdapter:
 
     def _open(self):
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.tc = TimeClock(self.data_dir, clock=self.clock, retention_days=self.retention_days)
+        self.tc = TimeClock(self.data_dir, clock=self.clock, retention_days=self.retention_days,
+                            lock_wait_s=5.0)
         self.rack = Rack(self.tc)
         self.customers = Customers(self.data_dir, readonly=True)
         self._purge()

@@ -1,6 +1,7 @@
 """The journal storage, the time clock's day journals, retention and the rack, on real files."""
 
 import datetime as dt
+import time
 
 import pytest
 from tinydb import TinyDB, where
@@ -271,3 +272,14 @@ def test_ok__one_customers_search_opens_only_their_days(tmp_path, monkeypatch):
     assert opened == ["2026-11-05", "2026-11-19", "2026-11-22"]
     opened.clear()
     assert len(ro.stamps(customer="acme")) == 20 and len(opened) == 21   # + today
+
+
+def test_ok__a_restarting_writer_waits_for_the_old_one_to_let_go(tmp_path):
+    import threading
+    path = tmp_path / "db.jsonl"
+    old = TinyDB(path, storage=JournalStorage)
+    threading.Timer(0.3, old.close).start()
+    t = time.monotonic()
+    new = TinyDB(path, storage=JournalStorage, lock_wait_s=5)
+    assert 0.2 < time.monotonic() - t < 3
+    new.close()
