@@ -97,11 +97,16 @@ class TimeClockAdapter:
         for line in self._board_lines():
             self._post_count(line)
         if self.printer_cfg:
-            self.printer = SlipPrinter(self.printer_cfg, self.data_dir / "printed.json",
-                                       on_fault=lambda m: self._post(Fault("printer", m)),
-                                       names=self._name_of)
-            mark = self.printer.load_mark(default=self.tc.last_slip)
-            self.printer.start(self.tc.stamps_after(mark) if mark < self.tc.last_slip else [])
+            printer = SlipPrinter(self.printer_cfg, self.data_dir / "printed.json",
+                                  on_fault=lambda m: self._post(Fault("printer", m)),
+                                  names=self._name_of)
+            try:
+                mark = printer.load_mark(default=self.tc.last_slip)
+            except (SwitchboardError, OSError) as e:   # stamps go on; printing waits for a fix
+                self._post(Fault("printer", str(e)))
+                return
+            printer.start(self.tc.stamps_after(mark) if mark < self.tc.last_slip else [])
+            self.printer = printer
 
     def stop(self) -> None:
         if self._pool is None:
@@ -123,7 +128,7 @@ class TimeClockAdapter:
     def status(self) -> dict:
         return {
             "last_slip": self.tc.last_slip if self.tc else None,
-            "waiting": {ln: n for ln, n in self._counts.items() if n},
+            "waiting": {ln: n for ln, n in dict(self._counts).items() if n},  # copy: GIL-atomic
             "printer": self.printer.status() if self.printer else None,
             "cards": {str(p): c for p, c in self.cards.items()},
             "offered": dict(self.offered),

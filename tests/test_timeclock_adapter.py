@@ -232,3 +232,18 @@ def test_ok__purge_runs_on_the_daemons_loop_timer(tmp_path):
         return days
 
     assert aio.run(main()) == []                       # and again by the timer
+
+
+def test_fail__unreadable_printer_mark_faults_the_printer_not_the_clock(tmp_path):
+    (tmp_path / "printed.json").write_text("half a fi")
+    d = MiniDaemon()
+    a = TimeClockAdapter(tmp_path, printer={"port": str(tmp_path / "nope"), "speed": 9600,
+                                             "columns": 32, "print": ["message"],
+                                             "timeout_s": 0.1, "retry_s": 0.1})
+    d.add_adapter(a)
+    try:
+        assert d.pump(lambda: d.lamp("fault") == "steady")
+        assert "printed-up-to mark" in d.state.faults["printer"]
+        assert d.call("take-message", line="201", text="still stamped")["stamp"]["slip"] == 1
+    finally:
+        a.stop()
