@@ -300,6 +300,9 @@ class TimeClockAdapter:
             fut = self._pool.submit(self._do_stamp, what, command.line, command.position,
                                     self._call_of(command.line), None, text)
             fut.add_done_callback(self._log_failure)
+            if text:
+                fut.add_done_callback(lambda f, p=command.position, t=text:
+                                      f.exception() and self._keep_draft(p, t))
         elif isinstance(command, Answer):
             fut = self._pool.submit(self._do_stamp, "answer", command.line, command.position,
                                     self._call_of(command.line))
@@ -315,6 +318,14 @@ class TimeClockAdapter:
                 ringing = {n: ln.caller for n, ln in state.lines.items()
                            if ln.state is LineState.RINGING}
             self._pool.submit(self._refresh_cards, lines_at, ringing)
+
+    def _keep_draft(self, position, text):
+        """A message whose stamp failed stays typed at its position (nothing is lost)."""
+        loop = getattr(self.daemon, "loop", None)
+        if loop is not None:
+            loop.call_soon_threadsafe(self.drafts.setdefault, position, text)
+        else:
+            self.drafts.setdefault(position, text)
 
     def _call_of(self, line):
         state = getattr(self.daemon, "state", None)

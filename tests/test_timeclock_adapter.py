@@ -178,6 +178,13 @@ def test_fail__a_store_that_cannot_write_lights_the_fault_lamp(rig):
     with pytest.raises(ControlError, match="write failed"):
         d.call("take-message", line="201", text="lost?")
     assert d.pump(lambda: d.lamp("fault") == "steady")
+    # Typed at the position and stamped with the key: the failed stamp leaves it typed.
+    d.feed(LineRinging("201"))
+    d.press("line-201")
+    d.call("type-message", position=1, text="keep me")
+    d.press("p1-stamp")
+    settle(a)
+    assert a.status()["drafts"] == {"1": "keep me"}
     assert any(isinstance(e, Fault) and e.source == "timeclock" for e in d.seen)
     assert a.status()["waiting"] == {}
 
