@@ -3,8 +3,12 @@
 Commands in (from ``BoardState``): ``StampRequest`` stamps (taking the
 message the operator typed at that position, if any), ``Answer`` stamps
 "answer" with the call's id, ``LineChanged`` brings up the customer's card.
-Events out: ``MessageWaiting(line, count)`` for the message lamps and
-``Fault("printer"|"timeclock", message)`` for the fault lamp.
+Events out: ``MessageWaiting(line, count)`` for the message lamps,
+``Fault("printer"|"timeclock", message)`` for the fault lamp, and
+``CardChanged(position, line, card)``, which the state passes on as
+``ShowCard`` to the board's followers (the view): a card put up on a
+position's screen, offered on a ringing line (position None), or taken down
+(card None).
 
 All storage belongs to one worker thread (TinyDB is not thread-safe and an
 fsync must not stall the asyncio loop): ``handle()`` only queues work, and a
@@ -30,7 +34,8 @@ from .customers import Customers, card as make_card
 from .errors import ControlError, SwitchboardError
 from .printer import SlipPrinter, printer_config
 from .rack import Rack
-from .state import Answer, Fault, LineChanged, LineState, MessageWaiting, StampRequest
+from .state import (Answer, CardChanged, Fault, LineChanged, LineState, MessageWaiting,
+                    StampRequest)
 from .timeclock import TimeClock, parse_day, system_clock
 
 
@@ -285,6 +290,14 @@ class TimeClockAdapter:
                     c["check_in"] = True
             if c is not None:
                 offered[line] = c
+        # Tell the board's followers (the view) about each card that changed.
+        for p in sorted(set(cards) | set(self.cards)):
+            if cards.get(p) != self.cards.get(p):
+                self._post(CardChanged(p, (cards.get(p) or {}).get("line")
+                                       or self._lines_at.get(p), cards.get(p)))
+        for ln in sorted(set(offered) | set(self.offered)):
+            if offered.get(ln) != self.offered.get(ln):
+                self._post(CardChanged(None, ln, offered.get(ln)))
         self.cards, self.offered = cards, offered
 
     # -- commands from the board ----------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from firmware.boardfile import find_board, load_board
 from firmware.customers import Customers
 from firmware.errors import ControlError
-from firmware.state import BoardState, Fault, KeyChanged, LineRinging
+from firmware.state import BoardState, CardChanged, Fault, KeyChanged, LineRinging, ShowCard
 from firmware.timeclock import TimeClock
 from firmware.timeclock_adapter import TimeClockAdapter
 
@@ -31,6 +31,7 @@ class MiniDaemon:
         self.commands = {}
         self.adapters = []
         self.seen = []            # every event posted by adapters
+        self.shown = []           # ShowCard commands, as the view would receive them
         self.sim = True
 
     def post(self, event):
@@ -46,6 +47,8 @@ class MiniDaemon:
     def feed(self, event):
         self.t += 0.05
         for cmd in self.state.handle(event, self.t):
+            if isinstance(cmd, ShowCard):
+                self.shown.append(cmd)
             for a in self.adapters:
                 a.handle(cmd)
 
@@ -106,6 +109,9 @@ def test_ok__ring_answer_card_message_lamp_check_in_read_back(rig):
     d.press("line-201")                                  # the operator answers
     settle(a)
     card = a.status()["cards"]["1"]
+    assert d.pump(lambda: any(isinstance(e, CardChanged) and e.position == 1 for e in d.seen))
+    shown = [c for c in d.shown if c.position == 1]
+    assert shown[-1].line == "201" and shown[-1].card["name"] == "Mary's Gloves"
     assert card["name"] == "Mary's Gloves" and card["instructions"] == \
         "Put orders through to the shop"
     assert card["collect"] == ["name", "number", "glove size"]
