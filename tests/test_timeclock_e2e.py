@@ -6,7 +6,6 @@ dark; the slips come out of a printer on a pseudo-terminal along the way.
 """
 
 import json
-import os
 import re
 import subprocess
 import time
