@@ -41,7 +41,8 @@ class Daemon:
         self.log = open(Path(self.tmp.name) / "log", "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "firmware.daemon", "--sim", "--board", board, "--web-port", "0",
-             "--socket", str(Path(self.tmp.name) / "ctl.sock")],
+             "--socket", str(Path(self.tmp.name) / "ctl.sock"),
+             "--data-dir", str(Path(self.tmp.name) / "data")],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         for _ in range(400):
             self.log.seek(0)
