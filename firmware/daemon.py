@@ -306,6 +306,9 @@ def parse_args(argv=None):
                          "default: GPIOZERO_PIN_FACTORY or gpiozero's choice")
     ap.add_argument("--socket", default=None, help="control socket path (default: "
                     "$SWITCHBOARD_SOCKET, /run/switchboard/control.sock or a per-user one)")
+    ap.add_argument("--web-allow-host", action="append", default=[], metavar="NAME",
+                    help="another name the view may be reached by (e.g. the Pi's LAN DNS "
+                         "name); repeatable")
     ap.add_argument("--web-host", default="127.0.0.1",
                     help="address the board's view listens on (default 127.0.0.1)")
     ap.add_argument("--web-port", type=int, default=8557,
@@ -336,7 +339,8 @@ async def _amain(args) -> int:
         url = None
         if not args.no_web:
             from . import web
-            web_runner, url = await web.start_web(daemon, args.web_host, args.web_port)
+            web_runner, url = await web.start_web(daemon, args.web_host, args.web_port,
+                                                  allowed_hosts=tuple(args.web_allow_host))
         kind = "simulated" if sim is not None else "GPIO"
         print(f"switchboard: ready: board {board.name} ({kind}), control socket {sock_path}"
               + (f", view {url}" if url else ""), flush=True)
