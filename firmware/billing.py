@@ -240,12 +240,13 @@ class _Attributor:
         for start, end, cid in self.by_line.get(line, ()):
             if start <= day and (end is None or day < end):
                 return cid
-        # Outside every contract on that line: the nearest earlier customer, so
-        # the record is reported on their statement as not billed.
+        # Outside every contract on that line: the customer nearest in time, so
+        # the record shows on their statement as not billed (never dropped).
         best = None
         for start, end, cid in self.by_line.get(line, ()):
-            if start <= day and (best is None or start > best[0]):
-                best = (start, cid)
+            gap = (start - day).days if day < start else ((day - end).days if end else 0)
+            if best is None or gap < best[0]:
+                best = (gap, cid)
         return best[1] if best else None
 
 
@@ -615,7 +616,8 @@ def to_pdf(st: Statement, service: dict | None = None, detail: bool = True, tz=t
                  "reminder": "reminder"}
         for cid, call in sorted(st.calls.items(), key=lambda kv: (kv[1].offered, kv[0])):
             rows.append([cid, call.offered.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-                         call.caller or call.callee, label.get(code_of.get(cid), "")])
+                         (call.callee if call.direction == "out" else call.caller) or "",
+                         label.get(code_of.get(cid), "")])
         t = Table(rows, colWidths=[45 * mm, 40 * mm, 45 * mm, 35 * mm], repeatRows=1)
         t.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), regular, 8),
                                ("FONT", (0, 0), (-1, 0), bold, 8),
