@@ -273,8 +273,11 @@ def bill_customer(customer: dict, cfg: BillingConfig, month: str, calls, stamps=
     lo = datetime.combine(first, datetime.min.time(), tz)
     hi = datetime.combine(nxt, datetime.min.time(), tz)
 
-    summary = next((c for c in counts if c["month"] == month), None)
-    cut = summary["purged_before"] if summary else None
+    sums = [c for c in counts if c["month"] == month]
+    call_sums = [c for c in sums if "calls" in c["covers"]]
+    stamp_sums = [c for c in sums if "stamps" in c["covers"]]
+    cut = max((c["purged_before"] for c in call_sums), default=None)
+    stamp_cut = max((c["purged_before"] for c in stamp_sums), default=None)
 
     not_billed: dict[str, list] = {}
     billable, wakeups, reminders = [], [], []
@@ -306,22 +309,23 @@ def bill_customer(customer: dict, cfg: BillingConfig, month: str, calls, stamps=
 
     msgs, reads = {}, {}
     for s in stamps:
-        if not lo <= s.time < hi or (cut is not None and s.time < cut):
+        if not lo <= s.time < hi or (stamp_cut is not None and s.time < stamp_cut):
             continue
         if s.what == "message":
             msgs.setdefault(s.slip, s)
-        elif s.what == "read-back":
-            reads.setdefault(s.slip, s)
+        elif s.what == "read-back":          # its own slip; ``of`` names the message's
+            reads.setdefault(s.raw.get("of", s.slip), s)
     slips = sorted(msgs)
 
-    s_calls = summary["calls_answered"] if summary else 0
-    s_wake = summary["wakeups_answered"] if summary else 0
-    s_rem = summary["reminders_answered"] if summary else 0
-    s_msg = summary["messages"] if summary else 0
+    s_calls = sum(c["calls_answered"] for c in call_sums)
+    s_wake = sum(c["wakeups_answered"] for c in call_sums)
+    s_rem = sum(c["reminders_answered"] for c in call_sums)
+    s_msg = sum(c["messages"] for c in stamp_sums)
     notes = []
-    if summary:
-        notes.append(f"Records before {summary['purged_before'].astimezone(tz):%Y-%m-%d %H:%M} were "
-                     f"purged after 30 days; their counts come from the retention summary.")
+    for what, t in (("Call records", cut), ("Message slips", stamp_cut)):
+        if t is not None:
+            notes.append(f"{what} before {t.astimezone(tz):%Y-%m-%d %H:%M} were purged after 30 days; "
+                         "their counts come from the retention summary.")
 
     items = []
     # Base fee: covers the first `allowance` answered calls (purged ones first: they are older).
@@ -359,10 +363,10 @@ def bill_customer(customer: dict, cfg: BillingConfig, month: str, calls, stamps=
         notes.append(f"Notice given {customer['notice_date']:%Y-%m-%d}; the contract ends "
                      f"{end - timedelta(days=1):%Y-%m-%d}. This is the last bill.")
     total = sum((i.amount for i in items), Decimal(0)).quantize(plan.quantum)
-    activity = {"calls_offered": offered + (summary["calls_offered"] if summary else 0),
+    activity = {"calls_offered": offered + sum(c["calls_offered"] for c in call_sums),
                 "calls_answered": answered + s_calls,
                 "calls_abandoned": abandoned,
-                "messages": len(slips) + s_msg, "read_backs": len(reads) + (summary["read_backs"] if summary else 0),
+                "messages": len(slips) + s_msg, "read_backs": len(reads) + sum(c["read_backs"] for c in stamp_sums),
                 "message_slips": slips, "read_back_slips": sorted(reads)}
     kept = {c.id: c for c in billable + wakeups + reminders}
     return Statement(customer, plan, month, start, end, items, total, activity, not_billed, notes, kept)
@@ -426,7 +430,7 @@ def monthly_counts(customers, cfg: BillingConfig, calls, stamps, purged_before: 
         return acc.setdefault(key, {"customer": cid, "month": key[1], "purged_before": purged_before,
                                     "calls_offered": 0, "calls_answered": 0, "wakeups_answered": 0,
                                     "reminders_answered": 0, "messages": 0, "read_backs": 0,
-                                    "_slips": set(), "_reads": set()})
+                                    "covers": ["calls", "stamps"], "_slips": set(), "_reads": set()})
     for c in calls:
         if c.offered >= purged_before:
             continue
@@ -449,7 +453,7 @@ def monthly_counts(customers, cfg: BillingConfig, calls, stamps, purged_before: 
         if s.what == "message":
             a["_slips"].add(s.slip)
         elif s.what == "read-back":
-            a["_reads"].add(s.slip)
+            a["_reads"].add(s.raw.get("of", s.slip))
     out = []
     for a in acc.values():
         a["messages"] = len(a.pop("_slips"))

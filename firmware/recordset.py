@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -224,7 +224,13 @@ def check_customer(rec: dict, where=("customers", "[0]")) -> dict:
     return out
 
 
+CALL_COUNTS = ("calls_offered", "calls_answered", "wakeups_answered", "reminders_answered")
+STAMP_COUNTS = ("messages", "read_backs")
+
+
 def check_count(rec: dict, where=("counts", "[0]"), tz=timezone.utc) -> dict:
+    """One retention summary; ``covers`` says whether it stands in for purged
+    calls, purged stamps or both (only the counts it carries)."""
     if not isinstance(rec, dict):
         raise ConfigError(where[0], where[1], rec, "a monthly count (a JSON object)")
     out = {"customer": str(_need(rec, "customer", where, "a customer id",
@@ -232,10 +238,35 @@ def check_count(rec: dict, where=("counts", "[0]"), tz=timezone.utc) -> dict:
            "month": _need(rec, "month", where, "a month such as \"2026-11\"", _is_text),
            "purged_before": parse_time(rec.get("purged_before"), (where[0], where[1] + ".purged_before"), tz)}
     parse_month(out["month"], (where[0], where[1] + ".month"))
+    covers = set(rec.get("covers") or ())
     for name in COUNT_FIELDS:
         out[name] = int(_need(rec, name, where, "a count >= 0", lambda v: _is_int(v) and v >= 0)) \
             if name in rec else 0
+        if name in rec:
+            covers.add("calls" if name in CALL_COUNTS else "stamps")
+    out["covers"] = sorted(covers)
     return out
+
+
+def counts_from_timeclock(docs, tz=timezone.utc) -> list[dict]:
+    """The time clock's per-day stamp counts (``{"day", "customer", "message",
+    "read-back", ...}``, kept when a day's slips are purged) as monthly summaries:
+    the stamps of those days are gone, so the summary covers stamps up to the
+    day after the last purged day."""
+    acc: dict[tuple, dict] = {}
+    for d in docs:
+        day = parse_date(d.get("day"), ("counts", "day"))
+        key = (str(d.get("customer") or ""), f"{day.year:04d}-{day.month:02d}")
+        a = acc.setdefault(key, {"customer": key[0], "month": key[1], "purged_before": None,
+                                 "messages": 0, "read_backs": 0, "covers": ["stamps"]})
+        a["messages"] += int(d.get("message", 0))
+        a["read_backs"] += int(d.get("read-back", 0))
+        nxt = datetime.combine(day, datetime.min.time(), tz) + timedelta(days=1)
+        a["purged_before"] = max(a["purged_before"] or nxt, nxt)
+    for a in acc.values():
+        for name in CALL_COUNTS:
+            a[name] = 0
+    return list(acc.values())
 
 
 def read_json_records(path, table: str | None = None) -> list[dict]:
@@ -296,4 +327,9 @@ def load_customers(path, table=None) -> list[dict]:
 
 
 def load_counts(path, tz=timezone.utc, table=None) -> list[dict]:
-    return [check_count(r, (str(path), f"[{i}]"), tz) for i, r in enumerate(read_json_records(path, table))]
+    """Monthly summaries, or the time clock's per-day counts (records with ``day``)."""
+    recs = read_json_records(path, table)
+    daily = [r for r in recs if isinstance(r, dict) and "day" in r]
+    out = [check_count(r, (str(path), f"[{i}]"), tz) for i, r in enumerate(recs)
+           if not (isinstance(r, dict) and "day" in r)]
+    return out + counts_from_timeclock(daily, tz)

@@ -384,3 +384,32 @@ def test_fail__host_tool_names_the_bad_record(tmp_path, mutate, needle):
                        env=project_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ok__time_clock_daily_counts_stand_in_for_purged_slips(tmp_path):
+    """The time clock keeps per-day counts when it purges a day's slips; a
+    read-back is its own slip naming the message's slip in ``of``."""
+    cust = customer(plan="busy")                          # busy: 0.05 a message
+    daily = [{"day": f"2026-11-{d:02d}", "customer": "C1", "message": 3, "read-back": 2, "answer": 3,
+              "stamp": 0} for d in range(1, 15)]
+    (tmp_path / "counts.json").write_text(json.dumps(daily))
+    from firmware.recordset import load_counts
+    counts = load_counts(tmp_path / "counts.json")
+    assert counts[0]["covers"] == ["stamps"] and counts[0]["messages"] == 42
+    stamps = []
+    for i in range(5):
+        t = f"2026-11-2{i}T10:00:00+00:00"
+        stamps.append(stamp_from({"slip": 900 + 2 * i, "time": t, "line": "205", "customer": "C1",
+                                  "what": "message", "call": None, "text": "x"}))
+        stamps.append(stamp_from({"slip": 901 + 2 * i, "time": t.replace("T10", "T15"), "line": "205",
+                                  "customer": "C1", "what": "read-back", "of": 900 + 2 * i, "text": "x"}))
+    stale = stamp_from({"slip": 5, "time": "2026-11-03T10:00:00+00:00", "line": "205", "customer": "C1",
+                        "what": "message", "text": "left behind by the purge"})
+    sts, _ = billing.bill_month([cust], CFG, "2026-11", calls(10), stamps + [stale], counts, UTC)
+    st = sts[0]
+    msg = [i for i in st.items if i.code == "message"][0]
+    assert (msg.quantity, str(msg.amount), msg.summarised) == (47, "2.35", 42)
+    assert list(msg.slips) == [900, 902, 904, 906, 908]
+    assert st.activity["read_back_slips"] == [900, 902, 904, 906, 908]
+    assert st.activity["read_backs"] == 28 + 5
+    assert any(n.startswith("Message slips before 2026-11-15 00:00 were purged") for n in st.notes)
