@@ -323,6 +323,12 @@ async def _amain(args) -> int:
     daemon = Daemon(board, panel, sim=sim)
     daemon.data_dir = Path(args.data_dir or os.environ.get("SWITCHBOARD_DATA", "var"))
     daemon.args = args
+    # Wake-up and reminder calls: the schedule is kept in the data directory.
+    from .recordset import zone
+    from .schedule import ScheduleAdapter, clock_from_env
+    daemon.add_adapter(ScheduleAdapter(daemon.data_dir / "schedule.json",
+                                       zone(os.environ.get("SWITCHBOARD_TZ"), "SWITCHBOARD_TZ", ""),
+                                       clock=clock_from_env()))
     sock_path = Path(args.socket) if args.socket else paths.control_socket()
     web_runner = None
     server = None

@@ -312,3 +312,83 @@ def test_ok__control_commands(tmp_path):
     run("schedule-remove", {"id": "w1"})
     with pytest.raises(schedule.ScheduleError, match="no schedule 'w1'; known: none"):
         run("schedule-remove", {"id": "w1"})
+
+
+# -- in the real daemon, on the simulated board -------------------------------------
+from contextlib import contextmanager  # noqa: E402
+import asyncio  # noqa: E402
+import threading  # noqa: E402
+
+from firmware.boardfile import find_board  # noqa: E402
+from firmware.daemon import Daemon  # noqa: E402
+from firmware.gpio import Panel  # noqa: E402
+from firmware.sim import SimBoard  # noqa: E402
+
+
+@contextmanager
+def daemon_with_schedule(path, clock):
+    board = load_board(find_board("desk"))
+    sim = SimBoard(board)
+    panel = Panel(board, pin_factory=sim.factory)
+    daemon = Daemon(board, panel, sim=sim)
+    adapter = schedule.ScheduleAdapter(path, UTC, clock=lambda: clock[0], period_s=0.02)
+    daemon.add_adapter(adapter)
+    ready = threading.Event()
+
+    async def on_ready():
+        ready.set()
+    t = threading.Thread(target=lambda: asyncio.run(daemon.run(on_ready)), daemon=True)
+    t.start()
+    assert ready.wait(5)
+    try:
+        yield daemon, sim
+    finally:
+        daemon.loop.call_soon_threadsafe(daemon.stop)
+        t.join(5)
+        panel.close()
+
+
+def request(daemon, name, **args):
+    return asyncio.run_coroutine_threadsafe(daemon.request(name, args), daemon.loop).result(5)
+
+
+def wait_until(pred, timeout=3.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_ok__daemon_restart_in_the_middle_of_a_schedule(tmp_path):
+    """Operator-mode wake-up calls on the desk board: the office line's lamp
+    winks when one falls due (clock moved forward); the daemon is stopped
+    while one is waiting and a second one falls due; after the restart both
+    cards are on the board again, the missed one marked as missed."""
+    path = tmp_path / "schedule.json"
+    clock = [at(6, 0)]
+    with daemon_with_schedule(path, clock) as (daemon, sim):
+        request(daemon, "schedule-add", schedule=wake(mode="operator", line="902"))
+        request(daemon, "schedule-add", schedule=wake(id="r1", kind="reminder", time="07:00", repeat="once",
+                                                      mode="operator", line="901", number="5559876",
+                                                      message="Dentist at 9 tomorrow"))
+        assert not sim.lamp_lit("line-902")
+        clock[0] = at(6, 30, 1)
+        assert wait_until(lambda: len(daemon.snapshot()["due_calls"]) == 1)
+        assert daemon.snapshot()["lamps"]["line-902"]["cadence"] == "wink"
+        assert wait_until(lambda: sim.lamp_lit("line-902"))
+        status = daemon.snapshot()["schedule"]
+        assert [o["state"] for o in status["open"]] == ["alerted"]
+    assert not path.with_name("schedule.json.tmp").exists()
+    clock[0] = at(8, 0)                    # down from 06:30 to 08:00: the 07:00 reminder fell due
+    with daemon_with_schedule(path, clock) as (daemon, sim):
+        assert wait_until(lambda: len(daemon.snapshot()["due_calls"]) == 2)
+        cards = {c["schedule"]: c for c in daemon.snapshot()["due_calls"]}
+        assert cards["w1"]["note"] == "" and cards["r1"]["note"].startswith("missed: due 2026-11-23 07:00")
+        lamps = daemon.snapshot()["lamps"]
+        assert lamps["line-901"]["cadence"] == lamps["line-902"]["cadence"] == "wink"
+        request(daemon, "schedule-done", occurrence=cards["w1"]["occurrence"], outcome="answered")
+        assert wait_until(lambda: daemon.snapshot()["lamps"]["line-902"]["cadence"] == "dark")
+        log = request(daemon, "schedule-list")["log"]
+        assert [(e["schedule"], e["outcome"]) for e in log] == [("r1", "missed"), ("w1", "answered")]
