@@ -128,8 +128,8 @@ def sipp(scenario, target_port, numbers, tmp_path, *, calls=None, rate=50, hold_
     csv = tmp_path / f"numbers-{time.time_ns()}.csv"
     csv.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers))
     sf = SIPP_DIR / scenario
-    if tone is not None:
-        text = sf.read_text().replace("@TONE@", str(tone))
+    if "@TONE@" in sf.read_text():
+        text = sf.read_text().replace("@TONE@", str(tone or SIPP_DIR / "silence.wav"))
         sf = tmp_path / f"{time.time_ns()}-{scenario}"
         sf.write_text(text)
     calls = calls or len(numbers)

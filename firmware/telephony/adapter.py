@@ -181,6 +181,8 @@ class TelephonyAdapter:
     def _teardown(self):
         if self.front is not None:
             self.front.stop()
+        for w in self.workers:        # ask them all first: each takes a second to wind down
+            w.send(op="quit")
         for w in self.workers:
             w.stop()
         self.workers = []

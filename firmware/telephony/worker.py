@@ -236,7 +236,9 @@ class Worker:
         try:
             self.start()
             while not self.quit:
-                self.ep.libHandleEvents(10)
+                # SIP and RTP wake the loop at once; only our own commands wait
+                # for the timeout, so poll briskly only while calls are up.
+                self.ep.libHandleEvents(10 if self.legs else 100)
                 self.reap()
                 self.run_timers()
                 while True:
