@@ -295,7 +295,7 @@ class _Loader:
                 name=name, mode=mode, transport=transport, peers=peers, registrar=registrar,
                 username=self.string(t, "username", kp), password=self.string(t, "password", kp),
                 realm=self.string(t, "realm", kp, "*"),
-                expires=self.integer(t, "expires", kp, 300, 30, 86400),
+                expires=self.integer(t, "expires", kp, 300, 10, 86400),
                 retry_min_s=rmin, retry_max_s=rmax, outbound=outbound))
         return tuple(out)
 

@@ -229,3 +229,104 @@ def have_tools():
     missing = [t for t in ("sipp", "kamailio", "sox") if shutil.which(t) is None and
                not os.path.exists(f"/usr/sbin/{t}")]
     assert not missing, f"missing {missing}: run scripts/setup.sh (installs them)"
+
+
+# -- Kamailio as a registrar with digest authentication --------------------
+class Registrar:
+    """A Kamailio registrar on 127.0.0.1 (UDP and TCP): users in a db_text file, digest auth,
+    and INVITEs to a registered user relayed to its contact (as a provider would)."""
+
+    def __init__(self, tmp_path, users: dict, port=None):
+        from firmware.telephony.front import module_dir
+        self.dir = Path(tmp_path) / f"registrar-{time.time_ns()}"
+        db = self.dir / "db"
+        db.mkdir(parents=True)
+        (db / "version").write_text("table_name(string) table_version(int)\nsubscriber:7\n")
+        rows = "".join(f"{i}:{u}:127.0.0.1:{p}\n" for i, (u, p) in enumerate(users.items(), 1))
+        (db / "subscriber").write_text(
+            "id(int,auto) username(string) domain(string) password(string)\n" + rows)
+        self.port = port or free_port()
+        self.cfg = self.dir / "kamailio.cfg"
+        self.cfg.write_text(f"""#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+auto_aliases=no
+listen=udp:127.0.0.1:{self.port}
+listen=tcp:127.0.0.1:{self.port}
+mpath="{module_dir()}"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "db_text.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+modparam("auth_db", "db_url", "text://{db}")
+modparam("auth_db", "calculate_ha1", yes)
+modparam("auth_db", "password_column", "password")
+modparam("auth_db", "load_credentials", "")
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", 5)
+request_route {{
+    if (is_method("REGISTER")) {{
+        if (!auth_check("$fd", "subscriber", "1")) {{
+            auth_challenge("$fd", "0");
+            exit;
+        }}
+        if (!save("location")) {{
+            sl_reply_error();
+        }}
+        exit;
+    }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+        sl_send_reply("404", "Not Here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{
+        if (t_check_trans()) {{ t_relay(); }}
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        if (!lookup("location")) {{
+            sl_send_reply("404", "Not Registered");
+            exit;
+        }}
+        record_route();
+        t_relay();
+        exit;
+    }}
+    sl_send_reply("405", "Method Not Allowed");
+}}
+""")
+        self.proc = None
+
+    def start(self):
+        exe = shutil.which("kamailio") or "/usr/sbin/kamailio"
+        self.log = open(self.dir / "kamailio.log", "ab")
+        self.proc = subprocess.Popen([exe, "-DD", "-E", "-f", str(self.cfg), "-Y", str(self.dir),
+                                      "-P", str(self.dir / "pid"), "-m", "32", "-M", "8"],
+                                     stdout=self.log, stderr=self.log, start_new_session=True)
+        time.sleep(0.5)
+        assert self.proc.poll() is None, (self.dir / "kamailio.log").read_text()[-2000:]
+        return self
+
+    def stop(self):
+        import signal
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None

@@ -185,7 +185,7 @@ class Worker:
         tc.port = self.port
         tid = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
         self.port = int(self.ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
-        self.tcp_tid = None
+        self.transports = {"udp": tid}
         self.ep.libStart()
         ac = pj.AccountConfig()
         ac.idUri = f"sip:worker{self.index}@{self.listen}:{self.port}"
@@ -479,8 +479,20 @@ class Worker:
         if leg is not None:
             leg.dialDtmf(cmd["digits"])
 
+    def _transport(self, kind):
+        """A TCP or TLS client transport, made the first time a trunk needs one."""
+        if kind in self.transports:
+            return
+        tc = pj.TransportConfig()
+        tc.boundAddress = self.listen if self.listen != "0.0.0.0" else ""
+        tc.port = 0
+        ttype = {"tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}[kind]
+        self.transports[kind] = self.ep.transportCreate(ttype, tc)
+
     def op_register(self, cmd):
         name = cmd["trunk"]
+        if cmd.get("transport", "udp") != "udp":
+            self._transport(cmd["transport"])
         old = self.trunks.pop(name, None)
         if old is not None:
             old.shutdown()
