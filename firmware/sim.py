@@ -1,0 +1,145 @@
+"""The simulated board: the real Panel on gpiozero's MockFactory.
+
+Nothing here replaces the daemon's code: the same ``Panel`` drives the same
+gpiozero devices. What is simulated is the world on the other side of the
+pins: push buttons (``press``/``release`` drive the key's pin or chain input),
+and the 74HC165 and 74HC595 chips, which watch their clock and latch pins and
+behave as the chips do, so the shift/latch sequence is exercised for real and
+the lamps' levels can be read back from the chips' outputs.
+"""
+
+from __future__ import annotations
+
+from gpiozero.pins.mock import MockFactory, MockPin
+
+from .boardfile import Board, Chain
+from .errors import ControlError
+
+
+class WatchedPin(MockPin):
+    """A mock pin that tells a simulated chip when it changes."""
+
+    def __init__(self, factory, info, on_change=None):
+        super().__init__(factory, info)
+        self.on_change = on_change
+
+    def _change_state(self, value):
+        changed = super()._change_state(value)
+        if changed and self.on_change is not None:
+            self.on_change(value)
+        return changed
+
+
+class Sim74HC595:
+    """A chain of 74HC595s: shifts on SRCLK rising, copies to outputs on RCLK rising."""
+
+    def __init__(self, factory: MockFactory, chain: Chain):
+        self.chain = chain
+        self.shift = [False] * chain.bits     # index = chip * 8 + k (QA..QH)
+        self.outputs = [False] * chain.bits
+        self.latches = 0
+        self.data = factory.pin(chain.pins["data"])
+        factory.pin(chain.pins["clock"], pin_class=WatchedPin, on_change=self._clock)
+        factory.pin(chain.pins["latch"], pin_class=WatchedPin, on_change=self._latch)
+
+    def _clock(self, high):
+        if high:
+            self.shift = [bool(self.data.state)] + self.shift[:-1]
+
+    def _latch(self, high):
+        if high:
+            self.outputs = list(self.shift)
+            self.latches += 1
+
+
+class Sim74HC165:
+    """A chain of 74HC165s: loads the inputs while SH/LD is low, shifts on CLK rising."""
+
+    def __init__(self, factory: MockFactory, chain: Chain):
+        self.chain = chain
+        # Inputs are pulled up on the board: a key not pressed reads high.
+        self.inputs = [True] * chain.bits
+        self.loads = 0
+        self._order: list[bool] = []
+        self._next = 0
+        self.data = factory.pin(chain.pins["data"])
+        self.load = factory.pin(chain.pins["load"], pin_class=WatchedPin, on_change=self._load)
+        factory.pin(chain.pins["clock"], pin_class=WatchedPin, on_change=self._clock)
+
+    def _drive(self):
+        # Past the last chip, SER is tied high.
+        level = self._order[self._next] if self._next < len(self._order) else True
+        if self.data.function == "input":
+            if level:
+                self.data.drive_high()
+            else:
+                self.data.drive_low()
+
+    def _load(self, high):
+        if not high:
+            self.loads += 1
+            self._order = [self.inputs[chip * 8 + k]
+                           for chip in range(self.chain.chips) for k in range(7, -1, -1)]
+            self._next = 0
+            self._drive()
+
+    def _clock(self, high):
+        if high and self.load.state:
+            self._next += 1
+            self._drive()
+
+
+class SimBoard:
+    """The switchboard's outside world on a MockFactory: buttons, chips, lamps."""
+
+    def __init__(self, board: Board, factory: MockFactory | None = None):
+        self.board = board
+        self.factory = factory or MockFactory(revision="c03114")   # a Pi 4 B
+        self.in_chips: dict[str, Sim74HC165] = {}
+        self.out_chips: dict[str, Sim74HC595] = {}
+        # Chips first: their pins must exist before the Panel's devices claim them.
+        for chain in board.chains.values():
+            if chain.type == "74HC165":
+                self.in_chips[chain.name] = Sim74HC165(self.factory, chain)
+            else:
+                self.out_chips[chain.name] = Sim74HC595(self.factory, chain)
+
+    def _key(self, name):
+        try:
+            return self.board.keys[name]
+        except KeyError:
+            raise ControlError(f"no key {name!r} on the {self.board.name} board; keys are "
+                               "named as in the board file, e.g. line-201, p1-hold, "
+                               "p1-dial-5, secrecy, split") from None
+
+    def set_key(self, name: str, down: bool):
+        """Press (down) or let go of a key, as a finger on the real board would."""
+        w = self._key(name).wire
+        level = down != w.active_low          # the electrical level of the input
+        if w.chain:
+            self.in_chips[w.chain].inputs[w.bit] = level
+            return
+        pin = self.factory.pin(w.pin)
+        if level:
+            pin.drive_high()
+        else:
+            pin.drive_low()
+
+    def press(self, name):
+        self.set_key(name, True)
+
+    def release(self, name):
+        self.set_key(name, False)
+
+    def lamp_lit(self, name: str) -> bool:
+        """Whether a lamp is lit, read from the pin or the chip's output."""
+        w = self.board.lamps[name].wire
+        if w.chain:
+            level = self.out_chips[w.chain].outputs[w.bit]
+        else:
+            level = bool(self.factory.pin(w.pin).state)
+        return level != w.active_low
+
+    def lamp_pin(self, name: str):
+        """The mock pin of a directly wired lamp (for assert_states_and_times)."""
+        return self.factory.pin(self.board.lamps[name].wire.pin)
