@@ -1,0 +1,413 @@
+"""The telephony adapter: the board's calls on real SIP, for the daemon.
+
+Start-up (in a thread, so the daemon's loop is not held up): one PJSUA2
+worker is started and reports its call limit (the PyPI wheel's is 4); enough
+further workers are started for every line to ring at once (or as many as
+the site file says); each worker's ``maxload`` on the front is its limit less
+one slot kept for the operator's position leg; then Kamailio, the front, is
+started on the site's address; then trunks register.
+
+Calls in: a worker reports an INVITE it answered with 180 Ringing; the
+adapter maps the called number to the board line and posts
+``LineRinging(line, caller, call)``. The board's commands (``Answer``,
+``Hold``, ``Resume``, ``Release``, ``Join``, ``Seize`` + ``Dial``) become
+worker commands on that call. A caller hanging up posts ``LineCleared``.
+Every call ends in a call record.
+
+Registration: a trunk that fails to register posts ``Fault("trunk <name>",
+message)`` (the fault lamp) and is retried with doubling back-off; success
+clears the fault.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..state import (Answer, Dial, Fault, Hold, HoldRecall, Join, LineChanged, LineCleared,
+                     LineRinging, LineState, Release, Resume, Seize, SwitchChanged)
+from .front import Front
+from .pool import WorkerProc, start_workers
+from .records import JsonLinesRecords, iso
+
+DIAL_TIMEOUT_S = 4.0      # an office line's number is complete this long after the last digit
+
+
+@dataclass
+class _Call:
+    id: str
+    worker: WorkerProc
+    line: str
+    direction: str
+    caller: str | None
+    callee: str | None
+    offered: float
+    answered: float | None = None
+    ended: float | None = None
+    rings: int = 1
+    position: int | None = None
+    hold_s: float = 0.0
+    held_since: float | None = None
+    outcome: str | None = None
+    board_done: bool = False      # the board already cleared the line (Release)
+    dialled: str = ""
+
+    def record(self) -> dict:
+        return {"id": self.id, "line": self.line, "direction": self.direction, "kind": "call",
+                "caller": self.caller, "callee": self.callee, "offered": iso(self.offered),
+                "answered": iso(self.answered), "ended": iso(self.ended), "rings": self.rings,
+                "position": self.position, "hold_s": round(self.hold_s, 3),
+                "outcome": self.outcome}
+
+
+@dataclass
+class _Trunk:
+    name: str
+    registered: bool = False
+    faulted: bool = False
+    code: int | None = None
+    reason: str = ""
+    retry_in_s: float | None = None
+    since: float | None = None
+
+
+class TelephonyAdapter:
+    name = "telephony"
+
+    def __init__(self, board, site, *, run_dir=None, records=None, port=None, workers=None,
+                 position_uris=None, clock=time.time):
+        self.board = board
+        self.site = site
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.records = records
+        self.port = site.port if port is None else port
+        self.want_workers = workers if workers is not None else site.workers
+        self.position_uris = dict(position_uris or {})
+        for p in site.positions:
+            if p.uri and p.number not in self.position_uris:
+                self.position_uris[p.number] = p.uri
+        self.clock = clock
+        self.daemon = None
+        self.workers: list[WorkerProc] = []
+        self.front: Front | None = None
+        self.calls: dict[str, _Call] = {}         # call id -> call
+        self.line_call: dict[str, str] = {}       # line -> call id
+        self.trunks = {t.name: _Trunk(t.name) for t in site.trunks if t.mode == "register"}
+        self.secrecy = False
+        self.state = "stopped"
+        self.error: str | None = None
+        self.limit: int | None = None
+        self.turned_away = 0
+        self._lock = threading.RLock()
+        self._ready = threading.Event()
+        self._dial_timers: dict[int, object] = {}
+        self._seq = 0
+
+    # -- the adapter contract -------------------------------------------
+    def start(self, daemon):
+        self.daemon = daemon
+        if self.run_dir is None:
+            base = getattr(daemon, "data_dir", None)
+            self.run_dir = Path(base) / "telephony" if base else \
+                Path(tempfile.mkdtemp(prefix="switchboard-telephony-"))
+        if self.records is None:
+            path = self.site.records or (self.run_dir.parent / "calls.jsonl"
+                                         if getattr(daemon, "data_dir", None) else
+                                         self.run_dir / "calls.jsonl")
+            self.records = JsonLinesRecords(path)
+        self.state = "starting"
+        threading.Thread(target=self._start, name="telephony-start", daemon=True).start()
+
+    def wait_ready(self, timeout=60.0) -> bool:
+        self._ready.wait(timeout)
+        return self.state == "running"
+
+    def _start(self):
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            logs = self.run_dir / "logs"
+            first = WorkerProc(0, self._on_event, listen="127.0.0.1",
+                               limit=self.site.calls_per_worker, log_dir=logs)
+            first.start()
+            self.limit = first.limit
+            per = self._maxload(first.limit)
+            count = self.want_workers or math.ceil(
+                (self.site.max_calls or len(self.board.lines)) / per)
+            self.workers = start_workers(count, self._on_event, listen="127.0.0.1",
+                                         limit=first.limit, log_dir=logs, first=first)
+            for w in self.workers:
+                w.maxload = self._maxload(w.limit)
+            self.front = Front(self.run_dir / "front", listen=self.site.listen, port=self.port,
+                               transports=self.site.transports, peers=self.site.peer_addresses(),
+                               numbers=list(self.site.numbers),
+                               workers=[(w.port, w.maxload) for w in self.workers])
+            self.front.start()
+            self.state = "running"
+            for t in self.site.trunks:
+                if t.mode == "register":
+                    self._register(t)
+        except Exception as e:            # reported on status and as a fault, never a traceback
+            self.state, self.error = "failed", f"{type(e).__name__}: {e}"
+            self._post(Fault("telephony", self.error))
+            self._teardown()
+        finally:
+            self._ready.set()
+
+    @staticmethod
+    def _maxload(limit: int) -> int:
+        # One slot per worker stays free for the position leg of the call a position picks up.
+        return max(1, limit - 1)
+
+    def _register(self, t):
+        self.workers[0].send(
+            op="register", trunk=t.name, registrar=t.registrar, username=t.username,
+            password=t.password, realm=t.realm, expires=t.expires, transport=t.transport,
+            retry_min_s=t.retry_min_s, retry_max_s=t.retry_max_s,
+            contact=f"<sip:{t.username}@{self.site.listen}:{self.front.port}>")
+
+    def stop(self):
+        self._ready.wait(60)
+        with self._lock:
+            for c in list(self.calls.values()):
+                self._finish(c, c.outcome or ("answered" if c.answered else "abandoned"))
+        self._teardown()
+        self.state = "stopped"
+
+    def _teardown(self):
+        if self.front is not None:
+            self.front.stop()
+        for w in self.workers:        # ask them all first: each takes a second to wind down
+            w.send(op="quit")
+        for w in self.workers:
+            w.stop()
+        self.workers = []
+
+    def status(self) -> dict:
+        with self._lock:
+            ws = [{"index": w.index, "pid": w.pid, "port": w.port, "limit": w.limit,
+                   "maxload": w.maxload, "calls": len(w.calls)} for w in self.workers]
+            capacity = sum(w["maxload"] or 0 for w in ws)
+            in_use = len(self.calls)
+            return {
+                "state": self.state, "error": self.error,
+                "front": f"{self.site.listen}:{self.front.port}" if self.front else None,
+                "calls_per_worker": self.limit, "workers": ws, "capacity": capacity,
+                "in_use": in_use, "free": max(0, capacity - in_use),
+                "turned_away": self.turned_away,
+                "trunks": {n: {"registered": t.registered, "code": t.code, "reason": t.reason,
+                               "retry_in_s": t.retry_in_s} for n, t in self.trunks.items()},
+                "calls": [c.record() for c in self.calls.values()],
+                "memory_kb": sum(w.rss_kb() for w in self.workers),
+            }
+
+    # -- events from the workers (reader threads) -----------------------
+    def _post(self, event):
+        if self.daemon is not None:
+            self.daemon.post(event)
+
+    def _on_event(self, w: WorkerProc, ev: dict):
+        kind = ev.get("ev")
+        with self._lock:
+            if kind == "incoming":
+                self._incoming(w, ev)
+            elif kind == "ended":
+                c = self.calls.get(ev["call"])
+                if c is not None:
+                    self._ended(c, ev)
+            elif kind == "confirmed":
+                c = self.calls.get(ev["call"])
+                if c is not None and c.direction == "out" and c.answered is None:
+                    c.answered = self.clock()
+            elif kind == "reg":
+                self._reg(ev)
+            elif kind == "reg_retry":
+                t = self.trunks.get(ev["trunk"])
+                if t is not None:
+                    t.retry_in_s = ev["in_s"]
+            elif kind == "exit" and self.state == "running":
+                self._post(Fault("telephony", f"PJSUA2 worker {w.index} exited"))
+
+    def _incoming(self, w, ev):
+        line = self.site.line_for(ev.get("user") or "")
+        cid = ev["call"]
+        if line is None:
+            w.send(op="release", call=cid, code=404)
+            return
+        if line in self.line_call:
+            # The board shows one call per line: a second caller hears busy.
+            self.turned_away += 1
+            w.send(op="release", call=cid, code=486)
+            return
+        c = _Call(id=cid, worker=w, line=line, direction="in", caller=ev.get("caller"),
+                  callee=ev.get("user"), offered=ev.get("t") or self.clock())
+        self.calls[cid] = c
+        self.line_call[line] = cid
+        w.calls.add(cid)
+        self._post(LineRinging(line, ev.get("caller"), cid))
+
+    def _ended(self, c, ev):
+        if not c.board_done:
+            self._post(LineCleared(c.line, "hangup"))
+        outcome = c.outcome or ("answered" if c.answered else "abandoned")
+        self._finish(c, outcome)
+
+    def _finish(self, c, outcome):
+        if c.ended is not None:
+            return
+        c.ended = self.clock()
+        if c.held_since is not None:
+            c.hold_s += c.ended - c.held_since
+            c.held_since = None
+        c.outcome = outcome
+        self.calls.pop(c.id, None)
+        if self.line_call.get(c.line) == c.id:
+            del self.line_call[c.line]
+        c.worker.calls.discard(c.id)
+        if self.records is not None:
+            self.records.write(c.record())
+
+    def _reg(self, ev):
+        t = self.trunks.get(ev["trunk"])
+        if t is None:
+            return
+        t.code, t.reason = ev.get("code"), ev.get("reason", "")
+        if ev.get("ok"):
+            t.registered, t.retry_in_s, t.since = True, None, self.clock()
+            if t.faulted:
+                t.faulted = False
+                self._post(Fault(f"trunk {t.name}", None))
+        elif ev.get("expires", 0) == 0 and ev.get("code") == 200:
+            t.registered = False      # we unregistered on purpose
+        else:
+            t.registered = False
+            t.faulted = True
+            self._post(Fault(f"trunk {t.name}",
+                             f"registration failed: {t.code} {t.reason}".strip()))
+
+    # -- commands from the board (the daemon's loop) --------------------
+    def handle(self, command):
+        method = getattr(self, "_do_" + type(command).__name__, None)
+        if method is not None:
+            with self._lock:
+                method(command)
+
+    def _call_on(self, line):
+        cid = self.line_call.get(line)
+        return self.calls.get(cid) if cid else None
+
+    def _position_uri(self, position):
+        return self.position_uris.get(position)
+
+    def _do_Answer(self, cmd: Answer):
+        c = self._call_on(cmd.line)
+        if c is None:
+            return
+        if c.answered is None and c.direction == "in":
+            c.answered = self.clock()
+        c.position = cmd.position
+        c.worker.send(op="answer", call=c.id, position_uri=self._position_uri(cmd.position),
+                      listen=True)
+
+    def _do_Join(self, cmd: Join):
+        # Secrecy is off (the board only sends Join then): the operator may listen in.
+        self._do_Answer(Answer(cmd.line, cmd.position))
+
+    def _do_Resume(self, cmd: Resume):
+        c = self._call_on(cmd.line)
+        if c is None:
+            return
+        if c.held_since is not None:
+            c.hold_s += self.clock() - c.held_since
+            c.held_since = None
+        c.position = cmd.position
+        c.worker.send(op="resume", call=c.id, position_uri=self._position_uri(cmd.position),
+                      listen=True)
+
+    def _do_Hold(self, cmd: Hold):
+        c = self._call_on(cmd.line)
+        if c is None:
+            return
+        if c.held_since is None:
+            c.held_since = self.clock()
+        c.worker.send(op="hold", call=c.id)
+
+    def _do_Release(self, cmd: Release):
+        c = self._call_on(cmd.line)
+        self._dial_timers.pop(cmd.position, None)
+        if c is None:
+            return
+        if cmd.ends_call:
+            c.board_done = True
+        c.worker.send(op="release", call=c.id, keep=not cmd.ends_call)
+
+    def _do_LineChanged(self, cmd: LineChanged):
+        c = self._call_on(cmd.line)
+        if c is not None and cmd.state is LineState.RINGING:
+            c.rings = max(c.rings, cmd.rings)
+
+    def _do_SwitchChanged(self, cmd: SwitchChanged):
+        if cmd.switch == "secrecy":
+            self.secrecy = cmd.on
+
+    def _do_Seize(self, cmd: Seize):
+        """An idle line taken to call out: the number follows on the dial pad."""
+        self._seq += 1
+        self._seized = getattr(self, "_seized", {})
+        self._seized[cmd.position] = {"line": cmd.line, "digits": "", "at": self.clock()}
+
+    def _do_Dial(self, cmd: Dial):
+        c = self._call_on(cmd.line) if cmd.line else None
+        if c is not None:
+            c.worker.send(op="dtmf", call=c.id, digits=cmd.digit)
+            return
+        seized = getattr(self, "_seized", {}).get(cmd.position)
+        if seized is None or seized["line"] != cmd.line:
+            return
+        if cmd.digit == "#":
+            self._place(cmd.position)
+            return
+        seized["digits"] += cmd.digit
+        loop = getattr(self.daemon, "loop", None)
+        if loop is not None:
+            old = self._dial_timers.pop(cmd.position, None)
+            if old is not None:
+                old.cancel()
+            self._dial_timers[cmd.position] = loop.call_later(
+                DIAL_TIMEOUT_S, self._dial_timeout, cmd.position)
+
+    def _dial_timeout(self, position):
+        with self._lock:
+            self._dial_timers.pop(position, None)
+            self._place(position)
+
+    def _place(self, position):
+        seized = getattr(self, "_seized", {}).pop(position, None)
+        if seized is None or not seized["digits"]:
+            return
+        trunk = next((t for t in self.site.trunks if t.outbound), None)
+        if trunk is None or not self.workers:
+            self._post(LineCleared(seized["line"], "no outbound trunk"))
+            return
+        number = seized["digits"]
+        if trunk.mode == "register":
+            host = trunk.registrar.split(":", 1)[1]
+            uri, worker, acc = f"sip:{number}@{host};transport={trunk.transport}", self.workers[0], trunk.name
+        else:
+            uri, worker, acc = f"sip:{number}@{trunk.peers[0]}", self._least_loaded(), None
+        self._seq += 1
+        cid = f"out-{position}-{self._seq}"
+        c = _Call(id=cid, worker=worker, line=seized["line"], direction="out", caller=seized["line"],
+                  callee=number, offered=self.clock(), position=position)
+        self.calls[cid] = c
+        self.line_call[c.line] = cid
+        worker.calls.add(cid)
+        worker.send(op="call", call=cid, uri=uri, trunk=acc,
+                    position_uri=self._position_uri(position))
+
+    def _least_loaded(self):
+        return min(self.workers, key=lambda w: len(w.calls) / max(1, w.maxload or 1))

@@ -1,0 +1,251 @@
+"""A sound card for tests: ALSA `file`-plugin headsets whose clock is this module.
+
+`FakeCard(home, ["hs1", "hs2"])` writes `home/.asoundrc` defining one ALSA
+device per name (listed by PortAudio through its `hint`), each a microphone
+and an earpiece. Point `HOME` at `home` for the process under test
+(`card.env()`), start the card, and it behaves like a sound card:
+
+- earpiece: playback goes through a `file` plugin (slave `null`) into a
+  FIFO that the card drains at the real sample rate, keeping what was played
+  (`card.ear(name)`), each chunk stamped with the time it was played;
+- microphone: capture reads its samples from the FIFO `infile`, which the
+  card keeps a few milliseconds ahead with what `card.say(name, pcm)` queued
+  (silence otherwise).
+
+Why FIFOs and a clock thread: ALSA's `null` device keeps no time, so a
+stream on a bare file-plugin device runs thousands of times faster than
+real time. Here the capture side is paced by its own `file` output (a
+second FIFO drained at the sample rate) and the playback side by the
+earpiece FIFO. A `plug` layer in front fixes the raw format (S16_LE, mono,
+`rate`) whatever the client asks for, as a real card's converter would.
+"""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import math
+import os
+import termios
+import threading
+import time
+from pathlib import Path
+
+F_SETPIPE_SZ = 1031
+LEAD_S = 0.02  # how far the microphone FIFO is kept ahead of the card's reads
+DEBT_S = 0.1  # how far a writer may fall behind the card's clock and catch up
+
+
+def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> bytes:
+    """16-bit mono PCM of a sine tone."""
+    n = int(seconds * rate)
+    peak = amplitude * 32767
+    return array.array("h", (int(peak * math.sin(2 * math.pi * freq * i / rate))
+                             for i in range(n))).tobytes()
+
+
+def samples(pcm: bytes) -> array.array:
+    a = array.array("h")
+    a.frombytes(pcm[: len(pcm) // 2 * 2])
+    return a
+
+
+def goertzel_power(x, rate: int, freq: float) -> float:
+    """Mean power of `x` at `freq` (a full-scale sine gives about 0.25 * 32767**2 * amplitude**2)."""
+    n = len(x)
+    if n == 0:
+        return 0.0
+    k = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for v in x:
+        s1, s2 = v + k * s1 - s2, s1
+    power = s1 * s1 + s2 * s2 - k * s1 * s2
+    return 2 * power / (n * n)  # = amplitude**2 / 2 for a pure sine of that amplitude
+
+
+def rms(x) -> float:
+    return math.sqrt(sum(v * v for v in x) / len(x)) if len(x) else 0.0
+
+
+def tone_level(pcm: bytes, rate: int, freq: float = 1000.0) -> float:
+    """Amplitude (in sample units) of the `freq` component: 0.5 full scale -> about 16384."""
+    return math.sqrt(goertzel_power(samples(pcm), rate, freq) * 2)
+
+
+def _fifo_bytes(fd: int) -> int:
+    buf = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, buf)
+    return buf[0]
+
+
+class _Headset:
+    def __init__(self, folder: Path, name: str, rate: int):
+        self.name = name
+        self.rate = rate
+        self.ear_path = folder / f"{name}.ear"
+        self.clk_path = folder / f"{name}.clk"
+        self.mic_path = folder / f"{name}.mic"
+        for p in (self.ear_path, self.clk_path, self.mic_path):
+            os.mkfifo(p)
+        self.ear_chunks: list[tuple[float, bytes]] = []  # (time played, pcm)
+        self.mic_queue = bytearray()
+        self.mic_log: list[tuple[float, int]] = []  # (time the card wrote it, offset into said)
+        self.said = 0  # bytes of queued speech written so far
+        self.lock = threading.Lock()
+        self.fds = {}
+
+    def asoundrc(self) -> str:
+        slave = f'format S16_LE channels 1 rate {self.rate}'
+        return f"""
+pcm.{self.name} {{
+    type asym
+    playback.pcm {{
+        type plug
+        slave {{ pcm {{ type file slave.pcm "null" file "{self.ear_path}" format "raw" }} {slave} }}
+    }}
+    capture.pcm {{
+        type plug
+        slave {{ pcm {{ type file slave.pcm "null" file "{self.clk_path}"
+                      infile "{self.mic_path}" format "raw" }} {slave} }}
+    }}
+    hint {{ show on description "test headset {self.name}" }}
+}}
+"""
+
+    def open(self):
+        # O_RDWR: never blocks and never sees end-of-file, whoever opens the other end
+        for key, path, size in (("ear", self.ear_path, 4096), ("clk", self.clk_path, 4096),
+                                ("mic", self.mic_path, 65536)):
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            fcntl.fcntl(fd, F_SETPIPE_SZ, size)
+            self.fds[key] = fd
+
+    def close(self):
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+
+    def drain(self, key: str, want: int, now: float) -> int:
+        """Read up to `want` bytes from a FIFO, as a card plays them."""
+        fd = self.fds[key]
+        got = 0
+        while got < want:
+            try:
+                b = os.read(fd, min(want - got, 65536))
+            except BlockingIOError:
+                break
+            if not b:
+                break
+            got += len(b)
+            if key == "ear":
+                with self.lock:
+                    self.ear_chunks.append((now, b))
+        return got
+
+    def feed(self, now: float) -> None:
+        """Keep the microphone FIFO LEAD_S ahead with queued speech, else silence."""
+        fd = self.fds["mic"]
+        want = int(LEAD_S * self.rate) * 2 - _fifo_bytes(fd)
+        if want <= 0:
+            return
+        want -= want % 2
+        with self.lock:
+            chunk = bytes(self.mic_queue[:want])
+            speech = len(chunk)
+            chunk += bytes(want - speech)
+        try:
+            n = os.write(fd, chunk)
+        except BlockingIOError:
+            return
+        n -= n % 2  # pipe writes of whole pages; keep sample alignment
+        with self.lock:
+            used = min(n, speech)
+            if used:
+                self.mic_log.append((now + _fifo_bytes(fd) / (2 * self.rate), self.said))
+                del self.mic_queue[:used]
+                self.said += used
+
+
+class FakeCard:
+    """ALSA headsets for a process under test; run it as a context manager."""
+
+    def __init__(self, home: Path, names, rate: int = 48000):
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.rate = rate
+        self.headsets = {n: _Headset(self.home, n, rate) for n in names}
+        (self.home / ".asoundrc").write_text(
+            "# written by tests/alsa_fixture.py: file-plugin headsets paced by FIFOs\n"
+            + "".join(h.asoundrc() for h in self.headsets.values()))
+        self._stop = threading.Event()
+        self._thread = None
+
+    def env(self) -> dict:
+        return {"HOME": str(self.home)}
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        for h in self.headsets.values():
+            h.open()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="fake-card", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        for h in self.headsets.values():
+            h.close()
+
+    def _run(self):
+        bps = 2 * self.rate
+        t0 = time.monotonic()
+        done = {n: {"ear": 0, "clk": 0} for n in self.headsets}
+        while not self._stop.is_set():
+            time.sleep(0.004)
+            now = time.monotonic()
+            due = int((now - t0) * bps)
+            for name, h in self.headsets.items():
+                for key in ("ear", "clk"):
+                    want = due - done[name][key]
+                    got = h.drain(key, want, now)
+                    # owe a late writer at most DEBT_S: a stream that stopped builds no debt
+                    done[name][key] = max(done[name][key] + got, due - int(DEBT_S * bps))
+                h.feed(now)
+
+    # -- what the tests use -------------------------------------------------
+
+    def say(self, name: str, pcm: bytes) -> float:
+        """Queue `pcm` (16-bit mono at the card's rate) for the microphone; returns now."""
+        h = self.headsets[name]
+        with h.lock:
+            h.mic_queue.extend(pcm)
+        return time.monotonic()
+
+    def mic_pending(self, name: str) -> int:
+        h = self.headsets[name]
+        with h.lock:
+            return len(h.mic_queue)
+
+    def ear(self, name: str, since: float = 0.0) -> bytes:
+        """Everything the earpiece played (at or after monotonic time `since`)."""
+        h = self.headsets[name]
+        with h.lock:
+            return b"".join(b for t, b in h.ear_chunks if t >= since)
+
+    def ear_chunks(self, name: str):
+        h = self.headsets[name]
+        with h.lock:
+            return list(h.ear_chunks)
+
+    def mic_log(self, name: str):
+        h = self.headsets[name]
+        with h.lock:
+            return list(h.mic_log)

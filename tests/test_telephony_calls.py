@@ -1,0 +1,62 @@
+"""Real calls on the board: SIPp callers through Kamailio to PJSUA2 workers, keys acting on them."""
+
+import time
+
+import pytest
+
+from firmware.boardfile import load_board
+from firmware.sitefile import load_site
+from firmware.state import LineRinging, LineCleared, LineState
+from firmware.telephony.adapter import TelephonyAdapter
+from firmware.telephony.records import JsonLinesRecords
+
+from telephony_support import (BoardLoop, PeerProc, finish, have_tools, sipp, tone_energy,
+                               ulaw_tone, wait_for)
+
+DESK = load_board("boards/desk.toml")
+DESK_SITE = load_site("boards/desk.site.toml", DESK)
+
+
+@pytest.fixture
+def desk(tmp_path):
+    have_tools()
+    positions = [PeerProc(tmp_path, f"position{i}") for i in (1, 2)]
+    board = BoardLoop(DESK, tmp_path / "data")
+    adapter = TelephonyAdapter(DESK, DESK_SITE, run_dir=tmp_path / "tel", port=0, workers=2,
+                               records=JsonLinesRecords(tmp_path / "calls.jsonl"),
+                               position_uris={1: positions[0].uri, 2: positions[1].uri})
+    board.add_adapter(adapter)
+    board.start()
+    assert adapter.wait_ready(60), adapter.error
+    yield board, adapter, positions
+    board.stop()
+    for p in positions:
+        p.stop()
+
+
+def test_ok__a_call_rings_is_answered_carries_audio_and_is_recorded(desk, tmp_path):
+    board, adapter, (pos1, pos2) = desk
+    tone = ulaw_tone(tmp_path / "tone.wav", 1000, 4)
+    caller = sipp("answered.xml", adapter.front.port, ["201"], tmp_path, hold_ms=2500, tone=tone)
+    wait_for(lambda: board.line("201") is LineState.RINGING, 10, "line 201 ringing")
+    ring = next(e for e in board.events if isinstance(e, LineRinging))
+    assert ring.line == "201" and ring.caller.startswith("41555502") and ring.call
+    assert adapter.status()["in_use"] == 1
+    board.press("line-201")
+    assert board.line("201") is LineState.OPERATOR
+    pos1.next("confirmed", 10)          # the position's leg was set up
+    assert finish(caller, 30) == 0      # SIPp got 180, 200, talked, hung up
+    wait_for(lambda: board.line("201") is LineState.IDLE, 10, "line 201 idle after hang-up")
+    assert any(isinstance(e, LineCleared) and e.line == "201" for e in board.events)
+    pos1.next("ended", 10)
+    energy, rms = tone_energy(pos1.dir / "call1.wav", 1000)
+    assert energy > 1000, f"the caller's tone did not reach position 1 ({energy:.0f})"
+    assert not (pos2.dir / "call1.wav").exists(), "position 2 was joined to a call it did not take"
+    rec = wait_for(lambda: JsonLinesRecords(tmp_path / "calls.jsonl").read(), 5, "a call record")
+    r = rec[0]
+    assert set(r) == {"id", "line", "direction", "kind", "caller", "callee", "offered",
+                      "answered", "ended", "rings", "position", "hold_s", "outcome"}
+    assert (r["line"], r["direction"], r["kind"], r["position"], r["outcome"]) == \
+        ("201", "in", "call", 1, "answered")
+    assert r["offered"] <= r["answered"] <= r["ended"] and r["offered"].endswith("Z")
+    assert adapter.status()["in_use"] == 0
