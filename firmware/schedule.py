@@ -41,7 +41,7 @@ KINDS = ("wakeup", "reminder")
 #: A placed call that has not reported back after ring time plus this is
 #: taken as failed (the telephony went away), so it is retried, not stuck.
 CALL_TIMEOUT_MARGIN_S = 120.0
-_NUMBER = re.compile(r"^\+?[0-9*#]{2,20}$")
+_NUMBER = re.compile(r"^(\+?[0-9*#]{2,20}|sips?:[^\s@<>]+@[^\s<>]+)$")
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 DEFAULTS = {"repeat": "once", "mode": "auto", "line": None, "retries": 2, "retry_after_s": 300,
@@ -74,7 +74,7 @@ def check_schedule(rec: dict, where=("schedule", "")) -> dict:
          "an id of letters, digits, '-', '_' or '.'")
     need("customer", lambda v: isinstance(v, str) and v, "the customer's id")
     need("kind", lambda v: v in KINDS, "\"wakeup\" or \"reminder\"")
-    need("number", lambda v: isinstance(v, str) and _NUMBER.match(v), "a number to dial, digits only")
+    need("number", lambda v: isinstance(v, str) and _NUMBER.match(v), "a number to dial (digits) or a SIP URI")
     need("message", lambda v: isinstance(v, str) and v.strip(), "what to say (text, or file:<path>)")
     need("time", lambda v: isinstance(v, str) and _TIME.match(v), "a time of day \"HH:MM\" (24-hour)")
     need("date", lambda v: isinstance(v, str) and _date(v) is not None, "a date \"YYYY-MM-DD\" (the first day)")
@@ -273,7 +273,8 @@ class Scheduler:
 
     def _due_event(self, s, occ, mode=None):
         return ScheduledCallDue(occ.id, s["id"], s["customer"], s["kind"], s["number"], s["message"],
-                                s["line"], mode or s["mode"], occ.attempt, occ.due, occ.note)
+                                s["line"], mode or s["mode"], occ.attempt, occ.due, occ.note,
+                                float(s.get("ring_s", DEFAULTS["ring_s"])))
 
     def _start(self, s, occ, now):
         if s["mode"] == "operator":
@@ -310,7 +311,8 @@ class Scheduler:
             self.log = [e for e in self.log if e["finished"] >= cutoff]
 
     # -- outcomes ----------------------------------------------------------
-    def placed(self, occurrence: str, call: str | None, outcome: str, now: datetime) -> list:
+    def placed(self, occurrence: str, call: str | None, outcome: str, now: datetime,
+               reason: str = "") -> list:
         """The telephony's report on a placed call. Returns events to post."""
         occ = self.open.get(occurrence)
         if occ is None or occ.state not in ("calling", "retry"):
@@ -319,6 +321,8 @@ class Scheduler:
             return []        # a late report for an attempt already given up on
         s = self.schedules.get(occ.schedule)
         occ.calls.append(call)
+        if reason:
+            occ.note = reason
         events = self._after_attempt(s, occ, outcome, now) if s else []
         if s is None:
             self._finish(occ, outcome, now)
@@ -437,7 +441,8 @@ class ScheduleAdapter:
 
     def handle(self, command):
         if isinstance(command, PlacedCallOutcome):
-            self._post(self.scheduler.placed(command.occurrence, command.call, command.outcome, self.clock()))
+            self._post(self.scheduler.placed(command.occurrence, command.call, command.outcome,
+                                             self.clock(), command.reason))
 
     def status(self) -> dict:
         return {**self.scheduler.status(), "errors": self.errors}

@@ -145,6 +145,7 @@ class ScheduledCallDue:
     attempt: int = 1
     due: str = ""             # ISO 8601
     note: str = ""
+    ring_s: float = 30.0      # how long the called phone may ring
 
 
 @dataclass(frozen=True)
@@ -156,10 +157,11 @@ class ScheduledCallCleared:
 @dataclass(frozen=True)
 class PlacedCallEnded:
     """The telephony finished a ``PlaceCall``: its call id and outcome
-    (answered, no-answer, failed, ...)."""
+    (answered, no-answer, failed, ...) and, when it failed, why."""
     occurrence: str
     call: str | None
     outcome: str
+    reason: str = ""
 
 
 # -- commands out ----------------------------------------------------------
@@ -282,6 +284,7 @@ class PlacedCallOutcome:
     occurrence: str
     call: str | None
     outcome: str
+    reason: str = ""
 
 
 # -- the state -------------------------------------------------------------
@@ -629,7 +632,7 @@ class BoardState:
     def _on_ScheduledCallDue(self, ev: ScheduledCallDue, now, out):
         if ev.mode == "auto":
             out.append(PlaceCall(ev.number, ev.message, ev.kind, ev.schedule_id, ev.occurrence,
-                                 ev.customer, ev.line, ev.attempt))
+                                 ev.customer, ev.line, ev.attempt, ev.ring_s))
             return
         self.due_calls[ev.occurrence] = ev
         what = "wake-up call" if ev.kind == "wakeup" else "reminder call"
@@ -642,7 +645,9 @@ class BoardState:
         self.due_calls.pop(ev.occurrence, None)
 
     def _on_PlacedCallEnded(self, ev: PlacedCallEnded, now, out):
-        out.append(PlacedCallOutcome(ev.occurrence, ev.call, ev.outcome))
+        out.append(PlacedCallOutcome(ev.occurrence, ev.call, ev.outcome, ev.reason))
+        if ev.reason:
+            out.append(Notice(f"scheduled call {ev.occurrence}: {ev.outcome}: {ev.reason}"))
 
     def _wanted(self) -> dict[str, Cadence]:
         want = {}

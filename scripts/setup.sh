@@ -7,13 +7,14 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: PortAudio headers (PyAudio builds against them), ALSA tools,
 # the SIP peers the tests start on loopback, Chromium for the view's tests, sox,
-# DejaVu fonts for the PDF statements (any customer's name prints).
+# DejaVu fonts for the PDF statements (any customer's name prints), espeak-ng
+# to speak wake-up and reminder messages given as text.
 APT_PACKAGES=(
     python3-venv python3-dev gcc
     portaudio19-dev libasound2-plugins alsa-utils sox
     sip-tester kamailio baresip
     chromium
-    fonts-dejavu-core
+    fonts-dejavu-core espeak-ng
 )
 
 missing=()

@@ -46,7 +46,7 @@ def fresh(tmp_path, now=None, tz=UTC, **kw):
     ({"time": "6:30"}, "time = '6:30': expected a time of day \"HH:MM\""),
     ({"time": "24:00"}, "time = '24:00'"),
     ({"repeat": "monthly"}, "repeat = 'monthly': expected one of once, daily, weekdays"),
-    ({"number": "call mum"}, "number = 'call mum': expected a number to dial"),
+    ({"number": "call mum"}, "number = 'call mum': expected a number to dial (digits) or a SIP URI"),
     ({"kind": "alarm"}, "kind = 'alarm'"),
     ({"retries": -1}, "retries = -1: expected a number from 0 to 86400"),
     ({"mode": "robot"}, "mode = 'robot'"),
@@ -63,7 +63,7 @@ def test_fail__bad_schedule(change, needle):
 def test_fail__missing_key():
     rec = wake()
     del rec["number"]
-    with pytest.raises(ConfigError, match=r"schedule: number: missing; expected a number to dial"):
+    with pytest.raises(ConfigError, match=r"schedule: number: missing; expected a number to dial \(digits\) or a SIP URI"):
         schedule.check_schedule(rec)
 
 

@@ -74,6 +74,8 @@ class Leg(pj.Call):
         self.listen = True               # the position hears the caller (not under secrecy)
         self.held = False
         self.dead = False
+        self.play: str | None = None     # a placed call's message (WAV), played once answered
+        self.player = None               # its AudioMediaPlayer while it plays
 
     def onCallState(self, prm):
         ci = self.getInfo()
@@ -299,6 +301,7 @@ class Worker:
                 leg.peer.peer = None
             leg.peer = None
             leg.media = None
+            leg.player = None            # deleted here, in the loop, not in a callback
 
     # -- callbacks (never block) ---------------------------------------
     def on_incoming(self, acc, prm):
@@ -360,6 +363,9 @@ class Worker:
         """Connect audio once both legs' media are active."""
         caller = leg if leg.kind in ("in", "out") else leg.peer
         if caller is None or caller.media is None:
+            return
+        if caller.play:
+            self._play(caller)
             return
         pos = caller.peer
         if caller.held:
@@ -469,10 +475,43 @@ class Worker:
         """An outgoing call (an office line), joined to a position when it answers."""
         acc = self.trunks.get(cmd.get("trunk")) or self.acc
         leg = Leg(self, acc, kind="out", cid=cmd["call"])
+        leg.play = cmd.get("play")
         leg.makeCall(cmd["uri"], pj.CallOpParam(True))
         self.legs[leg.getId()] = leg
         self.calls[leg.cid] = leg
+        if cmd.get("ring_s"):
+            # A placed call nobody answers is given up after its ring time.
+            self.timers.append((time.time() + float(cmd["ring_s"]), lambda: self._unanswered(leg)))
         self._position_leg(leg, cmd.get("position_uri"))
+
+    def _unanswered(self, leg):
+        if leg.dead:
+            return
+        try:
+            if leg.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
+                self._hangup(leg)
+        except pj.Error:
+            pass
+
+    def _play(self, leg):
+        """Play a placed call's message once, then hang up (a wake-up or reminder call)."""
+        if leg.player is not None or leg.dead:
+            return
+        import wave
+        try:
+            with wave.open(leg.play) as w:
+                seconds = w.getnframes() / float(w.getframerate())
+            player = pj.AudioMediaPlayer()
+            player.createPlayer(leg.play, pj.PJMEDIA_FILE_NO_LOOP)
+            player.startTransmit(leg.media)
+        except (OSError, EOFError, wave.Error, pj.Error) as e:
+            msg = e.info() if isinstance(e, pj.Error) else str(e)
+            self.emit("error", call=leg.cid, message=f"message {leg.play}: {msg}")
+            self._hangup(leg)
+            return
+        leg.player = player
+        self.emit("playing", call=leg.cid, seconds=round(seconds, 2))
+        self.timers.append((time.time() + seconds + 0.5, lambda: self._hangup(leg)))
 
     def op_dtmf(self, cmd):
         leg = self._caller(cmd)
