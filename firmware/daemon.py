@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import control, paths
+from . import control, paths, timeclock_adapter
 from .boardfile import find_board, load_board
 from .errors import ConfigError, ControlError, SwitchboardError
 from .gpio import Panel
@@ -312,6 +312,7 @@ def parse_args(argv=None):
     ap.add_argument("--no-web", action="store_true", help="do not serve the board's view")
     ap.add_argument("--data-dir", default=None,
                     help="where records are kept (default: $SWITCHBOARD_DATA or ./var)")
+    timeclock_adapter.add_arguments(ap)
     return ap.parse_args(argv)
 
 
@@ -323,6 +324,7 @@ async def _amain(args) -> int:
     daemon = Daemon(board, panel, sim=sim)
     daemon.data_dir = Path(args.data_dir or os.environ.get("SWITCHBOARD_DATA", "var"))
     daemon.args = args
+    daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir))
     # Wake-up and reminder calls: the schedule is kept in the data directory.
     from .recordset import zone
     from .schedule import ScheduleAdapter, clock_from_env
