@@ -283,12 +283,15 @@ def read_json_records(path, table: str | None = None) -> list[dict]:
         data = json.loads(stripped)
     except json.JSONDecodeError:
         data = []
-        for n, line in enumerate(text.splitlines(), 1):
+        lines = text.splitlines()
+        for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 data.append(json.loads(line))
             except json.JSONDecodeError as e:
+                if n == len(lines) and not text.endswith("\n"):
+                    break      # a last line torn by a power cut: it was never acknowledged
                 raise ConfigError(p, f"line {n}", line[:60], None, message=(
                     f"{p}: line {n}: not JSON ({e.msg}); expected a JSON list, JSON lines "
                     "or a TinyDB file"))
@@ -333,3 +336,39 @@ def load_counts(path, tz=timezone.utc, table=None) -> list[dict]:
     out = [check_count(r, (str(path), f"[{i}]"), tz) for i, r in enumerate(recs)
            if not (isinstance(r, dict) and "day" in r)]
     return out + counts_from_timeclock(daily, tz)
+
+
+def from_data_dir(data_dir, tz=timezone.utc, since: date | None = None, until: date | None = None) -> dict:
+    """Everything the reports need from the daemon's data folder, read-only:
+    the telephony's ``calls.jsonl``, the time clock's day journals and its
+    counts of purged days, the customers' store and the schedule's log (which
+    names the customer of each wake-up and reminder call)."""
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise ConfigError(d, "", None, None, message=f"{d}: no such folder; give the daemon's "
+                          "data folder (its --data-dir, $SWITCHBOARD_DATA or ./var)")
+    out = {"customers": [], "calls": [], "stamps": [], "counts": []}
+    raw_calls = read_json_records(d / "calls.jsonl") if (d / "calls.jsonl").exists() else []
+    if (d / "schedule.json").exists():
+        from .schedule import billing_records
+        log = json.loads((d / "schedule.json").read_text(encoding="utf-8")).get("log", [])
+        raw_calls = billing_records(log, raw_calls)
+    out["calls"] = [call_from(r, (str(d / "calls.jsonl"), f"[{i}]"), tz) for i, r in enumerate(raw_calls)]
+    if (d / "customers.jsonl").exists():
+        from .customers import Customers
+        store = Customers(d, readonly=True)
+        try:
+            out["customers"] = [check_customer(c, (str(store.path), f"customers.{c.get('id')}"))
+                                for c in store.all()]
+        finally:
+            store.db.close()
+    if (d / "slips").is_dir():
+        from .timeclock import TimeClock
+        tc = TimeClock(d, readonly=True)
+        try:
+            out["stamps"] = [stamp_from(s, (str(d / "slips"), f"slip {s.get('slip')}"), tz)
+                             for s in tc.stamps(since, until)]
+            out["counts"] = counts_from_timeclock([dict(x) for x in tc.meta.table("counts").all()], tz)
+        finally:
+            tc.meta.close()
+    return out

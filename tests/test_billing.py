@@ -413,3 +413,56 @@ def test_ok__time_clock_daily_counts_stand_in_for_purged_slips(tmp_path):
     assert st.activity["read_back_slips"] == [900, 902, 904, 906, 908]
     assert st.activity["read_backs"] == 28 + 5
     assert any(n.startswith("Message slips before 2026-11-15 00:00 were purged") for n in st.notes)
+
+
+def test_ok__host_tool_reads_the_daemons_data_folder(tmp_path):
+    """The live stores as the other parts keep them: the time clock's day journals
+    (with November's first days purged, their counts kept), the customers' store,
+    the telephony's calls.jsonl (its last line torn by a power cut) and the
+    schedule's log, which names the customer of a wake-up call."""
+    from datetime import datetime as dt
+    from firmware.customers import Customers
+    from firmware.schedule import Scheduler
+    from firmware.telephony.records import JsonLinesRecords
+    from firmware.timeclock import TimeClock
+    data = tmp_path / "var"
+    now = [dt(2026, 11, 1, 9, 0, tzinfo=UTC)]
+    tc = TimeClock(data, clock=lambda: now[0])
+    for day in (1, 2, 3, 20):
+        now[0] = dt(2026, 11, day, 9, 0, tzinfo=UTC)
+        m = tc.stamp("message", line="201", customer="marys-gloves", position=1, text="call back")
+        now[0] = now[0] + timedelta(hours=2)
+        tc.stamp("read-back", line="201", customer="marys-gloves", position=1, of=m["slip"])
+    now[0] = dt(2026, 12, 5, 9, 0, tzinfo=UTC)
+    assert tc.purge()["purged_days"] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    tc.close()
+    cs = Customers(data)
+    cs.add({"id": "marys-gloves", "name": "Mary's Gloves", "line": "201", "kind": "other", "plan": "busy",
+            "contract_start": "2026-01-01"})
+    cs.db.close()
+    records = JsonLinesRecords(data / "calls.jsonl")
+    for c in calls(152, start="2026-11-20T08:00:00+00:00", line="201", step_min=20):
+        records.write({k: v for k, v in c.raw.items()})
+    records.write({"id": "placed-1", "line": "901", "direction": "out", "kind": "call", "caller": "901",
+                   "callee": "5551234", "offered": "2026-11-21T06:30:00Z", "answered": "2026-11-21T06:30:09Z",
+                   "ended": "2026-11-21T06:30:30Z", "rings": 2, "position": None, "hold_s": 0,
+                   "outcome": "answered"})
+    with open(data / "calls.jsonl", "a") as f:
+        f.write('{"id": "torn", "line": "2')                # the power went here
+    sched = Scheduler(data / "schedule.json", UTC, dt(2026, 11, 20, tzinfo=UTC))
+    sched.log.append({"occurrence": "w@1", "schedule": "w", "customer": "marys-gloves", "kind": "wakeup",
+                      "number": "5551234", "due": "2026-11-21T06:30:00+00:00", "outcome": "answered",
+                      "attempts": 1, "calls": ["placed-1"], "finished": "2026-11-21T06:31:00+00:00", "note": ""})
+    sched._save()
+    r = subprocess.run(python_cmd("switchboard_tools.billing", "--month", "2026-11", "--data-dir", data, "--json"),
+                       env=project_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)["statements"][0]
+    assert st["customer"]["id"] == "marys-gloves"
+    got = {i["code"]: (i["quantity"], i["amount"]) for i in st["items"]}
+    assert got == {"base": (1, "60.00"), "over": (2, "0.40"), "wakeup": (1, "0.45"), "message": (4, "0.20")}
+    assert st["total"] == "61.05"
+    msg = [i for i in st["items"] if i["code"] == "message"][0]
+    assert msg["summarised"] == 3 and len(msg["slips"]) == 1
+    assert st["activity"]["read_backs"] == 4
+    assert any(n.startswith("Message slips before 2026-11-04 00:00 were purged") for n in st["notes"])

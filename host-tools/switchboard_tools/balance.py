@@ -25,7 +25,8 @@ from ._common import dumps, run
 def parser():
     p = argparse.ArgumentParser(prog="switchboard-balance", description=__doc__.split("\n")[0])
     p.add_argument("--board", required=True, help="the board file (TOML)")
-    p.add_argument("--calls", required=True, help="call records: JSON list, JSON lines or TinyDB file")
+    p.add_argument("--data-dir", help="the daemon's data folder (read only)")
+    p.add_argument("--calls", help="call records: JSON list, JSON lines or TinyDB file")
     p.add_argument("--customers", help="customers, for their kinds (doctor, plumber, ...)")
     p.add_argument("--measure", choices=("erlang", "calls"), default="erlang",
                    help="load as operator time (erlang, default) or calls offered")
@@ -57,8 +58,13 @@ def main(argv=None) -> int:
 def _main(args) -> int:
     board = load_board(args.board)
     tz = recordset.zone(args.timezone, "command line", "--timezone")
-    calls = recordset.load_calls(args.calls, tz, table="calls")
-    customers = recordset.load_customers(args.customers, table="customers") if args.customers else []
+    if args.calls is None and args.data_dir is None:
+        raise ConfigError("command line", "--calls", None, None,
+                          message="command line: give --calls FILE or --data-dir DIR")
+    data = recordset.from_data_dir(args.data_dir, tz) if args.data_dir else {"calls": [], "customers": []}
+    calls = recordset.load_calls(args.calls, tz, table="calls") if args.calls else data["calls"]
+    customers = recordset.load_customers(args.customers, table="customers") if args.customers \
+        else data["customers"]
     hours = _hours(args.hours) if args.hours else None
     load = balance.line_loads(board, calls, args.measure, hours, tz)
     kinds = balance.line_kinds(board, customers)

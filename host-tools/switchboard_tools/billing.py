@@ -1,8 +1,12 @@
 """switchboard-billing: the month's statements, the bookkeeper's CSV, slips.
 
+    switchboard-billing --month 2026-11 --data-dir var/ --out bills/
     switchboard-billing --month 2026-11 --customers customers.json \\
         --calls calls.jsonl --stamps stamps.jsonl [--counts counts.json] \\
         [--plans plans/plans.toml] --out bills/ [--customer C001] [--printer URL]
+
+``--data-dir`` reads the daemon's own data folder (read only); the file
+options read exports and override the folder's records one kind at a time.
 
 Writes one PDF and one ESC/POS file per customer and ``bookkeeping-<month>.csv``
 into ``--out``; ``--printer`` sends the slips to a serial slip printer
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from firmware import billing, recordset
@@ -25,8 +30,10 @@ from ._common import dumps, run, shipped
 def parser():
     p = argparse.ArgumentParser(prog="switchboard-billing", description=__doc__.split("\n")[0])
     p.add_argument("--month", required=True, help="the month to bill, YYYY-MM")
-    p.add_argument("--customers", required=True, help="customers: JSON list, JSON lines or TinyDB file")
-    p.add_argument("--calls", required=True, help="call records (same formats)")
+    p.add_argument("--data-dir", help="the daemon's data folder: calls, stamps, customers, counts, "
+                   "schedule log (read only)")
+    p.add_argument("--customers", help="customers: JSON list, JSON lines or TinyDB file")
+    p.add_argument("--calls", help="call records (same formats)")
     p.add_argument("--stamps", help="time-clock stamps (same formats)")
     p.add_argument("--counts", help="retention's monthly counts of purged records")
     p.add_argument("--plans", help="plans file (default: the shipped plans/plans.toml)")
@@ -52,13 +59,23 @@ def _main(args) -> int:
         raise ConfigError("--plans", "", None, None, message="no plans file: pass --plans FILE")
     cfg = billing.load_plans(plans_path)
     tz = recordset.zone(args.timezone, "command line", "--timezone") if args.timezone else cfg.tz
-    recordset.parse_month(args.month)
-    customers = recordset.load_customers(args.customers, table="customers")
-    calls = recordset.load_calls(args.calls, tz, table="calls")
-    stamps = recordset.load_stamps(args.stamps, tz, table="stamps") if args.stamps else []
-    counts = recordset.load_counts(args.counts, tz, table="counts") if args.counts else []
+    first, nxt = recordset.parse_month(args.month)
+    data = recordset.from_data_dir(args.data_dir, tz, first - timedelta(days=1), nxt) if args.data_dir \
+        else {"customers": None, "calls": None, "stamps": [], "counts": []}
+    if args.customers is None and data["customers"] is None:
+        raise ConfigError("command line", "--customers", None, None,
+                          message="command line: give --customers FILE or --data-dir DIR")
+    if args.calls is None and data["calls"] is None:
+        raise ConfigError("command line", "--calls", None, None,
+                          message="command line: give --calls FILE or --data-dir DIR")
+    customers = recordset.load_customers(args.customers, table="customers") if args.customers \
+        else data["customers"]
+    calls = recordset.load_calls(args.calls, tz, table="calls") if args.calls else data["calls"]
+    stamps = recordset.load_stamps(args.stamps, tz, table="stamps") if args.stamps else data["stamps"]
+    counts = recordset.load_counts(args.counts, tz, table="counts") if args.counts else data["counts"]
     for i, c in enumerate(customers):
-        cfg.plan_for(c, (args.customers, f"[{i}]"))
+        cfg.plan_for(c, (args.customers, f"[{i}]") if args.customers else
+                     (f"{args.data_dir}/customers.jsonl", f"customers.{c['id']}"))
     statements, orphans = billing.bill_month(customers, cfg, args.month, calls, stamps, counts, tz)
     if args.customer:
         want = set(args.customer)

@@ -18,13 +18,15 @@ from datetime import datetime, time
 from pathlib import Path
 
 from firmware import figures, recordset
+from firmware.errors import ConfigError
 
 from ._common import dumps, run
 
 
 def parser():
     p = argparse.ArgumentParser(prog="switchboard-figures", description=__doc__.split("\n")[0])
-    p.add_argument("--calls", required=True, help="call records: JSON list, JSON lines or TinyDB file")
+    p.add_argument("--data-dir", help="the daemon's data folder (read only)")
+    p.add_argument("--calls", help="call records: JSON list, JSON lines or TinyDB file")
     p.add_argument("--stamps", help="time-clock stamps (same formats)")
     p.add_argument("--customers", help="customers (to name lines by customer)")
     p.add_argument("--from", dest="start", help="first day, YYYY-MM-DD (local)")
@@ -43,9 +45,15 @@ def main(argv=None) -> int:
 
 def _main(args) -> int:
     tz = recordset.zone(args.timezone, "command line", "--timezone")
-    calls = recordset.load_calls(args.calls, tz, table="calls")
-    stamps = recordset.load_stamps(args.stamps, tz, table="stamps") if args.stamps else []
-    customers = recordset.load_customers(args.customers, table="customers") if args.customers else []
+    if args.calls is None and args.data_dir is None:
+        raise ConfigError("command line", "--calls", None, None,
+                          message="command line: give --calls FILE or --data-dir DIR")
+    data = recordset.from_data_dir(args.data_dir, tz) if args.data_dir else \
+        {"calls": [], "stamps": [], "customers": []}
+    calls = recordset.load_calls(args.calls, tz, table="calls") if args.calls else data["calls"]
+    stamps = recordset.load_stamps(args.stamps, tz, table="stamps") if args.stamps else data["stamps"]
+    customers = recordset.load_customers(args.customers, table="customers") if args.customers \
+        else data["customers"]
     if args.line:
         want = set(args.line)
         calls = [c for c in calls if c.line in want]
