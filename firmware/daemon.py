@@ -331,6 +331,8 @@ async def _amain(args) -> int:
     daemon.add_adapter(ScheduleAdapter(daemon.data_dir / "schedule.json",
                                        zone(os.environ.get("SWITCHBOARD_TZ"), "SWITCHBOARD_TZ", ""),
                                        clock=clock_from_env()))
+    from . import figures
+    figures.add_command(daemon, zone(os.environ.get("SWITCHBOARD_TZ"), "SWITCHBOARD_TZ", ""))
     sock_path = Path(args.socket) if args.socket else paths.control_socket()
     web_runner = None
     server = None

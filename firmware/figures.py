@@ -251,3 +251,33 @@ def plot_lines(fig_data: dict, path, top: int = 30, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)
+
+
+# -- the board's view ------------------------------------------------------------
+def add_command(daemon, tz=timezone.utc):
+    """``figures`` on the control socket (and so for the board's view): the
+    figures of the daemon's own records, ``{"from": "YYYY-MM-DD", "to":
+    "YYYY-MM-DD"}`` (local days, ``to`` excluded; default: today)."""
+    import asyncio
+    from datetime import timedelta as _td
+
+    from .errors import ControlError
+    from .recordset import from_data_dir, parse_date
+
+    def work(args):
+        today = datetime.now(tz).date()
+        try:
+            lo = parse_date(args.get("from") or today.isoformat(), ("figures", "from"))
+            hi = parse_date(args["to"], ("figures", "to")) if args.get("to") else lo + _td(days=1)
+        except ValueError as e:
+            raise ControlError(str(e))
+        data = from_data_dir(daemon.data_dir, tz, lo - _td(days=1), hi)
+        start = datetime.combine(lo, datetime.min.time(), tz)
+        end = datetime.combine(hi, datetime.min.time(), tz)
+        out = compute(data["calls"], data["stamps"], data["customers"], tz, start, end)
+        out["period"].update({"from": lo.isoformat(), "to": hi.isoformat()})
+        return out
+
+    async def handler(args):
+        return await asyncio.get_running_loop().run_in_executor(None, work, dict(args or {}))
+    daemon.add_command("figures", handler)

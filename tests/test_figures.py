@@ -145,3 +145,41 @@ def test_fail__host_tool_bad_date(tmp_path):
     r = subprocess.run(python_cmd("switchboard_tools.figures", "--calls", tmp_path / "calls.json",
                                   "--from", "3 Nov"), env=project_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--from = '3 Nov': expected a date" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ok__figures_on_the_control_socket_for_the_boards_view(tmp_path):
+    """The daemon answers ``figures`` from its own data folder."""
+    import asyncio
+    import threading
+    from firmware.boardfile import find_board, load_board
+    from firmware.daemon import Daemon
+    from firmware.gpio import Panel
+    from firmware.sim import SimBoard
+    calls, stamps, customers = sample()
+    data = tmp_path / "var"
+    data.mkdir()
+    (data / "calls.jsonl").write_text("".join(json.dumps(c.raw) + "\n" for c in calls))
+    board = load_board(find_board("desk"))
+    sim = SimBoard(board)
+    panel = Panel(board, pin_factory=sim.factory)
+    daemon = Daemon(board, panel, sim=sim)
+    daemon.data_dir = data
+    figures.add_command(daemon, UTC)
+    ready = threading.Event()
+
+    async def on_ready():
+        ready.set()
+    t = threading.Thread(target=lambda: asyncio.run(daemon.run(on_ready)), daemon=True)
+    t.start()
+    try:
+        assert ready.wait(5)
+        ask = lambda **a: asyncio.run_coroutine_threadsafe(daemon.request("figures", a), daemon.loop).result(10)  # noqa: E731
+        f = ask(**{"from": "2026-11-03"})
+        assert f["totals"]["offered"] == 18 and f["period"]["to"] == "2026-11-04"
+        assert ask(**{"from": "2026-11-04"})["totals"]["offered"] == 0
+        with pytest.raises(Exception, match="figures: from = 'Tuesday': expected a date"):
+            ask(**{"from": "Tuesday"})
+    finally:
+        daemon.loop.call_soon_threadsafe(daemon.stop)
+        t.join(5)
+        panel.close()
