@@ -290,13 +290,13 @@ def bill_customer(customer: dict, cfg: BillingConfig, month: str, calls, stamps=
             continue
         day = c.offered.astimezone(tz).date()
         in_contract = start <= day and (end is None or day < end)
+        if not in_contract:
+            not_billed.setdefault("outside the contract", []).append(c.id)
+            continue
         if c.kind == "call" and c.direction == "in":
             offered += 1
             answered += c.outcome in ("answered", "transferred")
             abandoned += c.outcome == "abandoned"
-        if not in_contract:
-            not_billed.setdefault("outside the contract", []).append(c.id)
-            continue
         if c.kind == "call":
             if c.direction == "in" and c.outcome in cfg.billable_outcomes:
                 billable.append(c)
