@@ -131,6 +131,7 @@ def test_ok__partial_month_calls_before_start_listed_as_outside_the_contract():
     st = bill(customer(contract_start="2026-11-20"), "2026-11", before + calls(2, start="2026-11-21T09:00:00+00:00"))
     assert sorted(st.not_billed["outside the contract"]) == sorted(c.id for c in before)
     assert "partial month" in st.items[0].description
+    assert st.activity["calls_offered"] == st.activity["calls_answered"] == 2   # only since the start
 
 
 # A month with a purge in the middle: records before the 15th are gone and the
