@@ -160,6 +160,7 @@ class Scheduler:
     """The schedule and its open calls, kept in one JSON file."""
 
     LOG_KEEP_DAYS = 400
+    SAVE_EVERY_S = 300
 
     def __init__(self, path, tz=timezone.utc, now: datetime | None = None):
         self.path = Path(path)
@@ -169,6 +170,7 @@ class Scheduler:
         self.log: list[dict] = []
         self.checked_until: datetime | None = None
         self._load()
+        self._saved_until = self.checked_until
         if self.checked_until is None:
             self.checked_until = now or datetime.now(timezone.utc)
             self._save()
@@ -194,6 +196,7 @@ class Scheduler:
         self.log = list(data.get("log", []))
 
     def _save(self):
+        self._saved_until = self.checked_until
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(self.path, {
             "version": 1, "checked_until": self.checked_until.isoformat(),
@@ -231,7 +234,7 @@ class Scheduler:
                 for due in occurrences(s, max(after, created), now, self.tz):
                     occ = _Occ(id=f"{s['id']}@{due.astimezone(timezone.utc):%Y%m%dT%H%MZ}", schedule=s["id"],
                                due=due.isoformat(), calls=[])
-                    if occ.id in self.open or any(e["occurrence"] == occ.id for e in self.log[-200:]):
+                    if occ.id in self.open or occ.id in self._logged():
                         continue
                     self.open[occ.id] = occ
                     late = (now - due).total_seconds()
@@ -257,7 +260,10 @@ class Scheduler:
             elif occ.state == "calling" and at <= now:
                 occ.calls.append(None)
                 events += self._after_attempt(s, occ, "failed", now, why="no report from the telephony")
-        if events or now > after:
+        # The checked time alone is written only every few minutes (an SD card
+        # wears): after a crash, at most those minutes are looked at again, and
+        # what was due in them is in the log or open already, so not repeated.
+        if events or (self.checked_until - self._saved_until).total_seconds() >= self.SAVE_EVERY_S:
             self._save()
         return events
 
@@ -270,6 +276,9 @@ class Scheduler:
             if nxt:
                 times.append(nxt[0])
         return min(times) if times else None
+
+    def _logged(self) -> set:
+        return {e["occurrence"] for e in self.log[-500:]}
 
     def _due_event(self, s, occ, mode=None):
         return ScheduledCallDue(occ.id, s["id"], s["customer"], s["kind"], s["number"], s["message"],

@@ -392,3 +392,21 @@ def test_ok__daemon_restart_in_the_middle_of_a_schedule(tmp_path):
         assert wait_until(lambda: daemon.snapshot()["lamps"]["line-902"]["cadence"] == "dark")
         log = request(daemon, "schedule-list")["log"]
         assert [(e["schedule"], e["outcome"]) for e in log] == [("r1", "missed"), ("w1", "answered")]
+
+
+def test_ok__idle_ticks_write_seldom_and_a_crash_repeats_nothing(tmp_path):
+    s = fresh(tmp_path, repeat="daily")
+    path = tmp_path / "schedule.json"
+    s.tick(at(5))                                   # five hours on: written
+    mtime = path.stat().st_mtime_ns
+    for sec in range(1, 120):                       # two idle minutes, one tick a second
+        assert s.tick(at(5, 0, sec)) == []
+    assert path.stat().st_mtime_ns == mtime         # not written once
+    occ = s.tick(at(6, 30))[0].occurrence           # due: written at once
+    s.placed(occ, "c1", "answered", at(6, 30, 40))
+    for sec in range(1, 60):
+        s.tick(at(6, 31, sec))
+    del s                                           # "crash": checked_until on disk is 06:30
+    s = schedule.Scheduler(path, UTC, at(6, 35))
+    assert s.checked_until == at(6, 30)
+    assert s.tick(at(6, 35)) == [] and [e["outcome"] for e in s.log] == ["answered"]
