@@ -103,6 +103,12 @@ class SimBoard:
                 self.in_chips[chain.name] = Sim74HC165(self.factory, chain)
             else:
                 self.out_chips[chain.name] = Sim74HC595(self.factory, chain)
+        # Keys with an external resistor rest at its level (pulled-up: high).
+        for key in board.keys.values():
+            w = key.wire
+            if w.pin and w.pull is None:
+                pin = self.factory.pin(w.pin)
+                pin.drive_high() if w.active_low else pin.drive_low()
 
     def _key(self, name):
         try:

@@ -70,7 +70,7 @@ class Client:
 
 def _out(args, data, text):
     if args.json:
-        print(json.dumps(data, indent=None if args.command in ("events", "key-test") else 2))
+        print(json.dumps(data, indent=None if args.command in ("events", "key-test", "lamp-test") else 2))
     else:
         print(text)
     sys.stdout.flush()
