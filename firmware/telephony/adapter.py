@@ -21,11 +21,14 @@ clears the fault.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,7 +39,7 @@ from ..state import (Answer, Dial, Fault, Hold, HoldRecall, Join, LineChanged, L
                      LineRinging, LineState, PlaceCall, PlacedCallEnded, Release, Resume,
                      Seize, SwitchChanged)
 from .front import Front
-from .pool import WorkerProc, start_workers
+from .pool import WorkerProc, _child_env, start_workers
 from .records import JsonLinesRecords, iso
 
 #: SIP final codes that mean nobody took a placed call (busy, no answer, we gave up).
@@ -61,6 +64,7 @@ class _Call:
     held_since: float | None = None
     outcome: str | None = None
     board_done: bool = False      # the board already cleared the line (Release)
+    sip_call_id: str | None = None
     dialled: str = ""
     kind: str = "call"            # "wakeup" / "reminder" for a call the board placed itself
     placed: dict | None = None    # a PlaceCall's customer, schedule and occurrence
@@ -117,6 +121,9 @@ class TelephonyAdapter:
         self._ready = threading.Event()
         self._dial_timers: dict[int, object] = {}
         self._seq = 0
+        self.tests: dict[str, dict] = {}          # test callers (ring, test-call) by id
+        self.position_procs: dict[int, subprocess.Popen] = {}
+        self._levels: dict[int, dict] = {}
 
     # -- the adapter contract -------------------------------------------
     def start(self, daemon):
@@ -152,12 +159,16 @@ class TelephonyAdapter:
                                          limit=first.limit, log_dir=logs, first=first)
             for w in self.workers:
                 w.maxload = self._maxload(w.limit)
+            self._start_positions()
             self.front = Front(self.run_dir / "front", listen=self.site.listen, port=self.port,
                                transports=self.site.transports, peers=self.site.peer_addresses(),
                                numbers=list(self.site.numbers),
                                workers=[(w.port, w.maxload) for w in self.workers])
             self.front.start()
             self.state = "running"
+            print(f"switchboard: telephony ready: sip:<line>@{self.site.listen}:{self.front.port} "
+                  f"rings a line; {len(self.workers)} PJSUA2 workers x {self.limit} calls",
+                  flush=True)
             for t in self.site.trunks:
                 if t.mode == "register":
                     self._register(t)
@@ -167,6 +178,51 @@ class TelephonyAdapter:
             self._teardown()
         finally:
             self._ready.set()
+
+    def _start_positions(self):
+        """An endpoint per position not given by URI: ``firmware.position`` with its headset.
+
+        A headset that cannot be opened is a fault, and the position runs without
+        one (its legs are still answered), so calls can be answered anyway."""
+        for p in self.site.positions:
+            if p.number in self.position_uris:
+                continue
+            uri, err = self._position_proc(p.number, p.headset)
+            if uri is None and p.headset:
+                self._post(Fault(f"headset p{p.number}", err))
+                uri, err = self._position_proc(p.number, None)
+            if uri is not None:
+                self.position_uris[p.number] = uri
+            else:
+                self._post(Fault(f"position p{p.number}", err))
+
+    def _position_proc(self, number, headset):
+        args = [sys.executable, "-m", "firmware.position", "--name", f"p{number}"]
+        if headset:
+            args += ["--headset", headset]
+        log = open(self.run_dir / "logs" / f"position{number}.log", "ab")
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                text=True, env=_child_env(), start_new_session=True)
+        log.close()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if ev.get("event") == "ready":
+                self.position_procs[number] = proc
+                threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+                return ev["uri"], None
+            if ev.get("event") == "error":
+                proc.wait(5)
+                return None, ev.get("message", "error")
+        proc.kill()
+        proc.wait()
+        return None, "the position endpoint did not start"
 
     @staticmethod
     def _maxload(limit: int) -> int:
@@ -183,6 +239,7 @@ class TelephonyAdapter:
     def stop(self):
         self._ready.wait(60)
         with self._lock:
+            self.state = "stopping"      # workers exiting now is no fault
             for c in list(self.calls.values()):
                 self._finish(c, c.outcome or ("answered" if c.answered else "abandoned"))
         self._teardown()
@@ -191,6 +248,19 @@ class TelephonyAdapter:
     def _teardown(self):
         if self.front is not None:
             self.front.stop()
+        for proc in self.position_procs.values():
+            try:
+                proc.stdin.write('{"cmd": "quit"}\n')
+                proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self.position_procs.values():
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.position_procs = {}
         for w in self.workers:        # ask them all first: each takes a second to wind down
             w.send(op="quit")
         for w in self.workers:
@@ -223,7 +293,12 @@ class TelephonyAdapter:
     def _on_event(self, w: WorkerProc, ev: dict):
         kind = ev.get("ev")
         with self._lock:
-            if kind == "incoming":
+            t = self.tests.get(ev.get("call"))
+            if kind == "levels":
+                self._levels[ev.get("seq")] = ev
+            elif t is not None:
+                self._test_event(t, ev)
+            elif kind == "incoming":
                 self._incoming(w, ev)
             elif kind == "ended":
                 c = self.calls.get(ev["call"])
@@ -254,7 +329,11 @@ class TelephonyAdapter:
             w.send(op="release", call=cid, code=486)
             return
         c = _Call(id=cid, worker=w, line=line, direction="in", caller=ev.get("caller"),
-                  callee=ev.get("user"), offered=ev.get("t") or self.clock())
+                  callee=ev.get("user"), offered=ev.get("t") or self.clock(),
+                  sip_call_id=ev.get("sip_call_id"))
+        for t in self.tests.values():
+            if t["sip_call_id"] and t["sip_call_id"] == c.sip_call_id:
+                self._test_rang(t, c)
         self.calls[cid] = c
         self.line_call[line] = cid
         w.calls.add(cid)
@@ -500,3 +579,143 @@ class TelephonyAdapter:
 
     def _least_loaded(self):
         return min(self.workers, key=lambda w: len(w.calls) / max(1, w.maxload or 1))
+
+    # -- test callers: the simulated board's "ring", and the trunk test -----------
+    def ring(self, line: str, caller: str | None = None, echo: float = 0.0) -> dict:
+        """Place a real SIP call into ``line`` through the front, as a caller would."""
+        with self._lock:
+            if self.state != "running":
+                raise RuntimeError(f"telephony is {self.state}" +
+                                   (f": {self.error}" if self.error else ""))
+            number = next((n for n, ln in self.site.numbers.items() if ln == line), line)
+            w = self._least_loaded()
+            self._seq += 1
+            tid = f"test-{self._seq}"
+            t = {"id": tid, "line": line, "worker": w, "sip_call_id": None, "board_call": None,
+                 "placed_t": self.clock(), "rang_t": None, "answered_t": None, "ended_t": None,
+                 "code": None, "echo": echo}
+            self.tests[tid] = t
+            w.calls.add(tid)
+            host = "127.0.0.1" if self.site.listen in ("0.0.0.0", "::") else self.site.listen
+            w.send(op="call", kind="ring", call=tid, caller=caller or "diag",
+                   uri=f"sip:{number}@{host}:{self.front.port}")
+            return t
+
+    def _test_rang(self, t, c):
+        """A test caller's INVITE has arrived on the board as call ``c``."""
+        t["board_call"], t["rang_t"] = c.id, self.clock()
+        if t.get("echo"):
+            c.answered = self.clock()
+            threading.Timer(t["echo"], c.worker.send, kwargs={"op": "echo", "call": c.id}).start()
+
+    def _test_event(self, t, ev):
+        kind = ev.get("ev")
+        if kind == "placed":
+            # The two workers' reports race: the board's side may have arrived first.
+            t["sip_call_id"] = ev.get("sip_call_id")
+            c = next((c for c in self.calls.values() if c.sip_call_id == t["sip_call_id"]), None)
+            if c is not None:
+                self._test_rang(t, c)
+        elif kind == "confirmed":
+            t["answered_t"] = self.clock()
+        elif kind == "ended":
+            t["ended_t"], t["code"] = self.clock(), ev.get("code")
+            t["worker"].calls.discard(t["id"])
+            self.tests.pop(t["id"], None)
+            self._done_tests = getattr(self, "_done_tests", {})
+            self._done_tests[t["id"]] = t
+
+    def hang_up_test(self, line) -> bool:
+        with self._lock:
+            for t in self.tests.values():
+                if t["line"] == line:
+                    t["worker"].send(op="release", call=t["id"])
+                    return True
+        return False
+
+    def levels(self, worker, call, timeout=2.0) -> dict | None:
+        self._seq += 1
+        seq = self._seq
+        worker.send(op="levels", call=call, seq=seq)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if seq in self._levels:
+                return self._levels.pop(seq)
+            time.sleep(0.01)
+        return None
+
+    def register_commands(self, daemon):
+        """Control-socket commands: ``ring`` and ``hangup`` through real SIP, ``test-call``."""
+        sim_hangup = daemon.commands.get("hangup")
+
+        async def ring(args):
+            line = daemon._line(args)
+            t = self.ring(line, args.get("caller"))
+            deadline = time.time() + 5
+            while t["rang_t"] is None and t["ended_t"] is None and time.time() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
+            return {"line": line, "state": daemon.state.lines[line].state.value, "via": "sip",
+                    "call": t["board_call"], "rang": t["rang_t"] is not None}
+
+        async def hangup(args):
+            line = daemon._line(args)
+            if self.hang_up_test(line):
+                for _ in range(200):
+                    if not any(t["line"] == line for t in self.tests.values()):
+                        break
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)
+                return {"line": line, "state": daemon.state.lines[line].state.value, "via": "sip"}
+            return await sim_hangup(args)
+
+        async def test_call(args):
+            return await self.test_call(daemon._line(args), float(args.get("answer_s", 20)),
+                                        float(args.get("talk_s", 2)), bool(args.get("echo")))
+
+        daemon.add_command("ring", ring)
+        daemon.add_command("hangup", hangup)
+        daemon.add_command("test-call", test_call)
+
+    async def test_call(self, line, answer_s=20.0, talk_s=2.0, echo=False) -> dict:
+        """Ring ``line``, wait for it to be answered, measure audio both ways, hang up.
+
+        With ``echo`` the board answers by itself after a ring and sends the caller's
+        tone straight back, so one person can test a trunk end to end."""
+        t0 = self.clock()
+        t = self.ring(line, "trunktest", echo=1.0 if echo else 0.0)
+        report = {"line": line, "echo": echo, "rang": False, "answered": False, "ring_ms": None,
+                  "answer_s": None, "audio_to_board": None, "audio_from_board": None}
+
+        async def until(pred, timeout):
+            deadline = time.time() + timeout
+            while not pred() and time.time() < deadline:
+                await asyncio.sleep(0.01)
+            return pred()
+
+        if await until(lambda: t["rang_t"] is not None or t["ended_t"] is not None, 5):
+            report["rang"] = t["rang_t"] is not None
+            if report["rang"]:
+                report["ring_ms"] = round((t["rang_t"] - t0) * 1000, 1)
+        if report["rang"] and await until(
+                lambda: t["answered_t"] is not None or t["ended_t"] is not None, answer_s):
+            report["answered"] = t["answered_t"] is not None
+            if report["answered"]:
+                report["answer_s"] = round(t["answered_t"] - t["rang_t"], 2)
+                await asyncio.sleep(talk_s)
+                loop = asyncio.get_running_loop()
+                mine = await loop.run_in_executor(None, self.levels, t["worker"], t["id"])
+                board = self.calls.get(t["board_call"])
+                theirs = await loop.run_in_executor(None, self.levels, board.worker, board.id) \
+                    if board is not None else None
+                report["audio_from_board"] = mine and mine["heard"]
+                report["audio_to_board"] = theirs and theirs["heard"]
+                report["audio_to_position"] = theirs and theirs["position_sent"]
+        if t["ended_t"] is None:
+            t["worker"].send(op="release", call=t["id"])
+            await until(lambda: t["id"] not in self.tests, 5)
+        if not report["rang"]:
+            report["code"] = t["code"]
+        report["ok"] = bool(report["rang"] and report["answered"] and report["audio_to_board"]
+                            and report["audio_from_board"])
+        return report

@@ -117,6 +117,8 @@ class Peer:
         ep.libStart()
         ac = pj.AccountConfig()
         ac.idUri = f"sip:peer@127.0.0.1:{port}"
+        ac.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        ac.mediaConfig.transportConfig.port = 0
         acc = PeerAccount(self)
         acc.create(ac, True)
         if self.tone_hz:

@@ -93,6 +93,15 @@ class Leg(pj.Call):
         self.worker.emit("dtmf", call=self.cid, digit=prm.digit, leg=self.kind)
 
 
+def account_config(uri: str, listen: str) -> pj.AccountConfig:
+    """An account whose RTP binds to our address only (PJSUA2 would bind 0.0.0.0:4000+)."""
+    ac = pj.AccountConfig()
+    ac.idUri = uri
+    ac.mediaConfig.transportConfig.boundAddress = listen
+    ac.mediaConfig.transportConfig.port = 0
+    return ac
+
+
 class LocalAccount(pj.Account):
     def __init__(self, worker):
         super().__init__()
@@ -189,8 +198,7 @@ class Worker:
         self.port = int(self.ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
         self.transports = {"udp": tid}
         self.ep.libStart()
-        ac = pj.AccountConfig()
-        ac.idUri = f"sip:worker{self.index}@{self.listen}:{self.port}"
+        ac = account_config(f"sip:worker{self.index}@{self.listen}:{self.port}", self.listen)
         self.acc = LocalAccount(self)
         self.acc.create(ac, True)
         self.tone = pj.ToneGenerator()
@@ -269,14 +277,16 @@ class Worker:
         self.calls.clear()
         self.legs.clear()
         self.dead.clear()
-        for acc in list(self.trunks.values()):
+        for acc in list(self.trunks.values()) + list(self.__dict__.get("caller_accs", {}).values()):
             acc.shutdown()
         self.trunks.clear()
+        self.__dict__.get("caller_accs", {}).clear()
         if hasattr(self, "acc"):
             self.acc.shutdown()
             del self.acc
         if hasattr(self, "tone"):
             del self.tone
+        self._test_tone = None
         self.ep.libDestroy()
         del self.ep
 
@@ -319,7 +329,8 @@ class Worker:
         trunk = getattr(acc, "name", None)
         leg.answer(self._status(180))
         self.emit("incoming", call=leg.cid, user=user, caller=display_caller(ci.remoteUri),
-                  remote=ci.remoteUri, trunk=trunk, src=prm.rdata.srcAddress)
+                  remote=ci.remoteUri, trunk=trunk, src=prm.rdata.srcAddress,
+                  sip_call_id=ci.callIdString)
 
     def on_state(self, leg, state, code, reason):
         if state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -327,7 +338,7 @@ class Worker:
                 return
             leg.dead = True
             self.dead.append(leg)
-            if leg.kind in ("in", "out"):
+            if leg.kind in ("in", "out", "ring"):
                 self.emit("ended", call=leg.cid, code=code, reason=reason)
                 if leg.peer is not None and not leg.peer.dead:
                     self._hangup(leg.peer)
@@ -335,9 +346,9 @@ class Worker:
                 caller = leg.peer
                 if caller is not None and not caller.dead:
                     self.emit("position_left", call=caller.cid, code=code, reason=reason)
-        elif state == pj.PJSIP_INV_STATE_CONFIRMED and leg.kind in ("in", "out"):
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED and leg.kind in ("in", "out", "ring"):
             self.emit("confirmed", call=leg.cid)
-        elif state == pj.PJSIP_INV_STATE_EARLY and leg.kind == "out":
+        elif state == pj.PJSIP_INV_STATE_EARLY and leg.kind in ("out", "ring"):
             self.emit("ringing", call=leg.cid, code=code)
 
     def on_reg(self, acc, code, reason, expiration):
@@ -361,6 +372,12 @@ class Worker:
 
     def bridge(self, leg):
         """Connect audio once both legs' media are active."""
+        if leg.kind == "ring":       # a test caller: sends a tone, its received level is read
+            self.test_tone().startTransmit(leg.media)
+            # The bridge reads (and measures) a port only while it has a listener:
+            # give it the null sound device's.
+            leg.media.startTransmit(self.ep.audDevManager().getPlaybackDevMedia())
+            return
         caller = leg if leg.kind in ("in", "out") else leg.peer
         if caller is None or caller.media is None:
             return
@@ -368,6 +385,9 @@ class Worker:
             self._play(caller)
             return
         pos = caller.peer
+        if getattr(caller, "echo", False):   # trunk test: the caller hears itself
+            caller.media.startTransmit(caller.media)
+            return
         if caller.held:
             self.tone.startTransmit(caller.media)
             return
@@ -447,6 +467,16 @@ class Worker:
 
     op_resume = op_answer
 
+    def op_echo(self, cmd):
+        """Answer and send the caller's audio straight back (the trunk test's far end)."""
+        leg = self._caller(cmd)
+        if leg is None:
+            return
+        leg.echo = True
+        if leg.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
+            leg.answer(self._status(200))
+        self.bridge(leg)
+
     def op_hold(self, cmd):
         leg = self._caller(cmd)
         if leg is None:
@@ -471,18 +501,58 @@ class Worker:
         if not cmd.get("keep"):
             self._hangup(leg, cmd.get("code"))
 
+    def test_tone(self):
+        if getattr(self, "_test_tone", None) is None:
+            self._test_tone = pj.ToneGenerator()
+            self._test_tone.createToneGenerator(8000, 1)
+            td = pj.ToneDesc()
+            td.freq1, td.freq2, td.on_msec, td.off_msec = 1000, 0, 30000, 0
+            tv = pj.ToneDescVector()
+            tv.append(td)
+            self._test_tone.play(tv, True)
+        return self._test_tone
+
     def op_call(self, cmd):
-        """An outgoing call (an office line), joined to a position when it answers."""
-        acc = self.trunks.get(cmd.get("trunk")) or self.acc
-        leg = Leg(self, acc, kind="out", cid=cmd["call"])
-        leg.play = cmd.get("play")
+        """An outgoing call: an office line (joined to a position when it answers), or a
+        test caller ringing a line through the front (``kind = "ring"``)."""
+        acc = self.trunks.get(cmd.get("trunk")) or self._caller_account(cmd.get("caller"))
+        leg = Leg(self, acc, kind=cmd.get("kind", "out"), cid=cmd["call"])
+        leg.play = cmd.get("play")       # a placed call's message
         leg.makeCall(cmd["uri"], pj.CallOpParam(True))
         self.legs[leg.getId()] = leg
         self.calls[leg.cid] = leg
+        self.emit("placed", call=leg.cid, sip_call_id=leg.getInfo().callIdString)
         if cmd.get("ring_s"):
             # A placed call nobody answers is given up after its ring time.
             self.timers.append((time.time() + float(cmd["ring_s"]), lambda: self._unanswered(leg)))
-        self._position_leg(leg, cmd.get("position_uri"))
+        if leg.kind == "out":
+            self._position_leg(leg, cmd.get("position_uri"))
+
+    def _caller_account(self, caller):
+        """A local account whose user part is the caller ID a test call shows."""
+        if not caller or not all(c.isalnum() or c in "+-_." for c in caller):
+            return self.acc
+        accs = self.__dict__.setdefault("caller_accs", {})
+        if caller not in accs and len(accs) < 4:
+            ac = account_config(f"sip:{caller}@{self.listen}:{self.port}", self.listen)
+            acc = LocalAccount(self)
+            acc.create(ac, False)
+            accs[caller] = acc
+        return accs.get(caller, self.acc)
+
+    def op_levels(self, cmd):
+        """Audio levels of a call and of its position leg: ``heard`` from the far end,
+        ``sent`` to it. (PJSUA2 names them from the bridge port's side: a port's
+        "tx" level is what it transmits into the bridge, i.e. what the far end sent.)"""
+        leg = self._caller(cmd)
+        if leg is None:
+            return
+        def both(media):
+            return (media.getTxLevel(), media.getRxLevel()) if media is not None else (None, None)
+        a, b = both(leg.media)
+        c, d = both(leg.peer.media if leg.peer is not None else None)
+        self.emit("levels", call=leg.cid, heard=a, sent=b, position_heard=c, position_sent=d,
+                  seq=cmd.get("seq"))
 
     def _unanswered(self, leg):
         if leg.dead:
@@ -535,8 +605,8 @@ class Worker:
         old = self.trunks.pop(name, None)
         if old is not None:
             old.shutdown()
-        ac = pj.AccountConfig()
-        ac.idUri = f"sip:{cmd['username']}@{cmd['registrar'].split(':', 1)[1]}"
+        ac = account_config(f"sip:{cmd['username']}@{cmd['registrar'].split(':', 1)[1]}",
+                            self.listen)
         ac.regConfig.registrarUri = cmd["registrar"] + (
             f";transport={cmd['transport']}" if cmd.get("transport", "udp") != "udp" else "")
         ac.regConfig.timeoutSec = cmd.get("expires", 300)
@@ -566,7 +636,7 @@ def main(argv=None):
     ap.add_argument("--listen", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="calls per worker; 0: measure")
-    ap.add_argument("--log-level", type=int, default=1)
+    ap.add_argument("--log-level", type=int, default=int(os.environ.get("SWITCHBOARD_PJ_LOG", "1")))
     a = ap.parse_args(argv)
     # Our events own stdout; anything the C library prints goes to stderr instead.
     sys.stdout.flush()
