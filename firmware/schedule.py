@@ -150,16 +150,20 @@ class _Occ:
     next_at: str | None = None    # for retry: when; for calling: give up at
     calls: list = None
     note: str = ""
+    mode: str = ""                # how this attempt is made: "auto" or "operator"
 
     def to_json(self):
         return {"id": self.id, "schedule": self.schedule, "due": self.due, "attempt": self.attempt,
-                "state": self.state, "next_at": self.next_at, "calls": self.calls or [], "note": self.note}
+                "state": self.state, "next_at": self.next_at, "calls": self.calls or [], "note": self.note,
+                "mode": self.mode}
 
 
 class Scheduler:
     """The schedule and its open calls, kept in one JSON file."""
 
     LOG_KEEP_DAYS = 400
+    #: False when the daemon has no telephony: "auto" calls become cards for the operator.
+    can_place = True
     SAVE_EVERY_S = 300
 
     def __init__(self, path, tz=timezone.utc, now: datetime | None = None):
@@ -282,11 +286,15 @@ class Scheduler:
 
     def _due_event(self, s, occ, mode=None):
         return ScheduledCallDue(occ.id, s["id"], s["customer"], s["kind"], s["number"], s["message"],
-                                s["line"], mode or s["mode"], occ.attempt, occ.due, occ.note,
+                                s["line"], mode or occ.mode or s["mode"], occ.attempt, occ.due, occ.note,
                                 float(s.get("ring_s", DEFAULTS["ring_s"])))
 
     def _start(self, s, occ, now):
-        if s["mode"] == "operator":
+        occ.mode = s["mode"]
+        if occ.mode == "auto" and not self.can_place:
+            occ.mode = "operator"
+            occ.note = "the board cannot place calls (no telephony): place it by hand"
+        if occ.mode == "operator":
             occ.state, occ.next_at = "alerted", None
         else:
             occ.state = "calling"
@@ -294,17 +302,18 @@ class Scheduler:
         return self._due_event(s, occ)
 
     def _after_attempt(self, s, occ, outcome, now, why=""):
+        cleared = [ScheduledCallCleared(occ.id)] if (occ.mode or s["mode"]) == "operator" else []
         if outcome == "answered":
             self._finish(occ, "answered", now)
-            return [ScheduledCallCleared(occ.id)] if s["mode"] == "operator" else []
+            return cleared
         if occ.attempt <= s["retries"]:
             occ.state = "retry"
             occ.next_at = (now + timedelta(seconds=s["retry_after_s"])).isoformat()
             if why:
                 occ.note = why
-            return [ScheduledCallCleared(occ.id)] if s["mode"] == "operator" else []
+            return cleared
         self._finish(occ, "no-answer" if outcome in ("no-answer", "abandoned") else outcome, now)
-        return [ScheduledCallCleared(occ.id)] if s["mode"] == "operator" else []
+        return cleared
 
     def _finish(self, occ, outcome, now, keep_open=False):
         s = self.schedules.get(occ.schedule, {})
@@ -421,6 +430,8 @@ class ScheduleAdapter:
 
     def start(self, daemon):
         self.daemon = daemon
+        self.scheduler.can_place = any(getattr(a, "name", "") == "telephony"
+                                       for a in getattr(daemon, "adapters", ()))
         self._post(self.scheduler.cards())                # cards shown before the restart
         self._post(self.scheduler.tick(self.clock()))     # what fell due while we were down
         if getattr(daemon, "loop", None) is not None:

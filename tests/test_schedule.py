@@ -263,11 +263,25 @@ class MiniDaemon:
                 a.handle(cmd)
 
 
+class StandInTelephony:
+    """The test plays the telephony's part (the SIP tests use the real one)."""
+    name = "telephony"
+
+    def __init__(self):
+        self.placed = []
+
+    def handle(self, cmd):
+        if isinstance(cmd, PlaceCall):
+            self.placed.append(cmd)
+
+
 def test_ok__adapter_places_the_call_and_records_the_outcome_for_billing(tmp_path):
     clock = [at(6, 29)]
     d = MiniDaemon(load_board(ROOT / "boards" / "desk.toml"))
     a = schedule.ScheduleAdapter(tmp_path / "schedule.json", UTC, clock=lambda: clock[0])
     a.scheduler.add(wake(retries=0), clock[0])
+    tel = StandInTelephony()
+    d.add_adapter(tel)
     d.add_adapter(a)
     a.start(d)
     assert set(d.control) == {"schedule-add", "schedule-remove", "schedule-list", "schedule-done"}
@@ -275,6 +289,7 @@ def test_ok__adapter_places_the_call_and_records_the_outcome_for_billing(tmp_pat
     a.poll()
     place = [c for c in d.commands if isinstance(c, PlaceCall)]
     assert [(p.number, p.kind, p.customer, p.attempt) for p in place] == [("5551234", "wakeup", "C1", 1)]
+    assert tel.placed == place
     # the telephony reports the end of the call as an event
     d.post(PlacedCallEnded(place[0].occurrence, "out-9", "answered"))
     assert PlacedCallOutcome(place[0].occurrence, "out-9", "answered") in d.commands
@@ -410,3 +425,24 @@ def test_ok__idle_ticks_write_seldom_and_a_crash_repeats_nothing(tmp_path):
     s = schedule.Scheduler(path, UTC, at(6, 35))
     assert s.checked_until == at(6, 30)
     assert s.tick(at(6, 35)) == [] and [e["outcome"] for e in s.log] == ["answered"]
+
+
+def test_ok__without_telephony_an_automatic_call_becomes_a_card(tmp_path):
+    clock = [at(6, 29)]
+    d = MiniDaemon(load_board(ROOT / "boards" / "desk.toml"))
+    a = schedule.ScheduleAdapter(tmp_path / "schedule.json", UTC, clock=lambda: clock[0])
+    a.scheduler.add(wake(mode="auto"), clock[0])
+    d.add_adapter(a)
+    a.start(d)
+    clock[0] = at(6, 30)
+    a.poll()
+    assert not any(isinstance(c, PlaceCall) for c in d.commands)
+    card = d.state.snapshot(1.0)["due_calls"]
+    assert len(card) == 1 and "no telephony" in card[0]["note"]
+    assert d.state.snapshot(1.0)["lamps"]["line-901"]["cadence"] == "wink"
+    clock[0] = at(6, 45)                 # no time-out while the card waits for the operator
+    a.poll()
+    assert len(d.state.snapshot(1.0)["due_calls"]) == 1 and a.scheduler.log == []
+    for e in a.scheduler.operator_done(card[0]["occurrence"], "answered", clock[0]):
+        d.post(e)
+    assert d.state.snapshot(1.0)["due_calls"] == [] and a.scheduler.log[-1]["outcome"] == "answered"
