@@ -118,7 +118,7 @@ def line_loads(board, calls, measure: str = "erlang", hours: tuple | None = None
 
 
 def line_kinds(board, customers=()) -> dict:
-    """Kind of each line: its customer's (doctor, plumber...), "office" for the
+    """Kind of each line: its customer's (doctor, plumber...), "office line" for the
     service's own lines, "unassigned" for customer lines nobody has."""
     owner = {}
     for c in sorted(customers, key=lambda c: str(c.get("contract_start"))):
@@ -127,7 +127,7 @@ def line_kinds(board, customers=()) -> dict:
     out = {}
     for ln in board.lines:
         if ln.kind == "office":
-            out[ln.number] = "office"
+            out[ln.number] = "office line"
         else:
             out[ln.number] = str(owner[ln.number].get("kind") or "other") if ln.number in owner else "unassigned"
     return out

@@ -142,7 +142,7 @@ def test_ok__kinds_from_customers():
                   "notice_date": "2026-03-01"},
                  {"id": "C", "line": "202", "kind": "tow", "contract_start": "2026-04-01", "notice_date": None}]
     assert balance.line_kinds(DESK, customers) == {"201": "doctor", "202": "tow", "203": "unassigned",
-                                                    "204": "unassigned", "901": "office", "902": "office"}
+                                                    "204": "unassigned", "901": "office line", "902": "office line"}
 
 
 def test_fail__one_position_board():
