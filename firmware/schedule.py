@@ -211,6 +211,10 @@ class Scheduler:
     def add(self, sched: dict, now: datetime) -> dict:
         """Add or replace a schedule; only due times after ``now`` are called."""
         s = check_schedule({**sched, "created": now.isoformat()})
+        if s["active"] and not occurrences(s, now, now + timedelta(days=3660), self.tz):
+            raise ScheduleError(f"schedule {s['id']!r}: it would never call again after "
+                                f"{now.astimezone(self.tz):%Y-%m-%d %H:%M} (date, time, until or "
+                                "are in the past); nothing was changed")
         self.schedules[s["id"]] = s
         self._save()
         return s

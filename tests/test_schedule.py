@@ -446,3 +446,12 @@ def test_ok__without_telephony_an_automatic_call_becomes_a_card(tmp_path):
     for e in a.scheduler.operator_done(card[0]["occurrence"], "answered", clock[0]):
         d.post(e)
     assert d.state.snapshot(1.0)["due_calls"] == [] and a.scheduler.log[-1]["outcome"] == "answered"
+
+
+@pytest.mark.parametrize("change", [{"repeat": "once", "time": "06:00"}, {"until": "2026-11-22"}])
+def test_fail__a_schedule_that_would_never_call(tmp_path, change):
+    s = schedule.Scheduler(tmp_path / "schedule.json", UTC, at(6, 10))
+    with pytest.raises(schedule.ScheduleError, match="'w1': it would never call again after 2026-11-23 06:10"):
+        s.add(wake(**change), at(6, 10))
+    assert s.schedules == {}
+    s.add(wake(active=False, **change), at(6, 10))       # a paused one may be kept
