@@ -213,7 +213,7 @@ class Scheduler:
         s = check_schedule({**sched, "created": now.isoformat()})
         if s["active"] and not occurrences(s, now, now + timedelta(days=3660), self.tz):
             raise ScheduleError(f"schedule {s['id']!r}: it would never call again after "
-                                f"{now.astimezone(self.tz):%Y-%m-%d %H:%M} (date, time, until or "
+                                f"{now.astimezone(self.tz):%Y-%m-%d %H:%M} (date, time or until "
                                 "are in the past); nothing was changed")
         self.schedules[s["id"]] = s
         self._save()
