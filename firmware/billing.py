@@ -286,12 +286,12 @@ def bill_customer(customer: dict, cfg: BillingConfig, month: str, calls, stamps=
         if not lo <= c.offered < hi:
             continue
         if cut is not None and c.offered < cut:
-            not_billed.setdefault("counted in the retention summary", []).append(c.id)
+            not_billed.setdefault("calls counted in the retention summary", []).append(c.id)
             continue
         day = c.offered.astimezone(tz).date()
         in_contract = start <= day and (end is None or day < end)
         if not in_contract:
-            not_billed.setdefault("outside the contract", []).append(c.id)
+            not_billed.setdefault("calls outside the contract", []).append(c.id)
             continue
         if c.kind == "call" and c.direction == "in":
             offered += 1
@@ -301,11 +301,13 @@ def bill_customer(customer: dict, cfg: BillingConfig, month: str, calls, stamps=
             if c.direction == "in" and c.outcome in cfg.billable_outcomes:
                 billable.append(c)
             else:
-                not_billed.setdefault(f"{c.direction} call, {c.outcome}", []).append(c.id)
+                reason = f"{c.outcome} calls" if c.direction == "in" else "calls the service made"
+                not_billed.setdefault(reason, []).append(c.id)
         elif c.outcome == "answered":
             (wakeups if c.kind == "wakeup" else reminders).append(c)
         else:
-            not_billed.setdefault(f"{c.kind} not answered ({c.outcome})", []).append(c.id)
+            what = "wake-up" if c.kind == "wakeup" else "reminder"
+            not_billed.setdefault(f"{what} calls not answered", []).append(c.id)
 
     msgs, reads = {}, {}
     for s in stamps:
@@ -605,6 +607,9 @@ def to_pdf(st: Statement, service: dict | None = None, detail: bool = True, tz=t
     flow.append(Paragraph(f"This month: {a['calls_offered']} calls came in, {a['calls_answered']} were "
                           f"answered, {a['messages']} messages were taken and {a['read_backs']} read back.",
                           body))
+    if st.not_billed:
+        flow.append(Paragraph("Not billed: " + "; ".join(
+            f"{len(ids)} {esc(reason)}" for reason, ids in sorted(st.not_billed.items())) + ".", body))
     for n in st.notes:
         flow.append(Paragraph(esc(n), body))
     if detail and st.calls:
