@@ -336,6 +336,9 @@ async def _amain(args) -> int:
         telephony = TelephonyAdapter(board, load_site(args.site, board), port=args.sip_port)
         daemon.add_adapter(telephony)
         telephony.register_commands(daemon)
+        # Call records older than 30 days go; their counts stay for billing.
+        from .callretention import CallRetentionAdapter
+        daemon.add_adapter(CallRetentionAdapter(lambda: telephony.records, daemon.data_dir))
     # Wake-up and reminder calls: the schedule is kept in the data directory.
     from .recordset import zone
     from .schedule import ScheduleAdapter, clock_from_env

@@ -338,7 +338,8 @@ def load_counts(path, tz=timezone.utc, table=None) -> list[dict]:
     return out + counts_from_timeclock(daily, tz)
 
 
-def from_data_dir(data_dir, tz=timezone.utc, since: date | None = None, until: date | None = None) -> dict:
+def from_data_dir(data_dir, tz=timezone.utc, since: date | None = None, until: date | None = None,
+                  billable=("answered", "transferred")) -> dict:
     """Everything the reports need from the daemon's data folder, read-only:
     the telephony's ``calls.jsonl``, the time clock's day journals and its
     counts of purged days, the customers' store and the schedule's log (which
@@ -354,6 +355,8 @@ def from_data_dir(data_dir, tz=timezone.utc, since: date | None = None, until: d
         log = json.loads((d / "schedule.json").read_text(encoding="utf-8")).get("log", [])
         raw_calls = billing_records(log, raw_calls)
     out["calls"] = [call_from(r, (str(d / "calls.jsonl"), f"[{i}]"), tz) for i, r in enumerate(raw_calls)]
+    from .callretention import load_counts, monthly_summaries
+    out["counts"] += monthly_summaries(load_counts(d), billable, tz)
     if (d / "customers.jsonl").exists():
         from .customers import Customers
         store = Customers(d, readonly=True)
@@ -368,7 +371,7 @@ def from_data_dir(data_dir, tz=timezone.utc, since: date | None = None, until: d
         try:
             out["stamps"] = [stamp_from(s, (str(d / "slips"), f"slip {s.get('slip')}"), tz)
                              for s in tc.stamps(since, until)]
-            out["counts"] = counts_from_timeclock([dict(x) for x in tc.meta.table("counts").all()], tz)
+            out["counts"] += counts_from_timeclock([dict(x) for x in tc.meta.table("counts").all()], tz)
         finally:
             tc.meta.close()
     return out

@@ -60,7 +60,8 @@ def _main(args) -> int:
     cfg = billing.load_plans(plans_path)
     tz = recordset.zone(args.timezone, "command line", "--timezone") if args.timezone else cfg.tz
     first, nxt = recordset.parse_month(args.month)
-    data = recordset.from_data_dir(args.data_dir, tz, first - timedelta(days=1), nxt) if args.data_dir \
+    data = recordset.from_data_dir(args.data_dir, tz, first - timedelta(days=1), nxt,
+                                   cfg.billable_outcomes) if args.data_dir \
         else {"customers": None, "calls": None, "stamps": [], "counts": []}
     if args.customers is None and data["customers"] is None:
         raise ConfigError("command line", "--customers", None, None,
