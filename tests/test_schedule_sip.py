@@ -159,12 +159,28 @@ def test_ok__spoken_message_reaches_the_phone(board, tmp_path):
 
 
 def test_ok__text_message_is_spoken_by_espeak(board, tmp_path):
+    """A message given as text is spoken (espeak-ng) into the call: the phone hears speech."""
     loop, tel, sched, clock = board
-    path = tel._message_file("Good morning, it is half past six.")
+    text = "Good morning, it is half past six. This is your wake-up call."
+    path = tel._message_file(text)
     import wave
     with wave.open(str(path)) as w:
-        assert w.getnframes() / w.getframerate() > 1.0
-    assert tel._message_file("Good morning, it is half past six.") == path        # made once
+        spoken_s = w.getnframes() / w.getframerate()
+    assert spoken_s > 2.0 and tel._message_file(text) == path        # made once, then reused
     with pytest.raises(OSError, match="message file /nonexistent.wav does not exist"):
         tel._message_file("file:/nonexistent.wav")
+    phone = PeerProc(tmp_path, "phone")
+    try:
+        loop.call(lambda: sched.scheduler.add({
+            "id": "w3", "customer": "C1", "kind": "wakeup", "number": phone.uri, "message": text,
+            "time": "06:30", "date": "2026-11-23", "ring_s": 10}, clock[0]))
+        clock[0] = DUE
+        phone.next("ended", 30)
+        assert wait_for(lambda: log_of(loop, sched), 10, "the outcome")[0]["outcome"] == "answered"
+    finally:
+        phone.stop()
+    with wave.open(str(phone.dir / "call1.wav")) as w:
+        heard_s = w.getnframes() / w.getframerate()
+    _, rms = tone_energy(phone.dir / "call1.wav", 1000)
+    assert heard_s >= spoken_s - 0.5 and rms > 200, (heard_s, spoken_s, rms)
     json.dumps(tel.status())
