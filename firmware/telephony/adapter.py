@@ -39,7 +39,8 @@ from .front import Front
 from .pool import WorkerProc, _child_env, start_workers
 from .records import JsonLinesRecords, iso
 
-DIAL_TIMEOUT_S = 4.0      # an office line's number is complete this long after the last digit
+DIAL_TIMEOUT_S = 4.0
+LINE_BUSY = "Line Busy"   # our 486: the front must not try another worker      # an office line's number is complete this long after the last digit
 
 
 @dataclass
@@ -317,7 +318,7 @@ class TelephonyAdapter:
         if line in self.line_call:
             # The board shows one call per line: a second caller hears busy.
             self.turned_away += 1
-            w.send(op="release", call=cid, code=486)
+            w.send(op="release", call=cid, code=486, reason=LINE_BUSY)
             return
         c = _Call(id=cid, worker=w, line=line, direction="in", caller=ev.get("caller"),
                   callee=ev.get("user"), offered=ev.get("t") or self.clock(),

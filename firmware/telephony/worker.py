@@ -403,11 +403,14 @@ class Worker:
         p.statusCode = code
         return p
 
-    def _hangup(self, leg, code=None):
+    def _hangup(self, leg, code=None, reason=None):
         if leg is None or leg.dead:
             return
         try:
-            leg.hangup(self._status(code) if code else pj.CallOpParam(True))
+            p = self._status(code) if code else pj.CallOpParam(True)
+            if reason:
+                p.reason = reason
+            leg.hangup(p)
         except pj.Error:
             pass
 
@@ -493,7 +496,7 @@ class Worker:
             pos.peer = None
             self._hangup(pos)
         if not cmd.get("keep"):
-            self._hangup(leg, cmd.get("code"))
+            self._hangup(leg, cmd.get("code"), cmd.get("reason"))
 
     def test_tone(self):
         if getattr(self, "_test_tone", None) is None:
