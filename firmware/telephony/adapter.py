@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..state import (Answer, Dial, Fault, Hold, HoldRecall, Join, LineChanged, LineCleared,
+from ..state import (Answer, CustomerAnswered, CustomerHungUp, Dial, Fault, Hold, HoldRecall, Join, LineChanged, LineCleared,
                      LineRinging, LineState, Release, Resume, Seize, SwitchChanged)
 from .front import Front
 from .pool import WorkerProc, _child_env, start_workers
@@ -61,6 +61,7 @@ class _Call:
     outcome: str | None = None
     board_done: bool = False      # the board already cleared the line (Release)
     sip_call_id: str | None = None
+    customer_on: bool = False
     dialled: str = ""
 
     def record(self) -> dict:
@@ -216,9 +217,11 @@ class TelephonyAdapter:
         proc.wait()
         return None, "the position endpoint did not start"
 
-    @staticmethod
-    def _maxload(limit: int) -> int:
-        # One slot per worker stays free for the position leg of the call a position picks up.
+    def _maxload(self, limit: int) -> int:
+        # One slot per worker stays free for the position leg of the call a position
+        # picks up; where customers' phones are rung too, each call takes two slots.
+        if self.site.customers:
+            return max(1, (limit - 1) // 2)
         return max(1, limit - 1)
 
     def _register(self, t):
@@ -300,6 +303,16 @@ class TelephonyAdapter:
                 c = self.calls.get(ev["call"])
                 if c is not None and c.direction == "out" and c.answered is None:
                     c.answered = self.clock()
+            elif kind in ("customer_answered", "customer_hungup"):
+                c = self.calls.get(ev["call"])
+                if c is not None:
+                    if kind == "customer_answered":
+                        c.answered = c.answered or self.clock()
+                        c.customer_on = True
+                        self._post(CustomerAnswered(c.line))
+                    else:
+                        c.customer_on = False
+                        self._post(CustomerHungUp(c.line))
             elif kind == "reg":
                 self._reg(ev)
             elif kind == "reg_retry":
@@ -330,6 +343,8 @@ class TelephonyAdapter:
         self.line_call[line] = cid
         w.calls.add(cid)
         self._post(LineRinging(line, ev.get("caller"), cid))
+        if line in self.site.customers:
+            w.send(op="fork", call=cid, uri=self.site.customers[line])
 
     def _ended(self, c, ev):
         if not c.board_done:

@@ -70,6 +70,8 @@ class Leg(pj.Call):
         self.kind = kind                 # "in", "out", "pos", "probe"
         self.cid = cid                   # the board's id for the call
         self.peer: Leg | None = None     # the position leg of a caller, or its caller
+        self.customer: Leg | None = None # the customer's phone, rung with the board
+        self.answered = False            # a customer leg that picked up
         self.media: pj.AudioMedia | None = None
         self.listen = True               # the position hears the caller (not under secrecy)
         self.held = False
@@ -339,12 +341,33 @@ class Worker:
                 self.emit("ended", call=leg.cid, code=code, reason=reason)
                 if leg.peer is not None and not leg.peer.dead:
                     self._hangup(leg.peer)
+                if leg.customer is not None and not leg.customer.dead:
+                    self._hangup(leg.customer)
+            elif leg.kind == "cust":
+                caller = leg.peer
+                if caller is not None and caller.customer is leg:
+                    caller.customer = None
+                    if leg.answered and not caller.dead:
+                        self.emit("customer_hungup", call=caller.cid)
+                        # Nobody from the board is on it: the customer's hanging up ends it.
+                        if caller.peer is None and not caller.held:
+                            self._hangup(caller)
             elif leg.kind == "pos":
                 caller = leg.peer
                 if caller is not None and not caller.dead:
                     self.emit("position_left", call=caller.cid, code=code, reason=reason)
         elif state == pj.PJSIP_INV_STATE_CONFIRMED and leg.kind in ("in", "out", "ring"):
             self.emit("confirmed", call=leg.cid)
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED and leg.kind == "cust":
+            caller = leg.peer
+            if caller is None or caller.dead:
+                self._hangup(leg)
+                return
+            leg.answered = True
+            if caller.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
+                caller.answer(self._status(200))     # the customer took the call
+            self.emit("customer_answered", call=caller.cid)
+            self.bridge(leg)
         elif state == pj.PJSIP_INV_STATE_EARLY and leg.kind in ("out", "ring"):
             self.emit("ringing", call=leg.cid, code=code)
 
@@ -379,6 +402,12 @@ class Worker:
         if caller is None or caller.media is None:
             return
         pos = caller.peer
+        cust = caller.customer
+        if cust is not None and (not cust.answered or cust.media is None or cust.dead):
+            cust = None
+        if cust is not None:                 # caller and customer talk
+            cust.media.startTransmit(caller.media)
+            caller.media.startTransmit(cust.media)
         if getattr(caller, "echo", False):   # trunk test: the caller hears itself
             caller.media.startTransmit(caller.media)
             return
@@ -394,7 +423,11 @@ class Worker:
         pos.media.startTransmit(caller.media)
         if caller.listen:
             caller.media.startTransmit(pos.media)
-        self.emit("bridged", call=caller.cid, listen=caller.listen)
+        if cust is not None:                 # the operator joined (or was there first)
+            pos.media.startTransmit(cust.media)
+            if caller.listen:
+                cust.media.startTransmit(pos.media)
+        self.emit("bridged", call=caller.cid, listen=caller.listen, customer=cust is not None)
 
     # -- commands ------------------------------------------------------
     @staticmethod
@@ -463,6 +496,23 @@ class Worker:
         self.bridge(leg)
 
     op_resume = op_answer
+
+    def op_fork(self, cmd):
+        """Ring the customer's own phone together with the board (secrecy needs to know
+        when the customer answers): a second leg, bridged to the caller if it answers."""
+        leg = self._caller(cmd)
+        if leg is None:
+            return
+        cust = Leg(self, self.acc, kind="cust")
+        cust.peer = leg
+        leg.customer = cust
+        try:
+            cust.makeCall(cmd["uri"], pj.CallOpParam(True))
+        except pj.Error as e:
+            leg.customer = None
+            self.emit("error", call=leg.cid, message=f"customer phone {cmd['uri']}: {e.info()}")
+            return
+        self.legs[cust.getId()] = cust
 
     def op_echo(self, cmd):
         """Answer and send the caller's audio straight back (the trunk test's far end)."""
