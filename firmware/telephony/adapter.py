@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..state import (Answer, CustomerAnswered, CustomerHungUp, Dial, Fault, Hold, HoldRecall, Join, LineChanged, LineCleared,
+from ..state import (Answer, CustomerAnswered, CustomerHungUp, Dial, Fault, MessageWaiting, Hold, HoldRecall, Join, LineChanged, LineCleared,
                      LineRinging, LineState, Release, Resume, Seize, SwitchChanged)
 from .front import Front
 from .pool import WorkerProc, _child_env, start_workers
@@ -62,6 +62,7 @@ class _Call:
     board_done: bool = False      # the board already cleared the line (Release)
     sip_call_id: str | None = None
     customer_on: bool = False
+    overflowed: bool = False
     dialled: str = ""
 
     def record(self) -> dict:
@@ -115,6 +116,7 @@ class TelephonyAdapter:
         self._dial_timers: dict[int, object] = {}
         self._seq = 0
         self.tests: dict[str, dict] = {}          # test callers (ring, test-call) by id
+        self.messages: dict[str, list] = {}       # line -> voice messages taken on overflow
         self.position_procs: dict[int, subprocess.Popen] = {}
         self._levels: dict[int, dict] = {}
 
@@ -313,6 +315,14 @@ class TelephonyAdapter:
                     else:
                         c.customer_on = False
                         self._post(CustomerHungUp(c.line))
+            elif kind == "message":
+                c = self.calls.get(ev["call"])
+                line = c.line if c is not None else None
+                if line is not None:
+                    self.messages.setdefault(line, []).append(
+                        {"path": ev["path"], "seconds": ev["seconds"], "caller": c.caller,
+                         "at": iso(self.clock())})
+                    self._post(MessageWaiting(line, len(self.messages[line])))
             elif kind == "reg":
                 self._reg(ev)
             elif kind == "reg_retry":
@@ -445,6 +455,19 @@ class TelephonyAdapter:
         c = self._call_on(cmd.line)
         if c is not None and cmd.state is LineState.RINGING:
             c.rings = max(c.rings, cmd.rings)
+            if self.site.overflow_rings and c.rings > self.site.overflow_rings and \
+                    self.site.overflow_action == "message" and not c.overflowed:
+                self._overflow(c)
+
+    def _overflow(self, c):
+        """Rung out: the board answers with the announcement and takes a voice message."""
+        c.overflowed, c.outcome, c.board_done = True, "overflowed", True
+        c.answered = self.clock()
+        folder = self.run_dir.parent / "messages" if self.run_dir else Path("messages")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{c.line}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{c.id}.wav"
+        c.worker.send(op="overflow", call=c.id, path=str(path), announcement=self.site.announcement)
+        self._post(LineCleared(c.line, "overflowed"))
 
     def _do_SwitchChanged(self, cmd: SwitchChanged):
         if cmd.switch == "secrecy":

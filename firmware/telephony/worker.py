@@ -72,6 +72,9 @@ class Leg(pj.Call):
         self.peer: Leg | None = None     # the position leg of a caller, or its caller
         self.customer: Leg | None = None # the customer's phone, rung with the board
         self.answered = False            # a customer leg that picked up
+        self.recorder = None             # overflow: the caller's voice message
+        self.player = None               # overflow: the announcement
+        self.message = None              # (path, started) of the message being recorded
         self.media: pj.AudioMedia | None = None
         self.listen = True               # the position hears the caller (not under secrecy)
         self.held = False
@@ -287,6 +290,7 @@ class Worker:
         if hasattr(self, "tone"):
             del self.tone
         self._test_tone = None
+        self._beep = None
         self.ep.libDestroy()
         del self.ep
 
@@ -338,6 +342,8 @@ class Worker:
             leg.dead = True
             self.dead.append(leg)
             if leg.kind in ("in", "out", "ring"):
+                if leg.message is not None:
+                    self.finish_message(leg)
                 self.emit("ended", call=leg.cid, code=code, reason=reason)
                 if leg.peer is not None and not leg.peer.dead:
                     self._hangup(leg.peer)
@@ -408,6 +414,22 @@ class Worker:
         if cust is not None:                 # caller and customer talk
             cust.media.startTransmit(caller.media)
             caller.media.startTransmit(cust.media)
+        if caller.message is not None:       # overflow: announce, then record
+            if caller.recorder is None:
+                caller.recorder = pj.AudioMediaRecorder()
+                caller.recorder.createRecorder(caller.message[0])
+                caller.media.startTransmit(caller.recorder)
+                if caller.message[2]:
+                    try:
+                        caller.player = pj.AudioMediaPlayer()
+                        caller.player.createPlayer(caller.message[2], pj.PJMEDIA_FILE_NO_LOOP)
+                        caller.player.startTransmit(caller.media)
+                    except pj.Error as e:
+                        caller.player = None
+                        self.emit("error", call=caller.cid, message=f"announcement: {e.info()}")
+                if caller.player is None:
+                    self.beep().startTransmit(caller.media)
+            return
         if getattr(caller, "echo", False):   # trunk test: the caller hears itself
             caller.media.startTransmit(caller.media)
             return
@@ -496,6 +518,45 @@ class Worker:
         self.bridge(leg)
 
     op_resume = op_answer
+
+    def beep(self):
+        """The tone that says: speak now (one short beep, then silence)."""
+        if getattr(self, "_beep", None) is None:
+            self._beep = pj.ToneGenerator()
+            self._beep.createToneGenerator(8000, 1)
+        td = pj.ToneDesc()
+        td.freq1, td.freq2, td.on_msec, td.off_msec = 1400, 0, 400, 100
+        tv = pj.ToneDescVector()
+        tv.append(td)
+        self._beep.play(tv, False)
+        return self._beep
+
+    def finish_message(self, leg):
+        path, started, _ = leg.message
+        leg.message = None
+        try:
+            if leg.media is not None and leg.recorder is not None:
+                leg.media.stopTransmit(leg.recorder)
+        except pj.Error:
+            pass
+        leg.recorder = None           # closes the WAV
+        leg.player = None
+        self.emit("message", call=leg.cid, path=path, seconds=round(time.time() - started, 2))
+
+    def op_overflow(self, cmd):
+        """Nobody picked the call up: answer, play the announcement, record a message."""
+        leg = self._caller(cmd)
+        if leg is None:
+            return
+        leg.message = (cmd["path"], time.time(), cmd.get("announcement"))
+        if leg.peer is not None:
+            self._hangup(leg.peer)
+        if leg.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
+            leg.answer(self._status(200))
+        elif leg.media is not None:
+            self.bridge(leg)
+        limit = cmd.get("max_s", 120)
+        self.timers.append((time.time() + limit, lambda: self._hangup(leg)))
 
     def op_fork(self, cmd):
         """Ring the customer's own phone together with the board (secrecy needs to know
