@@ -25,6 +25,9 @@ installation reaches the network, and holds its secrets::
     [numbers]               # called number (request user part, DID) -> board line
     "4155550123" = "201"    # every line is also reached by its own number
 
+    [customers]             # a line's customer phone, rung together with the board:
+    "201" = "sip:201@192.168.1.30"   # when it answers, the board learns it (secrecy)
+
     [[positions]]
     headset = "default"     # PyAudio device of this position's headset
 
@@ -102,6 +105,7 @@ class Site:
     tls_private_key: str | None = None
     trunks: tuple[Trunk, ...] = ()
     numbers: dict = field(default_factory=dict)   # called number -> line number
+    customers: dict = field(default_factory=dict)  # line number -> customer phone URI
     positions: tuple[PositionSite, ...] = ()
     workers: int = 0
     calls_per_worker: int = 0
@@ -204,8 +208,8 @@ class _Loader:
 
     # -- sections ------------------------------------------------------
     def load(self, data) -> Site:
-        d = self.table(data, "", ("front", "trunks", "numbers", "positions", "limits",
-                                  "overflow", "records"))
+        d = self.table(data, "", ("front", "trunks", "numbers", "customers", "positions",
+                                  "limits", "overflow", "records"))
         f = self.table(d.get("front", {}), "front",
                        ("listen", "port", "transports", "tls_certificate", "tls_private_key"))
         listen = self.address(f.get("listen", "127.0.0.1"), "front.listen")
@@ -223,6 +227,7 @@ class _Loader:
                 "and front.tls_private_key (PEM file paths)"))
         trunks = self.load_trunks(d.get("trunks", []))
         numbers = self.load_numbers(d.get("numbers", {}))
+        customers = self.load_customers(d.get("customers", {}))
         positions = self.load_positions(d.get("positions", []))
         lim = self.table(d.get("limits", {}), "limits", ("workers", "calls_per_worker", "max_calls"))
         ov = self.table(d.get("overflow", {}), "overflow", ("rings", "action", "announcement"))
@@ -232,6 +237,7 @@ class _Loader:
         return Site(
             path=self.path, listen=listen, port=port, transports=tuple(transports),
             tls_certificate=cert, tls_private_key=key, trunks=trunks, numbers=numbers,
+            customers=customers,
             positions=positions,
             workers=self.integer(lim, "workers", "limits", 0, 0, 256),
             calls_per_worker=self.integer(lim, "calls_per_worker", "limits", 0, 0, 1024),
@@ -313,6 +319,20 @@ class _Loader:
             if number in out and number in self.board.line_by_number and out[number] != line:
                 self.fail(kp, line, f"line {number} itself: {number} is a line's own number")
             out[number] = line
+        return out
+
+    def load_customers(self, customers):
+        if not isinstance(customers, dict):
+            self.fail("customers", customers, "a table of \"line\" = \"sip:customer's phone\"")
+        out = {}
+        for line, uri in customers.items():
+            kp = f"customers.{line}"
+            spec = self.board.line_by_number.get(line)
+            if spec is None or spec.kind != "customer":
+                self.fail(kp, line, f"a customer line of board {self.board.name!r}")
+            if not isinstance(uri, str) or not re.match(r"^sips?:\S+@\S+$", uri):
+                self.fail(kp, uri, "the SIP URI of the customer's phone, e.g. sip:201@192.168.1.30")
+            out[line] = uri
         return out
 
     def load_positions(self, positions):

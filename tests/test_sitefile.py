@@ -97,3 +97,18 @@ def test_ok__no_secret_so_any_mode_will_do(tmp_path):
 def test_fail__missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read site file"):
         load_site(tmp_path / "nope.site.toml", DESK)
+
+
+def test_ok__customer_phones(tmp_path):
+    p = write(tmp_path, '[customers]\n"201" = "sip:201@192.168.1.30"\n')
+    assert load_site(p, DESK).customers == {"201": "sip:201@192.168.1.30"}
+
+
+@pytest.mark.parametrize("text, keypath, words", [
+    ('[customers]\n"901" = "sip:a@b"\n', "customers.901", "a customer line"),
+    ('[customers]\n"201" = "tel:555"\n', "customers.201", "SIP URI"),
+])
+def test_fail__customer_phones(tmp_path, text, keypath, words):
+    with pytest.raises(ConfigError) as e:
+        load_site(write(tmp_path, text), DESK)
+    assert keypath in str(e.value) and words in str(e.value)

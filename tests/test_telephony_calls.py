@@ -60,3 +60,59 @@ def test_ok__a_call_rings_is_answered_carries_audio_and_is_recorded(desk, tmp_pa
         ("201", "in", "call", 1, "answered")
     assert r["offered"] <= r["answered"] <= r["ended"] and r["offered"].endswith("Z")
     assert adapter.status()["in_use"] == 0
+
+
+def heard_max(adapter, t, seconds):
+    """The loudest level the test caller heard over ``seconds`` (sampled)."""
+    top, end = 0, time.time() + seconds
+    while time.time() < end:
+        lv = adapter.levels(t["worker"], t["id"])
+        top = max(top, (lv or {}).get("heard") or 0)
+        time.sleep(0.1)
+    return top
+
+
+def test_ok__hold_plays_a_tone_resume_stops_it_release_hangs_up(desk, tmp_path):
+    board, adapter, (pos1, _) = desk
+    t = adapter.ring("203", "5550123")          # a second PJSUA2 endpoint calls in
+    wait_for(lambda: board.line("203") is LineState.RINGING, 10, "203 ringing")
+    assert next(e for e in board.events if isinstance(e, LineRinging)).caller == "5550123"
+    board.press("line-203")
+    wait_for(lambda: t["answered_t"], 10, "the caller answered")
+    pos1.next("confirmed", 10)
+    assert heard_max(adapter, t, 1.0) == 0       # the position is silent: nothing to hear
+    board.press("p1-hold")
+    assert board.line("203") is LineState.HELD
+    pos1.next("ended", 10)                       # the position's leg is freed while held
+    assert heard_max(adapter, t, 3.5) > 0, "no hold tone reached the caller"
+    board.press("line-203")
+    assert board.line("203") is LineState.OPERATOR
+    pos1.next("confirmed", 10)                   # a new leg to the position
+    time.sleep(0.5)                              # the level meter keeps its last reading a while
+    assert heard_max(adapter, t, 3.5) == 0, "the hold tone went on after the call was resumed"
+    board.press("p1-release")
+    wait_for(lambda: t["ended_t"], 10, "the caller hung up on by the board")
+    assert board.line("203") is LineState.IDLE
+    r = wait_for(lambda: JsonLinesRecords(tmp_path / "calls.jsonl").read(), 5, "a record")[-1]
+    assert r["outcome"] == "answered" and r["caller"] == "5550123" and r["hold_s"] >= 3.0
+
+
+def test_ok__a_caller_hanging_up_unanswered_is_abandoned(desk, tmp_path):
+    board, adapter, _ = desk
+    t = adapter.ring("204")
+    wait_for(lambda: board.line("204") is LineState.RINGING, 10, "204 ringing")
+    time.sleep(0.5)
+    assert adapter.hang_up_test("204")
+    wait_for(lambda: board.line("204") is LineState.IDLE, 10, "204 idle")
+    r = wait_for(lambda: JsonLinesRecords(tmp_path / "calls.jsonl").read(), 5, "a record")[-1]
+    assert (r["line"], r["outcome"], r["answered"], r["position"]) == ("204", "abandoned", None, None)
+
+
+def test_fail__a_second_caller_on_a_ringing_line_hears_busy(desk):
+    board, adapter, _ = desk
+    first = adapter.ring("201")
+    wait_for(lambda: board.line("201") is LineState.RINGING, 10, "201 ringing")
+    second = adapter.ring("201")
+    wait_for(lambda: second["ended_t"], 10, "the second caller turned away")
+    assert second["code"] == 486 and first["ended_t"] is None
+    assert adapter.status()["turned_away"] == 1

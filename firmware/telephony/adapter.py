@@ -35,9 +35,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..state import (Answer, Dial, Fault, Hold, HoldRecall, Join, LineChanged, LineCleared,
-                     LineRinging, LineState, PlaceCall, PlacedCallEnded, Release, Resume,
-                     Seize, SwitchChanged)
+from ..state import (Answer, CustomerAnswered, CustomerHungUp, Dial, Fault, MessageWaiting, Hold,
+                     HoldRecall, Join, LineChanged, LineCleared, LineRinging, LineState, PlaceCall,
+                     PlacedCallEnded, Release, Resume, Seize, SwitchChanged)
 from .front import Front
 from .pool import WorkerProc, _child_env, start_workers
 from .records import JsonLinesRecords, iso
@@ -45,6 +45,7 @@ from .records import JsonLinesRecords, iso
 #: SIP final codes that mean nobody took a placed call (busy, no answer, we gave up).
 NO_ANSWER_CODES = (408, 480, 486, 487, 600, 603)
 DIAL_TIMEOUT_S = 4.0      # an office line's number is complete this long after the last digit
+LINE_BUSY = "Line Busy"   # our 486: the front must not try another worker
 
 
 @dataclass
@@ -65,6 +66,8 @@ class _Call:
     outcome: str | None = None
     board_done: bool = False      # the board already cleared the line (Release)
     sip_call_id: str | None = None
+    customer_on: bool = False
+    overflowed: bool = False
     dialled: str = ""
     kind: str = "call"            # "wakeup" / "reminder" for a call the board placed itself
     placed: dict | None = None    # a PlaceCall's customer, schedule and occurrence
@@ -122,6 +125,7 @@ class TelephonyAdapter:
         self._dial_timers: dict[int, object] = {}
         self._seq = 0
         self.tests: dict[str, dict] = {}          # test callers (ring, test-call) by id
+        self.messages: dict[str, list] = {}       # line -> voice messages taken on overflow
         self.position_procs: dict[int, subprocess.Popen] = {}
         self._levels: dict[int, dict] = {}
 
@@ -224,9 +228,11 @@ class TelephonyAdapter:
         proc.wait()
         return None, "the position endpoint did not start"
 
-    @staticmethod
-    def _maxload(limit: int) -> int:
-        # One slot per worker stays free for the position leg of the call a position picks up.
+    def _maxload(self, limit: int) -> int:
+        # One slot per worker stays free for the position leg of the call a position
+        # picks up; where customers' phones are rung too, each call takes two slots.
+        if self.site.customers:
+            return max(1, (limit - 1) // 2)
         return max(1, limit - 1)
 
     def _register(self, t):
@@ -308,6 +314,24 @@ class TelephonyAdapter:
                 c = self.calls.get(ev["call"])
                 if c is not None and c.direction == "out" and c.answered is None:
                     c.answered = self.clock()
+            elif kind in ("customer_answered", "customer_hungup"):
+                c = self.calls.get(ev["call"])
+                if c is not None:
+                    if kind == "customer_answered":
+                        c.answered = c.answered or self.clock()
+                        c.customer_on = True
+                        self._post(CustomerAnswered(c.line))
+                    else:
+                        c.customer_on = False
+                        self._post(CustomerHungUp(c.line))
+            elif kind == "message":
+                c = self.calls.get(ev["call"])
+                line = c.line if c is not None else None
+                if line is not None:
+                    self.messages.setdefault(line, []).append(
+                        {"path": ev["path"], "seconds": ev["seconds"], "caller": c.caller,
+                         "at": iso(self.clock())})
+                    self._post(MessageWaiting(line, len(self.messages[line])))
             elif kind == "reg":
                 self._reg(ev)
             elif kind == "reg_retry":
@@ -326,7 +350,7 @@ class TelephonyAdapter:
         if line in self.line_call:
             # The board shows one call per line: a second caller hears busy.
             self.turned_away += 1
-            w.send(op="release", call=cid, code=486)
+            w.send(op="release", call=cid, code=486, reason=LINE_BUSY)
             return
         c = _Call(id=cid, worker=w, line=line, direction="in", caller=ev.get("caller"),
                   callee=ev.get("user"), offered=ev.get("t") or self.clock(),
@@ -338,6 +362,8 @@ class TelephonyAdapter:
         self.line_call[line] = cid
         w.calls.add(cid)
         self._post(LineRinging(line, ev.get("caller"), cid))
+        if line in self.site.customers:
+            w.send(op="fork", call=cid, uri=self.site.customers[line])
 
     def _ended(self, c, ev):
         if c.placed is not None:
@@ -447,6 +473,19 @@ class TelephonyAdapter:
         c = self._call_on(cmd.line)
         if c is not None and cmd.state is LineState.RINGING:
             c.rings = max(c.rings, cmd.rings)
+            if self.site.overflow_rings and c.rings > self.site.overflow_rings and \
+                    self.site.overflow_action == "message" and not c.overflowed:
+                self._overflow(c)
+
+    def _overflow(self, c):
+        """Rung out: the board answers with the announcement and takes a voice message."""
+        c.overflowed, c.outcome, c.board_done = True, "overflowed", True
+        c.answered = self.clock()
+        folder = self.run_dir.parent / "messages" if self.run_dir else Path("messages")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{c.line}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{c.id}.wav"
+        c.worker.send(op="overflow", call=c.id, path=str(path), announcement=self.site.announcement)
+        self._post(LineCleared(c.line, "overflowed"))
 
     def _do_SwitchChanged(self, cmd: SwitchChanged):
         if cmd.switch == "secrecy":

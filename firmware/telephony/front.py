@@ -85,6 +85,7 @@ auto_aliases=no
 {"disable_tcp=yes" if not ({"tcp", "tls"} & set(transports)) else ""}
 mpath="{module_dir()}"
 loadmodule "tm.so"
+loadmodule "tmx.so"
 loadmodule "sl.so"
 loadmodule "rr.so"
 loadmodule "pv.so"
@@ -175,7 +176,9 @@ failure_route[WORKER_FAILED] {{
         ds_load_unset();
         exit;
     }}
-    if (t_check_status("486|503|500|408")) {{
+    # A worker that is full answers 486 "Busy Here": try the next. Our own 486
+    # "Line Busy" (the line already has a call) goes back to the caller.
+    if (t_check_status("486|503|500|408") && $T_reply_reason != "Line Busy") {{
         if (ds_next_dst()) {{
             t_on_reply("WORKER_REPLY");
             t_on_failure("WORKER_FAILED");

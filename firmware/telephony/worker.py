@@ -70,6 +70,11 @@ class Leg(pj.Call):
         self.kind = kind                 # "in", "out", "pos", "probe"
         self.cid = cid                   # the board's id for the call
         self.peer: Leg | None = None     # the position leg of a caller, or its caller
+        self.customer: Leg | None = None # the customer's phone, rung with the board
+        self.answered = False            # a customer leg that picked up
+        self.recorder = None             # overflow: the caller's voice message
+        self.player = None               # overflow: the announcement
+        self.message = None              # (path, started) of the message being recorded
         self.media: pj.AudioMedia | None = None
         self.listen = True               # the position hears the caller (not under secrecy)
         self.held = False
@@ -287,6 +292,7 @@ class Worker:
         if hasattr(self, "tone"):
             del self.tone
         self._test_tone = None
+        self._beep = None
         self.ep.libDestroy()
         del self.ep
 
@@ -339,15 +345,38 @@ class Worker:
             leg.dead = True
             self.dead.append(leg)
             if leg.kind in ("in", "out", "ring"):
+                if leg.message is not None:
+                    self.finish_message(leg)
                 self.emit("ended", call=leg.cid, code=code, reason=reason)
                 if leg.peer is not None and not leg.peer.dead:
                     self._hangup(leg.peer)
+                if leg.customer is not None and not leg.customer.dead:
+                    self._hangup(leg.customer)
+            elif leg.kind == "cust":
+                caller = leg.peer
+                if caller is not None and caller.customer is leg:
+                    caller.customer = None
+                    if leg.answered and not caller.dead:
+                        self.emit("customer_hungup", call=caller.cid)
+                        # Nobody from the board is on it: the customer's hanging up ends it.
+                        if caller.peer is None and not caller.held:
+                            self._hangup(caller)
             elif leg.kind == "pos":
                 caller = leg.peer
                 if caller is not None and not caller.dead:
                     self.emit("position_left", call=caller.cid, code=code, reason=reason)
         elif state == pj.PJSIP_INV_STATE_CONFIRMED and leg.kind in ("in", "out", "ring"):
             self.emit("confirmed", call=leg.cid)
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED and leg.kind == "cust":
+            caller = leg.peer
+            if caller is None or caller.dead:
+                self._hangup(leg)
+                return
+            leg.answered = True
+            if caller.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
+                caller.answer(self._status(200))     # the customer took the call
+            self.emit("customer_answered", call=caller.cid)
+            self.bridge(leg)
         elif state == pj.PJSIP_INV_STATE_EARLY and leg.kind in ("out", "ring"):
             self.emit("ringing", call=leg.cid, code=code)
 
@@ -385,6 +414,28 @@ class Worker:
             self._play(caller)
             return
         pos = caller.peer
+        cust = caller.customer
+        if cust is not None and (not cust.answered or cust.media is None or cust.dead):
+            cust = None
+        if cust is not None:                 # caller and customer talk
+            cust.media.startTransmit(caller.media)
+            caller.media.startTransmit(cust.media)
+        if caller.message is not None:       # overflow: announce, then record
+            if caller.recorder is None:
+                caller.recorder = pj.AudioMediaRecorder()
+                caller.recorder.createRecorder(caller.message[0])
+                caller.media.startTransmit(caller.recorder)
+                if caller.message[2]:
+                    try:
+                        caller.player = pj.AudioMediaPlayer()
+                        caller.player.createPlayer(caller.message[2], pj.PJMEDIA_FILE_NO_LOOP)
+                        caller.player.startTransmit(caller.media)
+                    except pj.Error as e:
+                        caller.player = None
+                        self.emit("error", call=caller.cid, message=f"announcement: {e.info()}")
+                if caller.player is None:
+                    self.beep().startTransmit(caller.media)
+            return
         if getattr(caller, "echo", False):   # trunk test: the caller hears itself
             caller.media.startTransmit(caller.media)
             return
@@ -400,7 +451,11 @@ class Worker:
         pos.media.startTransmit(caller.media)
         if caller.listen:
             caller.media.startTransmit(pos.media)
-        self.emit("bridged", call=caller.cid, listen=caller.listen)
+        if cust is not None:                 # the operator joined (or was there first)
+            pos.media.startTransmit(cust.media)
+            if caller.listen:
+                cust.media.startTransmit(pos.media)
+        self.emit("bridged", call=caller.cid, listen=caller.listen, customer=cust is not None)
 
     # -- commands ------------------------------------------------------
     @staticmethod
@@ -409,11 +464,14 @@ class Worker:
         p.statusCode = code
         return p
 
-    def _hangup(self, leg, code=None):
+    def _hangup(self, leg, code=None, reason=None):
         if leg is None or leg.dead:
             return
         try:
-            leg.hangup(self._status(code) if code else pj.CallOpParam(True))
+            p = self._status(code) if code else pj.CallOpParam(True)
+            if reason:
+                p.reason = reason
+            leg.hangup(p)
         except pj.Error:
             pass
 
@@ -467,6 +525,62 @@ class Worker:
 
     op_resume = op_answer
 
+    def beep(self):
+        """The tone that says: speak now (one short beep, then silence)."""
+        if getattr(self, "_beep", None) is None:
+            self._beep = pj.ToneGenerator()
+            self._beep.createToneGenerator(8000, 1)
+        td = pj.ToneDesc()
+        td.freq1, td.freq2, td.on_msec, td.off_msec = 1400, 0, 400, 100
+        tv = pj.ToneDescVector()
+        tv.append(td)
+        self._beep.play(tv, False)
+        return self._beep
+
+    def finish_message(self, leg):
+        path, started, _ = leg.message
+        leg.message = None
+        try:
+            if leg.media is not None and leg.recorder is not None:
+                leg.media.stopTransmit(leg.recorder)
+        except pj.Error:
+            pass
+        leg.recorder = None           # closes the WAV
+        leg.player = None
+        self.emit("message", call=leg.cid, path=path, seconds=round(time.time() - started, 2))
+
+    def op_overflow(self, cmd):
+        """Nobody picked the call up: answer, play the announcement, record a message."""
+        leg = self._caller(cmd)
+        if leg is None:
+            return
+        leg.message = (cmd["path"], time.time(), cmd.get("announcement"))
+        if leg.peer is not None:
+            self._hangup(leg.peer)
+        if leg.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
+            leg.answer(self._status(200))
+        elif leg.media is not None:
+            self.bridge(leg)
+        limit = cmd.get("max_s", 120)
+        self.timers.append((time.time() + limit, lambda: self._hangup(leg)))
+
+    def op_fork(self, cmd):
+        """Ring the customer's own phone together with the board (secrecy needs to know
+        when the customer answers): a second leg, bridged to the caller if it answers."""
+        leg = self._caller(cmd)
+        if leg is None:
+            return
+        cust = Leg(self, self.acc, kind="cust")
+        cust.peer = leg
+        leg.customer = cust
+        try:
+            cust.makeCall(cmd["uri"], pj.CallOpParam(True))
+        except pj.Error as e:
+            leg.customer = None
+            self.emit("error", call=leg.cid, message=f"customer phone {cmd['uri']}: {e.info()}")
+            return
+        self.legs[cust.getId()] = cust
+
     def op_echo(self, cmd):
         """Answer and send the caller's audio straight back (the trunk test's far end)."""
         leg = self._caller(cmd)
@@ -499,7 +613,7 @@ class Worker:
             pos.peer = None
             self._hangup(pos)
         if not cmd.get("keep"):
-            self._hangup(leg, cmd.get("code"))
+            self._hangup(leg, cmd.get("code"), cmd.get("reason"))
 
     def test_tone(self):
         if getattr(self, "_test_tone", None) is None:
