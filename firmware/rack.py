@@ -53,13 +53,27 @@ class Rack:
                 self.table.remove(doc_ids=[s["of"]])
 
     def catch_up(self) -> int:
-        """Apply the stamps made since the rack last wrote; returns how many."""
+        """Apply the stamps made since the rack last wrote; returns how many.
+
+        Worked out in memory first, so a long gap costs two writes, not one a stamp.
+        """
         upto = self._upto()
         missed = self.tc.stamps_after(upto) if self.tc.last_slip > upto else []
+        if not missed:
+            return 0
+        have = {d.doc_id for d in self.table.all()}
+        add, gone = {}, set()
         for s in missed:
-            self._apply(s)
-        if missed:
-            self._seen(missed[-1]["slip"])
+            if s["what"] == "message" and s["slip"] not in have:
+                add[s["slip"]] = s
+            elif s["what"] == "read-back" and s.get("of") is not None:
+                if add.pop(s["of"], None) is None and s["of"] in have:
+                    gone.add(s["of"])
+        if add:
+            self.table.insert_multiple(Document(s, doc_id=n) for n, s in add.items())
+        if gone:
+            self.table.remove(doc_ids=list(gone))
+        self._seen(missed[-1]["slip"])
         return len(missed)
 
     # -- the operator's actions ------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -57,6 +58,8 @@ class TimeClockAdapter:
         self.cards: dict[int, dict] = {}          # position -> card on its screen
         self.offered: dict[str, dict] = {}        # ringing line -> card
         self.last_error: str | None = None
+        self.out_of_service: str | None = None
+        self._purge_timer = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="timeclock")
         self._last_purge = None
         self._counts: dict[str, int] = {}         # line -> messages waiting (the lamps)
@@ -66,7 +69,15 @@ class TimeClockAdapter:
     # -- life ------------------------------------------------------------
     def start(self, daemon) -> None:
         self.daemon = daemon
-        self._pool.submit(self._open).result()
+        try:
+            self._pool.submit(self._open).result()
+        except (SwitchboardError, OSError) as e:
+            # The board must keep answering calls: the time clock alone goes out of
+            # service, with the fault lamp lit and the reason in status and replies.
+            self.out_of_service = str(e)
+            print(f"switchboard: timeclock: out of service: {e}", file=sys.stderr, flush=True)
+            self._post(Fault("timeclock", f"out of service: {e}"))
+        self._schedule_purge()
         for name, handler in (("card", self.cmd_card), ("type-message", self.cmd_type_message),
                               ("take-message", self.cmd_take_message),
                               ("check-in", self.cmd_check_in), ("read-back", self.cmd_read_back),
@@ -93,6 +104,8 @@ class TimeClockAdapter:
     def stop(self) -> None:
         if self._pool is None:
             return
+        if self._purge_timer is not None:
+            self._purge_timer.cancel()
         if self.printer:
             self.printer.stop()
         self._pool.submit(self._close).result()
@@ -114,6 +127,7 @@ class TimeClockAdapter:
             "drafts": {str(p): t for p, t in self.drafts.items()},
             "operators": {str(p): n for p, n in self.operators.items()},
             "error": self.last_error,
+            "out_of_service": self.out_of_service,
         }
 
     # -- helpers (worker thread) ----------------------------------------
@@ -180,9 +194,6 @@ class TimeClockAdapter:
         if self.last_error:
             self.last_error = None
             self._post(Fault("timeclock", None))
-        if self._last_purge is None or \
-                (self.clock() - self._last_purge).total_seconds() > self.purge_every_s:
-            self._purge()
         return stamp
 
     def _failed(self, err):
@@ -190,8 +201,24 @@ class TimeClockAdapter:
         self._post(Fault("timeclock", f"cannot store stamps: {err}"))
 
     def _purge(self):
+        """Retention: at start, then every ``purge_every_s``; a failure lights the fault lamp."""
         self._last_purge = self.clock()
-        return self.tc.purge(keep_paths=self.rack.recordings())
+        try:
+            return self.tc.purge(keep_paths=self.rack.recordings())
+        except (SwitchboardError, OSError) as e:
+            print(f"switchboard: timeclock: purge: {e}", file=sys.stderr, flush=True)
+            self._post(Fault("timeclock", f"purging old slips failed: {e}"))
+            return {"error": str(e)}
+
+    def _schedule_purge(self):
+        loop = getattr(self.daemon, "loop", None)
+        if loop is not None and self.out_of_service is None:
+            self._purge_timer = loop.call_later(self.purge_every_s, self._purge_due)
+
+    def _purge_due(self):
+        if self._pool is not None:
+            self._pool.submit(self._purge)
+            self._schedule_purge()
 
     # -- work done on the worker thread -------------------------------
     def _do_stamp(self, what, line, position, call=None, customer=None, text=None,
@@ -254,6 +281,8 @@ class TimeClockAdapter:
 
     # -- commands from the board ----------------------------------------
     def handle(self, command) -> None:
+        if self.out_of_service or self._pool is None:
+            return
         if isinstance(command, StampRequest):
             text = self.drafts.pop(command.position, None)
             what = "message" if text else "stamp"
@@ -286,14 +315,15 @@ class TimeClockAdapter:
         return state.lines[line].call
 
     def _log_failure(self, fut):
+        # A store failure has already lit the fault lamp; say what went wrong either way.
         e = fut.exception()
-        if e is not None and self.daemon is not None and not isinstance(e, OSError):
-            note = getattr(self.daemon, "notice", None)
-            if callable(note):
-                note(f"time clock: {e}")
+        if e is not None:
+            print(f"switchboard: timeclock: {e}", file=sys.stderr, flush=True)
 
     # -- control-socket commands (async, run on the daemon's loop) -------
     async def _run(self, fn, *args):
+        if self.out_of_service:
+            raise ControlError(f"the time clock is out of service: {self.out_of_service}")
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, fn, *args)

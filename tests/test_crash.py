@@ -95,3 +95,60 @@ def test_ok__sigkill_at_random_moments_loses_no_acknowledged_stamp(tmp_path):
     assert len(acked) > 300, f"only {len(acked)} stamps in {KILLS} runs: the test did not stamp"
     assert len(list((data / "slips").glob("*.jsonl"))) > 2       # days rolled over
     assert time.monotonic() - started < 90
+
+
+def test_ok__daemon_killed_while_taking_messages_keeps_every_acknowledged_one(tmp_path):
+    """The real daemon, messages taken over its control socket, SIGKILLed, restarted."""
+    import socket
+
+    from conftest import python_cmd
+
+    rnd = random.Random(7)
+    data = tmp_path / "data"
+    sock_path = tmp_path / "run" / "control.sock"
+    acked = {}
+    expect_waiting = 0
+    for i in range(5):
+        p = subprocess.Popen(python_cmd("firmware.daemon", "--sim", "--no-web", "--socket",
+                                        sock_path, "--data-dir", data),
+                             env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        try:
+            assert "ready" in p.stdout.readline(), p.stderr.read()
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(str(sock_path))
+            f = s.makefile("rb")
+            # After each restart the lamps show what is in the rack.
+            s.sendall(b'{"cmd": "status", "args": {}}\n')
+            st = json.loads(f.readline())["result"]
+            assert st["timeclock"]["waiting"] == ({"201": expect_waiting} if expect_waiting
+                                                  else {})
+            assert st["lamps"]["msg-201"]["cadence"] == ("steady" if expect_waiting else "dark")
+            kill_at = time.monotonic() + rnd.uniform(0.3, 0.8)
+            n = 0
+            while time.monotonic() < kill_at:
+                n += 1
+                req = {"cmd": "take-message", "args": {"line": "201", "text": f"run {i} #{n}"}}
+                s.sendall((json.dumps(req) + "\n").encode())
+                reply = json.loads(f.readline())
+                assert reply["ok"], reply
+                st = reply["result"]["stamp"]
+                acked[st["slip"]] = st
+            p.send_signal(signal.SIGKILL)
+            p.wait(10)
+            s.close()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+        tc = TimeClock(data)
+        stored = {x["slip"]: x for x in tc.stamps()}
+        for slip, x in acked.items():
+            assert stored.get(slip) == x, f"kill {i}: acknowledged slip {slip} lost"
+        assert sorted(stored) == list(range(1, tc.last_slip + 1))
+        # Stamped but killed before the reply: on disk, so in the rack too (not lost).
+        expect_waiting = len(stored)
+        tc.close()
+    assert len(acked) > 20

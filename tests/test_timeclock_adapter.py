@@ -180,3 +180,55 @@ def test_fail__a_store_that_cannot_write_lights_the_fault_lamp(rig):
     assert d.pump(lambda: d.lamp("fault") == "steady")
     assert any(isinstance(e, Fault) and e.source == "timeclock" for e in d.seen)
     assert a.status()["waiting"] == {}
+
+
+def test_fail__damaged_journal_puts_only_the_time_clock_out_of_service(tmp_path):
+    tc = TimeClock(tmp_path, clock=lambda: dt.datetime(2026, 11, 24, 10, tzinfo=TZ))
+    for _ in range(3):
+        tc.stamp("stamp")
+    tc.close()
+    day = tmp_path / "slips" / "2026-11-24.jsonl"
+    data = bytearray(day.read_bytes())
+    data[12] ^= 0x01                                   # damage in the first of three lines
+    day.write_bytes(bytes(data))
+    d = MiniDaemon()
+    a = TimeClockAdapter(tmp_path)
+    d.add_adapter(a)
+    try:
+        assert d.pump(lambda: d.lamp("fault") == "steady")
+        assert "byte 0" in a.status()["out_of_service"]
+        with pytest.raises(ControlError, match="time clock is out of service: .*2026-11-24"):
+            d.call("take-message", line="201", text="hello")
+        d.feed(LineRinging("201"))                     # the board itself carries on
+        d.press("line-201")
+        assert d.state.lines["201"].state.value == "operator"
+    finally:
+        a.stop()
+
+
+def test_ok__purge_runs_on_the_daemons_loop_timer(tmp_path):
+    import asyncio as aio
+
+    now = [dt.datetime(2026, 10, 1, 9, tzinfo=TZ)]
+    tc = TimeClock(tmp_path, clock=lambda: now[0])
+    tc.stamp("stamp")
+    tc.close()
+    now[0] += dt.timedelta(days=40)
+
+    async def main():
+        d = MiniDaemon()
+        d.loop = aio.get_running_loop()
+        a = TimeClockAdapter(tmp_path, clock=lambda: now[0], purge_every_s=0.05)
+        d.add_adapter(a)
+        assert a.tc.days() == []                       # purged at start
+        a._pool.submit(lambda: a.tc.stamp("stamp")).result()
+        now[0] += dt.timedelta(days=40)
+        for _ in range(100):
+            await aio.sleep(0.02)
+            if not a.tc.days():
+                break
+        days = a.tc.days()
+        a.stop()
+        return days
+
+    assert aio.run(main()) == []                       # and again by the timer

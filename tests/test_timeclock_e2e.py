@@ -89,6 +89,9 @@ def test_ok__ring_answer_card_message_lamp_check_in_read_back_dead_box(daemon):
     diag(sock, "type-message", "Mrs Lee: are the gloves ready? 555-0123")
     diag(sock, "tap", "p1-stamp")                               # punched in the time clock
     assert wait_lamp(sock, "msg-201", "steady")
+    text = diag(sock, "status").stdout
+    assert "messages waiting: 201: 1" in text
+    assert "position 1 card: Mary's Gloves (line 201): \"Mary's Gloves, this is Becky\"" in text
     diag(sock, "tap", "p1-release")
     got = diag_json(sock, "check-in", "201")                    # the customer calls in
     assert [m["text"] for m in got["waiting"]] == ["Mrs Lee: are the gloves ready? 555-0123"]

@@ -23,7 +23,7 @@ from firmware.boardfile import find_board, load_board
 from firmware.customers import CustomerError, Customers
 from firmware.errors import SwitchboardError
 
-DEFAULT_DATA = os.environ.get("SWITCHBOARD_DATA", "/var/lib/switchboard")
+DEFAULT_DATA = os.environ.get("SWITCHBOARD_DATA", "var")   # as the daemon's --data-dir
 
 
 def _pair(text, a, b):
@@ -111,7 +111,7 @@ def show_text(c: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="switchboard-customers", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=DEFAULT_DATA,
+    ap.add_argument("--data", "--data-dir", default=DEFAULT_DATA,
                     help=f"the daemon's data folder (default {DEFAULT_DATA}, or $SWITCHBOARD_DATA)")
     ap.add_argument("--board", help="check lines against this board (name or file)")
     ap.add_argument("--json", action="store_true", help="print JSON")

@@ -102,7 +102,9 @@ def _status_text(s) -> str:
                    f"{ln['state']:<9} {ln['rings'] or '':>5}  {ln['position'] or '':>3}  "
                    f"{lamp:<7} {msgs}")
     for name, value in s.items():
-        if isinstance(value, dict) and name not in ("switches", "lamps", "faults"):
+        if name == "timeclock" and isinstance(value, dict):
+            out.append(_timeclock_status_text(value))
+        elif isinstance(value, dict) and name not in ("switches", "lamps", "faults"):
             out.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
     return "\n".join(out)
 
@@ -288,6 +290,22 @@ def _timeclock_parsers(add):
     p = add("operator", "sign an operator on at a position (for the answer phrase)")
     p.add_argument("position", type=int)
     p.add_argument("name")
+
+
+def _timeclock_status_text(t) -> str:
+    if t.get("out_of_service"):
+        return f"time clock: OUT OF SERVICE: {t['out_of_service']}"
+    waiting = ", ".join(f"{ln}: {n}" for ln, n in t.get("waiting", {}).items()) or "none"
+    pr = t.get("printer")
+    printer = "none" if pr is None else (f"FAULT {pr['fault']}" if pr["fault"] else "ok") + \
+        (f", {pr['waiting']} slips waiting" if pr and pr["waiting"] else "")
+    out = [f"time clock: last slip {t.get('last_slip')}; messages waiting: {waiting}; "
+           f"printer: {printer}" + (f"; ERROR {t['error']}" if t.get("error") else "")]
+    for p, c in t.get("cards", {}).items():
+        out.append(f"  position {p} card: {c['name']} (line {c['line']}): \"{c['answer']}\"")
+    for ln, c in t.get("offered", {}).items():
+        out.append(f"  ringing {ln}: {c['name']}" + (" (checking in)" if c.get("check_in") else ""))
+    return "\n".join(out)
 
 
 def _card_text(line, c) -> str:
