@@ -642,7 +642,10 @@ class BoardState:
                           + (f" ({ev.note})" if ev.note else "")))
 
     def _on_ScheduledCallCleared(self, ev: ScheduledCallCleared, now, out):
-        self.due_calls.pop(ev.occurrence, None)
+        d = self.due_calls.pop(ev.occurrence, None)
+        if d is not None:
+            what = "wake-up call" if d.kind == "wakeup" else "reminder call"
+            out.append(Notice(f"{what} for {d.customer} to {d.number}: dealt with"))
 
     def _on_PlacedCallEnded(self, ev: PlacedCallEnded, now, out):
         out.append(PlacedCallOutcome(ev.occurrence, ev.call, ev.outcome, ev.reason))

@@ -49,3 +49,55 @@ def test_ok__figures_api_and_page(served, tmp_path):
             assert errors == []
         finally:
             browser.close()
+
+
+def test_ok__a_wakeup_call_card_on_the_board_view(tmp_path):
+    """The real daemon, its clock started at 06:29:57 (SWITCHBOARD_FAKE_NOW): an
+    operator-mode wake-up call for 06:30 winks office line 902 and shows its
+    card; reported done with switchboard-diag, the card goes and the lamp darkens."""
+    import subprocess
+    import time as _time
+
+    from conftest import project_env, python_cmd
+    from test_view import URL_RE
+    log = open(tmp_path / "daemon.log", "w+")
+    sock = tmp_path / "d.sock"
+    proc = subprocess.Popen(python_cmd("firmware.daemon", "--sim", "--board", "desk", "--web-port", "0",
+                                       "--socket", sock, "--data-dir", tmp_path / "var"),
+                            env=project_env(SWITCHBOARD_FAKE_NOW="2026-11-23T06:29:57+00:00"),
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, url = _time.monotonic() + 20, None
+        while url is None and _time.monotonic() < deadline:
+            log.seek(0)
+            m = URL_RE.search(log.read())
+            url = m.group(1) if m else _time.sleep(0.05)
+        assert url, "the daemon did not start"
+        sched = {"id": "w1", "customer": "marys-gloves", "kind": "wakeup", "number": "5551234",
+                 "message": "Good morning, it is half past six.", "time": "06:30", "date": "2026-11-23",
+                 "mode": "operator", "line": "902"}
+        diag = lambda *a: subprocess.run(python_cmd("switchboard_tools.diag", "--socket", sock, *a),  # noqa: E731
+                                         env=project_env(), capture_output=True, text=True, timeout=30)
+        r = diag("call", "schedule-add", json.dumps({"schedule": sched}))
+        assert r.returncode == 0, r.stderr
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                page.goto(url)
+                card = page.locator("#due .card")
+                expect(card).to_have_count(1, timeout=15000)
+                expect(card).to_contain_text("Wake-up call on line 902")
+                expect(card).to_contain_text("marys-gloves: call 5551234")
+                expect(card).to_contain_text("Say: Good morning, it is half past six.")
+                expect(page.locator('[data-lamp="line-902"]').first).to_have_attribute("data-cadence", "wink")
+                page.screenshot(path=str(tmp_path / "card.png"))
+                occ = api(url, "api/status")[1]["due_calls"][0]["occurrence"]
+                r = diag("call", "schedule-done", json.dumps({"occurrence": occ, "outcome": "answered"}))
+                assert r.returncode == 0, r.stderr
+                expect(card).to_have_count(0, timeout=10000)
+                expect(page.locator('[data-lamp="line-902"]').first).to_have_attribute("data-cadence", "dark")
+            finally:
+                browser.close()
+    finally:
+        stop_daemon(proc)
