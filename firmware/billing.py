@@ -37,7 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from .errors import ConfigError
-from .recordset import Call, Stamp, month_of, parse_month, zone
+from .recordset import month_of, parse_month, zone
 
 ROUNDINGS = ("ROUND_HALF_UP", "ROUND_HALF_EVEN", "ROUND_UP", "ROUND_DOWN", "ROUND_CEILING",
              "ROUND_FLOOR", "ROUND_HALF_DOWN")

@@ -1,11 +1,12 @@
 """Wake-up and reminder calls: due times, retries, restarts, durability, the board's part."""
 
-import json
-import os
+import asyncio
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,10 @@ import pytest
 
 from conftest import ROOT, project_env
 from firmware import billing, schedule
-from firmware.boardfile import load_board
+from firmware.boardfile import find_board, load_board
+from firmware.daemon import Daemon
+from firmware.gpio import Panel
+from firmware.sim import SimBoard
 from firmware.errors import ConfigError
 from firmware.recordset import call_from, check_customer
 from firmware.state import (BoardState, Cadence, LampCadence, PlaceCall, PlacedCallEnded, PlacedCallOutcome,
@@ -308,7 +312,6 @@ def test_ok__adapter_places_the_call_and_records_the_outcome_for_billing(tmp_pat
 
 
 def test_ok__control_commands(tmp_path):
-    import asyncio
     clock = [at(5)]
     d = MiniDaemon(load_board(ROOT / "boards" / "desk.toml"))
     a = schedule.ScheduleAdapter(tmp_path / "schedule.json", UTC, clock=lambda: clock[0])
@@ -330,14 +333,6 @@ def test_ok__control_commands(tmp_path):
 
 
 # -- in the real daemon, on the simulated board -------------------------------------
-from contextlib import contextmanager  # noqa: E402
-import asyncio  # noqa: E402
-import threading  # noqa: E402
-
-from firmware.boardfile import find_board  # noqa: E402
-from firmware.daemon import Daemon  # noqa: E402
-from firmware.gpio import Panel  # noqa: E402
-from firmware.sim import SimBoard  # noqa: E402
 
 
 @contextmanager
