@@ -583,7 +583,9 @@ def to_pdf(st: Statement, service: dict | None = None, detail: bool = True, tz=t
             flow.append(Paragraph(sub, small))
     flow.append(Spacer(1, 6 * mm))
     flow.append(Paragraph(f"Statement for {st.month}", h2))
-    flow.append(Paragraph(f"{esc(c['name'])}<br/>Customer {esc(c['id'])}, line {esc(c['line'])}<br/>"
+    addr = "".join(f"{esc(part.strip())}<br/>" for part in str(c.get("address") or "").split("\n")
+                   if part.strip())
+    flow.append(Paragraph(f"{esc(c['name'])}<br/>{addr}Customer {esc(c['id'])}, line {esc(c['line'])}<br/>"
                           f"Plan: {esc(plan.title)} ({plan.allowance} calls for "
                           f"{money(plan.base_fee, plan)}, then {money(plan.over_rate, plan)} a call)",
                           body))

@@ -228,7 +228,8 @@ def test_fail__customer_with_unknown_plan():
 
 # -- statements read back ---------------------------------------------------
 def _statement():
-    cust = customer(name="Dr. Zoë Adams & Partners", last_month_prepaid=True, contract_start="2026-11-01")
+    cust = customer(name="Dr. Zoë Adams & Partners", last_month_prepaid=True, contract_start="2026-11-01",
+                    address="4 Elm Row\nSpringfield")
     recs = calls(77) + calls(2, kind="wakeup", direction="out", line="901", customer="C1", callee="5557777")
     recs += calls(2, outcome="abandoned", start="2026-11-25T10:00:00+00:00")
     stamps = [stamp_from({"slip": 500 + i, "time": f"2026-11-0{3 + i}T10:00:00+00:00", "line": "205",
@@ -242,7 +243,7 @@ def test_ok__pdf_statement_reads_back():
     st, recs = _statement()
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(billing.to_pdf(st, CFG.service))).pages)
     assert "Main Street Answering Service" in text
-    assert "Dr. Zoë Adams & Partners" in text
+    assert "Dr. Zoë Adams & Partners\n4 Elm Row\nSpringfield" in text
     assert "Statement for 2026-11" in text
     for line in ("Base fee, Standard answering", "Calls over the allowance of 75", "Wake-up calls",
                  "Last month's base fee, paid in advance"):
