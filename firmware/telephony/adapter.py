@@ -154,6 +154,7 @@ class TelephonyAdapter:
                                          limit=first.limit, log_dir=logs, first=first)
             for w in self.workers:
                 w.maxload = self._maxload(w.limit)
+                w.send(op="limits", maxload=w.maxload)
             self._start_positions()
             self.front = Front(self.run_dir / "front", listen=self.site.listen, port=self.port,
                                transports=self.site.transports, peers=self.site.peer_addresses(),

@@ -152,6 +152,7 @@ class Worker:
         self.seq = 0
         self.quit = False
         self.probing = False
+        self.maxload = 0                         # callers we take (0: as many as PJSUA2 does)
 
     # -- plumbing ------------------------------------------------------
     def emit(self, ev: str, **kw):
@@ -322,6 +323,12 @@ class Worker:
         self.legs[prm.callId] = leg
         if self.probing:
             leg.kind = "probe"
+            leg.hangup(self._status(486))
+            return
+        busy = sum(1 for x in self.legs.values() if not x.dead and x.kind != "pos" and x is not leg)
+        if self.maxload and busy >= self.maxload:
+            # Full (one slot stays free for a position leg): the front tries the next worker.
+            leg.kind = "refused"
             leg.hangup(self._status(486))
             return
         self.seq += 1
@@ -501,6 +508,9 @@ class Worker:
 
     def op_quit(self, cmd):
         self.quit = True
+
+    def op_limits(self, cmd):
+        self.maxload = int(cmd.get("maxload", 0))
 
     def op_ping(self, cmd):
         self.emit("pong", calls=len(self.calls), legs=len(self.legs), seq=cmd.get("seq"))
