@@ -445,7 +445,10 @@ class TelephonyAdapter:
 
     def _do_Release(self, cmd: Release):
         c = self._call_on(cmd.line)
-        self._dial_timers.pop(cmd.position, None)
+        timer = self._dial_timers.pop(cmd.position, None)
+        if timer is not None:
+            timer.cancel()
+        getattr(self, "_seized", {}).pop(cmd.position, None)
         if c is None:
             return
         if cmd.ends_call:
@@ -514,7 +517,11 @@ class TelephonyAdapter:
             self._post(LineCleared(seized["line"], "no outbound trunk"))
             return
         number = seized["digits"]
-        if trunk.mode == "register":
+        if trunk.dial:
+            uri = trunk.dial.replace("{number}", number)
+            worker = self.workers[0] if trunk.mode == "register" else self._least_loaded()
+            acc = trunk.name if trunk.mode == "register" else None
+        elif trunk.mode == "register":
             host = trunk.registrar.split(":", 1)[1]
             uri, worker, acc = f"sip:{number}@{host};transport={trunk.transport}", self.workers[0], trunk.name
         else:
