@@ -52,3 +52,48 @@ def test_ok__seize_dial_talk_release(tmp_path):
         board.stop()
         callee.stop()
         position.stop()
+
+
+def office_board(tmp_path, contact):
+    port = contact.uri.rsplit(":", 1)[1]
+    p = tmp_path / "desk.site.toml"
+    p.write_text('[front]\nport = 0\n[[trunks]]\nname = "gw"\nmode = "peer"\n'
+                 f'peers = ["127.0.0.1"]\noutbound = true\ndial = "sip:{{number}}@127.0.0.1:{port}"\n')
+    position = PeerProc(tmp_path, "position1")
+    board = BoardLoop(DESK, tmp_path / "data")
+    adapter = TelephonyAdapter(DESK, load_site(p, DESK), run_dir=tmp_path / "tel", workers=1,
+                               records=JsonLinesRecords(tmp_path / "calls.jsonl"),
+                               position_uris={1: position.uri})
+    board.add_adapter(adapter)
+    board.start()
+    assert adapter.wait_ready(60), adapter.error
+    return board, adapter, position
+
+
+def test_ok__blind_transfer_released_while_the_contact_still_rings(tmp_path):
+    have_tools()
+    contact = PeerProc(tmp_path, "contact", answer_after=1.5)   # the customer's contact number
+    board, adapter, position = office_board(tmp_path, contact)
+    try:
+        t = adapter.ring("202", "5550142")
+        wait_for(lambda: board.line("202") is LineState.RINGING, 10, "202 ringing")
+        board.press("line-202")
+        position.next("confirmed", 10)
+        adapter.transfer("202", "4155559999")
+        contact.next("incoming", 10)                         # the contact rings...
+        board.press("p1-release")                            # ...and the operator lets go
+        assert t["ended_t"] is None
+        contact.next("confirmed", 10)                        # the contact answers
+        wait_for(lambda: board.line("202") is LineState.CUSTOMER, 10, "202 patched through")
+        time.sleep(1.5)
+        adapter.hang_up_test("202")                          # the caller hangs up
+        contact.next("ended", 10)
+        wait_for(lambda: board.line("202") is LineState.IDLE, 10, "202 idle")
+        energy, _ = tone_energy(contact.dir / "call1.wav", 1000)
+        assert energy > 1000, "the caller's voice did not reach the contact"
+        r = wait_for(lambda: JsonLinesRecords(tmp_path / "calls.jsonl").read(), 5, "a record")[-1]
+        assert (r["line"], r["outcome"], r["caller"]) == ("202", "transferred", "5550142")
+    finally:
+        board.stop()
+        position.stop()
+        contact.stop()

@@ -63,6 +63,7 @@ class _Call:
     sip_call_id: str | None = None
     customer_on: bool = False
     overflowed: bool = False
+    patching: str | None = None   # a transfer / live patch to this number is under way
     dialled: str = ""
 
     def record(self) -> dict:
@@ -312,10 +313,19 @@ class TelephonyAdapter:
                     if kind == "customer_answered":
                         c.answered = c.answered or self.clock()
                         c.customer_on = True
+                        if c.patching:
+                            c.outcome = "transferred"
                         self._post(CustomerAnswered(c.line))
                     else:
                         c.customer_on = False
                         self._post(CustomerHungUp(c.line))
+            elif kind == "patch_failed":
+                c = self.calls.get(ev["call"])
+                if c is not None:
+                    c.patching = None
+                    if c.board_done:           # the operator had let go: the call comes back
+                        c.board_done = False
+                        self._post(LineRinging(c.line, c.caller, c.id))
             elif kind == "message":
                 c = self.calls.get(ev["call"])
                 line = c.line if c is not None else None
@@ -358,8 +368,9 @@ class TelephonyAdapter:
             w.send(op="fork", call=cid, uri=self.site.customers[line])
 
     def _ended(self, c, ev):
-        if not c.board_done:
-            self._post(LineCleared(c.line, "hangup"))
+        # Always: the board may have let the line go and taken it up again (a customer
+        # or a transfer on it); while this call lives no other can be on the line.
+        self._post(LineCleared(c.line, "hangup"))
         outcome = c.outcome or ("answered" if c.answered else "abandoned")
         self._finish(c, outcome)
 
@@ -451,9 +462,10 @@ class TelephonyAdapter:
         getattr(self, "_seized", {}).pop(cmd.position, None)
         if c is None:
             return
+        keep = not cmd.ends_call or c.patching is not None
         if cmd.ends_call:
             c.board_done = True
-        c.worker.send(op="release", call=c.id, keep=not cmd.ends_call)
+        c.worker.send(op="release", call=c.id, keep=keep)
 
     def _do_LineChanged(self, cmd: LineChanged):
         c = self._call_on(cmd.line)
@@ -535,6 +547,20 @@ class TelephonyAdapter:
         worker.calls.add(cid)
         worker.send(op="call", call=cid, uri=uri, trunk=acc,
                     position_uri=self._position_uri(position))
+
+    def transfer(self, line: str, number: str) -> dict:
+        """Transfer the call on ``line`` to ``number`` (a live patch: the board stays in the
+        media path). Blind: release at once; attended: talk to them first, then release."""
+        with self._lock:
+            c = self._call_on(line)
+            if c is None:
+                raise RuntimeError(f"line {line} has no call to transfer")
+            trunk = next((t for t in self.site.trunks if t.outbound and t.dial), None)
+            if trunk is None:
+                raise RuntimeError("no outbound trunk with a dial URI in the site file")
+            c.patching = number
+            c.worker.send(op="patch", call=c.id, uri=trunk.dial.replace("{number}", number))
+            return {"line": line, "to": number, "call": c.id}
 
     def _least_loaded(self):
         return min(self.workers, key=lambda w: len(w.calls) / max(1, w.maxload or 1))
@@ -632,6 +658,10 @@ class TelephonyAdapter:
             return await self.test_call(daemon._line(args), float(args.get("answer_s", 20)),
                                         float(args.get("talk_s", 2)), bool(args.get("echo")))
 
+        async def transfer(args):
+            return self.transfer(daemon._line(args), str(args.get("to", "")))
+
+        daemon.add_command("transfer", transfer)
         daemon.add_command("ring", ring)
         daemon.add_command("hangup", hangup)
         daemon.add_command("test-call", test_call)

@@ -360,6 +360,8 @@ class Worker:
                 caller = leg.peer
                 if caller is not None and caller.customer is leg:
                     caller.customer = None
+                    if getattr(leg, "patch", False) and not leg.answered and not caller.dead:
+                        self.emit("patch_failed", call=caller.cid, code=code, reason=reason)
                     if leg.answered and not caller.dead:
                         self.emit("customer_hungup", call=caller.cid)
                         # Nobody from the board is on it: the customer's hanging up ends it.
@@ -377,6 +379,7 @@ class Worker:
                 self._hangup(leg)
                 return
             leg.answered = True
+            caller.held = False
             if caller.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
                 caller.answer(self._status(200))     # the customer took the call
             self.emit("customer_answered", call=caller.cid)
@@ -585,6 +588,25 @@ class Worker:
             return
         self.legs[cust.getId()] = cust
 
+    def op_patch(self, cmd):
+        """Transfer / live patch: call ``uri`` and join it to the caller when it answers.
+
+        The board stays in the media path (no REFER: callers and gateways that do not
+        support it still work); the caller hears the hold tone until the far end answers."""
+        leg = self._caller(cmd)
+        if leg is None:
+            return
+        if leg.customer is not None:
+            self._hangup(leg.customer)
+            leg.customer = None
+        cust = Leg(self, self.acc, kind="cust")
+        cust.patch = True
+        cust.peer = leg
+        leg.customer = cust
+        cust.makeCall(cmd["uri"], pj.CallOpParam(True))
+        self.legs[cust.getId()] = cust
+        self.emit("patching", call=leg.cid)
+
     def op_echo(self, cmd):
         """Answer and send the caller's audio straight back (the trunk test's far end)."""
         leg = self._caller(cmd)
@@ -618,6 +640,8 @@ class Worker:
             self._hangup(pos)
         if not cmd.get("keep"):
             self._hangup(leg, cmd.get("code"), cmd.get("reason"))
+        elif leg.customer is not None and not leg.customer.answered and leg.media is not None:
+            self.tone.startTransmit(leg.media)   # a transfer still ringing: the caller waits
 
     def test_tone(self):
         if getattr(self, "_test_tone", None) is None:
