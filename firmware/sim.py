@@ -38,6 +38,7 @@ class Sim74HC595:
         self.shift = [False] * chain.bits     # index = chip * 8 + k (QA..QH)
         self.outputs = [False] * chain.bits
         self.latches = 0
+        self.fitted = chain.chips             # fewer when a fault is injected
         self.data = factory.pin(chain.pins["data"])
         factory.pin(chain.pins["clock"], pin_class=WatchedPin, on_change=self._clock)
         factory.pin(chain.pins["latch"], pin_class=WatchedPin, on_change=self._latch)
@@ -48,7 +49,8 @@ class Sim74HC595:
 
     def _latch(self, high):
         if high:
-            self.outputs = list(self.shift)
+            n = self.fitted * 8               # chips that are not there light nothing
+            self.outputs = self.shift[:n] + [False] * (self.chain.bits - n)
             self.latches += 1
 
 
@@ -60,6 +62,8 @@ class Sim74HC165:
         # Inputs are pulled up on the board: a key not pressed reads high.
         self.inputs = [True] * chain.bits
         self.loads = 0
+        self.fitted = chain.chips             # fewer when a fault is injected
+        self.tail = True                      # the level SER of the last fitted chip is tied to
         self._order: list[bool] = []
         self._next = 0
         self.data = factory.pin(chain.pins["data"])
@@ -67,8 +71,8 @@ class Sim74HC165:
         factory.pin(chain.pins["clock"], pin_class=WatchedPin, on_change=self._clock)
 
     def _drive(self):
-        # Past the last chip, SER is tied high.
-        level = self._order[self._next] if self._next < len(self._order) else True
+        # Past the last chip, SER is tied high (or low, as a fault may say).
+        level = self._order[self._next] if self._next < len(self._order) else self.tail
         if self.data.function == "input":
             if level:
                 self.data.drive_high()
@@ -79,7 +83,7 @@ class Sim74HC165:
         if not high:
             self.loads += 1
             self._order = [self.inputs[chip * 8 + k]
-                           for chip in range(self.chain.chips) for k in range(7, -1, -1)]
+                           for chip in range(self.fitted) for k in range(7, -1, -1)]
             self._next = 0
             self._drive()
 
@@ -97,6 +101,10 @@ class SimBoard:
         self.factory = factory or MockFactory(revision="c03114")   # a Pi 4 B
         self.in_chips: dict[str, Sim74HC165] = {}
         self.out_chips: dict[str, Sim74HC595] = {}
+        self._down: set[str] = set()
+        # The inputs each key's contacts pull: its own, unless a fault rewired it.
+        self._pulls = {name: [key.wire] for name, key in board.keys.items()}
+        self._lamp_wires = {}     # lamp -> the output it is really wired to (faults only)
         # Chips first: their pins must exist before the Panel's devices claim them.
         for chain in board.chains.values():
             if chain.type == "74HC165":
@@ -120,8 +128,14 @@ class SimBoard:
 
     def set_key(self, name: str, down: bool):
         """Press (down) or let go of a key, as a finger on the real board would."""
-        w = self._key(name).wire
-        level = down != w.active_low          # the electrical level of the input
+        self._key(name)
+        (self._down.add if down else self._down.discard)(name)
+        for w in self._pulls[name]:
+            # An input is pulled while any key whose contacts reach it is down.
+            pulled = any(w in self._pulls[k] for k in self._down)
+            self._drive_input(w, pulled != w.active_low)
+
+    def _drive_input(self, w, level):
         if w.chain:
             self.in_chips[w.chain].inputs[w.bit] = level
             return
@@ -131,6 +145,54 @@ class SimBoard:
         else:
             pin.drive_low()
 
+    # -- wiring faults, for the bench self-test's own tests --------------
+    def swap_keys(self, a: str, b: str):
+        """The two keys' wires are swapped: pressing ``a`` works ``b``'s input and back."""
+        self._key(a), self._key(b)
+        self._pulls[a], self._pulls[b] = self._pulls[b], self._pulls[a]
+
+    def short_keys(self, a: str, b: str):
+        """A bridge joins the two keys' inputs: pressing either pulls both."""
+        both = list(dict.fromkeys(self._pulls[a] + self._pulls[b]))
+        self._pulls[a], self._pulls[b] = both, list(both)
+
+    def rewire_key(self, name: str, where: str):
+        """The key is wired to another input: a chain bit ("keys:15") or a header pin ("GPIO10")."""
+        from .boardfile import Wire
+        own = self._key(name).wire
+        chain, _, bit = where.partition(":")
+        if bit:
+            if chain not in self.in_chips or not bit.isdigit() or \
+                    int(bit) >= self.in_chips[chain].chain.bits:
+                raise ControlError(f"rewire_key: no input {where!r} on this board")
+            wire = Wire(text=where, chain=chain, bit=int(bit), active_low=True)
+        else:
+            wire = Wire(text=where, pin=where, active_low=own.active_low)
+        self._pulls[name] = [wire]
+
+    def swap_lamps(self, a: str, b: str):
+        """The two lamps' wires are swapped: lighting ``a`` lights the lamp labelled ``b``."""
+        lamps = self.board.lamps
+        for name in (a, b):
+            if name not in lamps:
+                raise ControlError(f"no lamp {name!r} on the {self.board.name} board")
+        wa = self._lamp_wires.get(a, lamps[a].wire)
+        self._lamp_wires[a] = self._lamp_wires.get(b, lamps[b].wire)
+        self._lamp_wires[b] = wa
+
+    def short_chain(self, chain: str, chips: int, tail_high: bool = True):
+        """Only the first ``chips`` chips of a chain are there (or answer).
+
+        A short 74HC165 chain reads the level its last chip's SER is tied to
+        for every missing bit; a short 74HC595 chain lights nothing past its end.
+        """
+        sim = self.in_chips.get(chain) or self.out_chips.get(chain)
+        if sim is None or not 0 <= chips <= sim.chain.chips:
+            raise ControlError(f"short_chain: no chain {chain!r} of at least {chips} chips")
+        sim.fitted = chips
+        if isinstance(sim, Sim74HC165):
+            sim.tail = tail_high
+
     def press(self, name):
         self.set_key(name, True)
 
@@ -139,7 +201,7 @@ class SimBoard:
 
     def lamp_lit(self, name: str) -> bool:
         """Whether a lamp is lit, read from the pin or the chip's output."""
-        w = self.board.lamps[name].wire
+        w = self._lamp_wires.get(name) or self.board.lamps[name].wire
         if w.chain:
             level = self.out_chips[w.chain].outputs[w.bit]
         else:

@@ -230,6 +230,8 @@ def test_ok__page_interrupter_runs_on_the_daemons_clock(page):
     # The round trip bounds the error; on a loaded 2-core machine allow a frame or two.
     assert max(abs(o) for o in offsets) < 0.1, offsets
     ring(page, "204")
+    # Sample once the page has heard the lamp flashes (the event takes a moment).
+    expect(lamp(page, "line-204")).to_have_attribute("data-cadence", "flash")
     samples = watch(page, "line-204", 1.1)
     # Away from the edges, the page agrees with the daemon's interrupter.
     checked = [(t, on) for t, on in samples if 0.1 < t % 0.5 < 0.4]
