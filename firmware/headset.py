@@ -113,13 +113,19 @@ class FrameRing:
 
     `deque.append` and `deque.popleft` are atomic in CPython, so no lock is
     needed; `maxlen` makes an append to a full ring drop the oldest frame.
+    When the ring has held two frames or more at every read for `patience`
+    reads, the producer's clock has run ahead and the extra frame is only
+    delay: one is dropped (`trimmed`), so the delay settles back to a frame.
     """
 
-    def __init__(self, frames: int, frame_bytes: int):
+    def __init__(self, frames: int, frame_bytes: int, patience: int = 50):
         self.frames = collections.deque(maxlen=frames)
         self.silence = bytes(frame_bytes)
+        self.patience = patience
+        self._high = 0
         self.overruns = 0
         self.underruns = 0
+        self.trimmed = 0
         self.puts = 0
         self.gets = 0
 
@@ -131,18 +137,31 @@ class FrameRing:
 
     def get(self) -> bytes:
         self.gets += 1
+        frames = self.frames
+        if len(frames) >= 2:
+            self._high += 1
+            if self._high >= self.patience:
+                self._high = 0
+                try:
+                    frames.popleft()
+                    self.trimmed += 1
+                except IndexError:
+                    pass
+        else:
+            self._high = 0
         try:
-            return self.frames.popleft()
+            return frames.popleft()
         except IndexError:
             self.underruns += 1
             return self.silence
 
     def clear(self) -> None:
         self.frames.clear()
+        self._high = 0
 
     def counts(self) -> dict:
-        return {"frames_in": self.puts, "frames_out": self.gets,
-                "overruns": self.overruns, "underruns": self.underruns}
+        return {"frames_in": self.puts, "frames_out": self.gets, "overruns": self.overruns,
+                "underruns": self.underruns, "trimmed": self.trimmed}
 
 
 def _to_mono(data: bytes, channels: int) -> bytes:
@@ -310,6 +329,9 @@ class Headset:
             raise HeadsetError(f"headset {self.device_name!r} is not open")
         if any(m.getPortId() == media.getPortId() for m in self._connected):
             return
+        if not self._connected:  # nothing said before the call is sent into it
+            self.mic.clear()
+            self.ear.clear()
         media.startTransmit(self.port)
         self.port.startTransmit(media)
         self._connected.append(media)

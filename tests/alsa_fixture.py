@@ -67,9 +67,26 @@ def rms(x) -> float:
     return math.sqrt(sum(v * v for v in x) / len(x)) if len(x) else 0.0
 
 
+def _blocks(pcm: bytes, rate: int, block_s: float):
+    x = samples(pcm)
+    n = max(1, int(rate * block_s))
+    return [x[i:i + n] for i in range(0, len(x) - n + 1, n)] or [x]
+
+
+def tone_power(pcm: bytes, rate: int, freq: float = 1000.0, block_s: float = 0.05) -> float:
+    """Mean power at `freq`, averaged over short blocks.
+
+    Short blocks, because over a long one a single phase step (a frame dropped
+    or repeated where two clocks meet) makes the halves cancel; energy per
+    block is what an ear, or a level meter, sees.
+    """
+    blocks = _blocks(pcm, rate, block_s)
+    return sum(goertzel_power(b, rate, freq) for b in blocks) / len(blocks)
+
+
 def tone_level(pcm: bytes, rate: int, freq: float = 1000.0) -> float:
     """Amplitude (in sample units) of the `freq` component: 0.5 full scale -> about 16384."""
-    return math.sqrt(goertzel_power(samples(pcm), rate, freq) * 2)
+    return math.sqrt(tone_power(pcm, rate, freq) * 2)
 
 
 def _fifo_bytes(fd: int) -> int:
@@ -87,7 +104,8 @@ class _Headset:
         self.mic_path = folder / f"{name}.mic"
         for p in (self.ear_path, self.clk_path, self.mic_path):
             os.mkfifo(p)
-        self.ear_chunks: list[tuple[float, bytes]] = []  # (time played, pcm)
+        self.ear_chunks: list[tuple[float, int, bytes]] = []  # (time played, byte offset, pcm)
+        self.ear_bytes = 0
         self.mic_queue = bytearray()
         self.mic_log: list[tuple[float, int]] = []  # (time the card wrote it, offset into said)
         self.said = 0  # bytes of queued speech written so far
@@ -139,7 +157,8 @@ pcm.{self.name} {{
             got += len(b)
             if key == "ear":
                 with self.lock:
-                    self.ear_chunks.append((now, b))
+                    self.ear_chunks.append((now, self.ear_bytes, b))
+                    self.ear_bytes += len(b)
         return got
 
     def feed(self, now: float) -> None:
@@ -238,7 +257,11 @@ class FakeCard:
         """Everything the earpiece played (at or after monotonic time `since`)."""
         h = self.headsets[name]
         with h.lock:
-            return b"".join(b for t, b in h.ear_chunks if t >= since)
+            chunks = [(o, b) for t, o, b in h.ear_chunks if t >= since]
+        if not chunks:
+            return b""
+        pcm = b"".join(b for o, b in chunks)
+        return pcm[chunks[0][0] % 2:]  # a read may split a sample: stay on sample boundaries
 
     def ear_chunks(self, name: str):
         h = self.headsets[name]
@@ -249,3 +272,17 @@ class FakeCard:
         h = self.headsets[name]
         with h.lock:
             return list(h.mic_log)
+
+
+def purity(pcm: bytes, rate: int, freq: float = 1000.0) -> float:
+    """Share of the signal's power at `freq` (1.0: a clean tone; glitches and noise lower it)."""
+    x = samples(pcm)
+    ms = sum(v * v for v in x) / len(x) if len(x) else 0.0
+    return tone_power(pcm, rate, freq) / ms if ms else 0.0
+
+
+def window(pcm: bytes, rate: int, start_s: float, seconds: float) -> bytes:
+    """`seconds` of 16-bit mono PCM starting `start_s` in (whole 10 ms blocks)."""
+    block = rate // 100 * 2
+    a = int(start_s * 100) * block
+    return pcm[a: a + int(seconds * 100) * block]
