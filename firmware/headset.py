@@ -213,7 +213,7 @@ class Headset:
     """
 
     def __init__(self, device: str, *, clock_rate: int = 16000, ptime_ms: int = 20,
-                 buffer_ms: int = 60, rate: int | None = None, pa=None):
+                 buffer_ms: int = 100, rate: int | None = None, pa=None):
         if not device or not isinstance(device, str):
             raise HeadsetError(f"headset device name must be a non-empty string, got {device!r}")
         self.device_name = device

@@ -18,6 +18,10 @@ real time. Here the capture side is paced by its own `file` output (a
 second FIFO drained at the sample rate) and the playback side by the
 earpiece FIFO. A `plug` layer in front fixes the raw format (S16_LE, mono,
 `rate`) whatever the client asks for, as a real card's converter would.
+Open the streams at the card's own rate: with ALSA's rate converter in the
+capture path (client rate != card rate) the file plugin's `infile` is read
+unevenly and the microphone signal comes out chopped (seen with alsa-lib
+1.2.8); playback converts cleanly.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ import array
 import fcntl
 import math
 import os
+import select
 import termios
 import threading
 import time
 from pathlib import Path
 
 F_SETPIPE_SZ = 1031
-LEAD_S = 0.02  # how far the microphone FIFO is kept ahead of the card's reads
+LEAD_S = 0.1  # how far the microphone FIFO is kept ahead of the card's reads
 DEBT_S = 0.1  # how far a writer may fall behind the card's clock and catch up
 
 
@@ -162,33 +167,34 @@ pcm.{self.name} {{
         return got
 
     def feed(self, now: float) -> None:
-        """Keep the microphone FIFO LEAD_S ahead with queued speech, else silence."""
+        """Keep the microphone FIFO LEAD_S ahead with queued speech, else silence.
+
+        Writes of at most PIPE_BUF bytes are atomic (all or nothing), so the
+        stream never gets half a sample.
+        """
         fd = self.fds["mic"]
         want = int(LEAD_S * self.rate) * 2 - _fifo_bytes(fd)
-        if want <= 0:
-            return
-        want -= want % 2
-        with self.lock:
-            chunk = bytes(self.mic_queue[:want])
+        while want >= 2:
+            n = min(want, select.PIPE_BUF) // 2 * 2
+            with self.lock:
+                chunk = bytes(self.mic_queue[:n])
             speech = len(chunk)
-            chunk += bytes(want - speech)
-        try:
-            n = os.write(fd, chunk)
-        except BlockingIOError:
-            return
-        n -= n % 2  # pipe writes of whole pages; keep sample alignment
-        with self.lock:
-            used = min(n, speech)
-            if used:
-                self.mic_log.append((now + _fifo_bytes(fd) / (2 * self.rate), self.said))
-                del self.mic_queue[:used]
-                self.said += used
+            try:
+                os.write(fd, chunk + bytes(n - speech))
+            except BlockingIOError:
+                return
+            want -= n
+            if speech:
+                with self.lock:
+                    self.mic_log.append((now + _fifo_bytes(fd) / (2 * self.rate), self.said))
+                    del self.mic_queue[:speech]
+                    self.said += speech
 
 
 class FakeCard:
     """ALSA headsets for a process under test; run it as a context manager."""
 
-    def __init__(self, home: Path, names, rate: int = 48000):
+    def __init__(self, home: Path, names, rate: int = 16000):
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.rate = rate
@@ -286,3 +292,22 @@ def window(pcm: bytes, rate: int, start_s: float, seconds: float) -> bytes:
     block = rate // 100 * 2
     a = int(start_s * 100) * block
     return pcm[a: a + int(seconds * 100) * block]
+
+
+def best_tone(pcm: bytes, rate: int, seconds: float = 1.0, freq: float = 1000.0,
+              block_s: float = 0.05) -> tuple[float, float, float]:
+    """The loudest `seconds` of tone in `pcm`: (level, purity, start in seconds).
+
+    For checking that a tone arrived whole without pinning down exactly when:
+    the delay through the path varies with load, the level and cleanliness
+    must not.
+    """
+    blocks = _blocks(pcm, rate, block_s)
+    tone_p = [goertzel_power(b, rate, freq) for b in blocks]
+    total_p = [sum(v * v for v in b) / len(b) if len(b) else 0.0 for b in blocks]
+    n = max(1, int(round(seconds / block_s)))
+    if len(blocks) < n:
+        return 0.0, 0.0, 0.0
+    best = max(range(len(blocks) - n + 1), key=lambda i: sum(tone_p[i:i + n]))
+    tp, ap = sum(tone_p[best:best + n]) / n, sum(total_p[best:best + n]) / n
+    return math.sqrt(2 * tp), (tp / ap if ap else 0.0), best * block_s
