@@ -114,8 +114,11 @@ class FrameRing:
     `deque.append` and `deque.popleft` are atomic in CPython, so no lock is
     needed; `maxlen` makes an append to a full ring drop the oldest frame.
     When the ring has held two frames or more at every read for `patience`
-    reads, the producer's clock has run ahead and the extra frame is only
-    delay: one is dropped (`trimmed`), so the delay settles back to a frame.
+    reads (a second), what sits there beyond one frame is only delay (the
+    producer's clock ran ahead, or a hiccup filled the ring): it is dropped
+    at once (`trimmed` counts frames), one click instead of a lasting echo.
+    A device that delivers in bursts empties the ring between them, so its
+    buffering is left alone: the ring's size (`buffer_ms`) must cover a burst.
     """
 
     def __init__(self, frames: int, frame_bytes: int, patience: int = 50):
@@ -142,11 +145,12 @@ class FrameRing:
             self._high += 1
             if self._high >= self.patience:
                 self._high = 0
-                try:
-                    frames.popleft()
+                while len(frames) > 1:
+                    try:
+                        frames.popleft()
+                    except IndexError:
+                        break
                     self.trimmed += 1
-                except IndexError:
-                    pass
         else:
             self._high = 0
         try:
@@ -213,7 +217,7 @@ class Headset:
     """
 
     def __init__(self, device: str, *, clock_rate: int = 16000, ptime_ms: int = 20,
-                 buffer_ms: int = 100, rate: int | None = None, pa=None):
+                 buffer_ms: int = 200, rate: int | None = None, pa=None):
         if not device or not isinstance(device, str):
             raise HeadsetError(f"headset device name must be a non-empty string, got {device!r}")
         self.device_name = device
@@ -377,6 +381,15 @@ class Headset:
             self._pa.terminate()
             self._pa = None
 
+    def _latency_ms(self) -> dict:
+        """PortAudio's own estimate of each stream's buffering (device side of the rings)."""
+        try:
+            mic, ear = self._streams
+            return {"mic": round(mic.get_input_latency() * 1000, 1),
+                    "ear": round(ear.get_output_latency() * 1000, 1)}
+        except Exception:  # not open
+            return {}
+
     def status(self) -> dict:
         return {
             "device": self.device.name if self.device else self.device_name,
@@ -385,6 +398,9 @@ class Headset:
             "bridge_rate": self.clock_rate,
             "channels": {"mic": self.in_channels, "ear": self.out_channels},
             "buffer_ms": self.buffer_ms,
+            "device_latency_ms": self._latency_ms(),
+            "queued_frames": {"mic": len(self.mic.frames) if self.mic else 0,
+                              "ear": len(self.ear.frames) if self.ear else 0},
             "connected": self.connected,
             "mic": self.mic.counts() if self.mic else {},
             "ear": self.ear.counts() if self.ear else {},

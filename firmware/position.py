@@ -71,7 +71,7 @@ class Position:
     """The endpoint; every method runs on the thread that calls `run()`."""
 
     def __init__(self, *, name="position", bind="127.0.0.1", port=0, headset=None,
-                 allow=LOOPBACK, clock_rate=16000, headset_rate=None, buffer_ms=100,
+                 allow=LOOPBACK, clock_rate=16000, headset_rate=None, buffer_ms=200,
                  max_calls=2, out=None, log_level=0):
         self.name = name
         self.bind = bind
@@ -379,7 +379,9 @@ def main(argv=None) -> int:
     parser.add_argument("--headset-rate", type=int, default=None,
                         help="sample rate to open the headset at (default: bridge rate if the "
                              "card takes it, else the card's own)")
-    parser.add_argument("--buffer-ms", type=int, default=100, help="headset ring size (ms)")
+    parser.add_argument("--buffer-ms", type=int, default=200,
+                        help="most audio each headset ring holds (ms); the standing delay is "
+                             "trimmed to a frame when the device keeps time")
     parser.add_argument("--max-calls", type=int, default=2, help="legs answered at once")
     parser.add_argument("--log-level", type=int, default=0, help="PJSUA2 log level (0-6)")
     args = parser.parse_args(argv)

@@ -100,6 +100,31 @@ def _fifo_bytes(fd: int) -> int:
     return buf[0]
 
 
+# What travels through the earpiece FIFO: wide frames (the same 16-bit sample on 8
+# channels), so that a pipe's smallest size (one 4 KiB page) is only 256 frames
+# (16 ms at 16 kHz). With 2-byte frames the page holds 128 ms and the file plugin
+# writes in bursts of six 20 ms periods: no model of a sound card.
+# The microphone side stays 16-bit mono: ALSA's plug converting anything in front of
+# a capturing file plugin makes it read `infile` unevenly (the signal comes out
+# chopped and fast, alsa-lib 1.2.8), so capture is opened at the card's own format
+# and rate, and is paced in coarser steps (bursts of periods, as the rings allow).
+EAR_FORMAT, EAR_CHANNELS = "S16_LE", 8
+EAR_FRAME = 2 * EAR_CHANNELS
+MIC_FRAME = 2
+
+
+def _to_wide(pcm: bytes) -> bytes:
+    mono = samples(pcm)
+    out = array.array("h", bytes(len(mono) * EAR_FRAME))
+    for c in range(EAR_CHANNELS):
+        out[c::EAR_CHANNELS] = mono
+    return out.tobytes()
+
+
+def _from_wide(raw: bytes) -> bytes:
+    return samples(raw)[0::EAR_CHANNELS].tobytes()
+
+
 class _Headset:
     def __init__(self, folder: Path, name: str, rate: int):
         self.name = name
@@ -109,27 +134,31 @@ class _Headset:
         self.mic_path = folder / f"{name}.mic"
         for p in (self.ear_path, self.clk_path, self.mic_path):
             os.mkfifo(p)
-        self.ear_chunks: list[tuple[float, int, bytes]] = []  # (time played, byte offset, pcm)
+        # earpiece, as 16-bit mono: (time the card played it, byte offset, pcm)
+        self.ear_chunks: list[tuple[float, int, bytes]] = []
+        self.ear_queued: list[int] = []  # frames in the earpiece FIFO ahead of each chunk
         self.ear_bytes = 0
-        self.mic_queue = bytearray()
-        self.mic_log: list[tuple[float, int]] = []  # (time the card wrote it, offset into said)
+        self.ear_carry = b""  # a read may end inside a frame
+        self.mic_queue = bytearray()  # 16-bit mono still to say
+        self.mic_log: list[tuple[float, int]] = []  # (when the card reads it, offset into said)
         self.said = 0  # bytes of queued speech written so far
         self.lock = threading.Lock()
         self.fds = {}
 
     def asoundrc(self) -> str:
-        slave = f'format S16_LE channels 1 rate {self.rate}'
+        ear = f"format {EAR_FORMAT} channels {EAR_CHANNELS} rate {self.rate}"
+        mic = f"format S16_LE channels 1 rate {self.rate}"
         return f"""
 pcm.{self.name} {{
     type asym
     playback.pcm {{
         type plug
-        slave {{ pcm {{ type file slave.pcm "null" file "{self.ear_path}" format "raw" }} {slave} }}
+        slave {{ pcm {{ type file slave.pcm "null" file "{self.ear_path}" format "raw" }} {ear} }}
     }}
     capture.pcm {{
         type plug
         slave {{ pcm {{ type file slave.pcm "null" file "{self.clk_path}"
-                      infile "{self.mic_path}" format "raw" }} {slave} }}
+                      infile "{self.mic_path}" format "raw" }} {mic} }}
     }}
     hint {{ show on description "test headset {self.name}" }}
 }}
@@ -152,6 +181,7 @@ pcm.{self.name} {{
         """Read up to `want` bytes from a FIFO, as a card plays them."""
         fd = self.fds[key]
         got = 0
+        queued = _fifo_bytes(fd)
         while got < want:
             try:
                 b = os.read(fd, min(want - got, 65536))
@@ -161,34 +191,39 @@ pcm.{self.name} {{
                 break
             got += len(b)
             if key == "ear":
+                raw = self.ear_carry + b
+                whole = len(raw) // EAR_FRAME * EAR_FRAME
+                self.ear_carry = raw[whole:]
+                pcm = _from_wide(raw[:whole])
                 with self.lock:
-                    self.ear_chunks.append((now, self.ear_bytes, b))
-                    self.ear_bytes += len(b)
+                    self.ear_chunks.append((now, self.ear_bytes, pcm))
+                    self.ear_queued.append((queued - got) // EAR_FRAME)
+                    self.ear_bytes += len(pcm)
         return got
 
     def feed(self, now: float) -> None:
         """Keep the microphone FIFO LEAD_S ahead with queued speech, else silence.
 
         Writes of at most PIPE_BUF bytes are atomic (all or nothing), so the
-        stream never gets half a sample.
+        stream never gets part of a frame.
         """
         fd = self.fds["mic"]
-        want = int(LEAD_S * self.rate) * 2 - _fifo_bytes(fd)
-        while want >= 2:
-            n = min(want, select.PIPE_BUF) // 2 * 2
+        want = int(LEAD_S * self.rate) * MIC_FRAME - _fifo_bytes(fd)
+        while want >= MIC_FRAME:
+            n = min(want, select.PIPE_BUF) // MIC_FRAME * MIC_FRAME
             with self.lock:
-                chunk = bytes(self.mic_queue[:n])
-            speech = len(chunk)
+                speech = bytes(self.mic_queue[:n])
+            ahead = _fifo_bytes(fd) // MIC_FRAME  # frames the card reads before this chunk
             try:
-                os.write(fd, chunk + bytes(n - speech))
+                os.write(fd, speech + bytes(n - len(speech)))
             except BlockingIOError:
                 return
             want -= n
             if speech:
                 with self.lock:
-                    self.mic_log.append((now + _fifo_bytes(fd) / (2 * self.rate), self.said))
-                    del self.mic_queue[:speech]
-                    self.said += speech
+                    self.mic_log.append((now + ahead / self.rate, self.said))
+                    del self.mic_queue[:len(speech)]
+                    self.said += len(speech)
 
 
 class FakeCard:
@@ -230,19 +265,20 @@ class FakeCard:
             h.close()
 
     def _run(self):
-        bps = 2 * self.rate
         t0 = time.monotonic()
+        frame = {"ear": EAR_FRAME, "clk": MIC_FRAME}
         done = {n: {"ear": 0, "clk": 0} for n in self.headsets}
+        debt = int(DEBT_S * self.rate)
         while not self._stop.is_set():
-            time.sleep(0.004)
+            time.sleep(0.002)
             now = time.monotonic()
-            due = int((now - t0) * bps)
+            due = int((now - t0) * self.rate)  # frames the card has played / recorded
             for name, h in self.headsets.items():
                 for key in ("ear", "clk"):
-                    want = due - done[name][key]
+                    want = due * frame[key] - done[name][key]
                     got = h.drain(key, want, now)
                     # owe a late writer at most DEBT_S: a stream that stopped builds no debt
-                    done[name][key] = max(done[name][key] + got, due - int(DEBT_S * bps))
+                    done[name][key] = max(done[name][key] + got, (due - debt) * frame[key])
                 h.feed(now)
 
     # -- what the tests use -------------------------------------------------
@@ -273,6 +309,14 @@ class FakeCard:
         h = self.headsets[name]
         with h.lock:
             return list(h.ear_chunks)
+
+    def ear_timed(self, name: str):
+        """[(time the card took each chunk from ALSA, pcm)]: the FIFO's fill is subtracted,
+        so a sample is stamped when the ALSA file plugin wrote it (where a real card's
+        buffer would be), not when this card got round to reading it."""
+        h = self.headsets[name]
+        with h.lock:
+            return [(t - q / self.rate, b) for (t, o, b), q in zip(h.ear_chunks, h.ear_queued)]
 
     def mic_log(self, name: str):
         h = self.headsets[name]

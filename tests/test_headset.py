@@ -71,14 +71,25 @@ def test_ok__ring_drops_oldest_and_underruns_to_silence():
 
 
 def test_ok__ring_trims_a_frame_that_is_only_delay():
-    ring = FrameRing(4, 2, patience=5)
-    ring.put(b"00")  # one frame ahead, and the producer keeps pace: pure delay
+    ring = FrameRing(6, 2, patience=5)
+    for i in range(3):  # a hiccup left three frames waiting; the producer keeps pace
+        ring.put(b"h%d" % i)
     out = []
     for i in range(1, 12):
         ring.put(b"%02d" % i)
         out.append(ring.get())
-    assert ring.trimmed == 1 and ring.underruns == 0
+    assert ring.trimmed == 3 and ring.underruns == 0
     assert out[-1] == b"11"  # after the trim the newest frame comes straight out
+
+
+def test_ok__ring_keeps_the_buffering_a_bursty_device_needs():
+    ring = FrameRing(10, 2, patience=8)
+    for burst in range(8):  # the device delivers 6 frames every 6 reads
+        for i in range(6):
+            ring.put(b"%d%d" % (burst, i))
+        for i in range(6):
+            assert ring.get() == b"%d%d" % (burst, i)
+    assert ring.trimmed == 0 and ring.underruns == 0 and ring.overruns == 0
 
 
 DEVICES = [Device(0, "USB Audio Device: - (hw:1,0)", 1, 2, 48000),
