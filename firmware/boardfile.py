@@ -249,7 +249,7 @@ class _Loader:
         found = list(self.header.find_pin(text))
         if not found:
             self.fail(keypath, text, "a pin of the Pi's 40-pin header, such as GPIO17, "
-                      "BCM17, BOARD11 or J8:11")
+                      "BCM17, BOARD11 or J8:11" + self._pin_hint(text))
         _, info = found[0]
         if "gpio" not in info.interfaces:
             self.fail(keypath, text, f"a GPIO pin; header pin {info.number} is {info.name}, "
@@ -259,12 +259,30 @@ class _Loader:
                       "are kept for the HAT ID EEPROM")
         return info.name, info.number, info.pull
 
-    def claim(self, resource, keypath, shown):
+    def _pin_hint(self, text):
+        """Why a pin name is not on the header, when that can be told."""
+        if text != text.upper() and list(self.header.find_pin(text.upper())):
+            return f"; pin names are upper case: did you mean {text.upper()!r}?"
+        m = re.fullmatch(r"(GPIO|BCM)(\d+)", text)
+        if m and int(m.group(2)) > 27:
+            return (f"; {text} is on the Pi's chip but not on the header, "
+                    "which carries GPIO0 to GPIO27")
+        m = re.fullmatch(r"(BOARD|J8:)(\d+)", text)
+        if m and not 1 <= int(m.group(2)) <= 40:
+            return "; the header's pins are numbered 1 to 40"
+        return ""
+
+    def claim(self, resource, keypath, shown, written=None):
         if resource in self.users:
+            other, other_written = self.users[resource]
+            named = ""
+            if written and other_written and written != other_written:
+                # The same pin under two names is easy to miss: say both.
+                named = f", named {written!r} and {other_written!r}"
             raise ConfigError(self.path, keypath, None, None, message=(
-                f"{self.path}: {keypath} and {self.users[resource]} both use {shown}: "
+                f"{self.path}: {keypath} and {other} both use {shown}{named}: "
                 "expected each pin or chain bit to be used once"))
-        self.users[resource] = keypath
+        self.users[resource] = (keypath, written)
 
     def wire(self, text, keypath, carries):
         """Parse one wire: carries is "keys" or "lamps"."""
@@ -292,7 +310,7 @@ class _Loader:
         if pull == "down" and fixed_pull == "up":
             self.fail(keypath, text, f"no pull-down on {name}: it has a fixed 1.8k pull-up "
                       "on the board; wire the key to ground and write ^!")
-        self.claim(name, keypath, f"{name} (header pin {number})")
+        self.claim(name, keypath, f"{name} (header pin {number})", target)
         return Wire(text=text, pin=name, board_pin=number, pull=pull, active_low=active_low)
 
     def _chain_wire(self, text, keypath, carries, chain_name, bit_text, pull, active_low):
@@ -369,7 +387,7 @@ class _Loader:
                 if not isinstance(text, str) or any(ch in text for ch in "^~!"):
                     self.fail(f"{kp}.{role}", text, "a plain GPIO pin such as GPIO11")
                 pname, number, _ = self.gpio(text, f"{kp}.{role}")
-                self.claim(pname, f"{kp}.{role}", f"{pname} (header pin {number})")
+                self.claim(pname, f"{kp}.{role}", f"{pname} (header pin {number})", text)
                 pins[role] = pname
             self.chains[cname] = Chain(
                 name=cname, type=c["type"], pins=pins,

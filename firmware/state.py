@@ -42,6 +42,18 @@ def interrupter(now: float) -> dict[Cadence, bool]:
     }
 
 
+def next_edge(now: float) -> float:
+    """When the interrupter next turns a flashing or winking lamp on or off."""
+    edges = []
+    for period, on in ((FLASH_PERIOD, FLASH_ON), (WINK_PERIOD, WINK_ON)):
+        base = now - (now % period)
+        for t in (base + on, base + period):
+            if t > now:
+                edges.append(t)
+                break
+    return min(edges)
+
+
 class LineState(str, enum.Enum):
     IDLE = "idle"
     RINGING = "ringing"

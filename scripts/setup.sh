@@ -6,12 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: PortAudio headers (PyAudio builds against them), ALSA tools,
-# the SIP peers the tests start on loopback, Chromium for the view's tests, sox.
+# the SIP peers the tests start on loopback, Chromium for the view's tests, sox,
+# Graphviz (dot) for the wiring pictures switchboard-hardware draws.
 APT_PACKAGES=(
     python3-venv python3-dev gcc
     portaudio19-dev libasound2-plugins alsa-utils sox
     sip-tester kamailio baresip
     chromium
+    graphviz
 )
 
 missing=()
