@@ -13,7 +13,8 @@ import pytest
 
 from alsa_fixture import FakeCard, best_tone, rms, samples, tone, tone_level, window
 from conftest import project_env, python_cmd
-from firmware.headset import FrameRing, HeadsetNotFound, Device, find_device
+from firmware.headset import Device, FrameRing, HeadsetNotFound, find_device
+from firmware.position import PositionError, PositionProcess
 from headset_support import (PeerProc, PositionProc, ensure_tools, pcm_wav, sipp_tone_call,
                              ulaw_wav, wait_for, wait_sipp, wav_pcm)
 
@@ -281,3 +282,49 @@ def test_ok__control_channel_reports_and_hangs_up(card, tmp_path):
             pos.next("stopped", 10)
         assert pos.stop() == 0
     assert "Traceback" not in pos.stderr()
+
+
+def test_ok__quitting_in_the_middle_of_a_call_tears_down_in_order(card, tmp_path):
+    """Calls, headset port, account, then the library: no PJSUA2 assertion, exit code 0."""
+    with PositionProc(tmp_path, card, headset="hs1") as pos:
+        with PeerProc(tmp_path, call=pos.uri, seconds=30.0) as peer:
+            pos.next("media", 15, state="active")
+            pos.send(cmd="quit")
+            pos.next("stopped", 10)
+            assert pos.stop() == 0
+            assert peer.next("ended", 10)["code"] in (200, 487, 503)
+    err = pos.stderr()
+    assert "Assertion" not in err and "Traceback" not in err
+
+
+def test_ok__end_of_stdin_stops_the_position(card, tmp_path):
+    """The daemon feeding it dies: stdin closes and the position goes with it."""
+    pos = PositionProc(tmp_path, card, headset="hs1")
+    pos.proc.stdin.close()
+    pos.next("stopped", 10)
+    assert pos.stop() == 0
+
+
+def test_ok__daemon_handle_starts_queries_and_stops_a_position(card, tmp_path):
+    events = []
+    handle = PositionProcess(name="p1", headset="hs1", env=project_env(**card.env()),
+                             on_event=events.append)
+    ready = handle.start()
+    try:
+        assert handle.uri == ready["uri"] and handle.uri.startswith("sip:p1@127.0.0.1:")
+        with PeerProc(tmp_path, call=handle.uri, seconds=30.0) as peer:
+            wait_for(lambda: any(e["event"] == "media" for e in events), 15, "media")
+            assert handle.status()["headset"]["connected"] == 1
+            handle.hangup()
+            assert peer.next("ended", 10)["code"] in (200, 487)
+    finally:
+        assert handle.stop() == 0
+    assert [e["event"] for e in events][:2] == ["ready", "incoming"]
+
+
+def test_fail__daemon_handle_reports_why_a_position_did_not_start(card):
+    handle = PositionProcess(name="p2", headset="hs9", env=project_env(**card.env()))
+    with pytest.raises(PositionError) as exc:
+        handle.start()
+    assert "'p2' did not start" in str(exc.value) and "'hs9'" in str(exc.value)
+    assert "'hs1'" in str(exc.value) and handle.proc.poll() is not None
