@@ -196,13 +196,19 @@ def _port_class():
             self.mic, self.ear = mic, ear
 
         def onFrameRequested(self, frame):  # bridge pulls the microphone
+            try:
+                data = self.mic.get()
+            except Exception:  # never raise into the bridge: send silence
+                data = self.mic.silence
             frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-            frame.buf = pj.ByteVector(self.mic.get())
-            frame.size = len(self.mic.silence)
+            frame.buf = pj.ByteVector(data)
+            frame.size = len(data)
 
         def onFrameReceived(self, frame):  # bridge pushes to the earpiece
             if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
-                self.ear.put(bytes(frame.buf))
+                data = bytes(frame.buf)
+                if len(data) == len(self.ear.silence):  # the port's own frame size, always
+                    self.ear.put(data)
 
     return HeadsetPort
 

@@ -314,6 +314,15 @@ def _media_state(status) -> str:
             pj.PJSUA_CALL_MEDIA_ERROR: "error"}.get(status, str(status))
 
 
+def guarded(position, fn, *args) -> None:
+    """Run a callback's work; an error is reported, never raised back into PJSUA2's C++."""
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001 - anything raised here would abort the process
+        info = getattr(exc, "info", None)
+        position.emit("error", message=f"{fn.__name__}: {info() if callable(info) else exc}")
+
+
 @functools.cache
 def _classes():
     """The PJSUA2 subclasses, built on first use so that importing this module needs no PJSUA2."""
@@ -325,7 +334,7 @@ def _classes():
             self.position = position
 
         def onIncomingCall(self, prm):
-            self.position.incoming(prm)
+            guarded(self.position, self.position.incoming, prm)
 
     class PositionCall(pj.Call):
         def __init__(self, position, call_id):
@@ -337,10 +346,10 @@ def _classes():
             self.audio_port = None
 
         def onCallState(self, prm):
-            self.position.state_changed(self)
+            guarded(self.position, self.position.state_changed, self)
 
         def onCallMediaState(self, prm):
-            self.position.media_changed(self)
+            guarded(self.position, self.position.media_changed, self)
 
     return PositionAccount, PositionCall
 
