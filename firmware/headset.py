@@ -113,13 +113,22 @@ class FrameRing:
 
     `deque.append` and `deque.popleft` are atomic in CPython, so no lock is
     needed; `maxlen` makes an append to a full ring drop the oldest frame.
+    When the ring has held two frames or more at every read for `patience`
+    reads (a second), what sits there beyond one frame is only delay (the
+    producer's clock ran ahead, or a hiccup filled the ring): it is dropped
+    at once (`trimmed` counts frames), one click instead of a lasting echo.
+    A device that delivers in bursts empties the ring between them, so its
+    buffering is left alone: the ring's size (`buffer_ms`) must cover a burst.
     """
 
-    def __init__(self, frames: int, frame_bytes: int):
+    def __init__(self, frames: int, frame_bytes: int, patience: int = 50):
         self.frames = collections.deque(maxlen=frames)
         self.silence = bytes(frame_bytes)
+        self.patience = patience
+        self._high = 0
         self.overruns = 0
         self.underruns = 0
+        self.trimmed = 0
         self.puts = 0
         self.gets = 0
 
@@ -131,18 +140,32 @@ class FrameRing:
 
     def get(self) -> bytes:
         self.gets += 1
+        frames = self.frames
+        if len(frames) >= 2:
+            self._high += 1
+            if self._high >= self.patience:
+                self._high = 0
+                while len(frames) > 1:
+                    try:
+                        frames.popleft()
+                    except IndexError:
+                        break
+                    self.trimmed += 1
+        else:
+            self._high = 0
         try:
-            return self.frames.popleft()
+            return frames.popleft()
         except IndexError:
             self.underruns += 1
             return self.silence
 
     def clear(self) -> None:
         self.frames.clear()
+        self._high = 0
 
     def counts(self) -> dict:
-        return {"frames_in": self.puts, "frames_out": self.gets,
-                "overruns": self.overruns, "underruns": self.underruns}
+        return {"frames_in": self.puts, "frames_out": self.gets, "overruns": self.overruns,
+                "underruns": self.underruns, "trimmed": self.trimmed}
 
 
 def _to_mono(data: bytes, channels: int) -> bytes:
@@ -173,13 +196,19 @@ def _port_class():
             self.mic, self.ear = mic, ear
 
         def onFrameRequested(self, frame):  # bridge pulls the microphone
+            try:
+                data = self.mic.get()
+            except Exception:  # never raise into the bridge: send silence
+                data = self.mic.silence
             frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-            frame.buf = pj.ByteVector(self.mic.get())
-            frame.size = len(self.mic.silence)
+            frame.buf = pj.ByteVector(data)
+            frame.size = len(data)
 
         def onFrameReceived(self, frame):  # bridge pushes to the earpiece
             if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
-                self.ear.put(bytes(frame.buf))
+                data = bytes(frame.buf)
+                if len(data) == len(self.ear.silence):  # the port's own frame size, always
+                    self.ear.put(data)
 
     return HeadsetPort
 
@@ -194,7 +223,7 @@ class Headset:
     """
 
     def __init__(self, device: str, *, clock_rate: int = 16000, ptime_ms: int = 20,
-                 buffer_ms: int = 60, rate: int | None = None, pa=None):
+                 buffer_ms: int = 200, rate: int | None = None, pa=None):
         if not device or not isinstance(device, str):
             raise HeadsetError(f"headset device name must be a non-empty string, got {device!r}")
         self.device_name = device
@@ -310,6 +339,9 @@ class Headset:
             raise HeadsetError(f"headset {self.device_name!r} is not open")
         if any(m.getPortId() == media.getPortId() for m in self._connected):
             return
+        if not self._connected:  # nothing said before the call is sent into it
+            self.mic.clear()
+            self.ear.clear()
         media.startTransmit(self.port)
         self.port.startTransmit(media)
         self._connected.append(media)
@@ -355,6 +387,15 @@ class Headset:
             self._pa.terminate()
             self._pa = None
 
+    def _latency_ms(self) -> dict:
+        """PortAudio's own estimate of each stream's buffering (device side of the rings)."""
+        try:
+            mic, ear = self._streams
+            return {"mic": round(mic.get_input_latency() * 1000, 1),
+                    "ear": round(ear.get_output_latency() * 1000, 1)}
+        except Exception:  # not open
+            return {}
+
     def status(self) -> dict:
         return {
             "device": self.device.name if self.device else self.device_name,
@@ -363,6 +404,9 @@ class Headset:
             "bridge_rate": self.clock_rate,
             "channels": {"mic": self.in_channels, "ear": self.out_channels},
             "buffer_ms": self.buffer_ms,
+            "device_latency_ms": self._latency_ms(),
+            "queued_frames": {"mic": len(self.mic.frames) if self.mic else 0,
+                              "ear": len(self.ear.frames) if self.ear else 0},
             "connected": self.connected,
             "mic": self.mic.counts() if self.mic else {},
             "ear": self.ear.counts() if self.ear else {},

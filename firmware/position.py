@@ -71,7 +71,7 @@ class Position:
     """The endpoint; every method runs on the thread that calls `run()`."""
 
     def __init__(self, *, name="position", bind="127.0.0.1", port=0, headset=None,
-                 allow=LOOPBACK, clock_rate=16000, headset_rate=None, buffer_ms=60,
+                 allow=LOOPBACK, clock_rate=16000, headset_rate=None, buffer_ms=200,
                  max_calls=2, out=None, log_level=0):
         self.name = name
         self.bind = bind
@@ -314,6 +314,15 @@ def _media_state(status) -> str:
             pj.PJSUA_CALL_MEDIA_ERROR: "error"}.get(status, str(status))
 
 
+def guarded(position, fn, *args) -> None:
+    """Run a callback's work; an error is reported, never raised back into PJSUA2's C++."""
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001 - anything raised here would abort the process
+        info = getattr(exc, "info", None)
+        position.emit("error", message=f"{fn.__name__}: {info() if callable(info) else exc}")
+
+
 @functools.cache
 def _classes():
     """The PJSUA2 subclasses, built on first use so that importing this module needs no PJSUA2."""
@@ -325,7 +334,7 @@ def _classes():
             self.position = position
 
         def onIncomingCall(self, prm):
-            self.position.incoming(prm)
+            guarded(self.position, self.position.incoming, prm)
 
     class PositionCall(pj.Call):
         def __init__(self, position, call_id):
@@ -337,12 +346,115 @@ def _classes():
             self.audio_port = None
 
         def onCallState(self, prm):
-            self.position.state_changed(self)
+            guarded(self.position, self.position.state_changed, self)
 
         def onCallMediaState(self, prm):
-            self.position.media_changed(self)
+            guarded(self.position, self.position.media_changed, self)
 
     return PositionAccount, PositionCall
+
+
+class PositionProcess:
+    """A position endpoint run as a child process, for the daemon to start, query and stop.
+
+    `on_event(event)` is called on a reader thread for every line the child
+    prints (incoming, answered, media, ended, rejected, error...); hand it to
+    the daemon's loop with `daemon.post` or `loop.call_soon_threadsafe`.
+    """
+
+    def __init__(self, *, name: str, headset: str | None = None, bind: str = "127.0.0.1",
+                 port: int = 0, allow=None, args=(), env=None, on_event=None,
+                 python: str = sys.executable):
+        self.cmd = [python, "-m", "firmware.position", "--name", name, "--bind", bind,
+                    "--port", str(port)]
+        if headset:
+            self.cmd += ["--headset", headset]
+        for a in allow or ():
+            self.cmd += ["--allow", a]
+        self.cmd += [str(a) for a in args]
+        self.env = env
+        self.on_event = on_event
+        self.proc = None
+        self.ready: dict | None = None
+        self._replies: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+
+    @property
+    def uri(self) -> str | None:
+        return self.ready["uri"] if self.ready else None
+
+    def start(self, timeout: float = 20.0) -> dict:
+        """Start the child and wait for it to be ready; PositionError says why it was not."""
+        import subprocess
+
+        self.proc = subprocess.Popen(self.cmd, env=self.env, text=True, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        threading.Thread(target=self._read, daemon=True, name="position-reader").start()
+        ev = self._wait(("ready", "error", "eof"), timeout)
+        if ev is None or ev["event"] != "ready":
+            why = ev.get("message", "it exited") if ev else f"not ready within {timeout} s"
+            self.stop()
+            raise PositionError(f"position {self.cmd[self.cmd.index('--name') + 1]!r} "
+                                f"did not start: {why}")
+        self.ready = ev
+        return ev
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if ev.get("event") in ("ready", "status", "error", "hangup", "stopped"):
+                self._replies.put(ev)
+            if self.on_event is not None:
+                self.on_event(ev)
+        self._replies.put({"event": "eof"})
+
+    def _wait(self, events, timeout):
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                ev = self._replies.get(timeout=left)
+            except queue.Empty:
+                break
+            if ev["event"] in events:
+                return ev
+        return None
+
+    def _send(self, **cmd) -> None:
+        with self._lock:
+            self.proc.stdin.write(json.dumps(cmd) + "\n")
+            self.proc.stdin.flush()
+
+    def status(self, timeout: float = 5.0) -> dict:
+        self._send(cmd="status")
+        ev = self._wait(("status",), timeout)
+        if ev is None:
+            raise PositionError(f"position did not answer a status request within {timeout} s")
+        return ev
+
+    def hangup(self, call: int | None = None) -> None:
+        self._send(cmd="hangup", **({} if call is None else {"call": call}))
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """Ask it to quit (hangs up, tears PJSUA2 down in order); kill it if it hangs."""
+        import subprocess
+
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self._send(cmd="quit")
+                self.proc.stdin.close()
+            except (OSError, ValueError):
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
 
 
 def _read_stdin(q: queue.Queue, out) -> None:
@@ -379,7 +491,9 @@ def main(argv=None) -> int:
     parser.add_argument("--headset-rate", type=int, default=None,
                         help="sample rate to open the headset at (default: bridge rate if the "
                              "card takes it, else the card's own)")
-    parser.add_argument("--buffer-ms", type=int, default=60, help="headset ring size (ms)")
+    parser.add_argument("--buffer-ms", type=int, default=200,
+                        help="most audio each headset ring holds (ms); the standing delay is "
+                             "trimmed to a frame when the device keeps time")
     parser.add_argument("--max-calls", type=int, default=2, help="legs answered at once")
     parser.add_argument("--log-level", type=int, default=0, help="PJSUA2 log level (0-6)")
     args = parser.parse_args(argv)

@@ -13,6 +13,8 @@ installation reaches the network, and holds its secrets::
     name = "gateway"
     mode = "peer"
     peers = ["192.168.1.20"]
+    outbound = true         # office lines dial out through it...
+    dial = "sip:{number}@192.168.1.20:5060"   # ...to this URI
 
     [[trunks]]              # or registering with digest authentication
     name = "provider"
@@ -77,6 +79,7 @@ class Trunk:
     retry_min_s: float = 5.0      # re-registration back-off, doubling up to retry_max_s
     retry_max_s: float = 300.0
     outbound: bool = False        # the trunk carries the office lines' outgoing calls
+    dial: str | None = None       # URI template for outgoing calls, "{number}" in it
 
     def public(self) -> dict:
         """What status may show: never the password."""
@@ -255,7 +258,7 @@ class _Loader:
             kp = f"trunks[{i}]"
             self.table(t, kp, ("name", "mode", "transport", "peers", "registrar", "username",
                                "password", "realm", "expires", "retry_min_s", "retry_max_s",
-                               "outbound"), required=("name", "mode"))
+                               "outbound", "dial"), required=("name", "mode"))
             name = self.string(t, "name", kp, pattern=_NAME_RE,
                                what="a name of letters, digits, _ . - (up to 32)")
             if name in names:
@@ -267,6 +270,8 @@ class _Loader:
             outbound = t.get("outbound", False)
             if not isinstance(outbound, bool):
                 self.fail(f"{kp}.outbound", outbound, "true or false")
+            dial = self.string(t, "dial", kp, pattern=re.compile(r"^sips?:.*\{number\}.*$"),
+                               what="a SIP URI with {number} in it, e.g. sip:{number}@192.168.1.20")
             if mode == "peer":
                 for k in ("registrar", "username", "password"):
                     if k in t:
@@ -278,7 +283,7 @@ class _Loader:
                     self.fail(f"{kp}.peers", peers, "a list of the gateway's IP addresses")
                 peers = tuple(self.address(p, f"{kp}.peers[{j}]") for j, p in enumerate(peers))
                 out.append(Trunk(name=name, mode=mode, transport=transport, peers=peers,
-                                 outbound=outbound))
+                                 outbound=outbound, dial=dial))
                 continue
             for k in ("registrar", "username", "password"):
                 if k not in t:
@@ -302,7 +307,7 @@ class _Loader:
                 username=self.string(t, "username", kp), password=self.string(t, "password", kp),
                 realm=self.string(t, "realm", kp, "*"),
                 expires=self.integer(t, "expires", kp, 300, 10, 86400),
-                retry_min_s=rmin, retry_max_s=rmax, outbound=outbound))
+                retry_min_s=rmin, retry_max_s=rmax, outbound=outbound, dial=dial))
         return tuple(out)
 
     def load_numbers(self, numbers):

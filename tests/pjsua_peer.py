@@ -123,8 +123,11 @@ def main():
         ep.libHandleEvents(10)
         now = time.monotonic()
         if state["media_at"] and not hung and now - state["media_at"] > args.seconds:
-            state["call"].hangup(pj.CallOpParam(True))
             hung = True
+            try:
+                state["call"].hangup(pj.CallOpParam(True))
+            except pj.Error:  # the other end hung up first
+                pass
         if state["media_at"] is None and now - start > args.idle:
             emit("error", message="no call")
             break

@@ -10,7 +10,7 @@ from firmware.state import LineRinging, LineCleared, LineState
 from firmware.telephony.adapter import TelephonyAdapter
 from firmware.telephony.records import JsonLinesRecords
 
-from telephony_support import (BoardLoop, PeerProc, finish, have_tools, sipp, tone_energy,
+from telephony_support import (BoardLoop, PeerProc, Uac, finish, have_tools, sipp, tone_energy,
                                ulaw_tone, wait_for)
 
 DESK = load_board("boards/desk.toml")
@@ -116,3 +116,31 @@ def test_fail__a_second_caller_on_a_ringing_line_hears_busy(desk):
     wait_for(lambda: second["ended_t"], 10, "the second caller turned away")
     assert second["code"] == 486 and first["ended_t"] is None
     assert adapter.status()["turned_away"] == 1
+
+
+def test_ok__a_burst_of_call_attempts_kills_no_worker(desk):
+    """PJSUA2 aborts on ~28 call set-ups within half a second; the front spreads and paces them."""
+    board, adapter, _ = desk
+    uac = Uac()
+    port = adapter.front.port
+    calls, t0 = [], time.time()
+    for i in range(60):                          # 60 attempts in well under a second
+        number = ("201", "202", "203", "204")[i % 4]
+        cid, branch, _ = uac.invite(number, "127.0.0.1", port)
+        calls.append((number, cid, branch))
+        r = uac.wait(cid, lambda c: c == 180 or c >= 300, timeout=5)
+        assert r is not None, f"attempt {i}: no answer at all"
+        if r[1] == 180:
+            uac.cancel(number, "127.0.0.1", port, cid, branch)
+    codes = [uac.wait(cid, lambda c: c >= 180)[1] for _, cid, _ in calls]
+    assert time.time() - t0 < 10
+    # paced: some asked to retry (503), some found their line still ringing (486)
+    assert codes.count(180) >= 20 and 503 in codes and set(codes) <= {180, 486, 503}, codes
+    time.sleep(1.5)
+    assert all(w.proc.poll() is None for w in adapter.workers), "a worker died"
+    t = adapter.ring("201")                       # and the board still takes calls
+    try:
+        wait_for(lambda: board.line("201") is LineState.RINGING, 10, "201 ringing after the burst")
+    except AssertionError:
+        raise AssertionError((t, adapter.line_call, board.line("201"), adapter.status()["calls"]))
+    adapter.hang_up_test("201")

@@ -68,6 +68,7 @@ class _Call:
     sip_call_id: str | None = None
     customer_on: bool = False
     overflowed: bool = False
+    patching: str | None = None   # a transfer / live patch to this number is under way
     dialled: str = ""
     kind: str = "call"            # "wakeup" / "reminder" for a call the board placed itself
     placed: dict | None = None    # a PlaceCall's customer, schedule and occurrence
@@ -163,6 +164,7 @@ class TelephonyAdapter:
                                          limit=first.limit, log_dir=logs, first=first)
             for w in self.workers:
                 w.maxload = self._maxload(w.limit)
+                w.send(op="limits", maxload=w.maxload)
             self._start_positions()
             self.front = Front(self.run_dir / "front", listen=self.site.listen, port=self.port,
                                transports=self.site.transports, peers=self.site.peer_addresses(),
@@ -320,10 +322,19 @@ class TelephonyAdapter:
                     if kind == "customer_answered":
                         c.answered = c.answered or self.clock()
                         c.customer_on = True
+                        if c.patching:
+                            c.outcome = "transferred"
                         self._post(CustomerAnswered(c.line))
                     else:
                         c.customer_on = False
                         self._post(CustomerHungUp(c.line))
+            elif kind == "patch_failed":
+                c = self.calls.get(ev["call"])
+                if c is not None:
+                    c.patching = None
+                    if c.board_done:           # the operator had let go: the call comes back
+                        c.board_done = False
+                        self._post(LineRinging(c.line, c.caller, c.id))
             elif kind == "message":
                 c = self.calls.get(ev["call"])
                 line = c.line if c is not None else None
@@ -375,8 +386,9 @@ class TelephonyAdapter:
             self._finish(c, outcome)
             self._post(PlacedCallEnded(c.placed["occurrence"], c.id, outcome))
             return
-        if not c.board_done:
-            self._post(LineCleared(c.line, "hangup"))
+        # Always: the board may have let the line go and taken it up again (a customer
+        # or a transfer on it); while this call lives no other can be on the line.
+        self._post(LineCleared(c.line, "hangup"))
         outcome = c.outcome or ("answered" if c.answered else "abandoned")
         self._finish(c, outcome)
 
@@ -462,12 +474,16 @@ class TelephonyAdapter:
 
     def _do_Release(self, cmd: Release):
         c = self._call_on(cmd.line)
-        self._dial_timers.pop(cmd.position, None)
+        timer = self._dial_timers.pop(cmd.position, None)
+        if timer is not None:
+            timer.cancel()
+        getattr(self, "_seized", {}).pop(cmd.position, None)
         if c is None:
             return
+        keep = not cmd.ends_call or c.patching is not None
         if cmd.ends_call:
             c.board_done = True
-        c.worker.send(op="release", call=c.id, keep=not cmd.ends_call)
+        c.worker.send(op="release", call=c.id, keep=keep)
 
     def _do_LineChanged(self, cmd: LineChanged):
         c = self._call_on(cmd.line)
@@ -531,7 +547,11 @@ class TelephonyAdapter:
             self._post(LineCleared(seized["line"], "no outbound trunk"))
             return
         number = seized["digits"]
-        if trunk.mode == "register":
+        if trunk.dial:
+            uri = trunk.dial.replace("{number}", number)
+            worker = self.workers[0] if trunk.mode == "register" else self._least_loaded()
+            acc = trunk.name if trunk.mode == "register" else None
+        elif trunk.mode == "register":
             host = trunk.registrar.split(":", 1)[1]
             uri, worker, acc = f"sip:{number}@{host};transport={trunk.transport}", self.workers[0], trunk.name
         else:
@@ -575,10 +595,16 @@ class TelephonyAdapter:
         if cmd.number.startswith(("sip:", "sips:")):
             uri, acc, worker = cmd.number, None, self._least_loaded()
         else:
+            # The way an office line dials out (see _place): the trunk's dial URI,
+            # else its registrar or its first peer.
             trunk = next((t for t in self.site.trunks if t.outbound), None)
             if trunk is None:
                 return fail("no outbound trunk in the site file")
-            if trunk.mode == "register":
+            if trunk.dial:
+                uri = trunk.dial.replace("{number}", cmd.number)
+                worker = self.workers[0] if trunk.mode == "register" else self._least_loaded()
+                acc = trunk.name if trunk.mode == "register" else None
+            elif trunk.mode == "register":
                 host = trunk.registrar.split(":", 1)[1]
                 uri, worker, acc = (f"sip:{cmd.number}@{host};transport={trunk.transport}",
                                     self.workers[0], trunk.name)
@@ -615,6 +641,20 @@ class TelephonyAdapter:
                 raise OSError(f"espeak-ng failed: {r.stderr.decode(errors='replace')[:200]}")
             os.replace(tmp, out)
         return out
+
+    def transfer(self, line: str, number: str) -> dict:
+        """Transfer the call on ``line`` to ``number`` (a live patch: the board stays in the
+        media path). Blind: release at once; attended: talk to them first, then release."""
+        with self._lock:
+            c = self._call_on(line)
+            if c is None:
+                raise RuntimeError(f"line {line} has no call to transfer")
+            trunk = next((t for t in self.site.trunks if t.outbound and t.dial), None)
+            if trunk is None:
+                raise RuntimeError("no outbound trunk with a dial URI in the site file")
+            c.patching = number
+            c.worker.send(op="patch", call=c.id, uri=trunk.dial.replace("{number}", number))
+            return {"line": line, "to": number, "call": c.id}
 
     def _least_loaded(self):
         return min(self.workers, key=lambda w: len(w.calls) / max(1, w.maxload or 1))
@@ -712,6 +752,10 @@ class TelephonyAdapter:
             return await self.test_call(daemon._line(args), float(args.get("answer_s", 20)),
                                         float(args.get("talk_s", 2)), bool(args.get("echo")))
 
+        async def transfer(args):
+            return self.transfer(daemon._line(args), str(args.get("to", "")))
+
+        daemon.add_command("transfer", transfer)
         daemon.add_command("ring", ring)
         daemon.add_command("hangup", hangup)
         daemon.add_command("test-call", test_call)

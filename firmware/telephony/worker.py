@@ -154,6 +154,7 @@ class Worker:
         self.seq = 0
         self.quit = False
         self.probing = False
+        self.maxload = 0                         # callers we take (0: as many as PJSUA2 does)
 
     # -- plumbing ------------------------------------------------------
     def emit(self, ev: str, **kw):
@@ -327,6 +328,12 @@ class Worker:
             leg.kind = "probe"
             leg.hangup(self._status(486))
             return
+        busy = sum(1 for x in self.legs.values() if not x.dead and x.kind != "pos" and x is not leg)
+        if self.maxload and busy >= self.maxload:
+            # Full (one slot stays free for a position leg): the front tries the next worker.
+            leg.kind = "refused"
+            leg.hangup(self._status(486))
+            return
         self.seq += 1
         leg.cid = f"w{self.index}-{self.seq}"
         self.calls[leg.cid] = leg
@@ -356,6 +363,8 @@ class Worker:
                 caller = leg.peer
                 if caller is not None and caller.customer is leg:
                     caller.customer = None
+                    if getattr(leg, "patch", False) and not leg.answered and not caller.dead:
+                        self.emit("patch_failed", call=caller.cid, code=code, reason=reason)
                     if leg.answered and not caller.dead:
                         self.emit("customer_hungup", call=caller.cid)
                         # Nobody from the board is on it: the customer's hanging up ends it.
@@ -373,6 +382,7 @@ class Worker:
                 self._hangup(leg)
                 return
             leg.answered = True
+            caller.held = False
             if caller.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
                 caller.answer(self._status(200))     # the customer took the call
             self.emit("customer_answered", call=caller.cid)
@@ -508,6 +518,9 @@ class Worker:
     def op_quit(self, cmd):
         self.quit = True
 
+    def op_limits(self, cmd):
+        self.maxload = int(cmd.get("maxload", 0))
+
     def op_ping(self, cmd):
         self.emit("pong", calls=len(self.calls), legs=len(self.legs), seq=cmd.get("seq"))
 
@@ -581,6 +594,25 @@ class Worker:
             return
         self.legs[cust.getId()] = cust
 
+    def op_patch(self, cmd):
+        """Transfer / live patch: call ``uri`` and join it to the caller when it answers.
+
+        The board stays in the media path (no REFER: callers and gateways that do not
+        support it still work); the caller hears the hold tone until the far end answers."""
+        leg = self._caller(cmd)
+        if leg is None:
+            return
+        if leg.customer is not None:
+            self._hangup(leg.customer)
+            leg.customer = None
+        cust = Leg(self, self.acc, kind="cust")
+        cust.patch = True
+        cust.peer = leg
+        leg.customer = cust
+        cust.makeCall(cmd["uri"], pj.CallOpParam(True))
+        self.legs[cust.getId()] = cust
+        self.emit("patching", call=leg.cid)
+
     def op_echo(self, cmd):
         """Answer and send the caller's audio straight back (the trunk test's far end)."""
         leg = self._caller(cmd)
@@ -614,6 +646,8 @@ class Worker:
             self._hangup(pos)
         if not cmd.get("keep"):
             self._hangup(leg, cmd.get("code"), cmd.get("reason"))
+        elif leg.customer is not None and not leg.customer.answered and leg.media is not None:
+            self.tone.startTransmit(leg.media)   # a transfer still ringing: the caller waits
 
     def test_tone(self):
         if getattr(self, "_test_tone", None) is None:

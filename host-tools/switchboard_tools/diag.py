@@ -182,6 +182,10 @@ def build_parser():
     p.add_argument("--talk-s", type=float, default=2, help="how long to listen once answered")
     p.add_argument("--echo", action="store_true",
                    help="the board answers by itself and echoes the caller's tone back")
+    p = add("transfer", "transfer (patch) the call on a line to a number; release the line "
+            "key to leave them talking (at once: blind; after talking to them: attended)")
+    p.add_argument("line")
+    p.add_argument("number")
     p = add("call", "send any control command: call NAME [JSON-ARGS]")
     p.add_argument("name")
     p.add_argument("args", nargs="?", default="{}")
@@ -242,6 +246,10 @@ def run(args) -> int:
                             talk_s=args.talk_s, echo=args.echo)
             _out(args, r, _test_call_text(r))
             return 0 if r.get("ok") else 1
+        elif c == "transfer":
+            r = client.call("transfer", line=args.line, to=args.number)
+            _out(args, r, f"line {r['line']}: calling {r['to']}; release the line to leave them "
+                 "talking")
         elif c == "call":
             try:
                 cargs = json.loads(args.args)
