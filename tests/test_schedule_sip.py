@@ -42,21 +42,42 @@ def sipp_uas(scenario, tmp_path, calls):
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path), port
 
 
-@pytest.fixture
-def board(tmp_path):
-    """The board loop with the real telephony and the scheduler on a clock we move."""
+def start_board(tmp_path, site):
     have_tools()
     clock = [DUE - timedelta(minutes=5)]
     loop = BoardLoop(DESK, tmp_path / "data")
-    tel = TelephonyAdapter(DESK, DESK_SITE, run_dir=tmp_path / "tel", port=0, workers=1,
+    tel = TelephonyAdapter(DESK, site, run_dir=tmp_path / "tel", port=0, workers=1,
                            records=JsonLinesRecords(tmp_path / "calls.jsonl"))
     sched = schedule.ScheduleAdapter(tmp_path / "schedule.json", UTC, clock=lambda: clock[0], period_s=0.05)
     loop.add_adapter(tel)
     loop.add_adapter(sched)
     loop.start()
     assert tel.wait_ready(60), tel.error
-    yield loop, tel, sched, clock
-    loop.stop()
+    return loop, tel, sched, clock
+
+
+@pytest.fixture
+def board(tmp_path):
+    """The board loop with the real telephony and the scheduler on a clock we move."""
+    b = start_board(tmp_path, DESK_SITE)
+    yield b
+    b[0].stop()
+
+
+@pytest.fixture
+def no_answer(tmp_path):
+    """SIPp as a phone nobody picks up, reached through the site's trunk, which
+    dials numbers as sip:{number}@127.0.0.1:<SIPp's port>."""
+    uas, port = sipp_uas("uas_no_answer.xml", tmp_path, calls=2)
+    text = (ROOT / "boards" / "desk.site.toml").read_text().replace(
+        'outbound = true\n', f'outbound = true\ndial = "sip:{{number}}@127.0.0.1:{port}"\n', 1)
+    (tmp_path / "site.toml").write_text(text)
+    b = start_board(tmp_path, load_site(tmp_path / "site.toml", DESK))
+    yield (*b, uas)
+    b[0].stop()
+    if uas.poll() is None:
+        uas.kill()
+        uas.wait()
 
 
 def log_of(loop, sched):
@@ -101,12 +122,11 @@ def test_ok__wakeup_call_answered_by_sipp_plays_the_message_and_is_billed(board,
         [("wakeup", (rec["id"],), "0.50")]
 
 
-def test_ok__no_answer_is_retried_after_a_scheduler_restart_then_given_up(board, tmp_path):
-    loop, tel, sched, clock = board
-    uas, port = sipp_uas("uas_no_answer.xml", tmp_path, calls=2)
+def test_ok__no_answer_is_retried_after_a_scheduler_restart_then_given_up(no_answer, tmp_path):
+    loop, tel, sched, clock, uas = no_answer
     try:
         loop.call(lambda: sched.scheduler.add({
-            "id": "r1", "customer": "C2", "kind": "reminder", "number": f"sip:5559876@127.0.0.1:{port}",
+            "id": "r1", "customer": "C2", "kind": "reminder", "number": "5559876",
             "message": "file:" + str(tone_wav(tmp_path / "r.wav", 1)), "time": "06:30", "date": "2026-11-23",
             "repeat": "once", "retries": 1, "retry_after_s": 120, "ring_s": 2}, clock[0]))
         clock[0] = DUE
@@ -133,7 +153,7 @@ def test_ok__no_answer_is_retried_after_a_scheduler_restart_then_given_up(board,
     assert (log[0]["outcome"], log[0]["attempts"], len(log[0]["calls"])) == ("no-answer", 2, 2)
     recs = wait_for(lambda: [r for r in JsonLinesRecords(tmp_path / "calls.jsonl").read()
                              if r["kind"] == "reminder"], 5, "two call records")
-    assert [(r["outcome"], r["customer"]) for r in recs] == [("no-answer", "C2")] * 2
+    assert [(r["outcome"], r["customer"], r["callee"]) for r in recs] == [("no-answer", "C2", "5559876")] * 2
     for r in recs:
         assert r["answered"] is None
 
