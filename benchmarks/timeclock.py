@@ -9,7 +9,10 @@ last 1 000 today, so today's journal is a busy day's), it times:
             to a file in the same folder, in the same run
 
 and prints median and p99 in milliseconds, and how long the store took to
-open. Run: ``python benchmarks/timeclock.py [--stamps 300] [--dir DIR]``.
+open (with the rack's index and the customer index already built, as a
+running daemon keeps them). It also times one customer's messages for the last
+30 days ("cust 30d"), and one seldom-called customer over all history ("rare
+all": the customer index skips the days without them), as a host tool reads. Run: ``python benchmarks/timeclock.py [--stamps 300] [--dir DIR]``.
 The folder must be on the disk you care about (not tmpfs: fsync is free there).
 """
 
@@ -53,6 +56,7 @@ def generate(data: Path, n: int) -> float:
     days = (n + PER_DAY - 1) // PER_DAY
     slip = 0
     waiting = {}
+    index = {}
     for d in range(days):
         day = (TODAY - dt.timedelta(days=days - 1 - d)).date()
         docs = {}
@@ -60,8 +64,10 @@ def generate(data: Path, n: int) -> float:
             slip += 1
             t = dt.datetime.combine(day, dt.time(8), TZ) + dt.timedelta(seconds=40 * k)
             what, of = what_of(slip, n)
+            rare = k == 500 and d in (0, days // 2, days - 2)    # a customer seldom called
             docs[slip] = {"slip": slip, "time": t.isoformat(timespec="seconds"),
-                          "line": str(201 + slip % 100), "customer": f"cust-{slip % 100}",
+                          "line": str(201 + slip % 100),
+                          "customer": "rare" if rare else f"cust-{slip % 100}",
                           "position": 1 + slip % 2, "what": what,
                           "call": f"call-{slip}", "text": f"Please call back about order {slip}"}
             if of:
@@ -70,6 +76,12 @@ def generate(data: Path, n: int) -> float:
                 waiting[slip] = docs[slip]
         write_snapshot(data / "slips" / f"{day.isoformat()}.jsonl", {"stamps": docs},
                        durable=False)
+        if d < days - 1:                 # every finished day is in the customer index
+            counts = {}
+            for x in docs.values():
+                counts[x["customer"]] = counts.get(x["customer"], 0) + 1
+            index[d + 1] = {"day": day.isoformat(), "customers": counts}
+    write_snapshot(data / "index.jsonl", {"days": index}, durable=False)
     write_snapshot(data / "rack.jsonl", {"waiting": waiting, "meta": {1: {"upto": n}}},
                    durable=False)
     os.sync()
@@ -113,7 +125,17 @@ def run(base: Path, n: int, count: int) -> dict:
         os.close(plain)
     rack.close()
     tc.close()
-    return {"n": n, "gen_s": gen, "open_ms": opened * 1000,
+    ro = TimeClock(data, readonly=True)
+    t = time.perf_counter()
+    month = ro.stamps(customer="cust-7", since=(TODAY - dt.timedelta(days=30)).date())
+    month_ms = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    rare = ro.stamps(customer="rare")
+    rare_ms = (time.perf_counter() - t) * 1000
+    ro.close()
+    assert month and rare
+    return {"n": n, "gen_s": gen, "open_ms": opened * 1000, "month_ms": month_ms,
+            "rare_ms": rare_ms,
             "stamp": (statistics.median(stamp_ms), pct(stamp_ms, 99)),
             "message": (statistics.median(msg_ms), pct(msg_ms, 99)),
             "baseline": (statistics.median(base_ms), pct(base_ms, 99))}
@@ -132,13 +154,14 @@ def main(argv=None) -> int:
               f"in {base}")
         print(f"{'stored':>8} {'gen s':>6} {'open ms':>8}   "
               f"{'stamp med/p99 ms':>17}   {'message med/p99':>16}   "
-              f"{'append+fsync med/p99':>20}")
+              f"{'append+fsync med/p99':>20}   {'cust 30d ms':>11} {'rare all ms':>11}")
         for n in (int(x) for x in args.sizes.split(",")):
             r = run(base, n, args.stamps)
             print(f"{r['n']:>8} {r['gen_s']:>6.1f} {r['open_ms']:>8.1f}   "
                   f"{r['stamp'][0]:>8.2f}/{r['stamp'][1]:<8.2f}   "
                   f"{r['message'][0]:>7.2f}/{r['message'][1]:<8.2f}   "
-                  f"{r['baseline'][0]:>10.2f}/{r['baseline'][1]:<9.2f}", flush=True)
+                  f"{r['baseline'][0]:>10.2f}/{r['baseline'][1]:<9.2f}   "
+                  f"{r['month_ms']:>11.1f} {r['rare_ms']:>11.1f}", flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -31,7 +31,8 @@ class Rack:
     def __init__(self, timeclock: TimeClock):
         self.tc = timeclock
         self.db = TinyDB(timeclock.dir / "rack.jsonl", storage=JournalStorage,
-                         readonly=timeclock.readonly, fsync=False)
+                         readonly=timeclock.readonly, fsync=False,
+                         lock_wait_s=timeclock.lock_wait_s)
         self.table = self.db.table("waiting")
         self.meta = self.db.table("meta")
         if not timeclock.readonly:

@@ -121,6 +121,14 @@ class LampTest:
 
 
 @dataclass(frozen=True)
+class CardChanged:
+    """The time clock's card for a position (or, position None, a ringing line) changed."""
+    position: int | None
+    line: str | None
+    card: dict | None         # None: no card any more
+
+
+@dataclass(frozen=True)
 class KeyTest:
     on: bool
 
@@ -253,6 +261,14 @@ class Dial:
 class StampRequest:
     position: int
     line: str | None
+
+
+@dataclass(frozen=True)
+class ShowCard:
+    """Put a customer's card on a position's screen (position None: offered on a ringing line)."""
+    position: int | None
+    line: str | None
+    card: dict | None
 
 
 @dataclass(frozen=True)
@@ -609,6 +625,9 @@ class BoardState:
 
     def _on_LampTest(self, ev: LampTest, now, out):
         self.lamp_test = _LampTestRun(list(self.board.lamps), now, ev.step_s)
+
+    def _on_CardChanged(self, ev: CardChanged, now, out):
+        out.append(ShowCard(ev.position, ev.line, ev.card))   # for the view and followers
 
     def _on_KeyTest(self, ev: KeyTest, now, out):
         self.key_test = ev.on

@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 import zlib
 from pathlib import Path
 
@@ -126,7 +127,7 @@ class JournalStorage(Storage):
     COMPACT_MIN_OPS = 2000
 
     def __init__(self, path, readonly: bool = False, fsync: bool = True,
-                 create: bool = True):
+                 create: bool = True, lock_wait_s: float = 0.0):
         self.path = Path(path)
         self.readonly = readonly
         self.do_fsync = fsync
@@ -156,9 +157,16 @@ class JournalStorage(Storage):
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as e:
             raise StoreError(f"{self.path}: cannot open for writing: {e.strerror}") from e
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        # A daemon restarting may overlap the old one's exit by a moment: wait a little.
+        deadline = time.monotonic() + lock_wait_s
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
             os.close(self._fd)
             self._fd = None
             raise StoreError(f"{self.path}: in use by another program (is the switchboard "

@@ -64,7 +64,7 @@ class TimeClock:
     """Stamps, kept by day. One writer (the daemon); host tools open ``readonly``."""
 
     def __init__(self, data_dir, clock=system_clock, readonly: bool = False,
-                 retention_days: int = 30):
+                 retention_days: int = 30, lock_wait_s: float = 0.0):
         self.dir = Path(data_dir)
         self.slips_dir = self.dir / "slips"
         self.clock = clock
@@ -79,7 +79,13 @@ class TimeClock:
                                  "give the daemon's data folder with --data")
         else:
             self.slips_dir.mkdir(parents=True, exist_ok=True)
-        self.meta = TinyDB(self.dir / "clock.jsonl", storage=JournalStorage, readonly=readonly)
+        self.lock_wait_s = lock_wait_s
+        self.meta = TinyDB(self.dir / "clock.jsonl", storage=JournalStorage, readonly=readonly,
+                           lock_wait_s=lock_wait_s)
+        # Which customers each finished day holds, so a search for one customer
+        # opens only their days. Rebuildable from the day journals: not fsynced.
+        self.index = TinyDB(self.dir / "index.jsonl", storage=JournalStorage,
+                            readonly=readonly, fsync=False, lock_wait_s=lock_wait_s)
         self._day: str | None = None
         self._db: TinyDB | None = None
         if not readonly and self.days():
@@ -161,8 +167,28 @@ class TimeClock:
     def _open_day(self, day: str) -> None:
         if self._db is not None:
             self._db.close()
-        self._db = TinyDB(self._path(day), storage=JournalStorage)
+        self._db = TinyDB(self._path(day), storage=JournalStorage, lock_wait_s=self.lock_wait_s)
         self._day = day
+        self._index_days()
+
+    def _index_days(self) -> None:
+        """Index every day but the one being written (earlier days never change:
+        when the clock is set back, stamps still go into the newest day)."""
+        table = self.index.table("days")
+        done = {d["day"] for d in table.all()}
+        for day in self.days():
+            if day == self._day or day in done:
+                continue
+            customers = Counter(s.get("customer") or "" for s in self.read_day(day))
+            table.insert({"day": day, "customers": dict(customers)})
+
+    def _days_with(self, customer) -> set[str] | None:
+        """The finished days that hold stamps for ``customer`` (None: no index to go by)."""
+        docs = self.index.table("days").all()
+        if not docs:
+            return None
+        return {d["day"] for d in docs if (customer or "") in d["customers"]} | \
+            (set(self.days()) - {d["day"] for d in docs})
 
     def close(self) -> None:
         if self._db is not None:
@@ -170,6 +196,7 @@ class TimeClock:
             self._db = None
             self._day = None
         self.meta.close()
+        self.index.close()
 
     # -- looking -----------------------------------------------------------
     def stamps(self, since=None, until=None, customer=None, line=None, what=None,
@@ -178,9 +205,10 @@ class TimeClock:
         lo = since.isoformat() if since else ""
         hi = until.isoformat() if until else "9999"
         needle = search.lower() if search else None
+        wanted = self._days_with(customer) if customer is not None else None
         out = []
         for day in self.days():
-            if not lo <= day <= hi:
+            if not lo <= day <= hi or (wanted is not None and day not in wanted):
                 continue
             for s in self.read_day(day):
                 if customer is not None and s.get("customer") != customer:
@@ -272,6 +300,7 @@ class TimeClock:
                     files.append(rec)
             self._path(day).unlink()
             fsync_dir(self.slips_dir)
+            self.index.table("days").remove(lambda d, day=day: d["day"] == day)
             purged.append(day)
         return {"purged_days": purged, "removed_files": files, "cutoff": cutoff}
 

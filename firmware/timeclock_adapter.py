@@ -3,8 +3,12 @@
 Commands in (from ``BoardState``): ``StampRequest`` stamps (taking the
 message the operator typed at that position, if any), ``Answer`` stamps
 "answer" with the call's id, ``LineChanged`` brings up the customer's card.
-Events out: ``MessageWaiting(line, count)`` for the message lamps and
-``Fault("printer"|"timeclock", message)`` for the fault lamp.
+Events out: ``MessageWaiting(line, count)`` for the message lamps,
+``Fault("printer"|"timeclock", message)`` for the fault lamp, and
+``CardChanged(position, line, card)``, which the state passes on as
+``ShowCard`` to the board's followers (the view): a card put up on a
+position's screen, offered on a ringing line (position None), or taken down
+(card None).
 
 All storage belongs to one worker thread (TinyDB is not thread-safe and an
 fsync must not stall the asyncio loop): ``handle()`` only queues work, and a
@@ -30,7 +34,8 @@ from .customers import Customers, card as make_card
 from .errors import ControlError, SwitchboardError
 from .printer import SlipPrinter, printer_config
 from .rack import Rack
-from .state import Answer, Fault, LineChanged, LineState, MessageWaiting, StampRequest
+from .state import (Answer, CardChanged, Fault, LineChanged, LineState, MessageWaiting,
+                    StampRequest)
 from .timeclock import TimeClock, parse_day, system_clock
 
 
@@ -61,6 +66,7 @@ class TimeClockAdapter:
         self.out_of_service: str | None = None
         self._purge_timer = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="timeclock")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="timeclock-search")
         self._last_purge = None
         self._counts: dict[str, int] = {}         # line -> messages waiting (the lamps)
         self._lines_at: dict[int, str | None] = {}
@@ -88,18 +94,24 @@ class TimeClockAdapter:
 
     def _open(self):
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.tc = TimeClock(self.data_dir, clock=self.clock, retention_days=self.retention_days)
+        self.tc = TimeClock(self.data_dir, clock=self.clock, retention_days=self.retention_days,
+                            lock_wait_s=5.0)
         self.rack = Rack(self.tc)
         self.customers = Customers(self.data_dir, readonly=True)
         self._purge()
         for line in self._board_lines():
             self._post_count(line)
         if self.printer_cfg:
-            self.printer = SlipPrinter(self.printer_cfg, self.data_dir / "printed.json",
-                                       on_fault=lambda m: self._post(Fault("printer", m)),
-                                       names=self._name_of)
-            mark = self.printer.load_mark(default=self.tc.last_slip)
-            self.printer.start(self.tc.stamps_after(mark) if mark < self.tc.last_slip else [])
+            printer = SlipPrinter(self.printer_cfg, self.data_dir / "printed.json",
+                                  on_fault=lambda m: self._post(Fault("printer", m)),
+                                  names=self._name_of)
+            try:
+                mark = printer.load_mark(default=self.tc.last_slip)
+            except (SwitchboardError, OSError) as e:   # stamps go on; printing waits for a fix
+                self._post(Fault("printer", str(e)))
+                return
+            printer.start(self.tc.stamps_after(mark) if mark < self.tc.last_slip else [])
+            self.printer = printer
 
     def stop(self) -> None:
         if self._pool is None:
@@ -111,6 +123,7 @@ class TimeClockAdapter:
         self._pool.submit(self._close).result()
         self._pool.shutdown(wait=True)
         self._pool = None
+        self._reader.shutdown(wait=True)
 
     def _close(self):
         for part in (self.rack, self.customers, self.tc):
@@ -120,7 +133,7 @@ class TimeClockAdapter:
     def status(self) -> dict:
         return {
             "last_slip": self.tc.last_slip if self.tc else None,
-            "waiting": {ln: n for ln, n in self._counts.items() if n},
+            "waiting": {ln: n for ln, n in dict(self._counts).items() if n},  # copy: GIL-atomic
             "printer": self.printer.status() if self.printer else None,
             "cards": {str(p): c for p, c in self.cards.items()},
             "offered": dict(self.offered),
@@ -277,6 +290,14 @@ class TimeClockAdapter:
                     c["check_in"] = True
             if c is not None:
                 offered[line] = c
+        # Tell the board's followers (the view) about each card that changed.
+        for p in sorted(set(cards) | set(self.cards)):
+            if cards.get(p) != self.cards.get(p):
+                self._post(CardChanged(p, (cards.get(p) or {}).get("line")
+                                       or self._lines_at.get(p), cards.get(p)))
+        for ln in sorted(set(offered) | set(self.offered)):
+            if offered.get(ln) != self.offered.get(ln):
+                self._post(CardChanged(None, ln, offered.get(ln)))
         self.cards, self.offered = cards, offered
 
     # -- commands from the board ----------------------------------------
@@ -292,6 +313,9 @@ class TimeClockAdapter:
             fut = self._pool.submit(self._do_stamp, what, command.line, command.position,
                                     self._call_of(command.line), None, text)
             fut.add_done_callback(self._log_failure)
+            if text:
+                fut.add_done_callback(lambda f, p=command.position, t=text:
+                                      f.exception() and self._keep_draft(p, t))
         elif isinstance(command, Answer):
             fut = self._pool.submit(self._do_stamp, "answer", command.line, command.position,
                                     self._call_of(command.line))
@@ -308,6 +332,14 @@ class TimeClockAdapter:
                            if ln.state is LineState.RINGING}
             self._pool.submit(self._refresh_cards, lines_at, ringing)
 
+    def _keep_draft(self, position, text):
+        """A message whose stamp failed stays typed at its position (nothing is lost)."""
+        loop = getattr(self.daemon, "loop", None)
+        if loop is not None:
+            loop.call_soon_threadsafe(self.drafts.setdefault, position, text)
+        else:
+            self.drafts.setdefault(position, text)
+
     def _call_of(self, line):
         state = getattr(self.daemon, "state", None)
         if state is None or line is None or line not in state.lines:
@@ -321,12 +353,12 @@ class TimeClockAdapter:
             print(f"switchboard: timeclock: {e}", file=sys.stderr, flush=True)
 
     # -- control-socket commands (async, run on the daemon's loop) -------
-    async def _run(self, fn, *args):
+    async def _run(self, fn, *args, pool=None):
         if self.out_of_service:
             raise ControlError(f"the time clock is out of service: {self.out_of_service}")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, fn, *args)
+            return await loop.run_in_executor(pool or self._pool, fn, *args)
         except SwitchboardError as e:
             raise ControlError(str(e)) from None
 
@@ -393,17 +425,26 @@ class TimeClockAdapter:
         stamp = await self._run(self._do_read_back, slip, pos)
         return {"stamp": stamp}
 
-    def _messages(self, args):
-        if args.get("waiting"):
-            return self.rack.waiting(customer=args.get("customer"), line=args.get("line"))
+    def _search(self, args):
+        """Runs on its own thread with a read-only view, so a long search never
+        holds up a stamp on the worker thread."""
         since = parse_day(args["since"], "since") if args.get("since") else None
         until = parse_day(args["until"], "until") if args.get("until") else None
-        return self.tc.stamps(since=since, until=until, customer=args.get("customer"),
-                              line=args.get("line"), what=args.get("what"),
-                              search=args.get("search"))
+        tc = TimeClock(self.data_dir, readonly=True)
+        try:
+            return tc.stamps(since=since, until=until, customer=args.get("customer"),
+                             line=args.get("line"), what=args.get("what"),
+                             search=args.get("search"))
+        finally:
+            tc.close()
 
     async def cmd_messages(self, args):
-        return {"stamps": await self._run(self._messages, args)}
+        if args.get("waiting"):
+            stamps = await self._run(lambda: self.rack.waiting(customer=args.get("customer"),
+                                                               line=args.get("line")))
+        else:
+            stamps = await self._run(self._search, args, pool=self._reader)
+        return {"stamps": stamps}
 
     async def cmd_operator(self, args):
         pos = self._arg(args, "position", int, default=1)

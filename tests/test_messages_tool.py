@@ -1,7 +1,6 @@
 """switchboard-messages run as a process on a real store."""
 
 import csv
-import datetime as dt
 import io
 import json
 import subprocess

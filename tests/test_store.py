@@ -1,6 +1,7 @@
 """The journal storage, the time clock's day journals, retention and the rack, on real files."""
 
 import datetime as dt
+import time
 
 import pytest
 from tinydb import TinyDB, where
@@ -249,3 +250,36 @@ def test_ok__storage_insert_appends_one_line_and_tinydb_sees_it(tmp_path):
     assert sorted(d["slip"] for d in ro.table("stamps").all()) == [0, 7]
     with pytest.raises(StoreError, match="read-only"):
         ro.storage.insert("stamps", 8, {})
+
+
+def test_ok__one_customers_search_opens_only_their_days(tmp_path, monkeypatch):
+    clock = Clock()
+    tc = TimeClock(tmp_path, clock=clock)
+    for day in range(20):
+        tc.stamp("answer", line="202", customer="acme")
+        if day in (3, 17):
+            tc.stamp("message", line="201", customer="marys-gloves", text=f"day {day}")
+        clock.advance(days=1)
+    tc.stamp("stamp", line="201", customer="marys-gloves")      # today, not indexed yet
+    tc.close()
+    ro = TimeClock(tmp_path, readonly=True)
+    opened = []
+    real = TimeClock.read_day
+    monkeypatch.setattr(TimeClock, "read_day", lambda self, day: opened.append(day) or
+                        real(self, day))
+    got = ro.stamps(customer="marys-gloves")
+    assert [s["text"] for s in got] == ["day 3", "day 17", None]
+    assert opened == ["2026-11-05", "2026-11-19", "2026-11-22"]
+    opened.clear()
+    assert len(ro.stamps(customer="acme")) == 20 and len(opened) == 21   # + today
+
+
+def test_ok__a_restarting_writer_waits_for_the_old_one_to_let_go(tmp_path):
+    import threading
+    path = tmp_path / "db.jsonl"
+    old = TinyDB(path, storage=JournalStorage)
+    threading.Timer(0.3, old.close).start()
+    t = time.monotonic()
+    new = TinyDB(path, storage=JournalStorage, lock_wait_s=5)
+    assert 0.2 < time.monotonic() - t < 3
+    new.close()

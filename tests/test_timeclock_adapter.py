@@ -11,7 +11,7 @@ import pytest
 from firmware.boardfile import find_board, load_board
 from firmware.customers import Customers
 from firmware.errors import ControlError
-from firmware.state import BoardState, Fault, KeyChanged, LineRinging
+from firmware.state import BoardState, CardChanged, Fault, KeyChanged, LineRinging, ShowCard
 from firmware.timeclock import TimeClock
 from firmware.timeclock_adapter import TimeClockAdapter
 
@@ -31,6 +31,7 @@ class MiniDaemon:
         self.commands = {}
         self.adapters = []
         self.seen = []            # every event posted by adapters
+        self.shown = []           # ShowCard commands, as the view would receive them
         self.sim = True
 
     def post(self, event):
@@ -46,6 +47,8 @@ class MiniDaemon:
     def feed(self, event):
         self.t += 0.05
         for cmd in self.state.handle(event, self.t):
+            if isinstance(cmd, ShowCard):
+                self.shown.append(cmd)
             for a in self.adapters:
                 a.handle(cmd)
 
@@ -106,6 +109,9 @@ def test_ok__ring_answer_card_message_lamp_check_in_read_back(rig):
     d.press("line-201")                                  # the operator answers
     settle(a)
     card = a.status()["cards"]["1"]
+    assert d.pump(lambda: any(isinstance(e, CardChanged) and e.position == 1 for e in d.seen))
+    shown = [c for c in d.shown if c.position == 1]
+    assert shown[-1].line == "201" and shown[-1].card["name"] == "Mary's Gloves"
     assert card["name"] == "Mary's Gloves" and card["instructions"] == \
         "Put orders through to the shop"
     assert card["collect"] == ["name", "number", "glove size"]
@@ -178,6 +184,13 @@ def test_fail__a_store_that_cannot_write_lights_the_fault_lamp(rig):
     with pytest.raises(ControlError, match="write failed"):
         d.call("take-message", line="201", text="lost?")
     assert d.pump(lambda: d.lamp("fault") == "steady")
+    # Typed at the position and stamped with the key: the failed stamp leaves it typed.
+    d.feed(LineRinging("201"))
+    d.press("line-201")
+    d.call("type-message", position=1, text="keep me")
+    d.press("p1-stamp")
+    settle(a)
+    assert a.status()["drafts"] == {"1": "keep me"}
     assert any(isinstance(e, Fault) and e.source == "timeclock" for e in d.seen)
     assert a.status()["waiting"] == {}
 
@@ -232,3 +245,18 @@ def test_ok__purge_runs_on_the_daemons_loop_timer(tmp_path):
         return days
 
     assert aio.run(main()) == []                       # and again by the timer
+
+
+def test_fail__unreadable_printer_mark_faults_the_printer_not_the_clock(tmp_path):
+    (tmp_path / "printed.json").write_text("half a fi")
+    d = MiniDaemon()
+    a = TimeClockAdapter(tmp_path, printer={"port": str(tmp_path / "nope"), "speed": 9600,
+                                             "columns": 32, "print": ["message"],
+                                             "timeout_s": 0.1, "retry_s": 0.1})
+    d.add_adapter(a)
+    try:
+        assert d.pump(lambda: d.lamp("fault") == "steady")
+        assert "printed-up-to mark" in d.state.faults["printer"]
+        assert d.call("take-message", line="201", text="still stamped")["stamp"]["slip"] == 1
+    finally:
+        a.stop()

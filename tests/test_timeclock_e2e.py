@@ -6,7 +6,6 @@ dark; the slips come out of a printer on a pseudo-terminal along the way.
 """
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -123,3 +122,16 @@ def test_fail__diag_time_clock_errors_are_clear(daemon):
     r = diag(sock, "check-in", "203", check=False)
     assert r.returncode == 2 and "no customer for line 203" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args,expected", [
+    (("--printer", "/dev/ttyS9", "--printer-speed", "1234"),
+     "command line: --printer.speed = 1234: expected a serial speed"),
+    (("--retention-days", "7"), "command line: --retention-days = 7: expected at least 30"),
+    (("--operator", "Becky"), "--operator = 'Becky': expected POSITION=NAME"),
+])
+def test_fail__bad_time_clock_options_stop_the_daemon_with_one_line(tmp_path, args, expected):
+    r = subprocess.run(python_cmd("firmware.daemon", "--sim", "--no-web", "--socket",
+                                  tmp_path / "s.sock", "--data-dir", tmp_path / "data", *args),
+                       env=project_env(), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and expected in r.stderr and "Traceback" not in r.stderr, r.stderr
