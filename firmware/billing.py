@@ -464,6 +464,32 @@ def monthly_counts(customers, cfg: BillingConfig, calls, stamps, purged_before: 
     return out
 
 
+def trace(statements, orphans, calls, stamps, ref: str) -> dict:
+    """Where a call id or slip number went on the month's bills: the statement
+    and line item that count it, or why it was not billed, with the record."""
+    ref = str(ref)
+    rec = next((c.raw for c in calls if c.id == ref), None)
+    slip = next((s.raw for s in stamps if str(s.slip) == ref), None)
+    out = {"ref": ref, "record": rec or slip, "found_in": []}
+    for st in statements:
+        for i in st.items:
+            if ref in i.calls or ref in (str(x) for x in i.slips):
+                out["found_in"].append({"customer": st.customer["id"], "item": i.code,
+                                        "description": i.description, "unit_price": str(i.unit_price)})
+        for reason, ids in st.not_billed.items():
+            if ref in ids:
+                out["found_in"].append({"customer": st.customer["id"], "not_billed": reason})
+        a = st.activity
+        if ref in (str(x) for x in a["message_slips"] + a["read_back_slips"]) and not out["found_in"]:
+            out["found_in"].append({"customer": st.customer["id"],
+                                    "not_billed": "a slip counted among the month's messages; "
+                                                  "this plan does not charge per message"})
+    for o in orphans:
+        if str(o.get("call", o.get("slip"))) == ref:
+            out["found_in"].append({"customer": None, "not_billed": "belongs to no customer"})
+    return out
+
+
 # -- output: CSV, text, PDF, ESC/POS -----------------------------------------
 CSV_FIELDS = ("month", "customer", "name", "line", "plan", "currency", "code", "description",
               "quantity", "unit_price", "amount", "calls", "slips", "summarised")

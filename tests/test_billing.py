@@ -471,3 +471,26 @@ def test_ok__host_tool_reads_the_daemons_data_folder(tmp_path):
     assert msg["summarised"] == 3 and len(msg["slips"]) == 1
     assert st["activity"]["read_backs"] == 4
     assert any(n.startswith("Message slips before 2026-11-04 00:00 were purged") for n in st["notes"])
+
+
+def test_ok__host_tool_traces_a_disputed_call(tmp_path):
+    recs = _write_month(tmp_path)
+    run = lambda *a: subprocess.run(python_cmd("switchboard_tools.billing", "--month", "2026-11",  # noqa: E731
+                                               "--customers", tmp_path / "customers.json",
+                                               "--calls", tmp_path / "calls.jsonl",
+                                               "--stamps", tmp_path / "stamps.json", *a),
+                                    env=project_env(), capture_output=True, text=True, timeout=60)
+    over, first, nobody = recs[77]["id"], recs[0]["id"], "Z9"
+    r = run("--trace", over, "--trace", first, "--trace", nobody, "--trace", "7", "--trace", "nope")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert f"{over}: customer C1, billed as Calls over the allowance of 75 at 0.25" in lines
+    assert f"{first}: customer C1, billed as Base fee, Standard answering: up to 75 calls" in lines
+    assert f"{nobody}: no customer, not billed: belongs to no customer" in lines
+    assert "7: customer C1, not billed: a slip counted among the month's messages; " \
+        "this plan does not charge per message" in lines
+    assert "nope: no such call or slip in 2026-11" in lines
+    assert f'"id": "{over}"' in r.stdout                     # the record itself is shown
+    r = run("--trace", over, "--json")
+    t = json.loads(r.stdout)["trace"][0]
+    assert t["record"]["id"] == over and t["found_in"][0]["item"] == "over"

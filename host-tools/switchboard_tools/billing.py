@@ -7,6 +7,8 @@
 
 ``--data-dir`` reads the daemon's own data folder (read only); the file
 options read exports and override the folder's records one kind at a time.
+``--trace ID`` shows where a disputed call (or slip) went: the line item that
+counts it, or why it was not billed, and the record itself.
 
 Writes one PDF and one ESC/POS file per customer and ``bookkeeping-<month>.csv``
 into ``--out``; ``--printer`` sends the slips to a serial slip printer
@@ -17,6 +19,7 @@ statement with the call ids and slip numbers each amount counts.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +47,8 @@ def parser():
     p.add_argument("--width", type=int, default=42, help="slip printer columns (42 on 80 mm, 32 on 58 mm)")
     p.add_argument("--printer", help="send the slips to this serial port or pyserial URL")
     p.add_argument("--baud", type=int, default=19200)
+    p.add_argument("--trace", action="append", metavar="ID",
+                   help="show where a call id or slip number went on the bills, with its record")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
@@ -109,6 +114,23 @@ def _main(args) -> int:
             for st in statements:
                 port.write(billing.to_escpos(st, args.width, cfg.service))
             port.flush()
+    if args.trace:
+        found = [billing.trace(statements, orphans, calls, stamps, ref) for ref in args.trace]
+        if args.json:
+            print(dumps({"ok": True, "month": args.month, "trace": found}))
+            return 0
+        for t in found:
+            if t["record"] is None and not t["found_in"]:
+                print(f"{t['ref']}: no such call or slip in {args.month}")
+                continue
+            for f in t["found_in"] or [{"customer": None, "not_billed": "not on any bill"}]:
+                where = f"customer {f['customer']}" if f["customer"] else "no customer"
+                what = f"not billed: {f['not_billed']}" if "not_billed" in f else \
+                    f"billed as {f['description']}" + (
+                        f" at {f['unit_price']}" if f["item"] != "base" else "")
+                print(f"{t['ref']}: {where}, {what}")
+            print("  record: " + json.dumps(t["record"], sort_keys=True))
+        return 0
     totals: dict[str, str] = {}
     for st in statements:
         cur = st.plan.currency
