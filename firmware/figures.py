@@ -122,8 +122,11 @@ def compute(calls, stamps=(), customers=(), tz=timezone.utc, start: datetime | N
                 g.read_backs += 1
     hist = _histogram(waits_all), _histogram(rang_all)
     return {
+        # An average day: over the days asked for, or else the days that had calls.
         "period": {"first_call": first.isoformat() if first else None,
-                   "last_call": last.isoformat() if last else None, "days": len(days),
+                   "last_call": last.isoformat() if last else None,
+                   "days": max(1, round((end - start).total_seconds() / 86400)) if start and end
+                   else len(days),
                    "timezone": str(tz)},
         "totals": total.out(),
         "by_line": {k: v.out() for k, v in sorted(by_line.items())},

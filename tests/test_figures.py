@@ -183,3 +183,11 @@ def test_ok__figures_on_the_control_socket_for_the_boards_view(tmp_path):
         daemon.loop.call_soon_threadsafe(daemon.stop)
         t.join(5)
         panel.close()
+
+
+def test_ok__an_average_day_is_over_the_days_asked_for():
+    calls, stamps, customers = sample()
+    assert figures.compute(calls, stamps, customers, UTC)["period"]["days"] == 1       # days with calls
+    f = figures.compute(calls, stamps, customers, UTC, T0.replace(hour=0) - timedelta(days=6),
+                        T0.replace(hour=0) + timedelta(days=1))
+    assert f["period"]["days"] == 7 and f["totals"]["offered"] == 18
