@@ -308,6 +308,8 @@ def test_ok__euro_sign_prints_in_code_page_858(tmp_path):
     assert b"\xd530.00" in data                 # 0xD5 is the euro sign in PC858
     lines, _, _ = decode_escpos(data)
     assert any(ln.endswith("\u20ac30.00") for ln in lines)
+    text = PdfReader(io.BytesIO(billing.to_pdf(st))).pages[0].extract_text()
+    assert "\u20ac30.00" in text
 
 
 def test_ok__bookkeeper_csv_adds_up():
