@@ -33,7 +33,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 from .errors import ConfigError, SwitchboardError
-from .state import PlacedCallOutcome, ScheduledCallCleared, ScheduledCallDue
+from .state import Fault, PlacedCallOutcome, ScheduledCallCleared, ScheduledCallDue
 
 REPEATS = ("once", "daily", "weekdays")
 MODES = ("auto", "operator")
@@ -173,6 +173,7 @@ class Scheduler:
         self.open: dict[str, _Occ] = {}
         self.log: list[dict] = []
         self.checked_until: datetime | None = None
+        self.save_error: str | None = None
         self._load()
         self._saved_until = self.checked_until
         if self.checked_until is None:
@@ -199,13 +200,23 @@ class Scheduler:
             self.open[o["id"]] = _Occ(**o)
         self.log = list(data.get("log", []))
 
-    def _save(self):
+    def _save(self, strict: bool = False):
+        """Write the state. A disk that fails is remembered in ``save_error``
+        (the adapter lights the fault lamp) and the calls still go out; with
+        ``strict`` (a change someone asked for) it is an error they see."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(self.path, {
+                "version": 1, "checked_until": self.checked_until.isoformat(),
+                "schedules": list(self.schedules.values()),
+                "open": [o.to_json() for o in self.open.values()], "log": self.log})
+        except OSError as e:
+            self.save_error = f"cannot save {self.path}: {e.strerror or e}"
+            if strict:
+                raise ScheduleError(self.save_error + "; nothing was changed on disk") from None
+            return
+        self.save_error = None
         self._saved_until = self.checked_until
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.path, {
-            "version": 1, "checked_until": self.checked_until.isoformat(),
-            "schedules": list(self.schedules.values()),
-            "open": [o.to_json() for o in self.open.values()], "log": self.log})
 
     # -- the schedule ----------------------------------------------------
     def add(self, sched: dict, now: datetime) -> dict:
@@ -215,8 +226,16 @@ class Scheduler:
             raise ScheduleError(f"schedule {s['id']!r}: it would never call again after "
                                 f"{now.astimezone(self.tz):%Y-%m-%d %H:%M} (date, time or until "
                                 "are in the past); nothing was changed")
+        old = self.schedules.get(s["id"])
         self.schedules[s["id"]] = s
-        self._save()
+        try:
+            self._save(strict=True)
+        except ScheduleError:
+            if old is None:
+                del self.schedules[s["id"]]
+            else:
+                self.schedules[s["id"]] = old
+            raise
         return s
 
     def remove(self, sched_id: str, now: datetime) -> list:
@@ -426,25 +445,34 @@ class ScheduleAdapter:
 
     def __init__(self, path, tz=timezone.utc, clock=None, period_s: float = 1.0):
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.scheduler = Scheduler(path, tz, self.clock())
         self.period_s = period_s
         self.daemon = None
         self._task = None
         self.errors = 0
+        self._faulted = False
+        try:
+            self.scheduler = Scheduler(path, tz, self.clock())
+            self.error = None
+        except (ConfigError, OSError) as e:
+            # A damaged schedule puts only the scheduled calls out of service.
+            self.scheduler, self.error = None, str(e)
 
     def start(self, daemon):
         self.daemon = daemon
-        self.scheduler.can_place = any(getattr(a, "name", "") == "telephony"
-                                       for a in getattr(daemon, "adapters", ()))
-        self._post(self.scheduler.cards())                # cards shown before the restart
-        self._post(self.scheduler.tick(self.clock()))     # what fell due while we were down
-        if getattr(daemon, "loop", None) is not None:
-            self._task = daemon.loop.create_task(self._run())
         if hasattr(daemon, "add_command"):
             daemon.add_command("schedule-add", self._cmd_add)
             daemon.add_command("schedule-remove", self._cmd_remove)
             daemon.add_command("schedule-list", self._cmd_list)
             daemon.add_command("schedule-done", self._cmd_done)
+        if self.scheduler is None:
+            self._post([Fault("schedule", f"scheduled calls out of service: {self.error}")])
+            return
+        self.scheduler.can_place = any(getattr(a, "name", "") == "telephony"
+                                       for a in getattr(daemon, "adapters", ()))
+        self._post(self.scheduler.cards())                # cards shown before the restart
+        self.poll()                                       # what fell due while we were down
+        if getattr(daemon, "loop", None) is not None:
+            self._task = daemon.loop.create_task(self._run())
 
     async def _run(self):
         import asyncio
@@ -454,42 +482,60 @@ class ScheduleAdapter:
 
     def poll(self):
         """One tick (the loop calls this every ``period_s``)."""
-        try:
-            self._post(self.scheduler.tick(self.clock()))
-        except OSError:
-            self.errors += 1       # disk trouble: state unchanged on disk; try again next tick
+        self._post(self.scheduler.tick(self.clock()))
+        self._disk()
+
+    def _disk(self):
+        """The fault lamp while the schedule cannot be saved; out when it can again."""
+        err = self.scheduler.save_error
+        if err and not self._faulted:
+            self.errors += 1
+            self._faulted = True
+            self._post([Fault("schedule", err)])
+        elif not err and self._faulted:
+            self._faulted = False
+            self._post([Fault("schedule", None)])
 
     def _post(self, events):
         for e in events:
             self.daemon.post(e)
 
     def handle(self, command):
-        if isinstance(command, PlacedCallOutcome):
+        if isinstance(command, PlacedCallOutcome) and self.scheduler is not None:
             self._post(self.scheduler.placed(command.occurrence, command.call, command.outcome,
                                              self.clock(), command.reason))
+            self._disk()
 
     def status(self) -> dict:
-        return {**self.scheduler.status(), "errors": self.errors}
+        if self.scheduler is None:
+            return {"state": "out of service", "error": self.error}
+        return {"state": "running", **self.scheduler.status(), "errors": self.errors,
+                "save_error": self.scheduler.save_error}
+
+    def _need(self) -> "Scheduler":
+        if self.scheduler is None:
+            raise ScheduleError(f"scheduled calls are out of service: {self.error}")
+        return self.scheduler
 
     def stop(self):
         if self._task is not None:
             self._task.cancel()
 
     async def _cmd_add(self, args):
-        return {"ok": True, "schedule": self.scheduler.add(args.get("schedule") or args, self.clock())}
+        return {"ok": True, "schedule": self._need().add(args.get("schedule") or args, self.clock())}
 
     async def _cmd_remove(self, args):
-        self._post(self.scheduler.remove(str(args.get("id")), self.clock()))
+        self._post(self._need().remove(str(args.get("id")), self.clock()))
         return {"ok": True}
 
     async def _cmd_list(self, args):
-        s = self.scheduler
+        s = self._need()
         return {"ok": True, "schedules": list(s.schedules.values()), "open": s.status()["open"],
                 "log": s.log[-int(args.get("last", 50)):]}
 
     async def _cmd_done(self, args):
-        self._post(self.scheduler.operator_done(str(args.get("occurrence")), str(args.get("outcome")),
-                                                self.clock(), args.get("call")))
+        self._post(self._need().operator_done(str(args.get("occurrence")), str(args.get("outcome")),
+                                              self.clock(), args.get("call")))
         return {"ok": True}
 
 

@@ -450,3 +450,42 @@ def test_fail__a_schedule_that_would_never_call(tmp_path, change):
         s.add(wake(**change), at(6, 10))
     assert s.schedules == {}
     s.add(wake(active=False, **change), at(6, 10))       # a paused one may be kept
+
+
+def test_fail__a_damaged_schedule_puts_only_scheduled_calls_out_of_service(tmp_path):
+    import asyncio
+    (tmp_path / "schedule.json").write_text('{"checked_until": "2026-11-23T00:00:00+00:00", "schedules": [')
+    d = MiniDaemon(load_board(ROOT / "boards" / "desk.toml"))
+    a = schedule.ScheduleAdapter(tmp_path / "schedule.json", UTC, clock=lambda: at(6))
+    d.add_adapter(a)
+    a.start(d)
+    snap = d.state.snapshot(1.0)
+    assert snap["lamps"]["fault"]["cadence"] == "steady"
+    assert "scheduled calls out of service" in snap["faults"]["schedule"] and "schedule.json" in snap["faults"]["schedule"]
+    assert a.status()["state"] == "out of service"
+    with pytest.raises(schedule.ScheduleError, match="scheduled calls are out of service: .*not valid JSON"):
+        asyncio.run(d.control["schedule-list"]({}))
+    assert (tmp_path / "schedule.json").read_text().endswith('"schedules": [')     # left as it was
+
+
+def test_ok__a_disk_that_fails_lights_the_fault_lamp_and_the_call_still_goes_out(tmp_path):
+    clock = [at(6, 29)]
+    d = MiniDaemon(load_board(ROOT / "boards" / "desk.toml"))
+    d.add_adapter(StandInTelephony())
+    a = schedule.ScheduleAdapter(tmp_path / "schedule.json", UTC, clock=lambda: clock[0])
+    a.scheduler.add(wake(), clock[0])
+    d.add_adapter(a)
+    a.start(d)
+    (tmp_path / "schedule.json.tmp").mkdir()          # the next write cannot make its temporary file
+    clock[0] = at(6, 30)
+    a.poll()
+    assert [c.number for c in d.commands if isinstance(c, PlaceCall)] == ["5551234"]
+    assert "cannot save" in d.state.snapshot(1.0)["faults"]["schedule"]
+    with pytest.raises(schedule.ScheduleError, match="cannot save .*nothing was changed on disk"):
+        a.scheduler.add(wake(id="w2"), clock[0])
+    assert "w2" not in a.scheduler.schedules
+    (tmp_path / "schedule.json.tmp").rmdir()           # the disk is back
+    clock[0] = at(6, 31)
+    d.post(PlacedCallEnded(next(iter(a.scheduler.open)), "c1", "answered"))
+    assert "schedule" not in d.state.snapshot(1.0)["faults"]
+    assert schedule.Scheduler(tmp_path / "schedule.json", UTC).log[-1]["outcome"] == "answered"
