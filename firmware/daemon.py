@@ -24,7 +24,7 @@ from .errors import ConfigError, ControlError, SwitchboardError
 from .gpio import Panel
 from .state import (BoardState, BusyOut, CustomerAnswered, CustomerHungUp, KeyChanged,
                     KeyTest, LampCadence, LampTest, LineChanged, LineCleared, LineRinging,
-                    Notice, SetLamp, SwitchChanged, KeyReport, next_edge)
+                    Notice, SetLamp, SwitchChanged, KeyReport)
 
 
 def event_dict(cmd) -> dict:
@@ -151,8 +151,9 @@ class Daemon:
                 now = self.clock()
                 self._apply(self.state.tick(now))
                 now = self.clock()
-                # Sleep until the interrupter's next edge or the state's next deadline.
-                delay = min(self.state.next_deadline(now), next_edge(now)) - now
+                # Sleep until the state has something to do: an idle board wakes
+                # once a second, a flashing one at the interrupter's edges only.
+                delay = self.state.next_deadline(now) - now
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), max(delay, 0.001))
