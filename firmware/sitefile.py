@@ -48,7 +48,6 @@ the bad value and what was expected.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import stat
 import tomllib

@@ -210,10 +210,20 @@ class PeerProc:
 
 
 def tone_energy(wav_path, hz=1000):
-    """(energy at ``hz``, total RMS) of a 16-bit mono WAV, by a Goertzel filter."""
-    with wave.open(str(wav_path)) as w:
-        rate, n = w.getframerate(), w.getnframes()
-        data = w.readframes(n)
+    """(energy at ``hz``, total RMS) of a 16-bit mono WAV, by a Goertzel filter.
+
+    The endpoint finishes the WAV just after it reports the call ended: wait for that."""
+    deadline = time.time() + 5
+    while True:
+        try:
+            with wave.open(str(wav_path)) as w:
+                rate, n = w.getframerate(), w.getnframes()
+                data = w.readframes(n)
+            break
+        except (wave.Error, EOFError, FileNotFoundError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
     samples = struct.unpack(f"<{len(data) // 2}h", data)
     if not samples:
         return 0.0, 0.0

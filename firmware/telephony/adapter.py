@@ -22,25 +22,22 @@ clears the fault.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..state import (Answer, CustomerAnswered, CustomerHungUp, Dial, Fault, MessageWaiting, Hold, HoldRecall, Join, LineChanged, LineCleared,
-                     LineRinging, LineState, Release, Resume, Seize, SwitchChanged)
+from ..state import (Answer, CustomerAnswered, CustomerHungUp, Dial, Fault, Hold, Join,
+                     LineChanged, LineCleared, LineRinging, LineState, MessageWaiting, Release,
+                     Resume, Seize, SwitchChanged)
 from .front import Front
 from .pool import WorkerProc, _child_env, start_workers
 from .records import JsonLinesRecords, iso
 
-DIAL_TIMEOUT_S = 4.0
-LINE_BUSY = "Line Busy"   # our 486: the front must not try another worker      # an office line's number is complete this long after the last digit
+DIAL_TIMEOUT_S = 4.0      # an office line's number is complete this long after the last digit
+LINE_BUSY = "Line Busy"   # our 486: the front must not try another worker
 
 
 @dataclass
@@ -118,7 +115,7 @@ class TelephonyAdapter:
         self._seq = 0
         self.tests: dict[str, dict] = {}          # test callers (ring, test-call) by id
         self.messages: dict[str, list] = {}       # line -> voice messages taken on overflow
-        self.position_procs: dict[int, subprocess.Popen] = {}
+        self.position_procs: dict = {}            # position -> firmware.position.PositionProcess
         self._levels: dict[int, dict] = {}
 
     # -- the adapter contract -------------------------------------------
@@ -194,32 +191,14 @@ class TelephonyAdapter:
                 self._post(Fault(f"position p{p.number}", err))
 
     def _position_proc(self, number, headset):
-        args = [sys.executable, "-m", "firmware.position", "--name", f"p{number}"]
-        if headset:
-            args += ["--headset", headset]
-        log = open(self.run_dir / "logs" / f"position{number}.log", "ab")
-        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                text=True, env=_child_env(), start_new_session=True)
-        log.close()
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if ev.get("event") == "ready":
-                self.position_procs[number] = proc
-                threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-                return ev["uri"], None
-            if ev.get("event") == "error":
-                proc.wait(5)
-                return None, ev.get("message", "error")
-        proc.kill()
-        proc.wait()
-        return None, "the position endpoint did not start"
+        from ..position import PositionProcess, PositionError
+        proc = PositionProcess(name=f"p{number}", headset=headset, env=_child_env())
+        try:
+            proc.start()
+        except PositionError as e:
+            return None, str(e)
+        self.position_procs[number] = proc
+        return proc.uri, None
 
     def _maxload(self, limit: int) -> int:
         # One slot per worker stays free for the position leg of the call a position
@@ -248,17 +227,7 @@ class TelephonyAdapter:
         if self.front is not None:
             self.front.stop()
         for proc in self.position_procs.values():
-            try:
-                proc.stdin.write('{"cmd": "quit"}\n')
-                proc.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
-        for proc in self.position_procs.values():
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.stop()
         self.position_procs = {}
         for w in self.workers:        # ask them all first: each takes a second to wind down
             w.send(op="quit")
