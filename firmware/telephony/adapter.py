@@ -157,7 +157,9 @@ class TelephonyAdapter:
             self.front = Front(self.run_dir / "front", listen=self.site.listen, port=self.port,
                                transports=self.site.transports, peers=self.site.peer_addresses(),
                                numbers=list(self.site.numbers),
-                               workers=[(w.port, w.maxload) for w in self.workers])
+                               workers=[(w.port, w.maxload) for w in self.workers],
+                               tls_certificate=self.site.tls_certificate,
+                               tls_private_key=self.site.tls_private_key)
             self.front.start()
             self.state = "running"
             print(f"switchboard: telephony ready: sip:<line>@{self.site.listen}:{self.front.port} "
