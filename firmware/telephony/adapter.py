@@ -257,7 +257,8 @@ class TelephonyAdapter:
 
     # -- events from the workers (reader threads) -----------------------
     def _post(self, event):
-        if self.daemon is not None:
+        # Nothing after stop(): the daemon's loop and panel may already be gone.
+        if self.daemon is not None and self.state not in ("stopping", "stopped"):
             self.daemon.post(event)
 
     def _on_event(self, w: WorkerProc, ev: dict):
