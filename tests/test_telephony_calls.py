@@ -165,3 +165,24 @@ def test_ok__split_two_positions_two_conversations_each_in_its_own_earpiece(desk
     two = (tone_energy(pos2.dir / "call1.wav", 1000)[0], tone_energy(pos2.dir / "call1.wav", 600)[0])
     assert one[0] > 1000 and one[1] < one[0] / 20, one      # caller A, and only A, at position 1
     assert two[1] > 1000 and two[0] < two[1] / 20, two      # caller B, and only B, at position 2
+
+
+def test_ok__a_worker_that_dies_is_restarted_on_its_port_and_the_fault_clears(desk):
+    board, adapter, _ = desk
+    t = adapter.ring("202")
+    wait_for(lambda: board.line("202") is LineState.RINGING, 10, "202 ringing")
+    victim = next(w for w in adapter.workers if t["board_call"] in w.calls)
+    port = victim.port
+    victim.proc.kill()                                  # as an abort in PJSUA2 would
+    wait_for(lambda: board.line("202") is LineState.IDLE, 10, "the lost call cleared")
+    wait_for(lambda: adapter.status()["worker_restarts"] == 1, 20, "the worker restarted")
+    wait_for(lambda: board.faults() == {}, 10, "the fault cleared")
+    assert any(e.source == f"worker {victim.index}" and e.message for e in board.events
+               if type(e).__name__ == "Fault")
+    new = adapter.workers[victim.index]
+    assert new is not victim and new.port == port and new.proc.poll() is None
+    adapter.hang_up_test("202")
+    # Both workers take calls again (3 test callers + 3 calls fill the desk's 6 slots).
+    tests = [adapter.ring(line) for line in ("201", "203", "204")]
+    wait_for(lambda: board.count(LineState.RINGING) == 3, 10, "three lines ringing")
+    assert not any(t["code"] for t in tests)

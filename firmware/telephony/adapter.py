@@ -109,6 +109,7 @@ class TelephonyAdapter:
         self.error: str | None = None
         self.limit: int | None = None
         self.turned_away = 0
+        self.restarts = 0
         self._lock = threading.RLock()
         self._ready = threading.Event()
         self._dial_timers: dict[int, object] = {}
@@ -248,7 +249,7 @@ class TelephonyAdapter:
                 "front": f"{self.site.listen}:{self.front.port}" if self.front else None,
                 "calls_per_worker": self.limit, "workers": ws, "capacity": capacity,
                 "in_use": in_use, "free": max(0, capacity - in_use),
-                "turned_away": self.turned_away,
+                "turned_away": self.turned_away, "worker_restarts": self.restarts,
                 "trunks": {n: {"registered": t.registered, "code": t.code, "reason": t.reason,
                                "retry_in_s": t.retry_in_s} for n, t in self.trunks.items()},
                 "calls": [c.record() for c in self.calls.values()],
@@ -312,8 +313,40 @@ class TelephonyAdapter:
                 t = self.trunks.get(ev["trunk"])
                 if t is not None:
                     t.retry_in_s = ev["in_s"]
-            elif kind == "exit" and self.state == "running":
-                self._post(Fault("telephony", f"PJSUA2 worker {w.index} exited"))
+            elif kind == "exit" and self.state == "running" and w in self.workers:
+                self._worker_died(w)
+
+    def _worker_died(self, w):
+        """A worker is gone with its calls: clear them, light the fault, start a new one
+        on the same port (the front's list names it), then clear the fault."""
+        source = f"worker {w.index}"
+        self._post(Fault(source, "a PJSUA2 worker exited; its calls were lost; restarting it"))
+        for c in [c for c in self.calls.values() if c.worker is w]:
+            self._post(LineCleared(c.line, "worker lost"))
+            self._finish(c, c.outcome or ("answered" if c.answered else "abandoned"))
+        for tid in [t for t, x in self.tests.items() if x["worker"] is w]:
+            self.tests.pop(tid, None)
+
+        def restart():
+            for attempt in range(5):
+                if self.state != "running":
+                    return
+                new = WorkerProc(w.index, self._on_event, listen="127.0.0.1", limit=w.limit,
+                                 log_dir=w.log_dir, port=w.port)
+                try:
+                    new.start()
+                except Exception:
+                    time.sleep(min(30, 2 ** attempt))
+                    continue
+                new.maxload = w.maxload
+                new.send(op="limits", maxload=new.maxload)
+                with self._lock:
+                    self.workers[self.workers.index(w)] = new
+                    self.restarts += 1
+                self._post(Fault(source, None))
+                return
+
+        threading.Thread(target=restart, name=f"restart-worker{w.index}", daemon=True).start()
 
     def _incoming(self, w, ev):
         line = self.site.line_for(ev.get("user") or "")
