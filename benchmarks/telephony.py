@@ -153,7 +153,7 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     n_lat = 30 if a.quick else 200
-    rates = [5, 10, 20] if a.quick else [5, 10, 20, 40, 60, 80, 120]
+    rates = [5, 10, 20] if a.quick else [5, 10, 20, 40, 80, 120, 160]
     secs = 3 if a.quick else 5
     tmp = Path(tempfile.mkdtemp(prefix="bench-telephony-"))
     out = {}

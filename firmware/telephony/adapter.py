@@ -3,16 +3,23 @@
 Start-up (in a thread, so the daemon's loop is not held up): one PJSUA2
 worker is started and reports its call limit (the PyPI wheel's is 4); enough
 further workers are started for every line to ring at once (or as many as
-the site file says); each worker's ``maxload`` on the front is its limit less
-one slot kept for the operator's position leg; then Kamailio, the front, is
-started on the site's address; then trunks register.
+the site file says); each worker is told its ``maxload`` (its limit less one
+slot kept for the operator's position leg, or half that where customers'
+phones are rung too) and refuses callers beyond it; a position endpoint is
+started per position; then Kamailio, the front, is started on the site's
+address; then trunks register. A worker that dies is restarted on its port.
 
 Calls in: a worker reports an INVITE it answered with 180 Ringing; the
 adapter maps the called number to the board line and posts
 ``LineRinging(line, caller, call)``. The board's commands (``Answer``,
 ``Hold``, ``Resume``, ``Release``, ``Join``, ``Seize`` + ``Dial``) become
-worker commands on that call. A caller hanging up posts ``LineCleared``.
-Every call ends in a call record.
+worker commands on that call. A caller hanging up posts ``LineCleared``; the
+customer's phone answering or hanging up posts ``CustomerAnswered`` /
+``CustomerHungUp``; a call rung out takes a voice message and posts
+``MessageWaiting``. Every call ends in a call record.
+
+The adapter's state is touched from the workers' reader threads and the
+daemon's loop, under one lock; nothing here blocks on a worker.
 
 Registration: a trunk that fails to register posts ``Fault("trunk <name>",
 message)`` (the fault lamp) and is retried with doubling back-off; success
