@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -36,7 +34,6 @@ from firmware.boardfile import load_board                       # noqa: E402
 from firmware.sitefile import load_site                         # noqa: E402
 from firmware.state import LineRinging, LineState               # noqa: E402
 from firmware.telephony.adapter import TelephonyAdapter         # noqa: E402
-from firmware.telephony.front import free_port                  # noqa: E402
 from firmware.telephony.records import JsonLinesRecords         # noqa: E402
 from telephony_support import BoardLoop, PeerProc, Uac, sipp    # noqa: E402
 
@@ -156,7 +153,7 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     n_lat = 30 if a.quick else 200
-    rates = [5, 10, 20] if a.quick else [5, 10, 20, 40, 60, 80, 120]
+    rates = [5, 10, 20] if a.quick else [5, 10, 20, 40, 80, 120, 160]
     secs = 3 if a.quick else 5
     tmp = Path(tempfile.mkdtemp(prefix="bench-telephony-"))
     out = {}
@@ -205,7 +202,7 @@ def main(argv=None):
         time.sleep(2)
         mem = sum(w.rss_kb() for w in adapter.workers)
         mem += tree_rss_kb(adapter.front.proc.pid)
-        mem += sum(rss_kb(p.pid) for p in adapter.position_procs.values())
+        mem += sum(rss_kb(p.proc.pid) for p in adapter.position_procs.values())
         step("board: sustained rate")
         brate = sustained(fport, lines, tmp, rates, secs)
         st = adapter.status()

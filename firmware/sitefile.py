@@ -48,7 +48,6 @@ the bad value and what was expected.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import stat
 import tomllib
@@ -203,6 +202,17 @@ class _Loader:
                       what or (" or ".join(repr(c) for c in choices) if choices else "a string"))
         return v
 
+    def pem(self, f, key):
+        """A PEM file named in [front], relative to the site file, that must exist."""
+        v = self.string(f, key, "front")
+        if v is None:
+            return None
+        p = Path(v) if Path(v).is_absolute() else self.path.parent / v
+        if not p.is_file():
+            self.fail(f"front.{key}", v, "an existing PEM file (a path relative to the site file "
+                      "or absolute)")
+        return str(p)
+
     def address(self, value, keypath):
         try:
             return str(ipaddress.ip_address(value))
@@ -222,8 +232,8 @@ class _Loader:
                 any(t not in TRANSPORTS for t in transports) or len(set(transports)) != len(transports):
             self.fail("front.transports", transports,
                       "a list of distinct transports from: " + ", ".join(TRANSPORTS))
-        cert = self.string(f, "tls_certificate", "front")
-        key = self.string(f, "tls_private_key", "front")
+        cert = self.pem(f, "tls_certificate")
+        key = self.pem(f, "tls_private_key")
         if "tls" in transports and not (cert and key):
             raise ConfigError(self.path, "front.tls_certificate", None, None, message=(
                 f"{self.path}: front.transports has \"tls\": expected front.tls_certificate "

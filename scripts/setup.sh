@@ -14,6 +14,7 @@ APT_PACKAGES=(
     python3-venv python3-dev gcc
     portaudio19-dev libasound2-plugins alsa-utils sox
     sip-tester kamailio baresip
+    kamailio-tls-modules openssl
     chromium
     fonts-dejavu-core espeak-ng
     graphviz

@@ -124,7 +124,7 @@ def wait_for(pred, timeout, what, step=0.05):
 
 # -- SIPp ----------------------------------------------------------------
 def sipp(scenario, target_port, numbers, tmp_path, *, calls=None, rate=50, hold_ms=3000,
-         limit=None, timeout_s=60, tone=None, transport="u1"):
+         limit=None, timeout_s=60, tone=None, transport="u1", tls=None):
     """Start SIPp as a caller; returns the Popen (the caller waits on it)."""
     csv = tmp_path / f"numbers-{time.time_ns()}.csv"
     csv.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers))
@@ -141,6 +141,8 @@ def sipp(scenario, target_port, numbers, tmp_path, *, calls=None, rate=50, hold_
            "-trace_err", "-error_file", str(tmp_path / "sipp-errors.log"),
            "-trace_stat", "-stf", str(tmp_path / "sipp-stat.csv"),
            "-nostdin", f"127.0.0.1:{target_port}"]
+    if tls:
+        cmd[-1:-1] = ["-tls_cert", str(tls[0]), "-tls_key", str(tls[1])]
     log = open(tmp_path / f"sipp-{time.time_ns()}.out", "wb")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
 
@@ -210,10 +212,20 @@ class PeerProc:
 
 
 def tone_energy(wav_path, hz=1000):
-    """(energy at ``hz``, total RMS) of a 16-bit mono WAV, by a Goertzel filter."""
-    with wave.open(str(wav_path)) as w:
-        rate, n = w.getframerate(), w.getnframes()
-        data = w.readframes(n)
+    """(energy at ``hz``, total RMS) of a 16-bit mono WAV, by a Goertzel filter.
+
+    The endpoint finishes the WAV just after it reports the call ended: wait for that."""
+    deadline = time.time() + 5
+    while True:
+        try:
+            with wave.open(str(wav_path)) as w:
+                rate, n = w.getframerate(), w.getnframes()
+                data = w.readframes(n)
+            break
+        except (wave.Error, EOFError, FileNotFoundError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
     samples = struct.unpack(f"<{len(data) // 2}h", data)
     if not samples:
         return 0.0, 0.0
@@ -232,6 +244,15 @@ def have_tools():
     assert not missing, f"missing {missing}: run scripts/setup.sh (installs them)"
 
 
+def self_signed(folder):
+    """A throw-away certificate and key for 127.0.0.1 (PEM files in ``folder``)."""
+    cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 # -- Kamailio as a registrar with digest authentication --------------------
 class Registrar:
     """A Kamailio registrar on 127.0.0.1 (UDP and TCP): users in a db_text file, digest auth,
@@ -242,11 +263,16 @@ class Registrar:
         self.dir = Path(tmp_path) / f"registrar-{time.time_ns()}"
         db = self.dir / "db"
         db.mkdir(parents=True)
+        cert, key = self_signed(self.dir)
+        (self.dir / "tls.cfg").write_text(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+            f"require_certificate = no\ncertificate = {cert}\nprivate_key = {key}\n")
         (db / "version").write_text("table_name(string) table_version(int)\nsubscriber:7\n")
         rows = "".join(f"{i}:{u}:127.0.0.1:{p}\n" for i, (u, p) in enumerate(users.items(), 1))
         (db / "subscriber").write_text(
             "id(int,auto) username(string) domain(string) password(string)\n" + rows)
         self.port = port or free_port()
+        self.tls_port = free_port()
         self.cfg = self.dir / "kamailio.cfg"
         self.cfg.write_text(f"""#!KAMAILIO
 debug=2
@@ -256,7 +282,11 @@ tcp_children=2
 auto_aliases=no
 listen=udp:127.0.0.1:{self.port}
 listen=tcp:127.0.0.1:{self.port}
+listen=tls:127.0.0.1:{self.tls_port}
+enable_tls=yes
 mpath="{module_dir()}"
+loadmodule "tls.so"
+modparam("tls", "config", "{self.dir / 'tls.cfg'}")
 loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "rr.so"

@@ -6,7 +6,7 @@ import pytest
 
 from firmware.boardfile import load_board
 from firmware.sitefile import load_site
-from firmware.state import LineRinging, LineCleared, LineState
+from firmware.state import KeyChanged, LineCleared, LineRinging, LineState
 from firmware.telephony.adapter import TelephonyAdapter
 from firmware.telephony.records import JsonLinesRecords
 
@@ -99,7 +99,7 @@ def test_ok__hold_plays_a_tone_resume_stops_it_release_hangs_up(desk, tmp_path):
 
 def test_ok__a_caller_hanging_up_unanswered_is_abandoned(desk, tmp_path):
     board, adapter, _ = desk
-    t = adapter.ring("204")
+    adapter.ring("204")
     wait_for(lambda: board.line("204") is LineState.RINGING, 10, "204 ringing")
     time.sleep(0.5)
     assert adapter.hang_up_test("204")
@@ -144,3 +144,45 @@ def test_ok__a_burst_of_call_attempts_kills_no_worker(desk):
     except AssertionError:
         raise AssertionError((t, adapter.line_call, board.line("201"), adapter.status()["calls"]))
     adapter.hang_up_test("201")
+
+
+def test_ok__split_two_positions_two_conversations_each_in_its_own_earpiece(desk, tmp_path):
+    board, adapter, (pos1, pos2) = desk
+    board.post(KeyChanged("split", True))        # the position-split key, turned
+    a = sipp("answered.xml", adapter.front.port, ["201"], tmp_path, hold_ms=3000,
+             tone=ulaw_tone(tmp_path / "a.wav", 1000, 5))
+    b = sipp("answered.xml", adapter.front.port, ["202"], tmp_path, hold_ms=3000,
+             tone=ulaw_tone(tmp_path / "b.wav", 600, 5))
+    wait_for(lambda: board.count(LineState.RINGING) == 2, 10, "both lines ringing")
+    board.press("line-201")                      # half 1: position 1
+    board.press("line-202")                      # half 2: position 2, at the same time
+    assert board.call(lambda: (board.state.lines["201"].position,
+                               board.state.lines["202"].position)) == (1, 2)
+    assert finish(a, 30) == 0 and finish(b, 30) == 0
+    pos1.next("ended", 10)
+    pos2.next("ended", 10)
+    one = (tone_energy(pos1.dir / "call1.wav", 1000)[0], tone_energy(pos1.dir / "call1.wav", 600)[0])
+    two = (tone_energy(pos2.dir / "call1.wav", 1000)[0], tone_energy(pos2.dir / "call1.wav", 600)[0])
+    assert one[0] > 1000 and one[1] < one[0] / 20, one      # caller A, and only A, at position 1
+    assert two[1] > 1000 and two[0] < two[1] / 20, two      # caller B, and only B, at position 2
+
+
+def test_ok__a_worker_that_dies_is_restarted_on_its_port_and_the_fault_clears(desk):
+    board, adapter, _ = desk
+    t = adapter.ring("202")
+    wait_for(lambda: board.line("202") is LineState.RINGING, 10, "202 ringing")
+    victim = next(w for w in adapter.workers if t["board_call"] in w.calls)
+    port = victim.port
+    victim.proc.kill()                                  # as an abort in PJSUA2 would
+    wait_for(lambda: board.line("202") is LineState.IDLE, 10, "the lost call cleared")
+    wait_for(lambda: adapter.status()["worker_restarts"] == 1, 20, "the worker restarted")
+    wait_for(lambda: board.faults() == {}, 10, "the fault cleared")
+    assert any(e.source == f"worker {victim.index}" and e.message for e in board.events
+               if type(e).__name__ == "Fault")
+    new = adapter.workers[victim.index]
+    assert new is not victim and new.port == port and new.proc.poll() is None
+    adapter.hang_up_test("202")
+    # Both workers take calls again (3 test callers + 3 calls fill the desk's 6 slots).
+    tests = [adapter.ring(line) for line in ("201", "203", "204")]
+    wait_for(lambda: board.count(LineState.RINGING) == 3, 10, "three lines ringing")
+    assert not any(t["code"] for t in tests)

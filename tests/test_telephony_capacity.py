@@ -1,6 +1,5 @@
 """Capacity: no caller turned away while a line is free, with the PyPI wheel's 4 calls a process."""
 
-import time
 
 import pytest
 

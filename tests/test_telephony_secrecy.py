@@ -1,6 +1,5 @@
 """Secrecy with a real customer's phone: a PJSUA2 endpoint rung together with the board."""
 
-import os
 import time
 
 import pytest

@@ -3,16 +3,23 @@
 Start-up (in a thread, so the daemon's loop is not held up): one PJSUA2
 worker is started and reports its call limit (the PyPI wheel's is 4); enough
 further workers are started for every line to ring at once (or as many as
-the site file says); each worker's ``maxload`` on the front is its limit less
-one slot kept for the operator's position leg; then Kamailio, the front, is
-started on the site's address; then trunks register.
+the site file says); each worker is told its ``maxload`` (its limit less one
+slot kept for the operator's position leg, or half that where customers'
+phones are rung too) and refuses callers beyond it; a position endpoint is
+started per position; then Kamailio, the front, is started on the site's
+address; then trunks register. A worker that dies is restarted on its port.
 
 Calls in: a worker reports an INVITE it answered with 180 Ringing; the
 adapter maps the called number to the board line and posts
 ``LineRinging(line, caller, call)``. The board's commands (``Answer``,
 ``Hold``, ``Resume``, ``Release``, ``Join``, ``Seize`` + ``Dial``) become
-worker commands on that call. A caller hanging up posts ``LineCleared``.
-Every call ends in a call record.
+worker commands on that call. A caller hanging up posts ``LineCleared``; the
+customer's phone answering or hanging up posts ``CustomerAnswered`` /
+``CustomerHungUp``; a call rung out takes a voice message and posts
+``MessageWaiting``. Every call ends in a call record.
+
+The adapter's state is touched from the workers' reader threads and the
+daemon's loop, under one lock; nothing here blocks on a worker.
 
 Registration: a trunk that fails to register posts ``Fault("trunk <name>",
 message)`` (the fault lamp) and is retried with doubling back-off; success
@@ -23,20 +30,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import math
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..state import (Answer, CustomerAnswered, CustomerHungUp, Dial, Fault, MessageWaiting, Hold,
-                     HoldRecall, Join, LineChanged, LineCleared, LineRinging, LineState, PlaceCall,
+from ..state import (Answer, CustomerAnswered, CustomerHungUp, Dial, Fault, Hold, Join,
+                     LineChanged, LineCleared, LineRinging, LineState, MessageWaiting, PlaceCall,
                      PlacedCallEnded, Release, Resume, Seize, SwitchChanged)
 from .front import Front
 from .pool import WorkerProc, _child_env, start_workers
@@ -121,13 +126,14 @@ class TelephonyAdapter:
         self.error: str | None = None
         self.limit: int | None = None
         self.turned_away = 0
+        self.restarts = 0
         self._lock = threading.RLock()
         self._ready = threading.Event()
         self._dial_timers: dict[int, object] = {}
         self._seq = 0
         self.tests: dict[str, dict] = {}          # test callers (ring, test-call) by id
         self.messages: dict[str, list] = {}       # line -> voice messages taken on overflow
-        self.position_procs: dict[int, subprocess.Popen] = {}
+        self.position_procs: dict = {}            # position -> firmware.position.PositionProcess
         self._levels: dict[int, dict] = {}
 
     # -- the adapter contract -------------------------------------------
@@ -169,7 +175,9 @@ class TelephonyAdapter:
             self.front = Front(self.run_dir / "front", listen=self.site.listen, port=self.port,
                                transports=self.site.transports, peers=self.site.peer_addresses(),
                                numbers=list(self.site.numbers),
-                               workers=[(w.port, w.maxload) for w in self.workers])
+                               workers=[(w.port, w.maxload) for w in self.workers],
+                               tls_certificate=self.site.tls_certificate,
+                               tls_private_key=self.site.tls_private_key)
             self.front.start()
             self.state = "running"
             print(f"switchboard: telephony ready: sip:<line>@{self.site.listen}:{self.front.port} "
@@ -203,32 +211,14 @@ class TelephonyAdapter:
                 self._post(Fault(f"position p{p.number}", err))
 
     def _position_proc(self, number, headset):
-        args = [sys.executable, "-m", "firmware.position", "--name", f"p{number}"]
-        if headset:
-            args += ["--headset", headset]
-        log = open(self.run_dir / "logs" / f"position{number}.log", "ab")
-        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                text=True, env=_child_env(), start_new_session=True)
-        log.close()
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if ev.get("event") == "ready":
-                self.position_procs[number] = proc
-                threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-                return ev["uri"], None
-            if ev.get("event") == "error":
-                proc.wait(5)
-                return None, ev.get("message", "error")
-        proc.kill()
-        proc.wait()
-        return None, "the position endpoint did not start"
+        from ..position import PositionProcess, PositionError
+        proc = PositionProcess(name=f"p{number}", headset=headset, env=_child_env())
+        try:
+            proc.start()
+        except PositionError as e:
+            return None, str(e)
+        self.position_procs[number] = proc
+        return proc.uri, None
 
     def _maxload(self, limit: int) -> int:
         # One slot per worker stays free for the position leg of the call a position
@@ -257,17 +247,7 @@ class TelephonyAdapter:
         if self.front is not None:
             self.front.stop()
         for proc in self.position_procs.values():
-            try:
-                proc.stdin.write('{"cmd": "quit"}\n')
-                proc.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
-        for proc in self.position_procs.values():
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.stop()
         self.position_procs = {}
         for w in self.workers:        # ask them all first: each takes a second to wind down
             w.send(op="quit")
@@ -286,7 +266,7 @@ class TelephonyAdapter:
                 "front": f"{self.site.listen}:{self.front.port}" if self.front else None,
                 "calls_per_worker": self.limit, "workers": ws, "capacity": capacity,
                 "in_use": in_use, "free": max(0, capacity - in_use),
-                "turned_away": self.turned_away,
+                "turned_away": self.turned_away, "worker_restarts": self.restarts,
                 "trunks": {n: {"registered": t.registered, "code": t.code, "reason": t.reason,
                                "retry_in_s": t.retry_in_s} for n, t in self.trunks.items()},
                 "calls": [c.record() for c in self.calls.values()],
@@ -295,7 +275,8 @@ class TelephonyAdapter:
 
     # -- events from the workers (reader threads) -----------------------
     def _post(self, event):
-        if self.daemon is not None:
+        # Nothing after stop(): the daemon's loop and panel may already be gone.
+        if self.daemon is not None and self.state not in ("stopping", "stopped"):
             self.daemon.post(event)
 
     def _on_event(self, w: WorkerProc, ev: dict):
@@ -349,8 +330,45 @@ class TelephonyAdapter:
                 t = self.trunks.get(ev["trunk"])
                 if t is not None:
                     t.retry_in_s = ev["in_s"]
-            elif kind == "exit" and self.state == "running":
-                self._post(Fault("telephony", f"PJSUA2 worker {w.index} exited"))
+            elif kind == "exit" and self.state == "running" and w in self.workers:
+                self._worker_died(w)
+
+    def _worker_died(self, w):
+        """A worker is gone with its calls: clear them, light the fault, start a new one
+        on the same port (the front's list names it), then clear the fault."""
+        source = f"worker {w.index}"
+        self._post(Fault(source, "a PJSUA2 worker exited; its calls were lost; restarting it"))
+        for c in [c for c in self.calls.values() if c.worker is w]:
+            if c.placed is not None:        # a wake-up or reminder call: the scheduler retries it
+                outcome = "answered" if c.answered else "failed"
+                self._finish(c, outcome)
+                self._post(PlacedCallEnded(c.placed["occurrence"], c.id, outcome, "worker lost"))
+                continue
+            self._post(LineCleared(c.line, "worker lost"))
+            self._finish(c, c.outcome or ("answered" if c.answered else "abandoned"))
+        for tid in [t for t, x in self.tests.items() if x["worker"] is w]:
+            self.tests.pop(tid, None)
+
+        def restart():
+            for attempt in range(5):
+                if self.state != "running":
+                    return
+                new = WorkerProc(w.index, self._on_event, listen="127.0.0.1", limit=w.limit,
+                                 log_dir=w.log_dir, port=w.port)
+                try:
+                    new.start()
+                except Exception:
+                    time.sleep(min(30, 2 ** attempt))
+                    continue
+                new.maxload = w.maxload
+                new.send(op="limits", maxload=new.maxload)
+                with self._lock:
+                    self.workers[self.workers.index(w)] = new
+                    self.restarts += 1
+                self._post(Fault(source, None))
+                return
+
+        threading.Thread(target=restart, name=f"restart-worker{w.index}", daemon=True).start()
 
     def _incoming(self, w, ev):
         line = self.site.line_for(ev.get("user") or "")

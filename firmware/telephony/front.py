@@ -72,7 +72,7 @@ SETUPS_PER_WORKER_S = 12
 
 
 def kamailio_config(*, listen: str, port: int, transports, peers, numbers, workers,
-                    children: int = 4) -> str:
+                    children: int = 4, tls_config: str | None = None) -> str:
     """The configuration text. ``workers`` is a list of (port, maxload)."""
     listens = "\n".join(f"listen={t}:{listen}:{port}" for t in transports if t in ("udp", "tcp"))
     if "tls" in transports:
@@ -105,6 +105,7 @@ loadmodule "sanity.so"
 loadmodule "dispatcher.so"
 loadmodule "htable.so"
 {'loadmodule "tls.so"' if "tls" in transports else ""}
+{f'modparam("tls", "config", "{tls_config}")' if "tls" in transports else ""}
 # A board's call may ring for minutes before it is picked up or overflows.
 modparam("tm", "fr_inv_timer", 900000)
 modparam("tm", "max_inv_lifetime", 1000000)
@@ -219,7 +220,8 @@ def dispatcher_list(workers, host="127.0.0.1") -> str:
 class Front:
     """One Kamailio process in the foreground, its config in ``run_dir``."""
 
-    def __init__(self, run_dir, *, listen, port, transports, peers, numbers, workers):
+    def __init__(self, run_dir, *, listen, port, transports, peers, numbers, workers,
+                 tls_certificate=None, tls_private_key=None):
         self.run_dir = Path(run_dir)
         self.listen = listen
         self.port = port or free_port(listen)
@@ -227,20 +229,36 @@ class Front:
         self.peers = list(peers)
         self.numbers = list(numbers)
         self.workers = list(workers)
+        self.tls = (tls_certificate, tls_private_key)
         self.proc: subprocess.Popen | None = None
 
     @property
     def uri(self) -> str:
         return f"sip:{self.listen}:{self.port}"
 
+    @property
+    def tls_port(self) -> int | None:
+        """TLS listens on the next port up (SIP's 5060/5061 habit)."""
+        return self.port + 1 if "tls" in self.transports else None
+
     def write(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ds = self.run_dir / "dispatcher.list"
         ds.write_text(dispatcher_list(self.workers))
+        tls_cfg = None
+        if "tls" in self.transports:
+            cert, key = (str(Path(p).resolve()) for p in self.tls)
+            tls_cfg = self.run_dir / "tls.cfg"
+            tls_cfg.write_text(
+                "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+                f"require_certificate = no\ncertificate = {cert}\nprivate_key = {key}\n\n"
+                "[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+                "require_certificate = no\n")
         cfg = self.run_dir / "kamailio.cfg"
         cfg.write_text(kamailio_config(listen=self.listen, port=self.port,
                                        transports=self.transports, peers=self.peers,
-                                       numbers=self.numbers, workers=self.workers)
+                                       numbers=self.numbers, workers=self.workers,
+                                       tls_config=str(tls_cfg) if tls_cfg else None)
                        .replace("{DSLIST}", str(ds))
                        .replace("{SETUPS}", str(SETUPS_PER_WORKER_S)))
         return cfg

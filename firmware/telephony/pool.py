@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,8 +23,10 @@ class WorkerError(SwitchboardError, RuntimeError):
 
 
 class WorkerProc:
-    def __init__(self, index: int, on_event, *, listen="127.0.0.1", limit=0, log_dir=None):
+    def __init__(self, index: int, on_event, *, listen="127.0.0.1", limit=0, log_dir=None,
+                 port=0):
         self.index = index
+        self.want_port = port
         self.on_event = on_event
         self.listen = listen
         self.limit_hint = limit
@@ -46,7 +47,8 @@ class WorkerProc:
             log = open(self.log_dir / f"worker{self.index}.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "firmware.telephony.worker", "--index", str(self.index),
-             "--listen", self.listen, "--limit", str(self.limit_hint)],
+             "--listen", self.listen, "--limit", str(self.limit_hint),
+             "--port", str(self.want_port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
             env=_child_env(), start_new_session=True)
         if log is not subprocess.DEVNULL:
