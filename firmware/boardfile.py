@@ -150,7 +150,8 @@ def boards_dir() -> Path:
 
 
 def shipped_boards() -> list[Path]:
-    return sorted(boards_dir().glob("*.toml"))
+    # Site files (*.site.toml) sit beside the board files but are not boards.
+    return sorted(b for b in boards_dir().glob("*.toml") if not b.name.endswith(".site.toml"))
 
 
 def find_board(name_or_path: str) -> Path:

@@ -314,6 +314,11 @@ def parse_args(argv=None):
     ap.add_argument("--web-port", type=int, default=8557,
                     help="port of the board's view (0 picks a free one; default 8557)")
     ap.add_argument("--no-web", action="store_true", help="do not serve the board's view")
+    ap.add_argument("--site", default=os.environ.get("SWITCHBOARD_SITE"),
+                    help="site file (trunks, numbers, headsets): starts the telephony, e.g. "
+                         "boards/desk.site.toml; without it calls are only simulated")
+    ap.add_argument("--sip-port", type=int, default=None,
+                    help="override the site file's front port (0 picks a free one)")
     ap.add_argument("--data-dir", default=None,
                     help="where records are kept (default: $SWITCHBOARD_DATA or ./var)")
     timeclock_adapter.add_arguments(ap)
@@ -329,6 +334,23 @@ async def _amain(args) -> int:
     daemon.data_dir = Path(args.data_dir or os.environ.get("SWITCHBOARD_DATA", "var"))
     daemon.args = args
     daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir))
+    if args.site:
+        from .sitefile import load_site
+        from .telephony.adapter import TelephonyAdapter
+        telephony = TelephonyAdapter(board, load_site(args.site, board), port=args.sip_port)
+        daemon.add_adapter(telephony)
+        telephony.register_commands(daemon)
+        # Call records older than 30 days go; their counts stay for billing.
+        from .callretention import CallRetentionAdapter
+        daemon.add_adapter(CallRetentionAdapter(lambda: telephony.records, daemon.data_dir))
+    # Wake-up and reminder calls: the schedule is kept in the data directory.
+    from .recordset import zone
+    from .schedule import ScheduleAdapter, clock_from_env
+    daemon.add_adapter(ScheduleAdapter(daemon.data_dir / "schedule.json",
+                                       zone(os.environ.get("SWITCHBOARD_TZ"), "SWITCHBOARD_TZ", ""),
+                                       clock=clock_from_env()))
+    from . import figures
+    figures.add_command(daemon, zone(os.environ.get("SWITCHBOARD_TZ"), "SWITCHBOARD_TZ", ""))
     sock_path = Path(args.socket) if args.socket else paths.control_socket()
     web_runner = None
     server = None

@@ -48,6 +48,9 @@ _ASSETS = {
     "/index.html": ("index.html", "text/html"),
     "/board.js": ("board.js", "text/javascript"),
     "/board.css": ("board.css", "text/css"),
+    "/figures": ("figures.html", "text/html"),
+    "/figures.js": ("figures.js", "text/javascript"),
+    "/figures.css": ("figures.css", "text/css"),
 }
 # The page is plain files from this server, nothing else: no inline script,
 # no other origin, never inside someone else's frame.
@@ -153,7 +156,7 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         if not guard.host_ok(request.headers.get("Host")):
             return _error(403, "this board view answers only to this machine's own name "
                                "(Host header refused)")
-        asset = request.path in ("/board.js", "/board.css")
+        asset = request.path in ("/board.js", "/board.css", "/figures.js", "/figures.css")
         if not asset and not guard.token_ok(request):
             return _error(401, "this board view needs its access token: open the address "
                                "the daemon printed (…/?token=…)")
@@ -257,6 +260,15 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
                                      headers=_SECURITY_HEADERS, dumps=_dumps)
         return handler
 
+    async def figures(request: web.Request):
+        """The supervisor's figures (the ``figures`` control command) for the figures page."""
+        args = {k: request.query[k] for k in ("from", "to") if request.query.get(k)}
+        try:
+            result = await daemon.request("figures", args)
+        except (ControlError, SwitchboardError, ValueError) as e:
+            return _error(400, f"figures: {e}")
+        return web.json_response(result, headers=_SECURITY_HEADERS, dumps=_dumps)
+
     async def on_shutdown(app):
         for task in list(streams):
             task.cancel()
@@ -268,6 +280,7 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/events", events)
     app.router.add_get("/api/clock", read_clock)
+    app.router.add_get("/api/figures", figures)
     app.router.add_post("/api/press", action("press", ("key",)))
     app.router.add_post("/api/release", action("release", ("key",)))
     app.router.add_post("/api/ring", action("ring", ("line",), ("caller",)))

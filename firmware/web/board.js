@@ -173,6 +173,7 @@
         return;
       case "notice":
         log(ev.text, "notice");
+        resyncSoon();                 // a scheduled call's card may have come or gone
         return;
       case "command":
         if (ev.command === "Dial" && lastDial && lastDial.position === ev.position &&
@@ -238,10 +239,29 @@
       }
       if (!resyncTimer) resyncTimer = setTimeout(resync, 100);
     }
+    drawDue(s.due_calls || []);
     document.body.classList.toggle("key-test", !!s.key_test);
     drawAdapters(s);
     const faults = Object.entries(s.faults || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
     $("lamp-fault").title = faults || "no faults";
+  }
+
+  // Wake-up and reminder calls waiting for an operator: one card each.
+  function drawDue(cards) {
+    const box = $("due");
+    if (!box) return;
+    box.replaceChildren();
+    for (const c of cards) {
+      const card = el("div", "card " + c.kind);
+      card.dataset.occurrence = c.occurrence;
+      card.append(el("div", "what", (c.kind === "wakeup" ? "Wake-up call" : "Reminder call") +
+                     (c.line ? ` on line ${c.line}` : "") + (c.attempt > 1 ? `, try ${c.attempt}` : "")));
+      card.append(el("div", "who", `${c.customer}: call ${c.number}`));
+      card.append(el("div", "say", `Say: ${c.message}`));
+      if (c.note) card.append(el("div", "note", c.note));
+      box.append(card);
+    }
+    box.hidden = cards.length === 0;
   }
 
   function build(s) {

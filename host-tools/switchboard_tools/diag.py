@@ -175,10 +175,36 @@ def build_parser():
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--count", type=int, default=None, help="stop after this many events")
     _timeclock_parsers(add)
+    p = add("test-call", "trunk test: ring a line with a real SIP call, report rang, answered, "
+            "and audio both ways (answer it at the board)")
+    p.add_argument("line")
+    p.add_argument("--answer-s", type=float, default=20, help="how long to wait for an answer")
+    p.add_argument("--talk-s", type=float, default=2, help="how long to listen once answered")
+    p.add_argument("--echo", action="store_true",
+                   help="the board answers by itself and echoes the caller's tone back")
+    p = add("transfer", "transfer (patch) the call on a line to a number; release the line "
+            "key to leave them talking (at once: blind; after talking to them: attended)")
+    p.add_argument("line")
+    p.add_argument("number")
     p = add("call", "send any control command: call NAME [JSON-ARGS]")
     p.add_argument("name")
     p.add_argument("args", nargs="?", default="{}")
     return ap
+
+
+def _test_call_text(r) -> str:
+    def level(v):
+        return "not measured" if v is None else (f"yes (level {v})" if v else "silence")
+    rows = [f"line {r['line']}:",
+            f"  rang        {'yes' if r['rang'] else 'no'}"
+            + (f" ({r['ring_ms']} ms after the INVITE)" if r.get("ring_ms") is not None else "")
+            + (f" (SIP {r['code']})" if r.get("code") else ""),
+            f"  answered    {'yes' if r['answered'] else 'no'}"
+            + (f" after {r['answer_s']} s" if r.get("answer_s") is not None else ""),
+            f"  audio in    {level(r.get('audio_to_board'))}  (caller -> board)",
+            f"  audio out   {level(r.get('audio_from_board'))}  (board -> caller)",
+            "  result      " + ("OK" if r.get("ok") else "FAILED")]
+    return "\n".join(rows)
 
 
 def run(args) -> int:
@@ -214,6 +240,16 @@ def run(args) -> int:
                 _out(args, ev, _event_text(ev))
         elif c in TIMECLOCK_COMMANDS:
             _timeclock_run(client, args)
+        elif c == "test-call":
+            client.sock.settimeout(args.answer_s + args.talk_s + 20)
+            r = client.call("test-call", line=args.line, answer_s=args.answer_s,
+                            talk_s=args.talk_s, echo=args.echo)
+            _out(args, r, _test_call_text(r))
+            return 0 if r.get("ok") else 1
+        elif c == "transfer":
+            r = client.call("transfer", line=args.line, to=args.number)
+            _out(args, r, f"line {r['line']}: calling {r['to']}; release the line to leave them "
+                 "talking")
         elif c == "call":
             try:
                 cargs = json.loads(args.args)

@@ -1,0 +1,216 @@
+"""Audio delay through a position's headset path, beside a bare PJSUA2 path; memory.
+
+    /tmp/venv/bin/python benchmarks/audio.py [--calls 3] [--json]
+
+Everything runs on 127.0.0.1 in a temp dir: position processes with their
+headsets on the FIFO-paced ALSA file-plugin card of tests/alsa_fixture.py,
+and bare PJSUA2 endpoints (tests/pjsua_peer.py) as callers and baseline.
+
+The signal is a train of 1 kHz bursts (200 ms on, 800 ms off). A burst's
+delay is the time between it leaving one end and its onset arriving at the
+other, all stamped with CLOCK_MONOTONIC, which the processes share:
+
+- baseline, bare:   peer A's player -> network -> peer B's recorder (and B -> A)
+- caller->earpiece: peer A's player -> position (jitter buffer, bridge, ear ring,
+                    PortAudio, ALSA) -> the moment ALSA's file plugin wrote it
+- mic->far end:     the moment ALSA's file plugin read it from the microphone ->
+                    PortAudio, mic ring, bridge -> network -> peer A's recorder
+
+"Added" is the headset path's median minus the bare path's median: what
+joining a call through a position and its headset costs over joining the
+same call with a PJSUA2 endpoint's own media. Resolution: a bridge frame
+(20 ms) at the player's start; stamps of the ALSA side are good to about an
+ALSA period (a few ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]  # a script: uses the tests' real peers
+
+from alsa_fixture import FakeCard, samples, tone  # noqa: E402
+from headset_support import PeerProc, PositionProc, pcm_wav, wav_pcm  # noqa: E402
+
+RATE = 16000
+LEAD_S, ON_S, PERIOD_S, BURSTS = 0.5, 0.2, 1.0, 5
+AMP = 0.5
+
+
+def burst_train(rate: int) -> bytes:
+    pcm = bytearray(int(LEAD_S * rate) * 2)
+    for _ in range(BURSTS):
+        pcm += tone(1000, ON_S, rate, AMP)
+        pcm += bytes(int((PERIOD_S - ON_S) * rate) * 2)
+    return bytes(pcm)
+
+
+def onsets(pcm: bytes, rate: int, threshold: float = 0.25 * AMP * 32767) -> list[float]:
+    """Seconds into `pcm` where each burst starts (first sample over the threshold
+    after at least 300 ms under it)."""
+    x = samples(pcm)
+    found, quiet_since = [], -rate
+    gap = int(0.3 * rate)
+    for i, v in enumerate(x):
+        if abs(v) > threshold:
+            if i - quiet_since > gap:
+                found.append(i / rate)
+            quiet_since = i
+    return found
+
+
+def expected_times(start: float) -> list[float]:
+    return [start + LEAD_S + k * PERIOD_S for k in range(BURSTS)]
+
+
+def match(sent: list[float], got: list[float]) -> list[float]:
+    """Delay of each sent burst: the first onset after it, within half a period."""
+    out = []
+    for s in sent:
+        after = [g - s for g in got if 0 <= g - s < PERIOD_S / 2]
+        if after:
+            out.append(after[0])
+    return out
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def bare_run(tmp: Path, train: Path, i: int):
+    rec_a, rec_b = tmp / f"bare-a{i}.wav", tmp / f"bare-b{i}.wav"
+    secs = LEAD_S + BURSTS * PERIOD_S + 0.5
+    with PeerProc(tmp, name=f"bare-b{i}", answer=True, record=rec_b, play=train,
+                  seconds=secs) as b:
+        with PeerProc(tmp, name=f"bare-a{i}", call=b.uri, record=rec_a, play=train,
+                      seconds=secs) as a:
+            ma, mb = a.next("media", 15), b.next("media", 15)
+            time.sleep(1.0)
+            mem = rss_kb(b.ready["pid"])
+            a.next("done", 30)
+            b.next("done", 30)
+    pa, ra = wav_pcm(rec_a)
+    pb, rb = wav_pcm(rec_b)
+    a_to_b = match(expected_times(ma["play_at"]), [mb["record_at"] + t for t in onsets(pb, rb)])
+    b_to_a = match(expected_times(mb["play_at"]), [ma["record_at"] + t for t in onsets(pa, ra)])
+    return a_to_b, b_to_a, mem
+
+
+def headset_run(tmp: Path, train: Path, i: int):
+    rec_a = tmp / f"hs-a{i}.wav"
+    secs = LEAD_S + BURSTS * PERIOD_S + 0.8
+    with FakeCard(tmp / f"home{i}", ["hs1"], rate=RATE) as card:
+        with PositionProc(tmp, card, name=f"p{i}", headset="hs1") as pos:
+            mem_idle = rss_kb(pos.ready["pid"])
+            with PeerProc(tmp, name=f"hs-a{i}", call=pos.uri, record=rec_a, play=train,
+                          seconds=secs) as a:
+                ma = a.next("media", 15)
+                pos.next("media", 10, state="active")
+                card.say("hs1", burst_train(RATE))
+                time.sleep(1.0)
+                mem_call = rss_kb(pos.ready["pid"])
+                a.next("done", 30)
+            status = pos.status()["headset"]
+            ear = card.ear_timed("hs1")
+            mic_log = card.mic_log("hs1")
+    # caller -> earpiece: onsets in the whole earpiece stream, stamped through their chunk
+    stream = b"".join(pcm for _, pcm in ear)
+    starts, off = [], 0
+    for t, pcm in ear:
+        starts.append((off, t))
+        off += len(pcm)
+    offsets = [o for o, _ in starts]
+    got = []
+    for sec in onsets(stream, RATE):
+        byte = int(round(sec * RATE)) * 2
+        k = bisect.bisect_right(offsets, byte) - 1
+        got.append(starts[k][1] + (byte - starts[k][0]) / (2 * RATE))
+    to_ear = match(expected_times(ma["play_at"]), got)
+    # mic -> far end: the card stamped when ALSA read the first byte of the train
+    heard0 = mic_log[0][0] - mic_log[0][1] / (2 * RATE)
+    pa, ra = wav_pcm(rec_a)
+    from_mic = match(expected_times(heard0), [ma["record_at"] + t for t in onsets(pa, ra)])
+    return to_ear, from_mic, mem_idle, mem_call, status
+
+
+def ms(v):
+    return round(v * 1000, 1) if v is not None else None
+
+
+def summary(vals):
+    if not vals:
+        return {"n": 0}
+    return {"n": len(vals), "median_ms": ms(statistics.median(vals)), "min_ms": ms(min(vals)),
+            "max_ms": ms(max(vals))}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=3, help="calls per path (bounded: 1-10)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    calls = max(1, min(args.calls, 10))
+    with tempfile.TemporaryDirectory(prefix="bench-audio-") as d:
+        tmp = Path(d)
+        train = pcm_wav(tmp / "train.wav", burst_train(RATE), RATE)
+        bare_ab, bare_ba, bare_mem = [], [], []
+        hs_ear, hs_mic, mem_idle, mem_call = [], [], [], []
+        status = None
+        for i in range(calls):
+            ab, ba, m = bare_run(tmp, train, i)
+            bare_ab += ab
+            bare_ba += ba
+            bare_mem.append(m)
+            e, mic, mi, mc, status = headset_run(tmp, train, i)
+            hs_ear += e
+            hs_mic += mic
+            mem_idle.append(mi)
+            mem_call.append(mc)
+    bare_all = bare_ab + bare_ba
+    result = {
+        "bursts_per_call": BURSTS, "calls": calls,
+        "bare_pjsua2_one_way": summary(bare_all),
+        "caller_to_earpiece": summary(hs_ear),
+        "mic_to_far_end": summary(hs_mic),
+        "added_caller_to_earpiece_ms": ms(statistics.median(hs_ear) - statistics.median(bare_all))
+        if hs_ear and bare_all else None,
+        "added_mic_to_far_end_ms": ms(statistics.median(hs_mic) - statistics.median(bare_all))
+        if hs_mic and bare_all else None,
+        "rss_kb": {"bare_endpoint_in_call": max(bare_mem), "position_idle": max(mem_idle),
+                   "position_in_call": max(mem_call)},
+        "last_headset_status": status,
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"audio delay, {calls} call(s) x {BURSTS} bursts per path (median, min-max):")
+    for key, label in (("bare_pjsua2_one_way", "bare PJSUA2 -> PJSUA2 (baseline)"),
+                       ("caller_to_earpiece", "caller -> position -> earpiece"),
+                       ("mic_to_far_end", "microphone -> position -> far end")):
+        s = result[key]
+        if s["n"]:
+            print(f"  {label:36s} {s['median_ms']:7.1f} ms  ({s['min_ms']}-{s['max_ms']}, n={s['n']})")
+        else:
+            print(f"  {label:36s}     n/a (no burst matched)")
+    print(f"  added by the headset path: caller->ear {result['added_caller_to_earpiece_ms']} ms, "
+          f"mic->far end {result['added_mic_to_far_end_ms']} ms")
+    r = result["rss_kb"]
+    print(f"memory (RSS): bare endpoint in a call {r['bare_endpoint_in_call'] / 1024:.1f} MB; "
+          f"position idle {r['position_idle'] / 1024:.1f} MB, in a call "
+          f"{r['position_in_call'] / 1024:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

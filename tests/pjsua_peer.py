@@ -1,0 +1,145 @@
+"""A bare PJSUA2 endpoint as a test peer: the far end of a position's call.
+
+    python tests/pjsua_peer.py --call sip:p1@127.0.0.1:PORT --record out.wav --seconds 4
+    python tests/pjsua_peer.py --answer --record out.wav --play tone.wav
+
+Calls (or auto-answers), records what it hears with AudioMediaRecorder,
+optionally plays a WAV into the call, hangs up after --seconds of media and
+prints JSON lines on stdout: ready, media (with the CLOCK_MONOTONIC time the
+recorder and player were joined), ended, done. The recording is complete
+once "done" is printed (the recorder is deleted before that).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import pjsua2 as pj
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--call")
+    ap.add_argument("--answer", action="store_true")
+    ap.add_argument("--record")
+    ap.add_argument("--play")
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--idle", type=float, default=30.0, help="give up without a call after this")
+    ap.add_argument("--codec", default=None, help="prefer this codec, e.g. PCMU/8000")
+    args = ap.parse_args()
+
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # PJSUA2's C code prints to fd 1
+
+    def emit(event, **kw):
+        out.write(json.dumps({"event": event, **kw}) + "\n")
+
+    ep = pj.Endpoint()
+    ep.libCreate()
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.logConfig.level = 0
+    cfg.logConfig.consoleLevel = 0
+    cfg.medConfig.ecTailLen = 0
+    cfg.medConfig.noVad = True
+    ep.libInit(cfg)
+    ep.audDevManager().setNullDev()
+    tcfg = pj.TransportConfig()
+    tcfg.port = 0
+    tcfg.boundAddress = "127.0.0.1"
+    tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+    ep.libStart()
+    if args.codec:
+        for c in ep.codecEnum2():
+            ep.codecSetPriority(c.codecId, 255 if c.codecId.startswith(args.codec) else 0)
+    port = int(ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+
+    state = {"call": None, "media_at": None, "ended": False}
+    media = {}
+
+    class Peer(pj.Call):
+        def onCallState(self, prm):
+            info = self.getInfo()
+            if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                state["ended"] = True
+                emit("ended", code=info.lastStatusCode)
+
+        def onCallMediaState(self, prm):
+            try:
+                self.media_state()
+            except Exception:
+                import traceback
+                traceback.print_exc()
+
+        def media_state(self):
+            info = self.getInfo()  # keep it: .media is a view into this object
+            for mi in info.media:
+                if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE \
+                        and state["media_at"] is None:
+                    am = self.getAudioMedia(mi.index)
+                    t = {}
+                    if args.record:
+                        media["rec"] = pj.AudioMediaRecorder()
+                        media["rec"].createRecorder(args.record)
+                        am.startTransmit(media["rec"])
+                        t["record_at"] = time.monotonic()
+                    if args.play:
+                        media["player"] = pj.AudioMediaPlayer()
+                        media["player"].createPlayer(args.play, pj.PJMEDIA_FILE_NO_LOOP)
+                        media["player"].startTransmit(am)
+                        t["play_at"] = time.monotonic()
+                    state["media_at"] = time.monotonic()
+                    emit("media", **t)
+
+    class Acc(pj.Account):
+        def onIncomingCall(self, prm):
+            call = Peer(self, prm.callId)
+            state["call"] = call
+            op = pj.CallOpParam()
+            op.statusCode = 200
+            call.answer(op)
+
+    acfg = pj.AccountConfig()
+    acfg.idUri = f"sip:peer@127.0.0.1:{port}"
+    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+    acc = Acc()
+    acc.create(acfg, True)
+    emit("ready", port=port, uri=f"sip:peer@127.0.0.1:{port}", pid=os.getpid())
+
+    if args.call:
+        state["call"] = Peer(acc)
+        try:
+            state["call"].makeCall(args.call, pj.CallOpParam(True))
+        except pj.Error as exc:
+            emit("error", message=exc.info())
+            state["ended"] = True
+    start = time.monotonic()
+    hung = False
+    while not state["ended"]:
+        ep.libHandleEvents(10)
+        now = time.monotonic()
+        if state["media_at"] and not hung and now - state["media_at"] > args.seconds:
+            hung = True
+            try:
+                state["call"].hangup(pj.CallOpParam(True))
+            except pj.Error:  # the other end hung up first
+                pass
+        if state["media_at"] is None and now - start > args.idle:
+            emit("error", message="no call")
+            break
+    for _ in range(20):
+        ep.libHandleEvents(10)
+    # explicit order: media players/recorders, the call, the account, then the library
+    media.clear()
+    state["call"] = None
+    del acc
+    ep.libDestroy()
+    emit("done")
+
+
+if __name__ == "__main__":
+    main()

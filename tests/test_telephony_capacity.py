@@ -1,0 +1,78 @@
+"""Capacity: no caller turned away while a line is free, with the PyPI wheel's 4 calls a process."""
+
+
+import pytest
+
+from firmware.boardfile import load_board
+from firmware.sitefile import load_site
+from firmware.state import LineState
+from firmware.telephony.adapter import TelephonyAdapter
+from firmware.telephony.records import JsonLinesRecords
+
+from telephony_support import BoardLoop, PeerProc, finish, have_tools, sipp, wait_for
+
+TAS = load_board("boards/tas100.toml")
+TAS_SITE = load_site("boards/tas100.site.toml", TAS)
+ALL_LINES = [ln.number for ln in TAS.lines]
+
+
+@pytest.fixture
+def tas100(tmp_path):
+    have_tools()
+    position = PeerProc(tmp_path, "position1", record=False)
+    board = BoardLoop(TAS, tmp_path / "data")
+    adapter = TelephonyAdapter(TAS, TAS_SITE, run_dir=tmp_path / "tel", port=0,
+                               records=JsonLinesRecords(tmp_path / "calls.jsonl"),
+                               position_uris={1: position.uri})
+    board.add_adapter(adapter)
+    board.start()
+    assert adapter.wait_ready(90), adapter.error
+    yield board, adapter, position
+    board.stop()
+    position.stop()
+
+
+def test_ok__all_115_lines_ring_at_once_none_turned_away(tas100, tmp_path):
+    board, adapter, _ = tas100
+    st = adapter.status()
+    # the limit is measured, not assumed; the pool is sized from it
+    per = st["calls_per_worker"]
+    assert per >= 1 and all(w["limit"] == per for w in st["workers"])
+    assert st["capacity"] >= 115 and st["free"] == st["capacity"]
+    caller = sipp("ring_cancel.xml", adapter.front.port, ALL_LINES, tmp_path,
+                  rate=200, hold_ms=6000, timeout_s=40)
+    wait_for(lambda: board.count(LineState.RINGING) == 115, 30, "all 115 lines ringing")
+    st = adapter.status()
+    assert st["in_use"] == 115 and st["turned_away"] == 0
+    assert st["free"] == st["capacity"] - 115
+    assert finish(caller, 40) == 0, (tmp_path / "sipp-errors.log").read_text()[-2000:] \
+        if (tmp_path / "sipp-errors.log").exists() else "SIPp failed"
+    wait_for(lambda: board.count(LineState.IDLE) == 115, 15, "every line idle again")
+    recs = JsonLinesRecords(tmp_path / "calls.jsonl").read()
+    assert len(recs) == 115 and {r["outcome"] for r in recs} == {"abandoned"}
+    assert sorted(r["line"] for r in recs) == sorted(ALL_LINES)
+
+
+def test_ok__32_calls_ringing_talking_and_held_at_once(tas100, tmp_path):
+    board, adapter, position = tas100
+    lines = ALL_LINES[:32]
+    caller = sipp("answered.xml", adapter.front.port, lines, tmp_path, rate=100,
+                  hold_ms=6000, timeout_s=60, tone=None)
+    wait_for(lambda: board.count(LineState.RINGING) == 32, 20, "32 lines ringing")
+    for n in lines[:20]:        # each pick-up puts the call before it on hold
+        board.press(f"line-{n}")
+    wait_for(lambda: board.count(LineState.HELD) == 19, 10, "19 calls held")
+    assert board.line(lines[19]) is LineState.OPERATOR
+    assert board.count(LineState.RINGING) == 12
+    st = adapter.status()
+    assert st["in_use"] == 32 and st["turned_away"] == 0
+    for n in lines[20:]:
+        board.press(f"line-{n}")
+    assert finish(caller, 60) == 0, "a caller was not answered or was dropped"
+    wait_for(lambda: board.count(LineState.IDLE) == 115, 15, "every line idle again")
+    recs = wait_for(lambda: len(JsonLinesRecords(tmp_path / "calls.jsonl").read()) == 32 and
+                    JsonLinesRecords(tmp_path / "calls.jsonl").read(), 10, "32 call records")
+    assert {r["outcome"] for r in recs} == {"answered"} and {r["position"] for r in recs} == {1}
+    assert sum(1 for r in recs if r["hold_s"] > 0) == 31   # all but the last one picked up
+    # the position took one leg at a time: a leg per pick-up, hung up on hold
+    assert sum(1 for e in position.seen if e["ev"] == "incoming") == 32
