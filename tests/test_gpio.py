@@ -58,11 +58,16 @@ def test_ok__direct_key_pin_to_lamp_pin_on_the_desk_board():
         # The lamp flashes at 60 a minute: half a second on, half off.
         # It lights at once (or at the next edge) and its first period may be short;
         # after that it changes every half second, in step with the interrupter.
-        assert len(lamp.states) >= 5
-        lamp.assert_states_and_times(
-            [tuple(s) for s in lamp.states[:3]] +
-            [(FLASH_ON, i % 2 == 1) for i in range(3, len(lamp.states))])
-        # A finger on the key: the pin goes low, the call is answered, the lamp is steady.
+        # (gpiozero's assert_states_and_times allows 50 ms; a loaded 2-core CI box
+        # can be later than that waking up, so the times get 120 ms here.)
+        states = list(lamp.states)
+        assert len(states) >= 5, states
+        lamp.assert_states([False] + [i % 2 == 1 for i in range(1, len(states))])
+        for s in states[3:]:
+            assert abs(s.timestamp - FLASH_ON) < 0.12, states
+        # A finger on the key while the lamp is dark: the pin goes low, the call is
+        # answered and the lamp lights at once and stays lit (steady).
+        assert wait_for(lambda: not sim.lamp_lit("line-201"))
         lamp.clear_states()
         key_pin = sim.factory.pin("GPIO4")
         t0 = time.monotonic()
@@ -70,7 +75,8 @@ def test_ok__direct_key_pin_to_lamp_pin_on_the_desk_board():
         assert wait_for(lambda: daemon.state.lines["201"].state.value == "operator")
         time.sleep(1.2)
         assert sim.lamp_lit("line-201")
-        assert all(s.state for s in lamp.states[1:]), lamp.states   # steady: no more flashing
+        lamp.assert_states_and_times([(0.0, False), (0.0, True)])
+        assert len(lamp.states) == 2, lamp.states            # steady: no more flashing
         key_pin.drive_high()
         assert time.monotonic() - t0 < 2
 
