@@ -9,9 +9,12 @@ from conftest import project_env, python_cmd
 from telephony_support import have_tools, wait_for
 
 
-@pytest.fixture
-def daemon(tmp_path):
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    """One daemon for this module's tests: starting 2 workers, Kamailio and 2 positions
+    takes seconds."""
     have_tools()
+    tmp_path = tmp_path_factory.mktemp("daemon")
     sock = tmp_path / "ctl.sock"
     out = open(tmp_path / "daemon.out", "wb")
     proc = subprocess.Popen(python_cmd("firmware.daemon", "--sim", "--board", "desk",
