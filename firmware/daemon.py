@@ -18,13 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import control, paths
+from . import control, paths, timeclock_adapter
 from .boardfile import find_board, load_board
 from .errors import ConfigError, ControlError, SwitchboardError
 from .gpio import Panel
 from .state import (BoardState, BusyOut, CustomerAnswered, CustomerHungUp, KeyChanged,
                     KeyTest, LampCadence, LampTest, LineChanged, LineCleared, LineRinging,
-                    Notice, SetLamp, SwitchChanged, KeyReport, next_edge)
+                    Notice, SetLamp, SwitchChanged, KeyReport)
 
 
 def event_dict(cmd) -> dict:
@@ -151,8 +151,9 @@ class Daemon:
                 now = self.clock()
                 self._apply(self.state.tick(now))
                 now = self.clock()
-                # Sleep until the interrupter's next edge or the state's next deadline.
-                delay = min(self.state.next_deadline(now), next_edge(now)) - now
+                # Sleep until the state has something to do: an idle board wakes
+                # once a second, a flashing one at the interrupter's edges only.
+                delay = self.state.next_deadline(now) - now
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), max(delay, 0.001))
@@ -317,6 +318,7 @@ def parse_args(argv=None):
                     help="override the site file's front port (0 picks a free one)")
     ap.add_argument("--data-dir", default=None,
                     help="where records are kept (default: $SWITCHBOARD_DATA or ./var)")
+    timeclock_adapter.add_arguments(ap)
     return ap.parse_args(argv)
 
 
@@ -334,6 +336,7 @@ async def _amain(args) -> int:
         telephony = TelephonyAdapter(board, load_site(args.site, board), port=args.sip_port)
         daemon.add_adapter(telephony)
         telephony.register_commands(daemon)
+    daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir))
     sock_path = Path(args.socket) if args.socket else paths.control_socket()
     web_runner = None
     server = None

@@ -17,7 +17,15 @@ from .errors import ControlError
 
 
 class WatchedPin(MockPin):
-    """A mock pin that tells a simulated chip when it changes."""
+    """A mock pin that tells a simulated chip when it changes.
+
+    A chain's pins change tens of thousands of times a second, and MockPin
+    keeps every change in ``states``: so this pin keeps only the last
+    ``HISTORY`` changes at least (up to twice that), enough to check a whole
+    shift/latch sequence after ``clear_states()``, without growing forever.
+    """
+
+    HISTORY = 4096
 
     def __init__(self, factory, info, on_change=None):
         super().__init__(factory, info)
@@ -25,8 +33,11 @@ class WatchedPin(MockPin):
 
     def _change_state(self, value):
         changed = super()._change_state(value)
-        if changed and self.on_change is not None:
-            self.on_change(value)
+        if changed:
+            if len(self.states) > 2 * self.HISTORY:
+                del self.states[:-self.HISTORY]
+            if self.on_change is not None:
+                self.on_change(value)
         return changed
 
 
@@ -39,7 +50,7 @@ class Sim74HC595:
         self.outputs = [False] * chain.bits
         self.latches = 0
         self.fitted = chain.chips             # fewer when a fault is injected
-        self.data = factory.pin(chain.pins["data"])
+        self.data = factory.pin(chain.pins["data"], pin_class=WatchedPin)
         factory.pin(chain.pins["clock"], pin_class=WatchedPin, on_change=self._clock)
         factory.pin(chain.pins["latch"], pin_class=WatchedPin, on_change=self._latch)
 
@@ -66,7 +77,7 @@ class Sim74HC165:
         self.tail = True                      # the level SER of the last fitted chip is tied to
         self._order: list[bool] = []
         self._next = 0
-        self.data = factory.pin(chain.pins["data"])
+        self.data = factory.pin(chain.pins["data"], pin_class=WatchedPin)
         self.load = factory.pin(chain.pins["load"], pin_class=WatchedPin, on_change=self._load)
         factory.pin(chain.pins["clock"], pin_class=WatchedPin, on_change=self._clock)
 

@@ -42,10 +42,14 @@ def interrupter(now: float) -> dict[Cadence, bool]:
     }
 
 
-def next_edge(now: float) -> float:
-    """When the interrupter next turns a flashing or winking lamp on or off."""
-    edges = []
-    for period, on in ((FLASH_PERIOD, FLASH_ON), (WINK_PERIOD, WINK_ON)):
+_CADENCES = {Cadence.FLASH: (FLASH_PERIOD, FLASH_ON), Cadence.WINK: (WINK_PERIOD, WINK_ON)}
+
+
+def next_edge(now: float, cadences=(Cadence.FLASH, Cadence.WINK)) -> float:
+    """When the interrupter next turns a lamp of one of these cadences on or off."""
+    edges = [now + 3600.0]
+    for c in cadences:
+        period, on = _CADENCES[c]
         base = now - (now % period)
         for t in (base + on, base + period):
             if t > now:
@@ -118,6 +122,14 @@ class Fault:
 @dataclass(frozen=True)
 class LampTest:
     step_s: float = 0.25
+
+
+@dataclass(frozen=True)
+class CardChanged:
+    """The time clock's card for a position (or, position None, a ringing line) changed."""
+    position: int | None
+    line: str | None
+    card: dict | None         # None: no card any more
 
 
 @dataclass(frozen=True)
@@ -214,6 +226,14 @@ class Dial:
 class StampRequest:
     position: int
     line: str | None
+
+
+@dataclass(frozen=True)
+class ShowCard:
+    """Put a customer's card on a position's screen (position None: offered on a ringing line)."""
+    position: int | None
+    line: str | None
+    card: dict | None
 
 
 @dataclass(frozen=True)
@@ -325,13 +345,28 @@ class BoardState:
         return out
 
     def next_deadline(self, now: float) -> float:
-        """When ``tick`` next has something to do (for a loop that sleeps till then)."""
+        """When ``tick`` next has something to do (for a loop that sleeps till then).
+
+        Only what is pending counts: a key's debounce, the interrupter's next
+        edge for the cadences lit now, a lamp test's next step, a ringing
+        line's next ring, a held line's recall. At most a second away.
+        """
         t = now + 1.0
         for k in self.keys.values():
             if k.raw != k.level:
                 t = min(t, k.locked_until)
-        if any(c in (Cadence.FLASH, Cadence.WINK) for c in self._cadence.values()) or self.lamp_test:
-            t = min(t, now + 0.05)
+        blinking = {c for c in self._cadence.values() if c in _CADENCES}
+        if blinking:
+            t = min(t, next_edge(now, blinking))
+        run = self.lamp_test
+        if run is not None:
+            t = min(t, run.start + (int((now - run.start) // run.step) + 1) * run.step)
+        ring = self.board.ring_seconds
+        for ln in self.lines.values():
+            if ln.state is LineState.RINGING:
+                t = min(t, ln.ring_start + (int((now - ln.ring_start) // ring) + 1) * ring)
+            elif ln.state is LineState.HELD and not ln.recalled:
+                t = min(t, ln.held_since + self.board.hold_recall_s)
         return max(t, now)
 
     def serving_position(self, number: str) -> int:
@@ -539,6 +574,9 @@ class BoardState:
 
     def _on_LampTest(self, ev: LampTest, now, out):
         self.lamp_test = _LampTestRun(list(self.board.lamps), now, ev.step_s)
+
+    def _on_CardChanged(self, ev: CardChanged, now, out):
+        out.append(ShowCard(ev.position, ev.line, ev.card))   # for the view and followers
 
     def _on_KeyTest(self, ev: KeyTest, now, out):
         self.key_test = ev.on

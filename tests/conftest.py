@@ -2,6 +2,7 @@
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ def project_env(**extra) -> dict:
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    # A daemon started without --data-dir keeps its records here, never in the tree.
+    env["SWITCHBOARD_DATA"] = tempfile.mkdtemp(prefix="switchboard-data-")
     env.update(extra)
     return env
 

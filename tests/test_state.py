@@ -251,3 +251,46 @@ def test_ok__next_edge_is_the_next_change_of_the_interrupter(now):
     assert before != after
     mid = interrupter((now + edge) / 2)
     assert mid == interrupter(now + 1e-9)
+
+
+
+
+def _board_in(case, t=100.0):
+    r = Run(TAS, t=t)
+    if case in ("ringing", "held"):
+        r.ev(LineRinging("201"), dt=0.013).ev(LineRinging("250"), dt=0.3)
+    if case == "held":
+        r.press("line-201").press("line-250", hold=0.03)   # 201 is put on hold: it winks
+        assert r.s._cadence["line-201"] is Cadence.WINK
+    if case == "lamp test":
+        r.ev(LampTest(0.07), dt=0.013)
+    return r
+
+
+def _seen(r):
+    return dict(r.s._lit), [ln.rings for ln in r.s.lines.values()]
+
+
+# Wakes in 7 s: one a second idle, the interrupter's edges, the rings, the lamp test's
+# steps, and a few spare where rounding puts an edge a hair after the wake (1 ms on).
+@pytest.mark.parametrize("case,max_wakes", [("idle", 8), ("ringing", 2 * 7 + 2 + 2),
+                                            ("held", 4 * 7 + 4), ("lamp test", 2 * 7 / 0.07)])
+def test_ok__next_deadline_wakes_the_loop_only_when_something_is_due(case, max_wakes):
+    """A loop that ticks only at next_deadline() (at least 1 ms on, as the daemon does)
+    shows every lamp level and ring count that one ticking every 5 ms shows, on time."""
+    sparse, ref = _board_in(case), _board_in(case)
+    start = sparse.t
+    wakes = [(sparse.t, _seen(sparse))]
+    while sparse.t < start + 7.0:                # one more ring, seven flash cycles
+        sparse.at(max(sparse.s.next_deadline(sparse.t) - sparse.t, 0.001))
+        wakes.append((sparse.t, _seen(sparse)))
+    assert len(wakes) - 1 <= max_wakes
+    grid = sorted({start + i * 0.005 for i in range(1, 1400)} | {t for t, _ in wakes[1:]})
+    w = 0
+    for t in grid:
+        ref.at(t - ref.t)
+        while w + 1 < len(wakes) and wakes[w + 1][0] <= t:
+            w += 1
+        assert _seen(ref) == wakes[w][1], f"{case}: at {t - start:.3f} s the sparse loop is late"
+    if case == "ringing":
+        assert wakes[-1][1][1][0] == 2                # the second ring was counted

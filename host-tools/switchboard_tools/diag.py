@@ -102,7 +102,9 @@ def _status_text(s) -> str:
                    f"{ln['state']:<9} {ln['rings'] or '':>5}  {ln['position'] or '':>3}  "
                    f"{lamp:<7} {msgs}")
     for name, value in s.items():
-        if isinstance(value, dict) and name not in ("switches", "lamps", "faults"):
+        if name == "timeclock" and isinstance(value, dict):
+            out.append(_timeclock_status_text(value))
+        elif isinstance(value, dict) and name not in ("switches", "lamps", "faults"):
             out.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
     return "\n".join(out)
 
@@ -183,6 +185,7 @@ def build_parser():
             "key to leave them talking (at once: blind; after talking to them: attended)")
     p.add_argument("line")
     p.add_argument("number")
+    _timeclock_parsers(add)
     p = add("call", "send any control command: call NAME [JSON-ARGS]")
     p.add_argument("name")
     p.add_argument("args", nargs="?", default="{}")
@@ -245,6 +248,8 @@ def run(args) -> int:
             r = client.call("transfer", line=args.line, to=args.number)
             _out(args, r, f"line {r['line']}: calling {r['to']}; release the line to leave them "
                  "talking")
+        elif c in TIMECLOCK_COMMANDS:
+            _timeclock_run(client, args)
         elif c == "call":
             try:
                 cargs = json.loads(args.args)
@@ -256,6 +261,126 @@ def run(args) -> int:
         return 0
     finally:
         client.close()
+
+
+# -- the time clock, the rack and the customers' cards -------------------------
+TIMECLOCK_COMMANDS = ("card", "type-message", "take-message", "stamp", "check-in",
+                      "read-back", "messages", "operator")
+
+
+def _timeclock_parsers(add):
+    p = add("card", "show the card of the customer on a line")
+    p.add_argument("line")
+    p.add_argument("--position", type=int, default=None, help="whose operator name to use")
+    p = add("type-message", "type a message at a position; the stamp key takes it")
+    p.add_argument("text")
+    p.add_argument("--position", type=int, default=1)
+    p = add("take-message", "stamp a message for a line's customer and rack it")
+    p.add_argument("line")
+    p.add_argument("text", nargs="?", default=None)
+    p.add_argument("--position", type=int, default=1)
+    p.add_argument("--customer", default=None, help="for a customer other than the line's")
+    p.add_argument("--recording", default=None, help="the call's recording instead of text")
+    p = add("stamp", "punch the time clock (as the stamp key does)")
+    p.add_argument("--position", type=int, default=1)
+    p.add_argument("--line", default=None)
+    p = add("check-in", "a customer checks in: the messages waiting for them")
+    p.add_argument("line", nargs="?", default=None)
+    p.add_argument("--customer", default=None)
+    p.add_argument("--caller", default=None, help="recognise the customer by caller ID")
+    p = add("read-back", "stamp a waiting message read back: it goes to the dead box")
+    p.add_argument("slip", type=int)
+    p.add_argument("--position", type=int, default=1)
+    p = add("messages", "stamps and messages, by customer, line, date, kind or text")
+    for opt in ("customer", "line", "since", "until", "what", "search"):
+        p.add_argument("--" + opt, default=None)
+    p.add_argument("--waiting", action="store_true", help="only messages still in the rack")
+    p = add("operator", "sign an operator on at a position (for the answer phrase)")
+    p.add_argument("position", type=int)
+    p.add_argument("name")
+
+
+def _timeclock_status_text(t) -> str:
+    if t.get("out_of_service"):
+        return f"time clock: OUT OF SERVICE: {t['out_of_service']}"
+    waiting = ", ".join(f"{ln}: {n}" for ln, n in t.get("waiting", {}).items()) or "none"
+    pr = t.get("printer")
+    printer = "none" if pr is None else (f"FAULT {pr['fault']}" if pr["fault"] else "ok") + \
+        (f", {pr['waiting']} slips waiting" if pr and pr["waiting"] else "")
+    out = [f"time clock: last slip {t.get('last_slip')}; messages waiting: {waiting}; "
+           f"printer: {printer}" + (f"; ERROR {t['error']}" if t.get("error") else "")]
+    for p, c in t.get("cards", {}).items():
+        out.append(f"  position {p} card: {c['name']} (line {c['line']}): \"{c['answer']}\"")
+    for ln, c in t.get("offered", {}).items():
+        out.append(f"  ringing {ln}: {c['name']}" + (" (checking in)" if c.get("check_in") else ""))
+    return "\n".join(out)
+
+
+def _card_text(line, c) -> str:
+    if c is None:
+        return f"line {line}: no customer card (add one with switchboard-customers add)"
+    out = [f"{c['name']}  (line {c['line']}, {c['kind']})" + ("  CHECK-IN" if c.get("check_in")
+                                                           else ""),
+           f"  say:          {c['answer']}"]
+    if c["instructions"]:
+        out.append(f"  instructions: {c['instructions']}")
+    if c["collect"]:
+        out.append(f"  collect:      {', '.join(c['collect'])}")
+    if c["pronounce"]:
+        out.append(f"  pronounce:    {c['pronounce']}")
+    for f in ("emergency", "on_call", "alternate"):
+        for x in c[f]:
+            out.append(f"  {f.replace('_', '-') + ':':13} {x['label']}: {x['number']}")
+    if c.get("on_notice"):
+        out.append(f"  on notice since {c['on_notice']}")
+    d = c["delivery"]
+    out.append(f"  messages go:  {d['method']}{' ' + d['to'] if d['to'] else ''}")
+    out.append(f"  waiting:      {len(c['waiting'])}")
+    for m in c["waiting"]:
+        out.append(f"    slip {m['slip']}  {m['time']}  {m['text'] or m['recording']}")
+    return "\n".join(out)
+
+
+def _stamp_text(s) -> str:
+    who = s.get("customer") or "-"
+    extra = f" of slip {s['of']}" if s.get("of") else ""
+    text = f"  {s['text']}" if s.get("text") else ""
+    return (f"slip {s['slip']:>6}  {s['time']}  {s['what']:<9}{extra}  line {s.get('line') or '-'}"
+            f"  {who}  pos {s.get('position') or '-'}{text}")
+
+
+def _timeclock_run(client, args):
+    c = args.command
+    if c == "card":
+        r = client.call("card", line=args.line, position=args.position)
+        _out(args, r, _card_text(args.line, r["card"]))
+    elif c == "type-message":
+        r = client.call("type-message", position=args.position, text=args.text)
+        _out(args, r, f"position {r['position']}: message typed; press the stamp key")
+    elif c in ("take-message", "stamp", "read-back"):
+        kw = {"position": args.position}
+        if c == "take-message":
+            kw.update(line=args.line, text=args.text, customer=args.customer,
+                      recording=args.recording)
+        elif c == "stamp":
+            kw.update(line=args.line)
+        else:
+            kw.update(slip=args.slip)
+        r = client.call(c, **kw)
+        _out(args, r, _stamp_text(r["stamp"]))
+    elif c == "check-in":
+        r = client.call("check-in", line=args.line, customer=args.customer, caller=args.caller)
+        lines = [f"{r['name']} (line {r['line']}): {len(r['waiting'])} waiting"]
+        lines += ["  " + _stamp_text(m) for m in r["waiting"]]
+        _out(args, r, "\n".join(lines))
+    elif c == "messages":
+        kw = {k: getattr(args, k) for k in ("customer", "line", "since", "until", "what",
+                                             "search") if getattr(args, k)}
+        r = client.call("messages", waiting=args.waiting, **kw)
+        _out(args, r, "\n".join(_stamp_text(s) for s in r["stamps"]) or "no stamps")
+    elif c == "operator":
+        r = client.call("operator", position=args.position, name=args.name)
+        _out(args, r, ", ".join(f"position {p}: {n}" for p, n in r["operators"].items()))
 
 
 def main(argv=None) -> int:
