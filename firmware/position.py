@@ -38,6 +38,7 @@ from firmware.errors import SwitchboardError
 from firmware.headset import Headset, HeadsetError
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
+DEFAULT_CODECS = ("G722/16000", "PCMU/8000", "PCMA/8000")
 
 
 class PositionError(SwitchboardError, RuntimeError):
@@ -72,7 +73,7 @@ class Position:
 
     def __init__(self, *, name="position", bind="127.0.0.1", port=0, headset=None,
                  allow=LOOPBACK, clock_rate=16000, headset_rate=None, buffer_ms=200,
-                 max_calls=2, out=None, log_level=0):
+                 max_calls=2, codecs=DEFAULT_CODECS, out=None, log_level=0):
         self.name = name
         self.bind = bind
         self.port = port
@@ -82,6 +83,7 @@ class Position:
         self.headset_rate = headset_rate
         self.buffer_ms = buffer_ms
         self.max_calls = max_calls
+        self.codecs = [c for c in codecs if c]
         self.out = out or sys.stdout
         self.log_level = log_level
         self.commands: queue.Queue = queue.Queue()
@@ -128,6 +130,7 @@ class Position:
         tcfg.publicAddress = self.bind
         self.transport_id = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
         self.ep.libStart()
+        self._prefer_codecs()
         local = self.ep.transportGetInfo(self.transport_id).localName
         self.port = int(local.rsplit(":", 1)[1])
         host = f"[{self.bind}]" if ":" in self.bind else self.bind
@@ -144,6 +147,26 @@ class Position:
         if self.headset_name:
             self.headset = Headset(self.headset_name, clock_rate=self.clock_rate,
                                    rate=self.headset_rate, buffer_ms=self.buffer_ms).create()
+
+    def _prefer_codecs(self) -> None:
+        """The listed codecs first, in order; the others stay on, below them.
+
+        On a loopback leg G.722 gives wideband audio for little CPU; speex,
+        PJSUA2's own first choice, costs far more for nothing on loopback.
+        """
+        known = [c.codecId for c in self.ep.codecEnum2()]
+        for want in self.codecs:
+            if not any(k.lower().startswith(want.lower()) for k in known):
+                raise PositionError(f"--codecs {want!r}: no such codec; this PJSUA2 has "
+                                    f"{', '.join(known)}")
+        for codec in self.ep.codecEnum2():
+            cid = codec.codecId
+            rank = next((i for i, w in enumerate(self.codecs)
+                         if cid.lower().startswith(w.lower())), None)
+            if rank is not None:
+                self.ep.codecSetPriority(cid, 254 - rank)
+            elif codec.priority:  # 0 is off: leave it off
+                self.ep.codecSetPriority(cid, min(codec.priority, 100))
 
     def stop(self) -> None:
         """Hang up, then delete in order: calls, headset port, account, library."""
@@ -495,6 +518,8 @@ def main(argv=None) -> int:
                         help="most audio each headset ring holds (ms); the standing delay is "
                              "trimmed to a frame when the device keeps time")
     parser.add_argument("--max-calls", type=int, default=2, help="legs answered at once")
+    parser.add_argument("--codecs", default=",".join(DEFAULT_CODECS),
+                        help="codecs to prefer, in order (comma-separated; others stay on below)")
     parser.add_argument("--log-level", type=int, default=0, help="PJSUA2 log level (0-6)")
     args = parser.parse_args(argv)
     out = _own_stdout()
@@ -502,7 +527,8 @@ def main(argv=None) -> int:
         pos = Position(name=args.name, bind=args.bind, port=args.port, headset=args.headset,
                        allow=args.allow or LOOPBACK, clock_rate=args.clock_rate,
                        headset_rate=args.headset_rate, buffer_ms=args.buffer_ms,
-                       max_calls=args.max_calls, log_level=args.log_level, out=out)
+                       max_calls=args.max_calls, codecs=args.codecs.split(","),
+                       log_level=args.log_level, out=out)
     except SwitchboardError as exc:
         print(json.dumps({"event": "error", "message": str(exc)}), file=out, flush=True)
         print(f"error: {exc}", file=sys.stderr)

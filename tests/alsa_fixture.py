@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 F_SETPIPE_SZ = 1031
-LEAD_S = 0.1  # how far the microphone FIFO is kept ahead of the card's reads
+LEAD_S = 0.3  # how far the microphone FIFO is kept ahead of the card: more than a burst of reads
 DEBT_S = 0.1  # how far a writer may fall behind the card's clock and catch up
 
 

@@ -328,3 +328,11 @@ def test_fail__daemon_handle_reports_why_a_position_did_not_start(card):
         handle.start()
     assert "'p2' did not start" in str(exc.value) and "'hs9'" in str(exc.value)
     assert "'hs1'" in str(exc.value) and handle.proc.poll() is not None
+
+
+def test_fail__unknown_codec_is_a_clear_error(tmp_path):
+    pos = PositionProc(tmp_path, None, args=["--codecs", "G729/8000"], wait=False)
+    err = pos.next("error", 20)
+    assert pos.stop() == 2
+    assert "--codecs 'G729/8000': no such codec" in err["message"]
+    assert "PCMU/8000/1" in err["message"]
