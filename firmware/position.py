@@ -304,6 +304,8 @@ class Position:
             if mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 media = call.getAudioMedia(mi.index)
                 if self.headset is not None:
+                    if call.audio_port not in (None, media.getPortId()):
+                        self.headset.forget(call.audio_port)  # a re-INVITE moved its port
                     self.headset.connect(media)
                 call.audio_port = media.getPortId()
                 self.emit("media", call=call.cid, state="active", port=call.audio_port)

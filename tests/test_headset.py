@@ -336,3 +336,13 @@ def test_fail__unknown_codec_is_a_clear_error(tmp_path):
     assert pos.stop() == 2
     assert "--codecs 'G729/8000': no such codec" in err["message"]
     assert "PCMU/8000/1" in err["message"]
+
+
+def test_ok__stereo_only_cards_are_mixed_down_and_duplicated():
+    from firmware.headset import _from_mono, _to_mono
+    import array
+    mono = array.array("h", [1, -2, 3000, -32768]).tobytes()
+    stereo = _from_mono(mono, 2)
+    assert array.array("h", stereo).tolist() == [1, 1, -2, -2, 3000, 3000, -32768, -32768]
+    assert _to_mono(stereo, 2) == mono
+    assert _to_mono(mono, 1) is mono and _from_mono(mono, 1) is mono
