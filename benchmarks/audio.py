@@ -107,12 +107,12 @@ def bare_run(tmp: Path, train: Path, i: int):
     return a_to_b, b_to_a, mem
 
 
-def headset_run(tmp: Path, train: Path, i: int, card_rate: int):
+def headset_run(tmp: Path, train: Path, i: int, card_rate: int, ptime: int):
     rec_a = tmp / f"hs-a{i}.wav"
     secs = LEAD_S + BURSTS * PERIOD_S + 0.8
     with FakeCard(tmp / f"home{i}", ["hs1"], rate=card_rate) as card:
         with PositionProc(tmp, card, name=f"p{i}", headset="hs1",
-                          args=["--headset-rate", card_rate]) as pos:
+                          args=["--headset-rate", card_rate, "--headset-ptime", ptime]) as pos:
             mem_idle = rss_kb(pos.ready["pid"])
             with PeerProc(tmp, name=f"hs-a{i}", call=pos.uri, record=rec_a, play=train,
                           seconds=secs) as a:
@@ -163,6 +163,8 @@ def main(argv=None):
                     help="the test card's rate; the headset is opened at it (48000: a USB "
                          "headset; 16000: the bridge's rate, but the file-plugin card then "
                          "paces capture in 128 ms steps, which shows as delay)")
+    ap.add_argument("--ptime", type=int, default=20, choices=(10, 20),
+                    help="the position's --headset-ptime")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     calls = max(1, min(args.calls, 10))
@@ -177,14 +179,14 @@ def main(argv=None):
             bare_ab += ab
             bare_ba += ba
             bare_mem.append(m)
-            e, mic, mi, mc, status = headset_run(tmp, train, i, args.card_rate)
+            e, mic, mi, mc, status = headset_run(tmp, train, i, args.card_rate, args.ptime)
             hs_ear += e
             hs_mic += mic
             mem_idle.append(mi)
             mem_call.append(mc)
     bare_all = bare_ab + bare_ba
     result = {
-        "bursts_per_call": BURSTS, "calls": calls, "card_rate": args.card_rate,
+        "bursts_per_call": BURSTS, "calls": calls, "card_rate": args.card_rate, "ptime_ms": args.ptime,
         "bare_pjsua2_one_way": summary(bare_all),
         "caller_to_earpiece": summary(hs_ear),
         "mic_to_far_end": summary(hs_mic),
@@ -200,7 +202,7 @@ def main(argv=None):
         print(json.dumps(result))
         return 0
     print(f"audio delay, {calls} call(s) x {BURSTS} bursts per path (median, min-max); "
-          f"headset card at {args.card_rate} Hz, bridge at 16000 Hz:")
+          f"headset card at {args.card_rate} Hz, {args.ptime} ms frames, bridge at 16000 Hz:")
     for key, label in (("bare_pjsua2_one_way", "bare PJSUA2 -> PJSUA2 (baseline)"),
                        ("caller_to_earpiece", "caller -> position -> earpiece"),
                        ("mic_to_far_end", "microphone -> position -> far end")):

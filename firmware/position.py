@@ -73,6 +73,7 @@ class Position:
 
     def __init__(self, *, name="position", bind="127.0.0.1", port=0, headset=None,
                  allow=LOOPBACK, clock_rate=16000, headset_rate=None, buffer_ms=200,
+                 headset_ptime=20,
                  max_calls=2, codecs=DEFAULT_CODECS, out=None, log_level=0):
         self.name = name
         self.bind = bind
@@ -82,6 +83,7 @@ class Position:
         self.clock_rate = clock_rate
         self.headset_rate = headset_rate
         self.buffer_ms = buffer_ms
+        self.headset_ptime = headset_ptime
         self.max_calls = max_calls
         self.codecs = [c for c in codecs if c]
         self.out = out or sys.stdout
@@ -146,7 +148,8 @@ class Position:
 
         if self.headset_name:
             self.headset = Headset(self.headset_name, clock_rate=self.clock_rate,
-                                   rate=self.headset_rate, buffer_ms=self.buffer_ms).create()
+                                   rate=self.headset_rate, buffer_ms=self.buffer_ms,
+                                   ptime_ms=self.headset_ptime).create()
 
     def _prefer_codecs(self) -> None:
         """The listed codecs first, in order; the others stay on, below them.
@@ -519,6 +522,9 @@ def main(argv=None) -> int:
     parser.add_argument("--buffer-ms", type=int, default=200,
                         help="most audio each headset ring holds (ms); the standing delay is "
                              "trimmed to a frame when the device keeps time")
+    parser.add_argument("--headset-ptime", type=int, default=20, choices=(10, 20),
+                        help="ms of audio per headset frame (the card's period and the ring's "
+                             "unit; 10 halves the card's buffering, costs twice the wake-ups)")
     parser.add_argument("--max-calls", type=int, default=2, help="legs answered at once")
     parser.add_argument("--codecs", default=",".join(DEFAULT_CODECS),
                         help="codecs to prefer, in order (comma-separated; others stay on below)")
@@ -529,6 +535,7 @@ def main(argv=None) -> int:
         pos = Position(name=args.name, bind=args.bind, port=args.port, headset=args.headset,
                        allow=args.allow or LOOPBACK, clock_rate=args.clock_rate,
                        headset_rate=args.headset_rate, buffer_ms=args.buffer_ms,
+                       headset_ptime=args.headset_ptime,
                        max_calls=args.max_calls, codecs=args.codecs.split(","),
                        log_level=args.log_level, out=out)
     except SwitchboardError as exc:

@@ -137,13 +137,17 @@ def test_fail__position_with_unknown_headset_says_which_exist(card, tmp_path):
 
 # -- (a) caller -> earpiece -----------------------------------------------------------
 
-@pytest.mark.parametrize("headset_rate", [None, 48000], ids=["port-at-bridge-rate",
-                                                            "port-at-48k-card-rate"])
-def test_ok__caller_tone_reaches_earpiece(request, tmp_path, tone_wav, headset_rate):
-    """SIPp sends a 1 kHz PCMU tone; the earpiece plays it at full level, clean, then silence."""
+@pytest.mark.parametrize("headset_rate,ptime", [(None, 20), (48000, 20), (None, 10)],
+                         ids=["port-at-bridge-rate", "port-at-48k-card-rate", "10ms-frames"])
+def test_ok__caller_tone_reaches_earpiece(request, tmp_path, tone_wav, headset_rate, ptime):
+    """SIPp sends a 1 kHz PCMU tone; the earpiece plays it at full level, clean, then silence.
+
+    Also with the port at the card's 48 kHz (the bridge resamples) and with 10 ms
+    headset frames against the bridge's 20 ms (the bridge splits them)."""
     card = request.getfixturevalue("card48" if headset_rate else "card")
     rate = card.rate
     args = ["--headset-rate", headset_rate] if headset_rate else []
+    args += ["--headset-ptime", ptime]
     with PositionProc(tmp_path, card, headset="hs1", args=args) as pos:
         sipp = sipp_tone_call(tmp_path, pos.ready["port"], tone_wav, user="p1", hold_ms=3000)
         media = pos.next("media", 15, state="active")
