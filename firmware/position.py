@@ -551,7 +551,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # PJSUA2 raises its own Error type (e.g. port in use)
-        msg = getattr(exc, "info", lambda: str(exc))()
+        info = getattr(exc, "info", None)
+        msg = info() if callable(info) else str(exc)
         print(json.dumps({"event": "error", "message": f"position failed to start: {msg}"}),
               file=out, flush=True)
         print(f"error: position failed to start: {msg}", file=sys.stderr)

@@ -350,3 +350,16 @@ def test_ok__stereo_only_cards_are_mixed_down_and_duplicated():
     assert array.array("h", stereo).tolist() == [1, 1, -2, -2, 3000, 3000, -32768, -32768]
     assert _to_mono(stereo, 2) == mono
     assert _to_mono(mono, 1) is mono and _from_mono(mono, 1) is mono
+
+
+def test_fail__port_in_use_is_a_clear_error(tmp_path):
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        pos = PositionProc(tmp_path, None, args=["--port", port], wait=False)
+        err = pos.next("error", 20)
+        assert pos.stop() == 2
+    assert "position failed to start" in err["message"]
+    assert "Address already in use" in err["message"] or "in use" in err["message"].lower()
+    assert "Traceback" not in pos.stderr()
