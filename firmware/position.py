@@ -295,6 +295,7 @@ class Position:
         self.emit("incoming", call=prm.callId, source=src, remote=call.remote)
         op.statusCode = 200
         call.answer(op)
+        call.answered = True
         self.counts["answered"] += 1
         self.emit("answered", call=prm.callId)
 
@@ -314,8 +315,10 @@ class Position:
                 self.emit("media", call=call.cid, state="active", port=call.audio_port)
             elif call.audio_port is not None:  # held or gone: the operator hears nothing of it
                 if self.headset is not None:
-                    self.headset.forget(call.audio_port) if mi.status == pj.PJSUA_CALL_MEDIA_NONE \
-                        else self.headset.disconnect(call.getAudioMedia(mi.index))
+                    if mi.status == pj.PJSUA_CALL_MEDIA_NONE:  # its port is gone already
+                        self.headset.forget(call.audio_port)
+                    else:
+                        self.headset.disconnect(call.getAudioMedia(mi.index))
                 self.emit("media", call=call.cid, state=_media_state(mi.status))
                 call.audio_port = None
 
@@ -329,7 +332,7 @@ class Position:
             call.audio_port = None
             self.calls.pop(call.cid, None)
             self._dead.append(call)
-            if info.lastStatusCode != 403:
+            if info.lastStatusCode not in (403, 486) or call.answered:
                 self.counts["ended"] += 1
                 self.emit("ended", call=call.cid, code=info.lastStatusCode,
                           reason=info.lastReason)
@@ -372,6 +375,7 @@ def _classes():
             self.remote = ""
             self.state = "INCOMING"
             self.audio_port = None
+            self.answered = False
 
         def onCallState(self, prm):
             guarded(self.position, self.position.state_changed, self)

@@ -363,3 +363,16 @@ def test_fail__port_in_use_is_a_clear_error(tmp_path):
     assert "position failed to start" in err["message"]
     assert "Address already in use" in err["message"] or "in use" in err["message"].lower()
     assert "Traceback" not in pos.stderr()
+
+
+def test_fail__a_leg_beyond_max_calls_gets_486(card, tmp_path):
+    with PositionProc(tmp_path, card, headset="hs1", args=["--max-calls", 1]) as pos:
+        with PeerProc(tmp_path, name="first", call=pos.uri, seconds=30.0) as first:
+            pos.next("media", 15, state="active")
+            with PeerProc(tmp_path, name="second", call=pos.uri, seconds=1.0) as second:
+                assert second.next("ended", 15)["code"] == 486
+            st = pos.status()
+            assert len(st["calls"]) == 1 and st["headset"]["connected"] == 1
+            assert st["answered"] == 1 and st["ended"] == 0
+            pos.send(cmd="hangup")
+            first.next("ended", 10)
