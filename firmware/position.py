@@ -396,7 +396,7 @@ class PositionProcess:
 
     def __init__(self, *, name: str, headset: str | None = None, bind: str = "127.0.0.1",
                  port: int = 0, allow=None, args=(), env=None, on_event=None,
-                 python: str = sys.executable):
+                 log=None, python: str = sys.executable):
         self.cmd = [python, "-m", "firmware.position", "--name", name, "--bind", bind,
                     "--port", str(port)]
         if headset:
@@ -405,6 +405,7 @@ class PositionProcess:
             self.cmd += ["--allow", a]
         self.cmd += [str(a) for a in args]
         self.env = env
+        self.log = log  # a path: the child's stderr (PJSUA2 and ALSA chatter) is appended there
         self.on_event = on_event
         self.proc = None
         self.ready: dict | None = None
@@ -419,8 +420,14 @@ class PositionProcess:
         """Start the child and wait for it to be ready; PositionError says why it was not."""
         import subprocess
 
-        self.proc = subprocess.Popen(self.cmd, env=self.env, text=True, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        err = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(self.cmd, env=self.env, text=True,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=err)
+        finally:
+            if self.log:
+                err.close()  # the child has its own copy
         threading.Thread(target=self._read, daemon=True, name="position-reader").start()
         ev = self._wait(("ready", "error", "eof"), timeout)
         if ev is None or ev["event"] != "ready":

@@ -312,7 +312,7 @@ def test_ok__end_of_stdin_stops_the_position(card, tmp_path):
 def test_ok__daemon_handle_starts_queries_and_stops_a_position(card, tmp_path):
     events = []
     handle = PositionProcess(name="p1", headset="hs1", env=project_env(**card.env()),
-                             on_event=events.append)
+                             on_event=events.append, log=tmp_path / "p1.log")
     ready = handle.start()
     try:
         assert handle.uri == ready["uri"] and handle.uri.startswith("sip:p1@127.0.0.1:")
@@ -324,6 +324,7 @@ def test_ok__daemon_handle_starts_queries_and_stops_a_position(card, tmp_path):
     finally:
         assert handle.stop() == 0
     assert [e["event"] for e in events][:2] == ["ready", "incoming"]
+    assert "pjlib" in (tmp_path / "p1.log").read_text(errors="replace")  # the child's chatter
 
 
 def test_fail__daemon_handle_reports_why_a_position_did_not_start(card):
