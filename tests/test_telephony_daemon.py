@@ -47,6 +47,7 @@ def test_ok__ring_goes_through_sip_and_status_shows_capacity(daemon):
     rc, st, err = diag(sock, "status")
     assert rc == 0, err
     tel = st["telephony"]
+    assert st["faults"] == {}          # the shipped sim site file starts clean
     assert tel["state"] == "running" and tel["calls_per_worker"] >= 1
     assert tel["capacity"] >= 6 and tel["free"] == tel["capacity"] and tel["in_use"] == 0
     rc, r, err = diag(sock, "ring", "201")
