@@ -306,6 +306,9 @@ def parse_args(argv=None):
                          "default: GPIOZERO_PIN_FACTORY or gpiozero's choice")
     ap.add_argument("--socket", default=None, help="control socket path (default: "
                     "$SWITCHBOARD_SOCKET, /run/switchboard/control.sock or a per-user one)")
+    ap.add_argument("--web-allow-host", action="append", default=[], metavar="NAME",
+                    help="another name the view may be reached by (e.g. the Pi's LAN DNS "
+                         "name); repeatable")
     ap.add_argument("--web-host", default="127.0.0.1",
                     help="address the board's view listens on (default 127.0.0.1)")
     ap.add_argument("--web-port", type=int, default=8557,
@@ -330,13 +333,24 @@ async def _amain(args) -> int:
     daemon = Daemon(board, panel, sim=sim)
     daemon.data_dir = Path(args.data_dir or os.environ.get("SWITCHBOARD_DATA", "var"))
     daemon.args = args
+    daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir))
     if args.site:
         from .sitefile import load_site
         from .telephony.adapter import TelephonyAdapter
         telephony = TelephonyAdapter(board, load_site(args.site, board), port=args.sip_port)
         daemon.add_adapter(telephony)
         telephony.register_commands(daemon)
-    daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir))
+        # Call records older than 30 days go; their counts stay for billing.
+        from .callretention import CallRetentionAdapter
+        daemon.add_adapter(CallRetentionAdapter(lambda: telephony.records, daemon.data_dir))
+    # Wake-up and reminder calls: the schedule is kept in the data directory.
+    from .recordset import zone
+    from .schedule import ScheduleAdapter, clock_from_env
+    daemon.add_adapter(ScheduleAdapter(daemon.data_dir / "schedule.json",
+                                       zone(os.environ.get("SWITCHBOARD_TZ"), "SWITCHBOARD_TZ", ""),
+                                       clock=clock_from_env()))
+    from . import figures
+    figures.add_command(daemon, zone(os.environ.get("SWITCHBOARD_TZ"), "SWITCHBOARD_TZ", ""))
     sock_path = Path(args.socket) if args.socket else paths.control_socket()
     web_runner = None
     server = None
@@ -347,7 +361,8 @@ async def _amain(args) -> int:
         url = None
         if not args.no_web:
             from . import web
-            web_runner, url = await web.start_web(daemon, args.web_host, args.web_port)
+            web_runner, url = await web.start_web(daemon, args.web_host, args.web_port,
+                                                  allowed_hosts=tuple(args.web_allow_host))
         kind = "simulated" if sim is not None else "GPIO"
         print(f"switchboard: ready: board {board.name} ({kind}), control socket {sock_path}"
               + (f", view {url}" if url else ""), flush=True)

@@ -137,6 +137,45 @@ class KeyTest:
     on: bool
 
 
+@dataclass(frozen=True)
+class ScheduledCallDue:
+    """A wake-up or reminder call fell due (from the scheduler).
+
+    ``mode`` "auto": the board places it itself (a ``PlaceCall`` command for
+    the telephony); "operator": the office line's lamp winks and the card is
+    shown until ``ScheduledCallCleared``. ``note`` says why it is late or
+    was missed (the daemon was down), so it is never silently dropped.
+    """
+    occurrence: str
+    schedule_id: str
+    customer: str
+    kind: str                 # "wakeup" or "reminder"
+    number: str
+    message: str
+    line: str | None          # office line to call from (None: the telephony picks)
+    mode: str                 # "auto" or "operator"
+    attempt: int = 1
+    due: str = ""             # ISO 8601
+    note: str = ""
+    ring_s: float = 30.0      # how long the called phone may ring
+
+
+@dataclass(frozen=True)
+class ScheduledCallCleared:
+    """The operator dealt with a scheduled call's card (or it was cancelled)."""
+    occurrence: str
+
+
+@dataclass(frozen=True)
+class PlacedCallEnded:
+    """The telephony finished a ``PlaceCall``: its call id and outcome
+    (answered, no-answer, failed, ...) and, when it failed, why."""
+    occurrence: str
+    call: str | None
+    outcome: str
+    reason: str = ""
+
+
 # -- commands out ----------------------------------------------------------
 @dataclass(frozen=True)
 class SetLamp:
@@ -242,6 +281,32 @@ class SwitchChanged:
     on: bool
 
 
+@dataclass(frozen=True)
+class PlaceCall:
+    """For the telephony: call ``number`` on an office line and play
+    ``message`` (text to speak, or ``file:<path>`` of a recording); report the
+    end with a ``PlacedCallEnded`` event. The call record should carry
+    ``kind`` and ``customer`` so the call is billed."""
+    number: str
+    message: str
+    kind: str
+    schedule_id: str
+    occurrence: str
+    customer: str
+    line: str | None = None
+    attempt: int = 1
+    ring_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class PlacedCallOutcome:
+    """For the scheduler: how a placed call ended (echo of ``PlacedCallEnded``)."""
+    occurrence: str
+    call: str | None
+    outcome: str
+    reason: str = ""
+
+
 # -- the state -------------------------------------------------------------
 @dataclass
 class _Line:
@@ -290,6 +355,7 @@ class BoardState:
         self.faults: dict[str, str] = {}
         self.key_test = False
         self.lamp_test: _LampTestRun | None = None
+        self.due_calls: dict[str, ScheduledCallDue] = {}
         self.debounce = board.debounce_ms / 1000.0
         self._cadence = {name: Cadence.DARK for name in board.lamps}
         self._lit = {name: False for name in board.lamps}
@@ -400,6 +466,10 @@ class BoardState:
             "faults": dict(self.faults),
             "key_test": self.key_test,
             "lamp_test": self.lamp_test is not None,
+            "due_calls": [{"occurrence": d.occurrence, "schedule": d.schedule_id, "customer": d.customer,
+                           "kind": d.kind, "number": d.number, "message": d.message,
+                           "line": self._due_line(d), "due": d.due, "attempt": d.attempt, "note": d.note}
+                          for d in self.due_calls.values()],
         }
 
     # -- keys ----------------------------------------------------------
@@ -591,6 +661,35 @@ class BoardState:
         return LineChanged(number, ln.state, ln.position, ln.rings)
 
     # -- lamps ---------------------------------------------------------
+    # -- scheduled calls -----------------------------------------------
+    def _due_line(self, d: ScheduledCallDue) -> str | None:
+        if d.line is not None and d.line in self.lines:
+            return d.line
+        return next((ln.number for ln in self.board.lines if ln.kind == "office"), None)
+
+    def _on_ScheduledCallDue(self, ev: ScheduledCallDue, now, out):
+        if ev.mode == "auto":
+            out.append(PlaceCall(ev.number, ev.message, ev.kind, ev.schedule_id, ev.occurrence,
+                                 ev.customer, ev.line, ev.attempt, ev.ring_s))
+            return
+        self.due_calls[ev.occurrence] = ev
+        what = "wake-up call" if ev.kind == "wakeup" else "reminder call"
+        line = self._due_line(ev)
+        out.append(Notice(f"{what} for {ev.customer}: call {ev.number}"
+                          + (f" on line {line}" if line else "") + f" and say: {ev.message}"
+                          + (f" ({ev.note})" if ev.note else "")))
+
+    def _on_ScheduledCallCleared(self, ev: ScheduledCallCleared, now, out):
+        d = self.due_calls.pop(ev.occurrence, None)
+        if d is not None:
+            what = "wake-up call" if d.kind == "wakeup" else "reminder call"
+            out.append(Notice(f"{what} for {d.customer} to {d.number}: dealt with"))
+
+    def _on_PlacedCallEnded(self, ev: PlacedCallEnded, now, out):
+        out.append(PlacedCallOutcome(ev.occurrence, ev.call, ev.outcome, ev.reason))
+        if ev.reason:
+            out.append(Notice(f"scheduled call {ev.occurrence}: {ev.outcome}: {ev.reason}"))
+
     def _wanted(self) -> dict[str, Cadence]:
         want = {}
         for spec in self.board.lines:
@@ -607,6 +706,11 @@ class BoardState:
             want[spec.lamp] = c
             if spec.message_lamp:
                 want[spec.message_lamp] = Cadence.STEADY if ln.messages else Cadence.DARK
+        # A scheduled call waiting for an operator winks its idle office line.
+        for d in self.due_calls.values():
+            line = self._due_line(d)
+            if line is not None and self.lines[line].state is LineState.IDLE:
+                want[self.board.line(line).lamp] = Cadence.WINK
         want["fault"] = Cadence.STEADY if self.faults else Cadence.DARK
         return want
 

@@ -5,6 +5,7 @@ style) and a small API over the daemon:
 
     GET  /api/status    the daemon's snapshot, as JSON
     GET  /api/events    Server-Sent Events: a "snapshot" first, then every event
+    GET  /api/clock     the daemon's clock, for the page's interrupter
     POST /api/press     {"key": "line-201"}      a key goes down
     POST /api/release   {"key": "line-201"}      ... and comes back up
     POST /api/ring      {"line": "201"}          simulated board: a call comes in
@@ -18,16 +19,16 @@ carry the ``X-Switchboard-Request`` header, which a cross-site form cannot send
 and a cross-site script cannot send without a CORS preflight this server never
 grants. Bound beyond loopback, every request for the page or the API must also
 carry the access token (``?token=`` or the ``X-Switchboard-Token`` header);
-``url`` on the returned runner is the address to open, token included.
+``start_web`` returns the address to open, token included, for the daemon to print.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import ipaddress
 import json
+import os
 import secrets
 import socket
 from pathlib import Path
@@ -47,6 +48,9 @@ _ASSETS = {
     "/index.html": ("index.html", "text/html"),
     "/board.js": ("board.js", "text/javascript"),
     "/board.css": ("board.css", "text/css"),
+    "/figures": ("figures.html", "text/html"),
+    "/figures.js": ("figures.js", "text/javascript"),
+    "/figures.css": ("figures.css", "text/css"),
 }
 # The page is plain files from this server, nothing else: no inline script,
 # no other origin, never inside someone else's frame.
@@ -106,7 +110,7 @@ class _Guard:
         self.token = token
         names = {"localhost", host.lower()}
         hostname = socket.gethostname().lower()
-        names |= {hostname, hostname + ".local", socket.getfqdn().lower()}
+        names |= {hostname, hostname + ".local"}   # not getfqdn(): it may wait on DNS
         names |= {h.lower() for h in allowed_hosts}
         self.names = names
 
@@ -152,7 +156,7 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         if not guard.host_ok(request.headers.get("Host")):
             return _error(403, "this board view answers only to this machine's own name "
                                "(Host header refused)")
-        asset = request.path in ("/board.js", "/board.css")
+        asset = request.path in ("/board.js", "/board.css", "/figures.js", "/figures.css")
         if not asset and not guard.token_ok(request):
             return _error(401, "this board view needs its access token: open the address "
                                "the daemon printed (…/?token=…)")
@@ -179,6 +183,14 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         return web.json_response(daemon.snapshot(), headers=_SECURITY_HEADERS,
                                  dumps=_dumps)
 
+    clock = getattr(daemon, "clock", None)
+
+    async def read_clock(request: web.Request):
+        # Tiny and quick, so the page can time the round trip and set its
+        # interrupter by the daemon's clock.
+        now = clock() if clock is not None else daemon.snapshot()["now"]
+        return web.json_response({"now": now}, headers=_SECURITY_HEADERS)
+
     async def events(request: web.Request):
         resp = web.StreamResponse(headers={
             **_SECURITY_HEADERS,
@@ -191,7 +203,8 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         try:
             await resp.prepare(request)
             # The snapshot comes after subscribing, so nothing falls in between.
-            await resp.write(_sse(daemon.snapshot(), "snapshot"))
+            # Reconnect a second after losing the daemon (a restart), then read it all again.
+            await resp.write(b"retry: 1000\n\n" + _sse(daemon.snapshot(), "snapshot"))
             loop = asyncio.get_running_loop()
             quiet_since = loop.time()
             testing = _lamp_test_running(daemon)
@@ -229,13 +242,15 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
                                    + json.dumps({f: "..." for f in fields}))
             if not isinstance(args, dict):
                 return _error(400, f"{request.path}: the body must be a JSON object")
-            unknown = set(args) - set(fields) - set(optional)
-            missing = [f for f in fields if not isinstance(args.get(f), str) or not args[f]]
-            if missing or unknown:
-                return _error(400, f"{request.path}: expected string field(s) "
-                                   f"{', '.join(fields)}"
-                                   + (f" (optional {', '.join(optional)})" if optional else "")
-                                   + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else ""))
+            unknown = sorted(set(args) - set(fields) - set(optional))
+            bad = [f for f in fields if not isinstance(args.get(f), str) or not args[f]]
+            bad += [f for f in optional if args.get(f) is not None and not isinstance(args[f], str)]
+            if bad or unknown:
+                shape = ", ".join([f'"{f}": "..."' for f in fields] +
+                                  [f'"{f}": "..." (optional)' for f in optional])
+                why = "; ".join(([f"missing or not a string: {', '.join(bad)}"] if bad else []) +
+                                ([f"unknown: {', '.join(unknown)}"] if unknown else []))
+                return _error(400, f"{request.path}: expected {{{shape}}}; {why}")
             try:
                 result = await daemon.request(name, args)
             except (ControlError, SwitchboardError, KeyError, ValueError) as e:
@@ -244,6 +259,15 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
             return web.json_response(result if result is not None else {"ok": True},
                                      headers=_SECURITY_HEADERS, dumps=_dumps)
         return handler
+
+    async def figures(request: web.Request):
+        """The supervisor's figures (the ``figures`` control command) for the figures page."""
+        args = {k: request.query[k] for k in ("from", "to") if request.query.get(k)}
+        try:
+            result = await daemon.request("figures", args)
+        except (ControlError, SwitchboardError, ValueError) as e:
+            return _error(400, f"figures: {e}")
+        return web.json_response(result, headers=_SECURITY_HEADERS, dumps=_dumps)
 
     async def on_shutdown(app):
         for task in list(streams):
@@ -255,6 +279,8 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         app.router.add_get(path, asset)
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/events", events)
+    app.router.add_get("/api/clock", read_clock)
+    app.router.add_get("/api/figures", figures)
     app.router.add_post("/api/press", action("press", ("key",)))
     app.router.add_post("/api/release", action("release", ("key",)))
     app.router.add_post("/api/ring", action("ring", ("line",), ("caller",)))
@@ -267,8 +293,9 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         await web.TCPSite(runner, host, port).start()
     except OSError as e:
         await runner.cleanup()
-        raise ControlError(f"board view: cannot listen on {host}:{port}: {e.strerror}; "
-                           "choose another port (--web-port)") from e
+        why = os.strerror(e.errno) if e.errno else str(e)
+        raise ControlError(f"board view: cannot listen on {host}:{port}: {why}; "
+                           "choose another port (--web-port) or stop what uses it") from e
     return runner, runner.url
 
 

@@ -65,7 +65,8 @@ def shoot(board: str, out: Path):
         with open(logpath, "w+") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "firmware.daemon", "--sim", "--board", board,
-                 "--web-port", "0", "--socket", str(Path(tmp) / "ctl.sock")],
+                 "--web-port", "0", "--socket", str(Path(tmp) / "ctl.sock"),
+                 "--data-dir", str(Path(tmp) / "data")],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
             try:
                 url = None

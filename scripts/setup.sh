@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: PortAudio headers (PyAudio builds against them), ALSA tools,
 # the SIP peers the tests start on loopback, Chromium for the view's tests, sox,
+# DejaVu fonts for the PDF statements (any customer's name prints), espeak-ng
+# to speak wake-up and reminder messages given as text.
 # Graphviz (dot) for the wiring pictures switchboard-hardware draws.
 APT_PACKAGES=(
     python3-venv python3-dev gcc
@@ -14,6 +16,7 @@ APT_PACKAGES=(
     sip-tester kamailio baresip
     kamailio-tls-modules openssl
     chromium
+    fonts-dejavu-core espeak-ng
     graphviz
 )
 

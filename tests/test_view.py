@@ -77,6 +77,16 @@ def desk(tmp_path):
         stop_daemon(proc)
 
 
+@pytest.fixture(scope="module")
+def desk_http(tmp_path_factory):
+    """One daemon for the tests that only send requests that must change nothing."""
+    proc, url = start_daemon(tmp_path_factory.mktemp("http"), "desk")
+    try:
+        yield url
+    finally:
+        stop_daemon(proc)
+
+
 @pytest.fixture
 def page(browser, desk):
     ctx = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -124,7 +134,7 @@ def lit(page, *names):
                          list(names))
 
 
-def watch(page, name, seconds=1.3):
+def watch(page, name, seconds):
     """Follow one lamp frame by frame for a while: [(t, lit)] on the daemon's clock."""
     return page.evaluate("""([name, seconds]) => new Promise((done) => {
         const e = document.querySelector(`.lamp[data-lamp="${name}"]`), out = [];
@@ -157,6 +167,14 @@ def brightness(png: bytes, boxes) -> list:
     return out
 
 
+def wait_for(cond, what, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {seconds:g} s for {what}")
+        time.sleep(0.05)
+
+
 def ring(page, line, caller=None):
     """Ring a line with the page's simulator control."""
     page.select_option("#sim-line", line)
@@ -174,8 +192,8 @@ def test_ok__ring_flash_answer_steady_hold_wink_release_dark(page):
     expect(lamp(page, "line-202")).to_have_attribute("data-cadence", "flash")
     expect(page.locator('.line[data-line="202"] .state span').first).to_have_text("ringing · 1 ring")
     expect(page.locator('.line[data-line="202"] .state .more')).to_have_text("from 555-0142")
-    share, changes = duty(watch(page, "line-202"))
-    assert 0.35 < share < 0.65 and changes >= 2, (share, changes)   # half on, half off
+    share, changes = duty(watch(page, "line-202", 1.6))
+    assert 0.35 < share < 0.65 and changes >= 3, (share, changes)   # half on, half off
 
     key(page, "line-202").click()
     expect(lamp(page, "line-202")).to_have_attribute("data-cadence", "steady")
@@ -186,8 +204,9 @@ def test_ok__ring_flash_answer_steady_hold_wink_release_dark(page):
 
     key(page, "p1-hold").click()
     expect(lamp(page, "line-202")).to_have_attribute("data-cadence", "wink")
-    share, changes = duty(watch(page, "line-202"))
-    assert 0.65 < share < 0.92 and changes >= 4, (share, changes)   # on most of the time
+    share, changes = duty(watch(page, "line-202", 1.6))
+    # On most of the time, with short dark blinks (flash: half; steady: all).
+    assert 0.62 < share < 0.95 and changes >= 2, (share, changes)
     assert line_state(page, "202")["state"] == "held"
 
     key(page, "line-202").click()                  # pick it up again ...
@@ -220,15 +239,16 @@ def test_ok__flashing_lamps_in_step(page):
 
 def test_ok__page_interrupter_runs_on_the_daemons_clock(page):
     """The page's clock is the daemon's (CLOCK_MONOTONIC, shared by every process here)."""
-    offsets = []
+    # The first reading comes untimed with the event stream; a timed one follows.
+    page.wait_for_function("() => window.switchboardView.timed()")
     for _ in range(5):
         before = time.monotonic()
         page_now = page.evaluate("window.switchboardView.daemonNow()")
         after = time.monotonic()
-        offsets.append(page_now - (before + after) / 2)
+        # The page's reading lies between before and after (the round trip bounds
+        # the error), give or take 50 ms for a loaded 2-core machine.
+        assert before - 0.05 < page_now < after + 0.05, (before, page_now, after)
         page.wait_for_timeout(50)
-    # The round trip bounds the error; on a loaded 2-core machine allow a frame or two.
-    assert max(abs(o) for o in offsets) < 0.1, offsets
     ring(page, "204")
     # Sample once the page has heard the lamp flashes (the event takes a moment).
     expect(lamp(page, "line-204")).to_have_attribute("data-cadence", "flash")
@@ -244,15 +264,50 @@ def test_ok__a_key_held_down_is_down(page):
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
     expect(key(page, "p1-dial-5")).to_have_class(re.compile(r"\bdown\b"))
-    page.wait_for_timeout(300)
+    wait_for(lambda: "p1-dial-5" in status(page)["keys_down"], "the key to go down")
+    page.wait_for_timeout(300)                     # held: still down
     assert "p1-dial-5" in status(page)["keys_down"]
     page.mouse.up()
     expect(key(page, "p1-dial-5")).not_to_have_class(re.compile(r"\bdown\b"))
-    deadline = time.monotonic() + 5
-    while "p1-dial-5" in status(page)["keys_down"] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "p1-dial-5" not in status(page)["keys_down"]
+    wait_for(lambda: "p1-dial-5" not in status(page)["keys_down"], "the key to come up")
     expect(page.locator(".position[data-position='1'] .pos-digits")).to_have_text("5")
+
+
+def test_ok__a_key_held_down_by_a_finger_is_down(browser, desk):
+    """On a touch screen (the Pi's panel): a finger on a key holds it down until lifted."""
+    ctx = browser.new_context(viewport={"width": 800, "height": 480}, has_touch=True)
+    try:
+        pg = ctx.new_page()
+        pg.goto(desk)
+        expect(pg.locator("body")).not_to_have_class(re.compile(r"\boffline\b"))
+        pg.url_base = desk
+        box = key(pg, "p1-dial-9").bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        cdp = ctx.new_cdp_session(pg)
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        wait_for(lambda: "p1-dial-9" in status(pg)["keys_down"], "the finger to hold the key down")
+        pg.wait_for_timeout(400)                       # held: still down
+        assert "p1-dial-9" in status(pg)["keys_down"]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        wait_for(lambda: "p1-dial-9" not in status(pg)["keys_down"], "the key to come up")
+        api(desk, "api/ring", {"line": "201"})
+        expect(lamp(pg, "line-201")).to_have_attribute("data-cadence", "flash")
+        key(pg, "line-201").tap()
+        expect(lamp(pg, "line-201")).to_have_attribute("data-cadence", "steady")
+    finally:
+        ctx.close()
+
+
+def test_ok__keys_work_from_the_keyboard(page):
+    key(page, "p1-dial-7").focus()
+    page.keyboard.down(" ")
+    wait_for(lambda: "p1-dial-7" in status(page)["keys_down"], "Space to hold the key down")
+    page.keyboard.up(" ")
+    wait_for(lambda: "p1-dial-7" not in status(page)["keys_down"], "the key to come up")
+    expect(page.locator(".position[data-position='1'] .pos-digits")).to_have_text("7")
+    key(page, "secrecy").focus()
+    page.keyboard.press("Enter")
+    expect(key(page, "secrecy")).to_have_attribute("aria-checked", "true")
 
 
 def test_ok__switches_latch(page):
@@ -266,11 +321,11 @@ def test_ok__switches_latch(page):
 
     p2 = page.locator('.position[data-position="2"]')
     expect(p2).to_have_class(re.compile(r"\bunstaffed\b"))
-    expect(page.locator('.line[data-line="202"] .half-tab')).to_have_text("H2·P1")
+    expect(page.locator('.line[data-line="202"] .half-tab')).to_have_text("half 2 → P1")
     key(page, "split").click()
     expect(key(page, "split")).to_have_attribute("aria-checked", "true")
     expect(p2).not_to_have_class(re.compile(r"\bunstaffed\b"))
-    expect(page.locator('.line[data-line="202"] .half-tab')).to_have_text("H2·P2")
+    expect(page.locator('.line[data-line="202"] .half-tab')).to_have_text("half 2 → P2")
     # Split: half 2's line is answered at position 2.
     ring(page, "202")
     expect(lamp(page, "line-202")).to_have_attribute("data-cadence", "flash")
@@ -369,94 +424,150 @@ def test_ok__page_shows_a_lost_connection(browser, tmp_path):
 
 
 # -- who may talk to it ------------------------------------------------------------
-def test_fail__wrong_host_header_is_refused(desk):
-    code, body = api(desk, "api/status", headers={"Host": "evil.example:8557"})
+def test_fail__wrong_host_header_is_refused(desk_http):
+    code, body = api(desk_http, "api/status", headers={"Host": "evil.example:8557"})
     assert code == 403 and "Host" in body["error"]
-    code, body = api(desk, "api/press", {"key": "line-201"}, headers={"Host": "evil.example"})
+    code, body = api(desk_http, "api/press", {"key": "line-201"}, headers={"Host": "evil.example"})
     assert code == 403
-    assert api(desk, "api/status")[1]["keys_down"] == []
+    assert api(desk_http, "api/status")[1]["keys_down"] == []
 
 
-def test_ok__loopback_host_names_are_accepted(desk):
-    port = re.search(r":(\d+)/", desk).group(1)
+def test_ok__loopback_host_names_are_accepted(desk_http):
+    port = re.search(r":(\d+)/", desk_http).group(1)
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
-        code, body = api(desk, "api/status", headers={"Host": host})
+        code, body = api(desk_http, "api/status", headers={"Host": host})
         assert code == 200 and body["board"] == "desk", host
 
 
-def test_fail__post_without_the_request_header_is_refused(desk):
-    req = urllib.request.Request(desk + "api/ring", data=b'{"line": "201"}',
+def test_fail__post_without_the_request_header_is_refused(desk_http):
+    req = urllib.request.Request(desk_http + "api/ring", data=b'{"line": "201"}',
                                  headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 403
     assert "X-Switchboard-Request" in json.loads(e.value.read())["error"]
-    line = next(ln for ln in api(desk, "api/status")[1]["lines"] if ln["number"] == "201")
+    line = next(ln for ln in api(desk_http, "api/status")[1]["lines"] if ln["number"] == "201")
     assert line["state"] == "idle"
 
 
-def test_fail__post_from_another_origin_is_refused(desk):
-    code, body = api(desk, "api/ring", {"line": "201"}, headers={"Origin": "http://evil.example"})
+def test_fail__post_from_another_origin_is_refused(desk_http):
+    code, body = api(desk_http, "api/ring", {"line": "201"}, headers={"Origin": "http://evil.example"})
     assert code == 403 and "evil.example" in body["error"]
 
 
 @pytest.mark.parametrize("path, body, expected", [
     ("api/press", {"key": "line-999"}, "line-999"),
-    ("api/press", {}, "expected string field(s) key"),
+    ("api/press", {}, 'expected {"key": "..."}; missing or not a string: key'),
     ("api/press", {"key": "line-201", "extra": 1}, "unknown: extra"),
     ("api/ring", {"line": "777"}, "777"),
+    ("api/ring", {"line": "201", "caller": 5551234}, "missing or not a string: caller"),
 ])
-def test_fail__bad_requests_get_a_clear_error(desk, path, body, expected):
-    code, reply = api(desk, path, body)
+def test_fail__bad_requests_get_a_clear_error(desk_http, path, body, expected):
+    code, reply = api(desk_http, path, body)
     assert code == 400 and expected in reply["error"], reply
 
 
-def test_fail__body_that_is_not_json(desk):
-    req = urllib.request.Request(desk + "api/press", data=b"key=line-201",
+def test_fail__body_that_is_not_json(desk_http):
+    req = urllib.request.Request(desk_http + "api/press", data=b"key=line-201",
                                  headers={"X-Switchboard-Request": "test"})
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 400 and "must be JSON" in json.loads(e.value.read())["error"]
 
 
-def run_with_view(check, **web_args):
-    """Run the real daemon (simulated desk board) with a view in a thread of this
-    process, call ``check(url)`` here (where Playwright's loop lives), then stop both."""
-    import asyncio
-    import threading
+class InProcess:
+    """The real daemon (simulated desk board) with its view, on a thread of this
+    process, so a test can reach inside: restart the view, press keys by hand.
 
-    from firmware import web
-    from firmware.boardfile import find_board, load_board
-    from firmware.daemon import Daemon, choose_panel
+    ``real=True``: the daemon drives the board as a real one (no simulator
+    commands); the board's outside world is still simulated (``world``), and
+    the test presses its keys by hand. Playwright's own loop stays on the
+    test's thread."""
 
-    started = threading.Event()
-    box = {}
+    def __init__(self, real=False, **web_args):
+        import asyncio
+        import threading
 
-    async def serve():
-        board = load_board(find_board("desk"))
-        panel, sim, _ = choose_panel(board, True, None)
-        daemon = Daemon(board, panel, sim=sim)
+        from firmware import web
+        from firmware.boardfile import find_board, load_board
+        from firmware.daemon import Daemon, choose_panel
 
-        async def on_ready():
-            box["runner"], box["url"] = await web.start_web(daemon, "127.0.0.1", 0, **web_args)
-            box["daemon"], box["loop"] = daemon, asyncio.get_running_loop()
-            started.set()
+        self.web_args = web_args
+        started = threading.Event()
+
+        async def serve():
+            board = load_board(find_board("desk"))
+            panel, self.world, _ = choose_panel(board, True, None)
+            self.daemon = Daemon(board, panel, sim=None if real else self.world)
+
+            async def on_ready():
+                self.loop = asyncio.get_running_loop()
+                await self._start_view(0)
+                started.set()
+            try:
+                await self.daemon.run(on_ready)
+            finally:
+                if self.runner is not None:
+                    await self.runner.cleanup()
+                panel.close()
+
+        self.runner = None
+        self._web = web
+        self.thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+        self.thread.start()
+        if not started.wait(15):
+            pytest.fail("the daemon did not start")
+
+    async def _start_view(self, port):
+        self.runner, self.url = await self._web.start_web(self.daemon, "127.0.0.1", port,
+                                                          **self.web_args)
+
+    def _run(self, coro):
+        import asyncio
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(15)
+
+    def stop_view(self):
+        self._run(self.runner.cleanup())
+        self.runner = None
+
+    def start_view(self, port):
+        self._run(self._start_view(port))
+
+    def call(self, name, **args):
+        return self._run(self.daemon.request(name, args))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.daemon.stop)
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "the daemon did not stop"
+
+
+def run_with_view(check, real=False, **web_args):
+    """Call ``check(url)`` (``check(url, world)`` for a real board) against an in-process daemon."""
+    with InProcess(real, **web_args) as d:
+        return check(d.url, d.world) if real else check(d.url)
+
+
+def test_ok__page_reconnects_and_reads_the_board_again(browser):
+    with InProcess() as d:
+        pg = browser.new_page()
         try:
-            await daemon.run(on_ready)
+            pg.goto(d.url)
+            expect(pg.locator("body")).not_to_have_class(re.compile(r"\boffline\b"))
+            port = d.runner.port
+            d.stop_view()                            # the view goes away (a restart) ...
+            expect(pg.locator("body")).to_have_class(re.compile(r"\boffline\b"))
+            d.call("ring", line="203")                 # ... the board changes meanwhile ...
+            d.start_view(port)                         # ... and the view is back
+            expect(pg.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=10000)
+            expect(pg.locator('.lamp[data-lamp="line-203"]')).to_have_attribute("data-cadence", "flash")
+            d.call("hangup", line="203")               # and it follows the board again
+            expect(pg.locator('.lamp[data-lamp="line-203"]')).to_have_attribute("data-cadence", "dark")
         finally:
-            if "runner" in box:
-                await box["runner"].cleanup()
-            panel.close()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    assert started.wait(15), "the daemon did not start"
-    try:
-        return check(box["url"])
-    finally:
-        box["loop"].call_soon_threadsafe(box["daemon"].stop)
-        thread.join(15)
-        assert not thread.is_alive(), "the daemon did not stop"
+            pg.close()
 
 
 def test_ok__token_opens_the_view(browser):
@@ -485,6 +596,7 @@ def test_fail__no_token_or_a_wrong_one_is_refused():
                 ("page", "", {}),
                 ("status", "api/status", {}),
                 ("events", "api/events", {}),
+                ("clock", "api/clock", {}),
                 ("wrong", "api/status?token=guess", {}),
                 ("wrong header", "api/status", {"X-Switchboard-Token": "guess"})):
             out[name] = api(base, path, headers=headers)
@@ -517,3 +629,66 @@ def test_host_header_rule(host, ok):
 def test_token_needed_beyond_loopback(host, loopback):
     from firmware.web import is_loopback
     assert is_loopback(host) is loopback
+
+
+def test_ok__real_board_view_follows_the_keys(browser):
+    """On a real board the view shows what hands do on the board, and says so if clicked."""
+    def check(url, world):
+        pg = browser.new_page()
+        try:
+            pg.goto(url)
+            expect(pg.locator("body")).to_have_class(re.compile(r"\breal\b"))
+            expect(pg.locator("#sim")).to_be_hidden()
+            world.press("line-201")                 # a finger on the board's key: seize the line
+            expect(pg.locator('[data-key="line-201"]')).to_have_class(re.compile(r"\bdown\b"))
+            expect(pg.locator('.lamp[data-lamp="line-201"]')).to_have_attribute("data-cadence", "steady")
+            world.release("line-201")
+            expect(pg.locator('[data-key="line-201"]')).not_to_have_class(re.compile(r"\bdown\b"))
+            pg.locator('[data-key="p1-release"]').click()   # the view does not press it
+            expect(pg.locator("#log")).to_contain_text("press its keys by hand")
+            pg.wait_for_timeout(300)
+            assert api(url, "api/status")[1]["lines"][0]["state"] == "operator"
+            world.press("p1-release")
+            expect(pg.locator('.lamp[data-lamp="line-201"]')).to_have_attribute("data-cadence", "dark")
+            world.release("p1-release")
+        finally:
+            pg.close()
+        return True
+    assert run_with_view(check, real=True)
+
+
+def test_fail__port_in_use_gets_a_clear_error(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(python_cmd("firmware.daemon", "--sim", "--web-port", port,
+                                      "--socket", tmp_path / "ctl.sock"),
+                           env=project_env(), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert f"board view: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "ctl.sock").exists()
+
+
+def test_ok__message_waiting_and_fault_lamps(browser):
+    from firmware.state import Fault, MessageWaiting
+    with InProcess() as d:
+        pg = browser.new_page()
+        try:
+            pg.goto(d.url)
+            expect(pg.locator("body")).not_to_have_class(re.compile(r"\boffline\b"))
+            d.daemon.post(MessageWaiting("203", 2))
+            expect(pg.locator('.lamp[data-lamp="msg-203"]')).to_have_attribute("data-cadence", "steady")
+            expect(pg.locator('.line[data-line="203"] .state .more')).to_have_text("2 messages")
+            d.daemon.post(Fault("printer", "paper out"))
+            expect(pg.locator("#lamp-fault")).to_have_attribute("data-cadence", "steady")
+            expect(pg.locator("#log")).to_contain_text("fault: printer: paper out")
+            expect(pg.locator("#lamp-fault")).to_have_attribute("title", "printer: paper out")
+            assert lit(pg, "fault", "msg-203", "msg-201") == [True, True, False]
+            d.daemon.post(Fault("printer", None))       # cleared: only the lamp says so
+            expect(pg.locator("#lamp-fault")).to_have_attribute("data-cadence", "dark")
+            expect(pg.locator("#lamp-fault")).to_have_attribute("title", "no faults")
+        finally:
+            pg.close()

@@ -29,7 +29,11 @@ clears the fault.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
+import os
+import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -37,12 +41,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..state import (Answer, CustomerAnswered, CustomerHungUp, Dial, Fault, Hold, Join,
-                     LineChanged, LineCleared, LineRinging, LineState, MessageWaiting, Release,
-                     Resume, Seize, SwitchChanged)
+                     LineChanged, LineCleared, LineRinging, LineState, MessageWaiting, PlaceCall,
+                     PlacedCallEnded, Release, Resume, Seize, SwitchChanged)
 from .front import Front
 from .pool import WorkerProc, _child_env, start_workers
 from .records import JsonLinesRecords, iso
 
+#: SIP final codes that mean nobody took a placed call (busy, no answer, we gave up).
+NO_ANSWER_CODES = (408, 480, 486, 487, 600, 603)
 DIAL_TIMEOUT_S = 4.0      # an office line's number is complete this long after the last digit
 LINE_BUSY = "Line Busy"   # our 486: the front must not try another worker
 
@@ -69,9 +75,13 @@ class _Call:
     overflowed: bool = False
     patching: str | None = None   # a transfer / live patch to this number is under way
     dialled: str = ""
+    kind: str = "call"            # "wakeup" / "reminder" for a call the board placed itself
+    placed: dict | None = None    # a PlaceCall's customer, schedule and occurrence
 
     def record(self) -> dict:
-        return {"id": self.id, "line": self.line, "direction": self.direction, "kind": "call",
+        extra = {} if self.placed is None else {
+            "customer": self.placed["customer"], "schedule": self.placed["schedule"]}
+        return {**extra, "id": self.id, "line": self.line, "direction": self.direction, "kind": self.kind,
                 "caller": self.caller, "callee": self.callee, "offered": iso(self.offered),
                 "answered": iso(self.answered), "ended": iso(self.ended), "rings": self.rings,
                 "position": self.position, "hold_s": round(self.hold_s, 3),
@@ -329,6 +339,11 @@ class TelephonyAdapter:
         source = f"worker {w.index}"
         self._post(Fault(source, "a PJSUA2 worker exited; its calls were lost; restarting it"))
         for c in [c for c in self.calls.values() if c.worker is w]:
+            if c.placed is not None:        # a wake-up or reminder call: the scheduler retries it
+                outcome = "answered" if c.answered else "failed"
+                self._finish(c, outcome)
+                self._post(PlacedCallEnded(c.placed["occurrence"], c.id, outcome, "worker lost"))
+                continue
             self._post(LineCleared(c.line, "worker lost"))
             self._finish(c, c.outcome or ("answered" if c.answered else "abandoned"))
         for tid in [t for t, x in self.tests.items() if x["worker"] is w]:
@@ -380,6 +395,15 @@ class TelephonyAdapter:
             w.send(op="fork", call=cid, uri=self.site.customers[line])
 
     def _ended(self, c, ev):
+        if c.placed is not None:
+            # A call the board placed itself: no line on the board to clear;
+            # the scheduler hears how it went.
+            code = ev.get("code") or 0
+            outcome = "answered" if c.answered else (
+                "no-answer" if code in NO_ANSWER_CODES else "failed")
+            self._finish(c, outcome)
+            self._post(PlacedCallEnded(c.placed["occurrence"], c.id, outcome))
+            return
         # Always: the board may have let the line go and taken it up again (a customer
         # or a transfer on it); while this call lives no other can be on the line.
         self._post(LineCleared(c.line, "hangup"))
@@ -559,6 +583,82 @@ class TelephonyAdapter:
         worker.calls.add(cid)
         worker.send(op="call", call=cid, uri=uri, trunk=acc,
                     position_uri=self._position_uri(position))
+
+    # -- calls the board places itself (wake-up and reminder calls) -------
+    def _do_PlaceCall(self, cmd: PlaceCall):
+        """Call ``cmd.number`` from an office line and play the message once it
+        is answered; a ``PlacedCallEnded`` event reports the outcome. The
+        message is made ready in a thread (speaking it takes a moment)."""
+        threading.Thread(target=self._place_call, args=(cmd,), name="telephony-place",
+                         daemon=True).start()
+
+    def _place_call(self, cmd: PlaceCall):
+        def fail(why):
+            self._post(PlacedCallEnded(cmd.occurrence, None, "failed", why))
+        try:
+            play = self._message_file(cmd.message)
+        except (OSError, subprocess.SubprocessError) as e:
+            return fail(str(e))
+        with self._lock:
+            self._place_now(cmd, play, fail)
+
+    def _place_now(self, cmd, play, fail):
+        if self.state != "running" or not self.workers:
+            return fail(f"the telephony is {self.state}")
+        office = [ln.number for ln in self.board.lines if ln.kind == "office"]
+        line = cmd.line if cmd.line in office else next(
+            (n for n in office if n not in self.line_call), None)
+        if line is None or line in self.line_call:
+            return fail("no free office line")
+        if cmd.number.startswith(("sip:", "sips:")):
+            uri, acc, worker = cmd.number, None, self._least_loaded()
+        else:
+            # The way an office line dials out (see _place): the trunk's dial URI,
+            # else its registrar or its first peer.
+            trunk = next((t for t in self.site.trunks if t.outbound), None)
+            if trunk is None:
+                return fail("no outbound trunk in the site file")
+            if trunk.dial:
+                uri = trunk.dial.replace("{number}", cmd.number)
+                worker = self.workers[0] if trunk.mode == "register" else self._least_loaded()
+                acc = trunk.name if trunk.mode == "register" else None
+            elif trunk.mode == "register":
+                host = trunk.registrar.split(":", 1)[1]
+                uri, worker, acc = (f"sip:{cmd.number}@{host};transport={trunk.transport}",
+                                    self.workers[0], trunk.name)
+            else:
+                uri, worker, acc = f"sip:{cmd.number}@{trunk.peers[0]}", self._least_loaded(), None
+        self._seq += 1
+        cid = f"placed-{self._seq}"
+        c = _Call(id=cid, worker=worker, line=line, direction="out", caller=line, callee=cmd.number,
+                  offered=self.clock(), kind=cmd.kind,
+                  placed={"customer": cmd.customer, "schedule": cmd.schedule_id,
+                          "occurrence": cmd.occurrence})
+        self.calls[cid] = c
+        self.line_call[line] = cid
+        worker.calls.add(cid)
+        worker.send(op="call", call=cid, uri=uri, trunk=acc, play=str(play), ring_s=cmd.ring_s)
+
+    def _message_file(self, message: str) -> Path:
+        """``file:<path>`` as it is; text spoken into a WAV by espeak-ng (cached)."""
+        if message.startswith("file:"):
+            path = Path(message[5:])
+            if not path.is_file():
+                raise OSError(f"message file {path} does not exist")
+            return path
+        exe = shutil.which("espeak-ng")
+        if exe is None:
+            raise OSError("no speech synthesizer (install espeak-ng) for a spoken message; "
+                          "or give a recording as file:<path>")
+        out = self.run_dir / "messages" / (hashlib.sha1(message.encode()).hexdigest()[:16] + ".wav")
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_suffix(".tmp.wav")
+            r = subprocess.run([exe, "-w", str(tmp), message], capture_output=True, timeout=30)
+            if r.returncode != 0:
+                raise OSError(f"espeak-ng failed: {r.stderr.decode(errors='replace')[:200]}")
+            os.replace(tmp, out)
+        return out
 
     def transfer(self, line: str, number: str) -> dict:
         """Transfer the call on ``line`` to ``number`` (a live patch: the board stays in the

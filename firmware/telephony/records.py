@@ -60,3 +60,29 @@ class JsonLinesRecords:
         except FileNotFoundError:
             pass
         return out
+
+    def remove_before(self, day: str) -> list[dict]:
+        """Take out the records offered before ``day`` ("YYYY-MM-DD", UTC) and
+        return them; the rest are rewritten to a new file (fsynced, renamed
+        over the old one) under the writers' lock, so no record written
+        meanwhile is lost and a crash leaves the old file or the new one."""
+        with self._lock:
+            recs = self.read()
+            old = [r for r in recs if str(r.get("offered") or "")[:10] < day]
+            if not old:
+                return []
+            keep = [r for r in recs if str(r.get("offered") or "")[:10] >= day]
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+            dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            return old

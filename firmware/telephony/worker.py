@@ -79,6 +79,8 @@ class Leg(pj.Call):
         self.listen = True               # the position hears the caller (not under secrecy)
         self.held = False
         self.dead = False
+        self.play: str | None = None     # a placed call's message (WAV), played once answered
+        self.player = None               # its AudioMediaPlayer while it plays
 
     def onCallState(self, prm):
         ci = self.getInfo()
@@ -316,6 +318,7 @@ class Worker:
                 leg.peer.peer = None
             leg.peer = None
             leg.media = None
+            leg.player = None            # deleted here, in the loop, not in a callback
 
     # -- callbacks (never block) ---------------------------------------
     def on_incoming(self, acc, prm):
@@ -416,6 +419,9 @@ class Worker:
             return
         caller = leg if leg.kind in ("in", "out") else leg.peer
         if caller is None or caller.media is None:
+            return
+        if caller.play:
+            self._play(caller)
             return
         pos = caller.peer
         cust = caller.customer
@@ -659,10 +665,14 @@ class Worker:
         test caller ringing a line through the front (``kind = "ring"``)."""
         acc = self.trunks.get(cmd.get("trunk")) or self._caller_account(cmd.get("caller"))
         leg = Leg(self, acc, kind=cmd.get("kind", "out"), cid=cmd["call"])
+        leg.play = cmd.get("play")       # a placed call's message
         leg.makeCall(cmd["uri"], pj.CallOpParam(True))
         self.legs[leg.getId()] = leg
         self.calls[leg.cid] = leg
         self.emit("placed", call=leg.cid, sip_call_id=leg.getInfo().callIdString)
+        if cmd.get("ring_s"):
+            # A placed call nobody answers is given up after its ring time.
+            self.timers.append((time.time() + float(cmd["ring_s"]), lambda: self._unanswered(leg)))
         if leg.kind == "out":
             self._position_leg(leg, cmd.get("position_uri"))
 
@@ -691,6 +701,35 @@ class Worker:
         c, d = both(leg.peer.media if leg.peer is not None else None)
         self.emit("levels", call=leg.cid, heard=a, sent=b, position_heard=c, position_sent=d,
                   seq=cmd.get("seq"))
+
+    def _unanswered(self, leg):
+        if leg.dead:
+            return
+        try:
+            if leg.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
+                self._hangup(leg)
+        except pj.Error:
+            pass
+
+    def _play(self, leg):
+        """Play a placed call's message once, then hang up (a wake-up or reminder call)."""
+        if leg.player is not None or leg.dead:
+            return
+        import wave
+        try:
+            with wave.open(leg.play) as w:
+                seconds = w.getnframes() / float(w.getframerate())
+            player = pj.AudioMediaPlayer()
+            player.createPlayer(leg.play, pj.PJMEDIA_FILE_NO_LOOP)
+            player.startTransmit(leg.media)
+        except (OSError, EOFError, wave.Error, pj.Error) as e:
+            msg = e.info() if isinstance(e, pj.Error) else str(e)
+            self.emit("error", call=leg.cid, message=f"message {leg.play}: {msg}")
+            self._hangup(leg)
+            return
+        leg.player = player
+        self.emit("playing", call=leg.cid, seconds=round(seconds, 2))
+        self.timers.append((time.time() + seconds + 0.5, lambda: self._hangup(leg)))
 
     def op_dtmf(self, cmd):
         leg = self._caller(cmd)

@@ -45,9 +45,41 @@
     const next = (p < WINK_ON ? WINK_ON - p : WINK_PERIOD - p) + 0.002;
     setTimeout(interrupter, Math.min(next, 0.1) * 1000);
   }
+  // The daemon's clock, read over HTTP: the reading was taken somewhere
+  // between sending and receiving, so take the middle, and trust the quickest
+  // round trip most (both clocks are monotonic, so an old good reading stays
+  // good; a busy machine's slow reply does not move it). The event stream's
+  // first snapshot gives an untimed first guess until the timed ones come.
+  let bestRtt = Infinity, bestAt = -Infinity, clockReadings = 0;
   function syncClock(daemonTime, sentAt, receivedAt) {
-    // The snapshot was taken somewhere between sending and receiving: the middle.
-    clockOffset = daemonTime - (sentAt + receivedAt) / 2000;
+    const rtt = receivedAt - sentAt;              // ms; 0: not timed
+    const now = performance.now();
+    if (rtt <= 0) {
+      if (bestRtt === Infinity) clockOffset = daemonTime - receivedAt / 1000;
+      return;
+    }
+    if (rtt <= bestRtt * 1.5 + 2 || now - bestAt > 60000) {
+      clockOffset = daemonTime - (sentAt + receivedAt) / 2000;
+      bestRtt = Math.min(rtt, bestRtt * 1.5 + 2);
+      bestAt = now;
+    }
+  }
+  let readingClock = false;
+  async function readClock(times) {
+    // A tiny answer read a few times: the quickest round trip wins.
+    if (readingClock) return;
+    readingClock = true;
+    try {
+      for (let i = 0; i < times; i++) {
+        const sent = performance.now();
+        const r = await fetch("api/clock", {headers: headers()});
+        const received = performance.now();       // headers are in: the body is tiny
+        const c = await r.json();
+        if (r.ok) { syncClock(c.now, sent, received); clockReadings++; }
+        await new Promise((done) => setTimeout(done, 40));
+      }
+    } catch (e) { /* the event stream reports a lost connection */ }
+    readingClock = false;
   }
 
   // -- talking to the daemon ------------------------------------------------
@@ -78,17 +110,15 @@
 
   let resyncTimer = null, fetching = false, eventsDuringFetch = 0;
   function resyncSoon() {
-    if (fetching) { eventsDuringFetch++; return; }
-    if (resyncTimer) return;
+    if (fetching || resyncTimer) return;  // a fetch under way reads again when it is done
     resyncTimer = setTimeout(resync, 120);
   }
   async function resync() {
     resyncTimer = null; fetching = true; eventsDuringFetch = 0;
     try {
-      const sent = performance.now();
       const r = await fetch("api/status", {headers: headers()});
       const s = await r.json();
-      if (r.ok) { syncClock(s.now, sent, performance.now()); apply(s); }
+      if (r.ok) apply(s);
     } catch (e) { /* the event stream reports a lost connection */ }
     fetching = false;
     if (eventsDuringFetch) resyncSoon();   // what we got may be older than those events
@@ -102,7 +132,7 @@
       syncClock(s.now, t, t);
       setOnline(true);
       apply(s);
-      resync();                      // a second reading refines the clock offset
+      readClock(5);                  // timed readings refine the clock offset
     });
     es.onmessage = (m) => onEvent(JSON.parse(m.data));
     es.onerror = () => setOnline(false);   // EventSource retries by itself
@@ -115,12 +145,13 @@
   // -- events ---------------------------------------------------------------
   function onEvent(ev) {
     if (!snap) return;
+    if (fetching) eventsDuringFetch++;     // the snapshot on its way may predate this
     switch (ev.type) {
       case "lamp":
         if (ev.cadence === undefined) break;   // a bare level (lamp test): read the snapshot
         snap.lamps[ev.lamp] = {cadence: ev.cadence, lit: false};
         setLamp(ev.lamp, ev.cadence);
-        return;
+        break;                                  // a fault lamp's reason is in the snapshot
       case "line": {
         const ln = snap.lines.find((l) => l.number === ev.line);
         if (ln) { Object.assign(ln, {state: ev.state, position: ev.position, rings: ev.rings}); drawLine(ln); }
@@ -133,12 +164,16 @@
       case "switch":
         snap.switches[ev.switch] = ev.on;
         drawSwitches();
+        log(ev.switch === "split"
+          ? (ev.on ? "split key on: each half served by its own position" : "split key off: position 1 serves every line")
+          : (ev.on ? "secrecy on: lines the customer answered stay closed" : "secrecy off"), "command");
         break;
       case "lamp-test":                         // started or ended: read the levels
         resyncSoon();
         return;
       case "notice":
         log(ev.text, "notice");
+        resyncSoon();                 // a scheduled call's card may have come or gone
         return;
       case "command":
         if (ev.command === "Dial" && lastDial && lastDial.position === ev.position &&
@@ -204,9 +239,29 @@
       }
       if (!resyncTimer) resyncTimer = setTimeout(resync, 100);
     }
+    drawDue(s.due_calls || []);
     document.body.classList.toggle("key-test", !!s.key_test);
+    drawAdapters(s);
     const faults = Object.entries(s.faults || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
     $("lamp-fault").title = faults || "no faults";
+  }
+
+  // Wake-up and reminder calls waiting for an operator: one card each.
+  function drawDue(cards) {
+    const box = $("due");
+    if (!box) return;
+    box.replaceChildren();
+    for (const c of cards) {
+      const card = el("div", "card " + c.kind);
+      card.dataset.occurrence = c.occurrence;
+      card.append(el("div", "what", (c.kind === "wakeup" ? "Wake-up call" : "Reminder call") +
+                     (c.line ? ` on line ${c.line}` : "") + (c.attempt > 1 ? `, try ${c.attempt}` : "")));
+      card.append(el("div", "who", `${c.customer}: call ${c.number}`));
+      card.append(el("div", "say", `Say: ${c.message}`));
+      if (c.note) card.append(el("div", "note", c.note));
+      box.append(card);
+    }
+    box.hidden = cards.length === 0;
   }
 
   function build(s) {
@@ -217,6 +272,7 @@
     const compact = s.lines.length > COMPACT_LINES;
     document.body.classList.toggle("compact", compact);
     document.body.classList.toggle("simulated", !!s.sim);
+    document.body.classList.toggle("real", !s.sim);
     addLamp("fault", $("lamp-fault"));
     addKey("secrecy", $("switch-secrecy"));
     addKey("split", $("switch-split"));
@@ -332,7 +388,7 @@
     if (st) st.replaceChildren(el("span", null, text), el("span", "more", more));
     if (more) text += "\n" + more;
     cell.querySelector(".badge").textContent = badge;
-    cell.querySelector(".half-tab").textContent = `H${ln.half}·P${served}`;
+    cell.querySelector(".half-tab").textContent = `half ${ln.half} → P${served}`;
     cell.title = `${ln.number} ${ln.label} (${ln.kind})\n${text}\n` +
                  `half ${ln.half}, served by position ${served}`;
   }
@@ -351,7 +407,7 @@
     document.body.classList.toggle("split", !!snap.switches.split);
     for (const ln of snap.lines) {
       const cell = lineEls.get(ln.number);
-      if (cell) cell.querySelector(".half-tab").textContent = `H${ln.half}·P${servedBy(ln)}`;
+      if (cell) cell.querySelector(".half-tab").textContent = `half ${ln.half} → P${servedBy(ln)}`;
     }
     const halves = $("halves");
     halves.replaceChildren();
@@ -379,6 +435,24 @@
     }
   }
 
+  // Adapters (telephony, time clock, printer) report their status under their
+  // own names in the snapshot: one chip each, red when it reports an error.
+  const SNAPSHOT_KEYS = new Set(["board", "title", "now", "lines", "lamps", "positions",
+    "switches", "keys_down", "stuck", "faults", "key_test", "lamp_test", "sim", "keys", "uptime_s"]);
+  function drawAdapters(s) {
+    const box = $("adapters");
+    const chips = Object.entries(s)
+      .filter(([k, v]) => !SNAPSHOT_KEYS.has(k) && v && typeof v === "object" && !Array.isArray(v))
+      .map(([name, st]) => {
+        const bad = !!st.error || st.ok === false;
+        const chip = el("span", "adapter" + (bad ? " bad" : ""), name);
+        chip.title = Object.entries(st).map(([k, v]) =>
+          `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("\n");
+        return chip;
+      });
+    box.replaceChildren(...chips);
+  }
+
   function addLamp(name, e) {
     e.dataset.lamp = name;
     if (!lampEls.has(name)) lampEls.set(name, []);
@@ -403,8 +477,18 @@
     const e = target.closest("[data-key]");
     return e && keyEls.has(e.dataset.key) ? e : null;
   }
+  // On a real board the keys are pressed by hand; the view shows them going down.
+  let toldReal = -Infinity;
+  function realBoard() {
+    if (!snap || snap.sim) return false;
+    if (performance.now() - toldReal > 3000) {
+      log("this is the real board: press its keys by hand; the view shows them", "notice");
+      toldReal = performance.now();
+    }
+    return true;
+  }
   function press(name) {
-    if (heldLocally.has(name)) return;
+    if (heldLocally.has(name) || realBoard()) return;
     heldLocally.add(name);
     setKeyDown(name, true);
     post("api/press", {key: name});
@@ -444,6 +528,7 @@
   document.addEventListener("click", (ev) => {
     const e = keyOf(ev.target);
     if (!e || !isSwitch(e) || !snap) return;
+    if (realBoard()) return;
     const name = e.dataset.key;
     const on = !!snap.switches[name];
     post(on ? "api/release" : "api/press", {key: name});   // press = on, again = off
@@ -482,11 +567,12 @@
   window.addEventListener("resize", () => { clearTimeout(fitTimer); fitTimer = setTimeout(fit, 100); });
 
   // For tests and the curious: the page's idea of the daemon's clock.
-  window.switchboardView = {daemonNow, snapshot: () => snap};
+  window.switchboardView = {daemonNow, snapshot: () => snap, timed: () => clockReadings >= 5};
 
   interrupter();
   connect();
   // A slow re-read as a safety net: anything no event announced (a lamp test
   // started from the diagnostic tool, a fault) shows within a few seconds.
   setInterval(() => { if (!document.body.classList.contains("offline")) resyncSoon(); }, 4000);
+  setInterval(() => { if (!document.body.classList.contains("offline")) readClock(3); }, 30000);
 })();

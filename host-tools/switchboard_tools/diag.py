@@ -189,6 +189,7 @@ def build_parser():
     p = add("events", "follow the board live")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--count", type=int, default=None, help="stop after this many events")
+    _timeclock_parsers(add)
     p = add("test-call", "trunk test: ring a line with a real SIP call, report rang, answered, "
             "and audio both ways (answer it at the board)")
     p.add_argument("line")
@@ -200,7 +201,6 @@ def build_parser():
             "key to leave them talking (at once: blind; after talking to them: attended)")
     p.add_argument("line")
     p.add_argument("number")
-    _timeclock_parsers(add)
     p = add("call", "send any control command: call NAME [JSON-ARGS]")
     p.add_argument("name")
     p.add_argument("args", nargs="?", default="{}")
@@ -253,6 +253,8 @@ def run(args) -> int:
             limits = {k: v for k, v in (("seconds", args.seconds), ("count", args.count)) if v}
             for ev in client.stream(c, **limits):
                 _out(args, ev, _event_text(ev))
+        elif c in TIMECLOCK_COMMANDS:
+            _timeclock_run(client, args)
         elif c == "test-call":
             client.sock.settimeout(args.answer_s + args.talk_s + 20)
             r = client.call("test-call", line=args.line, answer_s=args.answer_s,
@@ -263,8 +265,6 @@ def run(args) -> int:
             r = client.call("transfer", line=args.line, to=args.number)
             _out(args, r, f"line {r['line']}: calling {r['to']}; release the line to leave them "
                  "talking")
-        elif c in TIMECLOCK_COMMANDS:
-            _timeclock_run(client, args)
         elif c == "call":
             try:
                 cargs = json.loads(args.args)
