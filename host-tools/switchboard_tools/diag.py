@@ -201,6 +201,8 @@ def build_parser():
             "key to leave them talking (at once: blind; after talking to them: attended)")
     p.add_argument("line")
     p.add_argument("number")
+    p.add_argument("--consult", action="store_true",
+                   help="the caller waits on the hold tone while you talk to them")
     p = add("call", "send any control command: call NAME [JSON-ARGS]")
     p.add_argument("name")
     p.add_argument("args", nargs="?", default="{}")
@@ -262,7 +264,7 @@ def run(args) -> int:
             _out(args, r, _test_call_text(r))
             return 0 if r.get("ok") else 1
         elif c == "transfer":
-            r = client.call("transfer", line=args.line, to=args.number)
+            r = client.call("transfer", line=args.line, to=args.number, consult=args.consult)
             _out(args, r, f"line {r['line']}: calling {r['to']}; release the line to leave them "
                  "talking")
         elif c == "call":
