@@ -107,17 +107,18 @@ def bare_run(tmp: Path, train: Path, i: int):
     return a_to_b, b_to_a, mem
 
 
-def headset_run(tmp: Path, train: Path, i: int):
+def headset_run(tmp: Path, train: Path, i: int, card_rate: int, ptime: int):
     rec_a = tmp / f"hs-a{i}.wav"
     secs = LEAD_S + BURSTS * PERIOD_S + 0.8
-    with FakeCard(tmp / f"home{i}", ["hs1"], rate=RATE) as card:
-        with PositionProc(tmp, card, name=f"p{i}", headset="hs1") as pos:
+    with FakeCard(tmp / f"home{i}", ["hs1"], rate=card_rate) as card:
+        with PositionProc(tmp, card, name=f"p{i}", headset="hs1",
+                          args=["--headset-rate", card_rate, "--headset-ptime", ptime]) as pos:
             mem_idle = rss_kb(pos.ready["pid"])
             with PeerProc(tmp, name=f"hs-a{i}", call=pos.uri, record=rec_a, play=train,
                           seconds=secs) as a:
                 ma = a.next("media", 15)
                 pos.next("media", 10, state="active")
-                card.say("hs1", burst_train(RATE))
+                card.say("hs1", burst_train(card_rate))
                 time.sleep(1.0)
                 mem_call = rss_kb(pos.ready["pid"])
                 a.next("done", 30)
@@ -132,13 +133,13 @@ def headset_run(tmp: Path, train: Path, i: int):
         off += len(pcm)
     offsets = [o for o, _ in starts]
     got = []
-    for sec in onsets(stream, RATE):
-        byte = int(round(sec * RATE)) * 2
+    for sec in onsets(stream, card_rate):
+        byte = int(round(sec * card_rate)) * 2
         k = bisect.bisect_right(offsets, byte) - 1
-        got.append(starts[k][1] + (byte - starts[k][0]) / (2 * RATE))
+        got.append(starts[k][1] + (byte - starts[k][0]) / (2 * card_rate))
     to_ear = match(expected_times(ma["play_at"]), got)
     # mic -> far end: the card stamped when ALSA read the first byte of the train
-    heard0 = mic_log[0][0] - mic_log[0][1] / (2 * RATE)
+    heard0 = mic_log[0][0] - mic_log[0][1] / (2 * card_rate)
     pa, ra = wav_pcm(rec_a)
     from_mic = match(expected_times(heard0), [ma["record_at"] + t for t in onsets(pa, ra)])
     return to_ear, from_mic, mem_idle, mem_call, status
@@ -158,6 +159,12 @@ def summary(vals):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=3, help="calls per path (bounded: 1-10)")
+    ap.add_argument("--card-rate", type=int, default=48000,
+                    help="the test card's rate; the headset is opened at it (48000: a USB "
+                         "headset; 16000: the bridge's rate, but the file-plugin card then "
+                         "paces capture in 128 ms steps, which shows as delay)")
+    ap.add_argument("--ptime", type=int, default=20, choices=(10, 20),
+                    help="the position's --headset-ptime")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     calls = max(1, min(args.calls, 10))
@@ -172,14 +179,14 @@ def main(argv=None):
             bare_ab += ab
             bare_ba += ba
             bare_mem.append(m)
-            e, mic, mi, mc, status = headset_run(tmp, train, i)
+            e, mic, mi, mc, status = headset_run(tmp, train, i, args.card_rate, args.ptime)
             hs_ear += e
             hs_mic += mic
             mem_idle.append(mi)
             mem_call.append(mc)
     bare_all = bare_ab + bare_ba
     result = {
-        "bursts_per_call": BURSTS, "calls": calls,
+        "bursts_per_call": BURSTS, "calls": calls, "card_rate": args.card_rate, "ptime_ms": args.ptime,
         "bare_pjsua2_one_way": summary(bare_all),
         "caller_to_earpiece": summary(hs_ear),
         "mic_to_far_end": summary(hs_mic),
@@ -194,7 +201,8 @@ def main(argv=None):
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"audio delay, {calls} call(s) x {BURSTS} bursts per path (median, min-max):")
+    print(f"audio delay, {calls} call(s) x {BURSTS} bursts per path (median, min-max); "
+          f"headset card at {args.card_rate} Hz, {args.ptime} ms frames, bridge at 16000 Hz:")
     for key, label in (("bare_pjsua2_one_way", "bare PJSUA2 -> PJSUA2 (baseline)"),
                        ("caller_to_earpiece", "caller -> position -> earpiece"),
                        ("mic_to_far_end", "microphone -> position -> far end")):

@@ -38,6 +38,7 @@ from firmware.errors import SwitchboardError
 from firmware.headset import Headset, HeadsetError
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
+DEFAULT_CODECS = ("G722/16000", "PCMU/8000", "PCMA/8000")
 
 
 class PositionError(SwitchboardError, RuntimeError):
@@ -72,7 +73,8 @@ class Position:
 
     def __init__(self, *, name="position", bind="127.0.0.1", port=0, headset=None,
                  allow=LOOPBACK, clock_rate=16000, headset_rate=None, buffer_ms=200,
-                 max_calls=2, out=None, log_level=0):
+                 headset_ptime=20,
+                 max_calls=2, codecs=DEFAULT_CODECS, out=None, log_level=0):
         self.name = name
         self.bind = bind
         self.port = port
@@ -81,7 +83,9 @@ class Position:
         self.clock_rate = clock_rate
         self.headset_rate = headset_rate
         self.buffer_ms = buffer_ms
+        self.headset_ptime = headset_ptime
         self.max_calls = max_calls
+        self.codecs = [c for c in codecs if c]
         self.out = out or sys.stdout
         self.log_level = log_level
         self.commands: queue.Queue = queue.Queue()
@@ -128,6 +132,7 @@ class Position:
         tcfg.publicAddress = self.bind
         self.transport_id = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
         self.ep.libStart()
+        self._prefer_codecs()
         local = self.ep.transportGetInfo(self.transport_id).localName
         self.port = int(local.rsplit(":", 1)[1])
         host = f"[{self.bind}]" if ":" in self.bind else self.bind
@@ -143,7 +148,28 @@ class Position:
 
         if self.headset_name:
             self.headset = Headset(self.headset_name, clock_rate=self.clock_rate,
-                                   rate=self.headset_rate, buffer_ms=self.buffer_ms).create()
+                                   rate=self.headset_rate, buffer_ms=self.buffer_ms,
+                                   ptime_ms=self.headset_ptime).create()
+
+    def _prefer_codecs(self) -> None:
+        """The listed codecs first, in order; the others stay on, below them.
+
+        On a loopback leg G.722 gives wideband audio for little CPU; speex,
+        PJSUA2's own first choice, costs far more for nothing on loopback.
+        """
+        known = [c.codecId for c in self.ep.codecEnum2()]
+        for want in self.codecs:
+            if not any(k.lower().startswith(want.lower()) for k in known):
+                raise PositionError(f"--codecs {want!r}: no such codec; this PJSUA2 has "
+                                    f"{', '.join(known)}")
+        for codec in self.ep.codecEnum2():
+            cid = codec.codecId
+            rank = next((i for i, w in enumerate(self.codecs)
+                         if cid.lower().startswith(w.lower())), None)
+            if rank is not None:
+                self.ep.codecSetPriority(cid, 254 - rank)
+            elif codec.priority:  # 0 is off: leave it off
+                self.ep.codecSetPriority(cid, min(codec.priority, 100))
 
     def stop(self) -> None:
         """Hang up, then delete in order: calls, headset port, account, library."""
@@ -269,6 +295,7 @@ class Position:
         self.emit("incoming", call=prm.callId, source=src, remote=call.remote)
         op.statusCode = 200
         call.answer(op)
+        call.answered = True
         self.counts["answered"] += 1
         self.emit("answered", call=prm.callId)
 
@@ -281,13 +308,17 @@ class Position:
             if mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 media = call.getAudioMedia(mi.index)
                 if self.headset is not None:
+                    if call.audio_port not in (None, media.getPortId()):
+                        self.headset.forget(call.audio_port)  # a re-INVITE moved its port
                     self.headset.connect(media)
                 call.audio_port = media.getPortId()
                 self.emit("media", call=call.cid, state="active", port=call.audio_port)
             elif call.audio_port is not None:  # held or gone: the operator hears nothing of it
                 if self.headset is not None:
-                    self.headset.forget(call.audio_port) if mi.status == pj.PJSUA_CALL_MEDIA_NONE \
-                        else self.headset.disconnect(call.getAudioMedia(mi.index))
+                    if mi.status == pj.PJSUA_CALL_MEDIA_NONE:  # its port is gone already
+                        self.headset.forget(call.audio_port)
+                    else:
+                        self.headset.disconnect(call.getAudioMedia(mi.index))
                 self.emit("media", call=call.cid, state=_media_state(mi.status))
                 call.audio_port = None
 
@@ -301,7 +332,7 @@ class Position:
             call.audio_port = None
             self.calls.pop(call.cid, None)
             self._dead.append(call)
-            if info.lastStatusCode != 403:
+            if info.lastStatusCode not in (403, 486) or call.answered:
                 self.counts["ended"] += 1
                 self.emit("ended", call=call.cid, code=info.lastStatusCode,
                           reason=info.lastReason)
@@ -344,6 +375,7 @@ def _classes():
             self.remote = ""
             self.state = "INCOMING"
             self.audio_port = None
+            self.answered = False
 
         def onCallState(self, prm):
             guarded(self.position, self.position.state_changed, self)
@@ -364,7 +396,7 @@ class PositionProcess:
 
     def __init__(self, *, name: str, headset: str | None = None, bind: str = "127.0.0.1",
                  port: int = 0, allow=None, args=(), env=None, on_event=None,
-                 python: str = sys.executable):
+                 log=None, python: str = sys.executable):
         self.cmd = [python, "-m", "firmware.position", "--name", name, "--bind", bind,
                     "--port", str(port)]
         if headset:
@@ -373,6 +405,7 @@ class PositionProcess:
             self.cmd += ["--allow", a]
         self.cmd += [str(a) for a in args]
         self.env = env
+        self.log = log  # a path: the child's stderr (PJSUA2 and ALSA chatter) is appended there
         self.on_event = on_event
         self.proc = None
         self.ready: dict | None = None
@@ -387,8 +420,14 @@ class PositionProcess:
         """Start the child and wait for it to be ready; PositionError says why it was not."""
         import subprocess
 
-        self.proc = subprocess.Popen(self.cmd, env=self.env, text=True, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        err = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(self.cmd, env=self.env, text=True,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=err)
+        finally:
+            if self.log:
+                err.close()  # the child has its own copy
         threading.Thread(target=self._read, daemon=True, name="position-reader").start()
         ev = self._wait(("ready", "error", "eof"), timeout)
         if ev is None or ev["event"] != "ready":
@@ -494,7 +533,12 @@ def main(argv=None) -> int:
     parser.add_argument("--buffer-ms", type=int, default=200,
                         help="most audio each headset ring holds (ms); the standing delay is "
                              "trimmed to a frame when the device keeps time")
+    parser.add_argument("--headset-ptime", type=int, default=20, choices=(10, 20),
+                        help="ms of audio per headset frame (the card's period and the ring's "
+                             "unit; 10 halves the card's buffering, costs twice the wake-ups)")
     parser.add_argument("--max-calls", type=int, default=2, help="legs answered at once")
+    parser.add_argument("--codecs", default=",".join(DEFAULT_CODECS),
+                        help="codecs to prefer, in order (comma-separated; others stay on below)")
     parser.add_argument("--log-level", type=int, default=0, help="PJSUA2 log level (0-6)")
     args = parser.parse_args(argv)
     out = _own_stdout()
@@ -502,7 +546,9 @@ def main(argv=None) -> int:
         pos = Position(name=args.name, bind=args.bind, port=args.port, headset=args.headset,
                        allow=args.allow or LOOPBACK, clock_rate=args.clock_rate,
                        headset_rate=args.headset_rate, buffer_ms=args.buffer_ms,
-                       max_calls=args.max_calls, log_level=args.log_level, out=out)
+                       headset_ptime=args.headset_ptime,
+                       max_calls=args.max_calls, codecs=args.codecs.split(","),
+                       log_level=args.log_level, out=out)
     except SwitchboardError as exc:
         print(json.dumps({"event": "error", "message": str(exc)}), file=out, flush=True)
         print(f"error: {exc}", file=sys.stderr)
@@ -516,7 +562,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # PJSUA2 raises its own Error type (e.g. port in use)
-        msg = getattr(exc, "info", lambda: str(exc))()
+        info = getattr(exc, "info", None)
+        msg = info() if callable(info) else str(exc)
         print(json.dumps({"event": "error", "message": f"position failed to start: {msg}"}),
               file=out, flush=True)
         print(f"error: position failed to start: {msg}", file=sys.stderr)

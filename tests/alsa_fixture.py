@@ -1,27 +1,33 @@
 """A sound card for tests: ALSA `file`-plugin headsets whose clock is this module.
 
-`FakeCard(home, ["hs1", "hs2"])` writes `home/.asoundrc` defining one ALSA
-device per name (listed by PortAudio through its `hint`), each a microphone
-and an earpiece. Point `HOME` at `home` for the process under test
-(`card.env()`), start the card, and it behaves like a sound card:
+`FakeCard(home, ["hs1", "hs2"], rate=16000)` writes `home/.asoundrc` defining
+one ALSA device per name (listed by PortAudio through its `hint`), each a
+microphone and an earpiece. Point `HOME` at `home` for the process under test
+(`card.env()`), start the card (a context manager), and it behaves like a
+sound card running at `rate`:
 
-- earpiece: playback goes through a `file` plugin (slave `null`) into a
-  FIFO that the card drains at the real sample rate, keeping what was played
-  (`card.ear(name)`), each chunk stamped with the time it was played;
+- earpiece: playback goes through a `file` plugin (slave `null`) into a FIFO
+  that the card drains at the sample rate, keeping what was played:
+  `card.ear(name, since=t)` (16-bit mono), `card.ear_timed(name)` with each
+  chunk stamped with the time ALSA wrote it;
 - microphone: capture reads its samples from the FIFO `infile`, which the
-  card keeps a few milliseconds ahead with what `card.say(name, pcm)` queued
-  (silence otherwise).
+  card keeps LEAD_S ahead with what `card.say(name, pcm)` queued (16-bit mono
+  at `rate`; silence otherwise); `card.mic_log(name)` says when it was heard.
 
 Why FIFOs and a clock thread: ALSA's `null` device keeps no time, so a
-stream on a bare file-plugin device runs thousands of times faster than
-real time. Here the capture side is paced by its own `file` output (a
-second FIFO drained at the sample rate) and the playback side by the
-earpiece FIFO. A `plug` layer in front fixes the raw format (S16_LE, mono,
-`rate`) whatever the client asks for, as a real card's converter would.
-Open the streams at the card's own rate: with ALSA's rate converter in the
-capture path (client rate != card rate) the file plugin's `infile` is read
-unevenly and the microphone signal comes out chopped (seen with alsa-lib
-1.2.8); playback converts cleanly.
+stream on a bare file-plugin device runs thousands of times faster than real
+time. Here the playback side is paced by the earpiece FIFO and the capture
+side by its own `file` output (a second FIFO, drained at the sample rate). A
+`plug` layer in front fixes the raw format whatever the client asks for.
+Open the streams at the card's own rate and as 16-bit mono: with any ALSA
+conversion in the capture path the file plugin reads `infile` unevenly and
+the microphone comes out chopped (alsa-lib 1.2.8); playback converts cleanly.
+The capture clock moves in steps of one pipe page (4 KiB: 128 ms at 16 kHz,
+43 ms at 48 kHz), so capture arrives in bursts of periods: a real card's
+is smoother, and delays measured here are on the high side.
+
+Measuring: `tone_level` / `best_tone` (Goertzel energy at 1 kHz over 50 ms
+blocks), `purity`, `rms`, `window`.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import time
 from pathlib import Path
 
 F_SETPIPE_SZ = 1031
-LEAD_S = 0.1  # how far the microphone FIFO is kept ahead of the card's reads
+LEAD_S = 0.3  # how far the microphone FIFO is kept ahead of the card: more than a burst of reads
 DEBT_S = 0.1  # how far a writer may fall behind the card's clock and catch up
 
 

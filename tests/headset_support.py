@@ -122,7 +122,7 @@ class PeerProc(JsonProc):
     """tests/pjsua_peer.py: a bare PJSUA2 endpoint that calls or answers and records."""
 
     def __init__(self, tmp_path: Path, *, name="peer", call=None, answer=False, record=None,
-                 play=None, seconds=4.0, codec=None):
+                 play=None, seconds=4.0, codec="G722"):
         cmd = [sys.executable, str(HERE / "pjsua_peer.py"), "--seconds", str(seconds)]
         if call:
             cmd += ["--call", call]

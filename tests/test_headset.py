@@ -137,13 +137,17 @@ def test_fail__position_with_unknown_headset_says_which_exist(card, tmp_path):
 
 # -- (a) caller -> earpiece -----------------------------------------------------------
 
-@pytest.mark.parametrize("headset_rate", [None, 48000], ids=["port-at-bridge-rate",
-                                                            "port-at-48k-card-rate"])
-def test_ok__caller_tone_reaches_earpiece(request, tmp_path, tone_wav, headset_rate):
-    """SIPp sends a 1 kHz PCMU tone; the earpiece plays it at full level, clean, then silence."""
+@pytest.mark.parametrize("headset_rate,ptime", [(None, 20), (48000, 20), (None, 10)],
+                         ids=["port-at-bridge-rate", "port-at-48k-card-rate", "10ms-frames"])
+def test_ok__caller_tone_reaches_earpiece(request, tmp_path, tone_wav, headset_rate, ptime):
+    """SIPp sends a 1 kHz PCMU tone; the earpiece plays it at full level, clean, then silence.
+
+    Also with the port at the card's 48 kHz (the bridge resamples) and with 10 ms
+    headset frames against the bridge's 20 ms (the bridge splits them)."""
     card = request.getfixturevalue("card48" if headset_rate else "card")
     rate = card.rate
     args = ["--headset-rate", headset_rate] if headset_rate else []
+    args += ["--headset-ptime", ptime]
     with PositionProc(tmp_path, card, headset="hs1", args=args) as pos:
         sipp = sipp_tone_call(tmp_path, pos.ready["port"], tone_wav, user="p1", hold_ms=3000)
         media = pos.next("media", 15, state="active")
@@ -308,7 +312,7 @@ def test_ok__end_of_stdin_stops_the_position(card, tmp_path):
 def test_ok__daemon_handle_starts_queries_and_stops_a_position(card, tmp_path):
     events = []
     handle = PositionProcess(name="p1", headset="hs1", env=project_env(**card.env()),
-                             on_event=events.append)
+                             on_event=events.append, log=tmp_path / "p1.log")
     ready = handle.start()
     try:
         assert handle.uri == ready["uri"] and handle.uri.startswith("sip:p1@127.0.0.1:")
@@ -320,6 +324,7 @@ def test_ok__daemon_handle_starts_queries_and_stops_a_position(card, tmp_path):
     finally:
         assert handle.stop() == 0
     assert [e["event"] for e in events][:2] == ["ready", "incoming"]
+    assert "pjlib" in (tmp_path / "p1.log").read_text(errors="replace")  # the child's chatter
 
 
 def test_fail__daemon_handle_reports_why_a_position_did_not_start(card):
@@ -328,3 +333,47 @@ def test_fail__daemon_handle_reports_why_a_position_did_not_start(card):
         handle.start()
     assert "'p2' did not start" in str(exc.value) and "'hs9'" in str(exc.value)
     assert "'hs1'" in str(exc.value) and handle.proc.poll() is not None
+
+
+def test_fail__unknown_codec_is_a_clear_error(tmp_path):
+    pos = PositionProc(tmp_path, None, args=["--codecs", "G729/8000"], wait=False)
+    err = pos.next("error", 20)
+    assert pos.stop() == 2
+    assert "--codecs 'G729/8000': no such codec" in err["message"]
+    assert "PCMU/8000/1" in err["message"]
+
+
+def test_ok__stereo_only_cards_are_mixed_down_and_duplicated():
+    from firmware.headset import _from_mono, _to_mono
+    import array
+    mono = array.array("h", [1, -2, 3000, -32768]).tobytes()
+    stereo = _from_mono(mono, 2)
+    assert array.array("h", stereo).tolist() == [1, 1, -2, -2, 3000, 3000, -32768, -32768]
+    assert _to_mono(stereo, 2) == mono
+    assert _to_mono(mono, 1) is mono and _from_mono(mono, 1) is mono
+
+
+def test_fail__port_in_use_is_a_clear_error(tmp_path):
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        pos = PositionProc(tmp_path, None, args=["--port", port], wait=False)
+        err = pos.next("error", 20)
+        assert pos.stop() == 2
+    assert "position failed to start" in err["message"]
+    assert "Address already in use" in err["message"] or "in use" in err["message"].lower()
+    assert "Traceback" not in pos.stderr()
+
+
+def test_fail__a_leg_beyond_max_calls_gets_486(card, tmp_path):
+    with PositionProc(tmp_path, card, headset="hs1", args=["--max-calls", 1]) as pos:
+        with PeerProc(tmp_path, name="first", call=pos.uri, seconds=30.0) as first:
+            pos.next("media", 15, state="active")
+            with PeerProc(tmp_path, name="second", call=pos.uri, seconds=1.0) as second:
+                assert second.next("ended", 15)["code"] == 486
+            st = pos.status()
+            assert len(st["calls"]) == 1 and st["headset"]["connected"] == 1
+            assert st["answered"] == 1 and st["ended"] == 0
+            pos.send(cmd="hangup")
+            first.next("ended", 10)

@@ -9,9 +9,12 @@ from conftest import project_env, python_cmd
 from telephony_support import have_tools, wait_for
 
 
-@pytest.fixture
-def daemon(tmp_path):
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    """One daemon for this module's tests: starting 2 workers, Kamailio and 2 positions
+    takes seconds."""
     have_tools()
+    tmp_path = tmp_path_factory.mktemp("daemon")
     sock = tmp_path / "ctl.sock"
     out = open(tmp_path / "daemon.out", "wb")
     proc = subprocess.Popen(python_cmd("firmware.daemon", "--sim", "--board", "desk",
@@ -44,6 +47,7 @@ def test_ok__ring_goes_through_sip_and_status_shows_capacity(daemon):
     rc, st, err = diag(sock, "status")
     assert rc == 0, err
     tel = st["telephony"]
+    assert st["faults"] == {}          # the shipped sim site file starts clean
     assert tel["state"] == "running" and tel["calls_per_worker"] >= 1
     assert tel["capacity"] >= 6 and tel["free"] == tel["capacity"] and tel["in_use"] == 0
     rc, r, err = diag(sock, "ring", "201")

@@ -97,3 +97,56 @@ def test_ok__blind_transfer_released_while_the_contact_still_rings(tmp_path):
         board.stop()
         position.stop()
         contact.stop()
+
+
+def wav_window_energy(path, hz, start_s, end_s):
+    """Tone energy at ``hz`` between two times of a WAV (after waiting for it to be closed)."""
+    import math
+    import struct
+    import wave
+    tone_energy(path, hz)                                  # waits until the WAV is complete
+    with wave.open(str(path)) as w:
+        rate = w.getframerate()
+        w.setpos(int(start_s * rate))
+        data = w.readframes(int((end_s - start_s) * rate))
+    x = struct.unpack(f"<{len(data) // 2}h", data)
+    k = 2 * math.cos(2 * math.pi * hz / rate)
+    s1 = s2 = 0.0
+    for v in x:
+        s1, s2 = v + k * s1 - s2, s1
+    return math.sqrt(max(0.0, s1 * s1 + s2 * s2 - k * s1 * s2)) / max(1, len(x)) * 2
+
+
+def test_ok__attended_transfer_consults_with_the_caller_on_hold_then_connects(tmp_path):
+    have_tools()
+    contact = PeerProc(tmp_path, "contact", tone=440, answer_after=0.5)
+    board, adapter, position = office_board(tmp_path, contact)
+    try:
+        adapter.ring("203", "5550177")                      # the caller sends 1 kHz
+        wait_for(lambda: board.line("203") is LineState.RINGING, 10, "203 ringing")
+        board.press("line-203")
+        position.next("confirmed", 10)
+        adapter.transfer("203", "4155558888", consult=True)
+        contact.next("confirmed", 10)                        # the contact answers: consult
+        t_consult = time.time()
+        time.sleep(2.5)
+        board.press("p1-release")                            # connect them
+        wait_for(lambda: board.line("203") is LineState.CUSTOMER, 10, "203 connected")
+        t_connect = time.time()
+        time.sleep(2.5)
+        adapter.hang_up_test("203")
+        contact.next("ended", 10)
+        position.next("ended", 10)
+        rec = contact.dir / "call1.wav"
+        consult_s = t_connect - t_consult
+        during = wav_window_energy(rec, 1000, 0.3, consult_s - 0.3)
+        after = wav_window_energy(rec, 1000, consult_s + 0.5, consult_s + 2.0)
+        assert after > 1000 and during < after / 20, (during, after)   # caller only after connect
+        # the operator heard the contact while consulting
+        assert tone_energy(position.dir / "call1.wav", 440)[0] > 150
+        r = wait_for(lambda: JsonLinesRecords(tmp_path / "calls.jsonl").read(), 5, "a record")[-1]
+        assert r["outcome"] == "transferred"
+    finally:
+        board.stop()
+        position.stop()
+        contact.stop()

@@ -65,7 +65,10 @@ def test_ok__customer_answered_secrecy_keeps_the_operator_out_until_switched_off
     position.next("ended", 10)
     caller_tone, _ = tone_energy(position.dir / "call1.wav", 1000)
     customer_voice, _ = tone_energy(position.dir / "call1.wav", 440)
-    assert caller_tone > 1000 and customer_voice > 1000, (caller_tone, customer_voice)
+    # The customer's PJSUA2 tone is much softer than SIPp's full-scale u-law one, and on a
+    # loaded machine it has come out at 418 (the caller's at 19815); with no 440 Hz source
+    # the same measure gives about 3.
+    assert caller_tone > 1000 and customer_voice > 150, (caller_tone, customer_voice)
     # and the customer heard the caller all along
     customer.next("ended", 10)
     assert tone_energy(customer.dir / "call1.wav", 1000)[0] > 1000

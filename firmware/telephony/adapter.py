@@ -660,9 +660,11 @@ class TelephonyAdapter:
             os.replace(tmp, out)
         return out
 
-    def transfer(self, line: str, number: str) -> dict:
+    def transfer(self, line: str, number: str, consult: bool = False) -> dict:
         """Transfer the call on ``line`` to ``number`` (a live patch: the board stays in the
-        media path). Blind: release at once; attended: talk to them first, then release."""
+        media path). Blind: release at once. Attended: with ``consult`` the caller waits on
+        the hold tone while the operator talks to them, then release connects the two
+        (also while it still rings); without, all three hear each other until release."""
         with self._lock:
             c = self._call_on(line)
             if c is None:
@@ -671,8 +673,9 @@ class TelephonyAdapter:
             if trunk is None:
                 raise RuntimeError("no outbound trunk with a dial URI in the site file")
             c.patching = number
-            c.worker.send(op="patch", call=c.id, uri=trunk.dial.replace("{number}", number))
-            return {"line": line, "to": number, "call": c.id}
+            c.worker.send(op="patch", call=c.id, uri=trunk.dial.replace("{number}", number),
+                          consult=consult)
+            return {"line": line, "to": number, "call": c.id, "consult": consult}
 
     def _least_loaded(self):
         return min(self.workers, key=lambda w: len(w.calls) / max(1, w.maxload or 1))
@@ -771,7 +774,8 @@ class TelephonyAdapter:
                                         float(args.get("talk_s", 2)), bool(args.get("echo")))
 
         async def transfer(args):
-            return self.transfer(daemon._line(args), str(args.get("to", "")))
+            return self.transfer(daemon._line(args), str(args.get("to", "")),
+                                 bool(args.get("consult")))
 
         daemon.add_command("transfer", transfer)
         daemon.add_command("ring", ring)

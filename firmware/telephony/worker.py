@@ -427,6 +427,14 @@ class Worker:
         cust = caller.customer
         if cust is not None and (not cust.answered or cust.media is None or cust.dead):
             cust = None
+        if getattr(caller, "consult", False):
+            # Attended transfer, consulting: the caller waits on the hold tone while the
+            # operator and the far end talk; nothing of either reaches the caller.
+            self.tone.startTransmit(caller.media)
+            if pos is not None and pos.media is not None and cust is not None:
+                pos.media.startTransmit(cust.media)
+                cust.media.startTransmit(pos.media)
+            return
         if cust is not None:                 # caller and customer talk
             cust.media.startTransmit(caller.media)
             caller.media.startTransmit(cust.media)
@@ -594,6 +602,17 @@ class Worker:
             return
         self.legs[cust.getId()] = cust
 
+    def _unconsult(self, leg):
+        """End a consultation: the operator's and the far end's audio stop crossing."""
+        leg.consult = False
+        pos, cust = leg.peer, leg.customer
+        for a, b in ((pos, cust), (cust, pos)):
+            if a is not None and b is not None and a.media is not None and b.media is not None:
+                try:
+                    a.media.stopTransmit(b.media)
+                except pj.Error:
+                    pass
+
     def op_patch(self, cmd):
         """Transfer / live patch: call ``uri`` and join it to the caller when it answers.
 
@@ -609,9 +628,12 @@ class Worker:
         cust.patch = True
         cust.peer = leg
         leg.customer = cust
+        leg.consult = bool(cmd.get("consult"))
         cust.makeCall(cmd["uri"], pj.CallOpParam(True))
         self.legs[cust.getId()] = cust
-        self.emit("patching", call=leg.cid)
+        if leg.consult:
+            self.bridge(leg)                 # the caller to the hold tone now
+        self.emit("patching", call=leg.cid, consult=leg.consult)
 
     def op_echo(self, cmd):
         """Answer and send the caller's audio straight back (the trunk test's far end)."""
@@ -644,10 +666,14 @@ class Worker:
         if pos is not None:
             pos.peer = None
             self._hangup(pos)
+        if getattr(leg, "consult", False):
+            self._unconsult(leg)
         if not cmd.get("keep"):
             self._hangup(leg, cmd.get("code"), cmd.get("reason"))
         elif leg.customer is not None and not leg.customer.answered and leg.media is not None:
             self.tone.startTransmit(leg.media)   # a transfer still ringing: the caller waits
+        elif leg.customer is not None and leg.media is not None:
+            self.bridge(leg)                     # connect: caller and far end talk
 
     def test_tone(self):
         if getattr(self, "_test_tone", None) is None:

@@ -104,9 +104,24 @@ def _status_text(s) -> str:
     for name, value in s.items():
         if name == "timeclock" and isinstance(value, dict):
             out.append(_timeclock_status_text(value))
+        elif name == "telephony" and isinstance(value, dict):
+            out.append(_telephony_status_text(value))
         elif isinstance(value, dict) and name not in ("switches", "lamps", "faults"):
             out.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
     return "\n".join(out)
+
+
+def _telephony_status_text(t) -> str:
+    if t.get("state") != "running":
+        return f"telephony: {t.get('state')}" + (f": {t['error']}" if t.get("error") else "")
+    out = (f"telephony: front {t['front']}, {len(t['workers'])} PJSUA2 workers x "
+           f"{t['calls_per_worker']} calls; capacity {t['capacity']}: {t['in_use']} in use, "
+           f"{t['free']} free; {t['turned_away']} turned away")
+    for name, tr in t.get("trunks", {}).items():
+        out += (f"\n  trunk {name}: " + ("registered" if tr["registered"] else
+                f"NOT registered ({tr['code']} {tr['reason']})"
+                + (f", retry in {tr['retry_in_s']:g} s" if tr.get("retry_in_s") else "")))
+    return out
 
 
 def _event_text(ev) -> str:
@@ -186,6 +201,8 @@ def build_parser():
             "key to leave them talking (at once: blind; after talking to them: attended)")
     p.add_argument("line")
     p.add_argument("number")
+    p.add_argument("--consult", action="store_true",
+                   help="the caller waits on the hold tone while you talk to them")
     p = add("call", "send any control command: call NAME [JSON-ARGS]")
     p.add_argument("name")
     p.add_argument("args", nargs="?", default="{}")
@@ -247,7 +264,7 @@ def run(args) -> int:
             _out(args, r, _test_call_text(r))
             return 0 if r.get("ok") else 1
         elif c == "transfer":
-            r = client.call("transfer", line=args.line, to=args.number)
+            r = client.call("transfer", line=args.line, to=args.number, consult=args.consult)
             _out(args, r, f"line {r['line']}: calling {r['to']}; release the line to leave them "
                  "talking")
         elif c == "call":
