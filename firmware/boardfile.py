@@ -27,6 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .configcheck import TableChecker
 from .errors import ConfigError
 
 #: The dial pad's keys, in the order of a telephone keypad.
@@ -200,9 +201,9 @@ def _board_info():
     return MockFactory(revision="c03114").board_info  # a Pi 4 B's 40-pin J8
 
 
-class _Loader:
+class _Loader(TableChecker):
     def __init__(self, path: Path, data: dict, description: str):
-        self.path = path
+        super().__init__(path)
         self.data = data
         self.description = description
         self.users: dict[object, str] = {}   # pin or (chain, bit) -> key path
@@ -212,25 +213,6 @@ class _Loader:
         self.header = _board_info()
 
     # -- helpers -------------------------------------------------------
-    def fail(self, keypath, value, expected):
-        raise ConfigError(self.path, keypath, value, expected)
-
-    def table(self, data, keypath, allowed, required=()):
-        if not isinstance(data, dict):
-            self.fail(keypath, data, "a table")
-        for k in data:
-            if k not in allowed:
-                where = f"{keypath}.{k}" if keypath else k
-                raise ConfigError(self.path, where, None, None, message=(
-                    f"{self.path}: {where}: unknown key; expected one of: "
-                    + ", ".join(allowed)))
-        for k in required:
-            if k not in data:
-                where = f"{keypath}.{k}" if keypath else k
-                raise ConfigError(self.path, where, None, None,
-                                  message=f"{self.path}: {where}: missing; this key is required")
-        return data
-
     def number(self, data, key, keypath, default, lo, hi, kind=float):
         value = data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .boardfile import Board
+from .configcheck import TableChecker
 from .errors import ConfigError
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -157,28 +158,10 @@ def load_site(path, board: Board) -> Site:
     return site
 
 
-class _Loader:
+class _Loader(TableChecker):
     def __init__(self, path: Path, board: Board):
-        self.path = path
+        super().__init__(path)
         self.board = board
-
-    def fail(self, keypath, value, expected):
-        raise ConfigError(self.path, keypath, value, expected)
-
-    def table(self, data, keypath, allowed, required=()):
-        if not isinstance(data, dict):
-            self.fail(keypath, data, "a table")
-        for k in data:
-            if k not in allowed:
-                where = f"{keypath}.{k}" if keypath else k
-                raise ConfigError(self.path, where, None, None, message=(
-                    f"{self.path}: {where}: unknown key; expected one of: " + ", ".join(allowed)))
-        for k in required:
-            if k not in data:
-                where = f"{keypath}.{k}" if keypath else k
-                raise ConfigError(self.path, where, None, None,
-                                  message=f"{self.path}: {where}: missing; this key is required")
-        return data
 
     def integer(self, data, key, keypath, default, lo, hi):
         v = data.get(key, default)

@@ -1,59 +1,21 @@
 """End to end on gpiozero's MockFactory: key pins in, lamp pins and chains out."""
 
-import asyncio
-import threading
 import time
-from contextlib import contextmanager
 
 import pytest
 
 from firmware.boardfile import find_board, load_board
-from firmware.daemon import Daemon
 from firmware.gpio import Panel
 from firmware.sim import SimBoard
 from firmware.state import FLASH_ON
 
-
-@contextmanager
-def running(board_name):
-    """The real daemon on the simulated board, its loop in a thread of its own."""
-    board = load_board(find_board(board_name))
-    sim = SimBoard(board)
-    panel = Panel(board, pin_factory=sim.factory)
-    daemon = Daemon(board, panel, sim=sim)
-    ready = threading.Event()
-
-    async def on_ready():
-        ready.set()
-
-    t = threading.Thread(target=lambda: asyncio.run(daemon.run(on_ready)), daemon=True)
-    t.start()
-    assert ready.wait(5)
-    try:
-        yield daemon, sim
-    finally:
-        daemon.loop.call_soon_threadsafe(daemon.stop)
-        t.join(5)
-        panel.close()
-
-
-def call(daemon, name, **args):
-    return asyncio.run_coroutine_threadsafe(daemon.request(name, args), daemon.loop).result(5)
-
-
-def wait_for(predicate, timeout=2.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return False
+from board_support import request, running, wait_until
 
 
 def test_ok__direct_key_pin_to_lamp_pin_on_the_desk_board():
     with running("desk") as (daemon, sim):
         lamp = sim.lamp_pin("line-201")
-        call(daemon, "ring", line="201")
+        request(daemon, "ring", line="201")
         time.sleep(2.3)
         # The lamp flashes at 60 a minute: half a second on, half off.
         # It lights at once (or at the next edge) and its first period may be short;
@@ -67,12 +29,12 @@ def test_ok__direct_key_pin_to_lamp_pin_on_the_desk_board():
             assert abs(s.timestamp - FLASH_ON) < 0.12, states
         # A finger on the key while the lamp is dark: the pin goes low, the call is
         # answered and the lamp lights at once and stays lit (steady).
-        assert wait_for(lambda: not sim.lamp_lit("line-201"))
+        assert wait_until(lambda: not sim.lamp_lit("line-201"))
         lamp.clear_states()
         key_pin = sim.factory.pin("GPIO4")
         t0 = time.monotonic()
         key_pin.drive_low()
-        assert wait_for(lambda: daemon.state.lines["201"].state.value == "operator")
+        assert wait_until(lambda: daemon.state.lines["201"].state.value == "operator")
         time.sleep(1.2)
         assert sim.lamp_lit("line-201")
         lamp.assert_states_and_times([(0.0, False), (0.0, True)])
@@ -85,11 +47,11 @@ def test_ok__chained_key_and_lamp_on_the_tas100_board():
     with running("tas100") as (daemon, sim):
         out = sim.out_chips["lamps"]
         bit = daemon.board.lamps["line-300"].wire.bit
-        call(daemon, "ring", line="300")
-        assert wait_for(lambda: out.outputs[bit])            # flashing: lit first half
-        assert wait_for(lambda: not out.outputs[bit])        # ... and dark the other half
+        request(daemon, "ring", line="300")
+        assert wait_until(lambda: out.outputs[bit])            # flashing: lit first half
+        assert wait_until(lambda: not out.outputs[bit])        # ... and dark the other half
         sim.press("line-300")                                # through the 74HC165 chain
-        assert wait_for(lambda: daemon.state.lines["300"].state.value == "operator")
+        assert wait_until(lambda: daemon.state.lines["300"].state.value == "operator")
         sim.release("line-300")
         time.sleep(1.1)
         assert out.outputs[bit] and sim.lamp_lit("line-300")

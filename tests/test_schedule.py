@@ -4,20 +4,16 @@ import asyncio
 import signal
 import subprocess
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from board_support import request, running, wait_until
 from conftest import ROOT, project_env
 from firmware import billing, schedule
-from firmware.boardfile import find_board, load_board
-from firmware.daemon import Daemon
-from firmware.gpio import Panel
-from firmware.sim import SimBoard
+from firmware.boardfile import load_board
 from firmware.errors import ConfigError
 from firmware.recordset import call_from, check_customer
 from firmware.state import (BoardState, Cadence, LampCadence, PlaceCall, PlacedCallEnded, PlacedCallOutcome,
@@ -335,40 +331,9 @@ def test_ok__control_commands(tmp_path):
 # -- in the real daemon, on the simulated board -------------------------------------
 
 
-@contextmanager
 def daemon_with_schedule(path, clock):
-    board = load_board(find_board("desk"))
-    sim = SimBoard(board)
-    panel = Panel(board, pin_factory=sim.factory)
-    daemon = Daemon(board, panel, sim=sim)
     adapter = schedule.ScheduleAdapter(path, UTC, clock=lambda: clock[0], period_s=0.02)
-    daemon.add_adapter(adapter)
-    ready = threading.Event()
-
-    async def on_ready():
-        ready.set()
-    t = threading.Thread(target=lambda: asyncio.run(daemon.run(on_ready)), daemon=True)
-    t.start()
-    assert ready.wait(5)
-    try:
-        yield daemon, sim
-    finally:
-        daemon.loop.call_soon_threadsafe(daemon.stop)
-        t.join(5)
-        panel.close()
-
-
-def request(daemon, name, **args):
-    return asyncio.run_coroutine_threadsafe(daemon.request(name, args), daemon.loop).result(5)
-
-
-def wait_until(pred, timeout=3.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
+    return running("desk", adapters=(adapter,))
 
 
 def test_ok__daemon_restart_in_the_middle_of_a_schedule(tmp_path):
