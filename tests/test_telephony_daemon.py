@@ -92,3 +92,54 @@ def test_ok__trunk_test_answered_by_the_operator(daemon):
     # nobody speaks into the simulated position's (absent) microphone: silence back, so
     # the test reports it instead of passing
     assert r["audio_from_board"] == 0 and r["ok"] is False
+
+
+def test_ok__every_key_and_switch_on_a_real_call_through_the_diag_tool(daemon):
+    """A real SIP caller on line 204; every kind of key and both switches worked with
+    switchboard-diag as a process; the board's commands and the call record show each one."""
+    sock, tmp = daemon
+    follower = subprocess.Popen(python_cmd("switchboard_tools.diag", "events", "--seconds", "40",
+                                           "--socket", sock, "--json"),
+                                stdout=subprocess.PIPE, text=True, env=project_env())
+    caller = subprocess.Popen(python_cmd("switchboard_tools.diag", "test-call", "204",
+                                         "--answer-s", "30", "--talk-s", "20", "--socket", sock,
+                                         "--json"),
+                              stdout=subprocess.PIPE, text=True, env=project_env())
+
+    def line(number="204"):
+        return next(ln for ln in diag(sock, "status")[1]["lines"] if ln["number"] == number)
+
+    try:
+        wait_for(lambda: line()["state"] == "ringing", 10, "204 ringing")
+        steps = [("tap", "line-204", "operator"),       # answer
+                 ("tap", "p1-dial-5", "operator"),      # the dial pad
+                 ("tap", "p1-dial-star", "operator"),
+                 ("tap", "p1-stamp", "operator"),       # the time clock
+                 ("tap", "p1-hold", "held"),            # hold: the caller hears the hold tone
+                 ("tap", "line-204", "operator"),       # picked up again
+                 ("press", "secrecy", "operator"),      # the switches latch
+                 ("release", "secrecy", "operator"),
+                 ("press", "split", "operator"),
+                 ("release", "split", "operator"),
+                 ("tap", "p1-release", "idle")]         # the operator drops off: call over
+        for verb, key, state in steps:
+            rc, _, err = diag(sock, verb, key)
+            assert rc == 0, err
+            wait_for(lambda: line()["state"] == state, 10, f"{key}: line 204 {state}")
+        caller.wait(timeout=30)
+    finally:
+        for p in (caller, follower):
+            if p.poll() is None:
+                p.terminate()
+    out, _ = follower.communicate(timeout=45)
+    events = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    commands = [(e["command"], e.get("line")) for e in events if e["type"] == "command"]
+    for expected in [("Answer", "204"), ("Dial", "204"), ("StampRequest", "204"),
+                     ("Hold", "204"), ("Resume", "204"), ("Release", "204")]:
+        assert expected in commands, (expected, commands)
+    switches = [(e["switch"], e["on"]) for e in events if e["type"] == "switch"]
+    assert switches == [("secrecy", True), ("secrecy", False), ("split", True), ("split", False)]
+    # The SIP side saw it too: the call record has the answer, the hold and the end.
+    recs = [json.loads(x) for x in (tmp / "var" / "calls.jsonl").read_text().splitlines()]
+    rec = [r for r in recs if r["line"] == "204"][-1]
+    assert rec["answered"] and rec["ended"] and rec["position"] == 1 and rec["hold_s"] > 0
