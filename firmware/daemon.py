@@ -22,7 +22,7 @@ from . import control, paths, timeclock_adapter
 from .boardfile import find_board, load_board
 from .errors import ConfigError, ControlError, SwitchboardError
 from .gpio import Panel
-from .state import (BoardState, BusyOut, CustomerAnswered, CustomerHungUp, KeyChanged,
+from .state import (BoardState, BusyOut, CustomerAnswered, CustomerHungUp, DialNumber, KeyChanged,
                     KeyTest, LampCadence, LampTest, LineChanged, LineCleared, LineRinging,
                     Notice, SetLamp, SwitchChanged, KeyReport)
 
@@ -65,7 +65,8 @@ class Daemon:
         self.started_at = time.time()
         self.lamp_changes = 0
         for name in ("status", "press", "release", "tap", "ring", "hangup",
-                     "customer-answer", "customer-hangup", "busy", "lamp-test", "key-test"):
+                     "customer-answer", "customer-hangup", "busy", "lamp-test", "key-test",
+                     "callback"):
             self.commands[name] = getattr(self, "_cmd_" + name.replace("-", "_"))
 
     # -- wiring ------------------------------------------------------------
@@ -263,6 +264,37 @@ class Daemon:
         self.handle(LampTest(float(step)))
         return {"lamps": list(self.board.lamps), "step_s": step,
                 "seconds": round(step * len(self.board.lamps), 2)}
+
+    async def _cmd_callback(self, args):
+        """Call a customer back: dial a number from their card on a seized office line."""
+        line = self._line(args)
+        which = args.get("contact", "emergency")
+        if which not in ("emergency", "on_call", "alternate"):
+            raise ControlError(f"callback: contact = {which!r}: expected emergency, on_call "
+                               "or alternate")
+        index = args.get("index", 0)
+        position = args.get("position", self.state.serving_position(line))
+        if position not in self.state.positions:
+            raise ControlError(f"callback: position = {position!r}: expected one of "
+                               + ", ".join(map(str, self.state.positions)))
+        if "card" not in self.commands:
+            raise ControlError("callback: no customer records on this board (time clock off)")
+        card = (await self.request("card", {"line": line})).get("card") or {}
+        numbers = card.get(which) or []
+        if not isinstance(index, int) or not 0 <= index < len(numbers):
+            raise ControlError(f"callback: line {line}'s card has {len(numbers)} {which} "
+                               f"number(s); index = {index!r}")
+        contact = numbers[index]
+        digits = "".join(ch for ch in str(contact.get("number", "")) if ch.isdigit() or ch in "*")
+        if not digits:
+            raise ControlError(f"callback: {contact!r} has no number to dial")
+        before = self.state.positions[position].digits
+        self.handle(DialNumber(position, digits))
+        if self.state.positions[position].digits == before:
+            raise ControlError(f"callback: position {position} has no office line seized: "
+                               "press an idle office line's key first")
+        return {"line": line, "position": position, "contact": contact, "dialled": digits,
+                "on_line": self.state.positions[position].line}
 
     async def _cmd_key_test(self, args):
         on = args.get("on", True)

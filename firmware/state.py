@@ -14,7 +14,7 @@ its level from one interrupter, a function of the clock, so all are in step.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .boardfile import Board
 
@@ -117,6 +117,13 @@ class Fault:
     """Something is wrong (a trunk, the printer): the fault lamp lights while any is."""
     source: str
     message: str | None       # None clears the fault
+
+
+@dataclass(frozen=True)
+class DialNumber:
+    """Dial a whole number on the line a position has seized (a call-back from a card)."""
+    position: int
+    number: str
 
 
 @dataclass(frozen=True)
@@ -317,6 +324,7 @@ class _Line:
     held_since: float | None = None
     recalled: bool = False
     customer_on: bool = False
+    outgoing: bool = False    # seized by an operator to place a call
     caller: str | None = None
     call: str | None = None
     messages: int = 0
@@ -546,7 +554,7 @@ class BoardState:
             out.append(Notice(f"position {p} joined line {number} with the customer on it "
                               "(secrecy off)"))
         else:
-            ln.state = LineState.OPERATOR
+            ln.state, ln.outgoing = LineState.OPERATOR, True
             out.append(Seize(number, p))
         ln.rings = ln.rings if state is LineState.RINGING else 0
         out.append(self._line_changed(number))
@@ -586,6 +594,20 @@ class BoardState:
         pos = self.positions[p]
         pos.digits += spec.digit
         out.append(Dial(p, spec.digit, pos.line))
+
+    def _on_DialNumber(self, ev: DialNumber, now, out):
+        pos = self.positions.get(ev.position)
+        if pos is None:
+            raise KeyError(f"position {ev.position}")
+        number = pos.line
+        if number is None or not self.lines[number].outgoing or pos.digits:
+            out.append(Notice(f"position {ev.position}: seize an idle office line (and dial "
+                              "nothing on it) first, then call back"))
+            return
+        for digit in ev.number + "#":
+            pos.digits += digit
+            out.append(Dial(ev.position, digit, number))
+        self.lines[number].outgoing = False     # dialled: later digits are tones on the call
 
     # -- the lines' far side --------------------------------------------
     def _on_LineRinging(self, ev: LineRinging, now, out):

@@ -204,3 +204,29 @@ def test_ok__tas100_board_runs_with_its_chains(tmp_path):
         assert line_of(s, "300")["state"] == "operator" and len(s["lines"]) == 115
     finally:
         assert d.stop() == 0
+
+
+def test_ok__call_back_a_number_from_the_customers_card(tmp_path):
+    data = tmp_path / "var"
+    data.mkdir()
+    add = subprocess.run(python_cmd("switchboard_tools.customers", "--data", data, "add",
+                                    "--id", "marys-gloves", "--name", "Mary's Gloves",
+                                    "--line", "201", "--kind", "shop", "--plan", "basic",
+                                    "--contract-start", "2026-11-01",
+                                    "--emergency", "Mary=555-0101",
+                                    "--alternate", "Shop=555-0199"),
+                         env=project_env(), capture_output=True, text=True, timeout=30)
+    assert add.returncode == 0, add.stderr
+    d = DaemonProcess(tmp_path)
+    try:
+        r = d.diag("callback", "201", check=False)      # nothing seized yet
+        assert r.returncode == 2 and "press an idle office line's key first" in r.stderr
+        d.diag("tap", "line-901")                       # seize an office line
+        r = d.json("callback", "201", "--contact", "alternate")
+        assert r["dialled"] == "5550199" and r["on_line"] == "901"
+        pos = d.json("status")["positions"][0]
+        assert pos["line"] == "901" and pos["digits"] == "5550199#"
+        r = d.diag("callback", "201", "--index", "3", check=False)
+        assert r.returncode == 2 and "has 1 emergency number(s)" in r.stderr
+    finally:
+        d.stop()

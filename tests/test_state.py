@@ -294,3 +294,17 @@ def test_ok__next_deadline_wakes_the_loop_only_when_something_is_due(case, max_w
         assert _seen(ref) == wakes[w][1], f"{case}: at {t - start:.3f} s the sparse loop is late"
     if case == "ringing":
         assert wakes[-1][1][1][0] == 2                # the second ring was counted
+
+
+def test_ok__call_back_dials_a_whole_number_on_a_seized_office_line():
+    from firmware.state import DialNumber
+    r = Run().press("line-901").ev(DialNumber(1, "5550101"))
+    assert [c.digit for c in r.out if isinstance(c, Dial)] == list("5550101#")
+    assert all(c.line == "901" for c in r.out if isinstance(c, Dial))
+
+
+def test_fail__call_back_without_a_seized_line_dials_nothing():
+    from firmware.state import DialNumber
+    r = Run().ev(LineRinging("201")).press("line-201").ev(DialNumber(1, "5550101"))
+    assert not any(isinstance(c, Dial) for c in r.out)      # no tones into the caller's ear
+    assert any("seize an idle office line" in getattr(c, "text", "") for c in r.out)

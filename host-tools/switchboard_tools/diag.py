@@ -182,6 +182,13 @@ def build_parser():
     p = add("busy", "busy a line out, or back in service")
     p.add_argument("line")
     p.add_argument("on", choices=("on", "off"))
+    p = add("callback", "dial a number from a customer's card on the office line a "
+                        "position has seized")
+    p.add_argument("line", help="the customer's line")
+    p.add_argument("--contact", default="emergency", choices=("emergency", "on_call", "alternate"))
+    p.add_argument("--index", type=int, default=0, help="which of those numbers (default 0)")
+    p.add_argument("--position", type=int, default=None,
+                   help="the position that seized the office line (default: the line's)")
     p = add("lamp-test", "light every lamp in turn, so a dead bulb shows")
     p.add_argument("--step", type=float, default=0.25, help="seconds per lamp (default 0.25)")
     p = add("key-test", "report each key as it is pressed; keys do nothing else meanwhile")
@@ -244,6 +251,13 @@ def run(args) -> int:
         elif c == "busy":
             r = client.call("busy", line=args.line, on=args.on == "on")
             _out(args, r, f"line {r['line']} {r['state']}")
+        elif c == "callback":
+            cargs = {"line": args.line, "contact": args.contact, "index": args.index}
+            if args.position is not None:
+                cargs["position"] = args.position
+            r = client.call("callback", **cargs)
+            _out(args, r, f"position {r['position']} dialled {r['dialled']} "
+                          f"({r['contact'].get('label', '')}) on line {r['on_line']}")
         elif c == "lamp-test":
             if not args.json:
                 print("lamp test: watch the board; each lamp lights in turn")
