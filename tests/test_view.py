@@ -692,3 +692,39 @@ def test_ok__message_waiting_and_fault_lamps(browser):
             expect(pg.locator("#lamp-fault")).to_have_attribute("title", "no faults")
         finally:
             pg.close()
+
+
+def test_ok__the_customers_card_shows_as_the_line_rings_and_while_answered(browser, tmp_path):
+    data = tmp_path / "var"
+    data.mkdir()
+    add = subprocess.run(python_cmd("switchboard_tools.customers", "--data", data, "add",
+                                    "--id", "marys-gloves", "--name", "Mary's Gloves",
+                                    "--line", "201", "--kind", "shop", "--plan", "basic",
+                                    "--contract-start", "2026-11-01",
+                                    "--instruction", "always=Ask for the glove size",
+                                    "--collect", "name", "--collect", "size",
+                                    "--emergency", "Mary=555-0101"),
+                         env=project_env(), capture_output=True, text=True, timeout=30)
+    assert add.returncode == 0, add.stderr
+    proc, url = start_daemon(tmp_path, "desk", "--data-dir", data, "--operator", "1=Becky")
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        pg = ctx.new_page()
+        pg.goto(url)
+        card = pg.locator(".position[data-position='1'] .pos-card")
+        expect(card).to_be_hidden()
+        ring(pg, "201")
+        expect(card).to_be_visible()                       # as the line rings
+        expect(card).to_contain_text("Mary's Gloves, this is Becky")
+        expect(card).to_contain_text("Ask for the glove size")
+        expect(card).to_contain_text("name, size")
+        expect(card).to_contain_text("Mary 555-0101")
+        expect(card).to_contain_text("no messages waiting")
+        key(pg, "line-201").click()                        # picked up: the card stays
+        expect(lamp(pg, "line-201")).to_have_attribute("data-cadence", "steady")
+        expect(card).to_contain_text("Mary's Gloves, this is Becky")
+        key(pg, "p1-release").click()
+        expect(card).to_be_hidden()
+    finally:
+        ctx.close()
+        stop_daemon(proc)

@@ -323,6 +323,10 @@
       }
       body.append(strip, pad);
       panel.append(body);
+      // The customer's card: on a ringing line this position serves, then while it talks.
+      const card = el("div", "pos-card");
+      card.hidden = true;
+      panel.append(card);
       box.append(panel);
     }
 
@@ -432,6 +436,50 @@
         !staffed ? "not in service (split key off)"
           : ln ? `on ${ln.number} ${ln.label}` : "free";
       panel.querySelector(".pos-digits").textContent = pos.digits || "";
+      drawCard(panel.querySelector(".pos-card"), staffed ? cardFor(pos) : null);
+    }
+  }
+
+  // The time clock's cards: the one a position picked up, else the first ringing
+  // line's that this position serves (the card appears as the line rings).
+  function cardFor(pos) {
+    const tc = snap.timeclock || {};
+    const picked = (tc.cards || {})[String(pos.position)];
+    if (picked) return picked;
+    const offered = tc.offered || {};
+    const ringing = snap.lines.find((l) => l.state === "ringing" && offered[l.number] &&
+                                      servedBy(l) === pos.position);
+    return ringing ? offered[ringing.number] : null;
+  }
+
+  function drawCard(box, c) {
+    if (!box) return;
+    box.hidden = !c;
+    const key = c ? JSON.stringify(c) : "";
+    if (box.dataset.shown === key) return;
+    box.dataset.shown = key;
+    box.replaceChildren();
+    if (!c) return;
+    box.dataset.customer = c.customer || "";
+    box.append(el("div", "card-name", `${c.name} · line ${c.line}`));
+    box.append(el("div", "card-answer", `“${c.answer}”`));
+    const rows = [["Instructions", c.instructions], ["Collect", (c.collect || []).join(", ")],
+                  ["Say it", c.pronounce],
+                  ["Emergency", (c.emergency || []).map((n) => `${n.label} ${n.number}`).join(", ")],
+                  ["On call", (c.on_call || []).map((n) => `${n.label} ${n.number}`).join(", ")],
+                  ["On notice", c.on_notice]];
+    for (const [label, text] of rows) {
+      if (!text) continue;
+      const row = el("div", "card-row");
+      row.append(el("span", "card-label", label), el("span", "card-text", text));
+      box.append(row);
+    }
+    const waiting = c.waiting || [];
+    const w = el("div", "card-waiting", waiting.length
+      ? `${waiting.length} message${waiting.length > 1 ? "s" : ""} waiting` : "no messages waiting");
+    box.append(w);
+    for (const m of waiting) {
+      box.append(el("div", "card-msg", `#${m.slip} ${m.text || "(recording)"}`));
     }
   }
 
