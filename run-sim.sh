@@ -8,5 +8,8 @@ cd "$(dirname "$0")"
 scripts/setup.sh
 board="${BOARD:-desk}"
 site=()
-[ -f "boards/$board.site.toml" ] && site=(--site "boards/$board.site.toml")
+# The loopback telephony needs PJSUA2 (a wheel on x86_64; a Pi builds it: see README).
+if [ -f "boards/$board.site.toml" ] && .venv/bin/python -c "import pjsua2" 2>/dev/null; then
+    site=(--site "boards/$board.site.toml")
+fi
 exec .venv/bin/switchboard --sim --board "$board" "${site[@]}" "$@"

@@ -368,7 +368,13 @@ async def _amain(args) -> int:
     daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir))
     if args.site:
         from .sitefile import load_site
-        from .telephony.adapter import TelephonyAdapter
+        try:
+            from .telephony.adapter import TelephonyAdapter
+        except ImportError as e:
+            raise SwitchboardError(
+                f"--site needs PJSUA2 for the telephony ({e}): pip install pjsua2-python on "
+                "x86_64, or build pjproject's Python binding on a Pi (README, \"On a Raspberry "
+                "Pi: building pjproject\"); or start without --site") from None
         telephony = TelephonyAdapter(board, load_site(args.site, board), port=args.sip_port)
         daemon.add_adapter(telephony)
         telephony.register_commands(daemon)
