@@ -363,7 +363,8 @@ async def _amain(args) -> int:
     if msg:
         print(f"switchboard: {msg}", file=sys.stderr)
     daemon = Daemon(board, panel, sim=sim)
-    daemon.data_dir = Path(args.data_dir or os.environ.get("SWITCHBOARD_DATA", "var"))
+    # Absolute: helpers such as Kamailio run in a directory of their own.
+    daemon.data_dir = Path(args.data_dir or os.environ.get("SWITCHBOARD_DATA", "var")).resolve()
     daemon.args = args
     daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir))
     if args.site:
