@@ -143,3 +143,31 @@ def test_ok__every_key_and_switch_on_a_real_call_through_the_diag_tool(daemon):
     recs = [json.loads(x) for x in (tmp / "var" / "calls.jsonl").read_text().splitlines()]
     rec = [r for r in recs if r["line"] == "204"][-1]
     assert rec["answered"] and rec["ended"] and rec["position"] == 1 and rec["hold_s"] > 0
+
+
+def test_ok__a_relative_data_dir_works_as_run_sim_uses_it(tmp_path):
+    """run-sim.sh leaves the data dir at its default, ./var: Kamailio runs in a directory of
+    its own, so every path handed to it must be absolute."""
+    have_tools()
+    from conftest import ROOT
+    out = open(tmp_path / "daemon.out", "wb")
+    proc = subprocess.Popen(python_cmd("firmware.daemon", "--sim", "--board", "desk", "--site",
+                                       ROOT / "boards" / "desk.site.toml", "--sip-port", "0",
+                                       "--socket", tmp_path / "ctl.sock", "--no-web",
+                                       "--data-dir", "var"),
+                            stdout=out, stderr=subprocess.STDOUT, env=project_env(), cwd=tmp_path)
+    try:
+        wait_for(lambda: b"telephony ready" in (tmp_path / "daemon.out").read_bytes()
+                 or b"FAULT" in (tmp_path / "daemon.out").read_bytes()
+                 or proc.poll() is not None, 60, "telephony ready")
+        rc, st, err = diag(tmp_path / "ctl.sock", "status")
+        assert rc == 0 and st["faults"] == {}, (st, (tmp_path / "daemon.out").read_text())
+        assert st["telephony"]["state"] == "running"
+        assert (tmp_path / "var" / "telephony").is_dir()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        out.close()
