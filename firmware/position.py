@@ -36,6 +36,7 @@ import time
 
 from firmware.errors import SwitchboardError
 from firmware.headset import Headset, HeadsetError
+from firmware.pjsupport import own_stdout
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 DEFAULT_CODECS = ("G722/16000", "PCMU/8000", "PCMA/8000")
@@ -508,14 +509,6 @@ def _read_stdin(q: queue.Queue, out) -> None:
     q.put({"cmd": "quit"})  # stdin closed: the daemon is gone
 
 
-def _own_stdout():
-    """Keep stdout for our JSON lines: PJSUA2, ALSA and JACK print to fd 1 from C."""
-    sys.stdout.flush()
-    fd = os.dup(1)
-    os.dup2(2, 1)
-    return os.fdopen(fd, "w", buffering=1)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m firmware.position",
                                      description="An operator position's SIP endpoint.")
@@ -541,7 +534,7 @@ def main(argv=None) -> int:
                         help="codecs to prefer, in order (comma-separated; others stay on below)")
     parser.add_argument("--log-level", type=int, default=0, help="PJSUA2 log level (0-6)")
     args = parser.parse_args(argv)
-    out = _own_stdout()
+    out = own_stdout()
     try:
         pos = Position(name=args.name, bind=args.bind, port=args.port, headset=args.headset,
                        allow=args.allow or LOOPBACK, clock_rate=args.clock_rate,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import sys
 import threading
@@ -23,6 +22,8 @@ import time
 from pathlib import Path
 
 import pjsua2 as pj
+
+from ..pjsupport import own_stdout, tone_generator
 
 
 class PeerCall(pj.Call):
@@ -122,13 +123,7 @@ class Peer:
         acc = PeerAccount(self)
         acc.create(ac, True)
         if self.tone_hz:
-            self.tone = pj.ToneGenerator()
-            self.tone.createToneGenerator(8000, 1)
-            td = pj.ToneDesc()
-            td.freq1, td.freq2, td.on_msec, td.off_msec = self.tone_hz, 0, 30000, 0
-            tv = pj.ToneDescVector()
-            tv.append(td)
-            self.tone.play(tv, True)
+            self.tone = tone_generator(self.tone_hz, 30000, 0, loop=True)
         self.emit("ready", port=port, uri=f"sip:peer@127.0.0.1:{port}")
         quit_ = False
         while not quit_:
@@ -178,9 +173,7 @@ def main(argv=None):
     ap.add_argument("--log-level", type=int, default=0)
     a = ap.parse_args(argv)
     # Our events own stdout; anything the C library prints goes to stderr instead.
-    sys.stdout.flush()
-    sys.stdout = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
+    sys.stdout = own_stdout()
     Peer(a.port, a.tone, a.record_dir, a.answer_after, a.log_level).run()
 
 

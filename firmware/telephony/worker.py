@@ -37,7 +37,9 @@ import time
 
 import pjsua2 as pj
 
-HOLD_TONE = (425, 0, 600, 2400)   # Hz, Hz, on ms, off ms: a soft beep every 3 s
+from ..pjsupport import own_stdout, play_tone, tone_generator
+
+HOLD_TONE = (425, 600, 2400)   # Hz, on ms, off ms: a soft beep every 3 s
 
 
 def now_iso() -> str:
@@ -207,13 +209,7 @@ class Worker:
         ac = account_config(f"sip:worker{self.index}@{self.listen}:{self.port}", self.listen)
         self.acc = LocalAccount(self)
         self.acc.create(ac, True)
-        self.tone = pj.ToneGenerator()
-        self.tone.createToneGenerator(8000, 1)
-        td = pj.ToneDesc()
-        td.freq1, td.freq2, td.on_msec, td.off_msec = HOLD_TONE
-        tv = pj.ToneDescVector()
-        tv.append(td)
-        self.tone.play(tv, True)
+        self.tone = tone_generator(*HOLD_TONE, loop=True)
         self.limit = self.limit_hint or self.probe_limit()
         self.emit("ready", port=self.port, limit=self.limit, pid=os.getpid())
 
@@ -549,13 +545,9 @@ class Worker:
     def beep(self):
         """The tone that says: speak now (one short beep, then silence)."""
         if getattr(self, "_beep", None) is None:
-            self._beep = pj.ToneGenerator()
-            self._beep.createToneGenerator(8000, 1)
-        td = pj.ToneDesc()
-        td.freq1, td.freq2, td.on_msec, td.off_msec = 1400, 0, 400, 100
-        tv = pj.ToneDescVector()
-        tv.append(td)
-        self._beep.play(tv, False)
+            self._beep = tone_generator(1400, 400, 100, loop=False)
+        else:
+            play_tone(self._beep, 1400, 400, 100, loop=False)
         return self._beep
 
     def finish_message(self, leg):
@@ -677,13 +669,7 @@ class Worker:
 
     def test_tone(self):
         if getattr(self, "_test_tone", None) is None:
-            self._test_tone = pj.ToneGenerator()
-            self._test_tone.createToneGenerator(8000, 1)
-            td = pj.ToneDesc()
-            td.freq1, td.freq2, td.on_msec, td.off_msec = 1000, 0, 30000, 0
-            tv = pj.ToneDescVector()
-            tv.append(td)
-            self._test_tone.play(tv, True)
+            self._test_tone = tone_generator(1000, 30000, 0, loop=True)
         return self._test_tone
 
     def op_call(self, cmd):
@@ -813,9 +799,7 @@ def main(argv=None):
     ap.add_argument("--log-level", type=int, default=int(os.environ.get("SWITCHBOARD_PJ_LOG", "1")))
     a = ap.parse_args(argv)
     # Our events own stdout; anything the C library prints goes to stderr instead.
-    sys.stdout.flush()
-    sys.stdout = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
+    sys.stdout = own_stdout()
     Worker(a.index, a.listen, a.port, a.limit, a.log_level).run()
 
 
