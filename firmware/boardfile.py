@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .configcheck import TableChecker
+from .configcheck import TableChecker, read_toml
 from .errors import ConfigError
 
 #: The dial pad's keys, in the order of a telephone keypad.
@@ -172,16 +171,7 @@ def find_board(name_or_path: str) -> Path:
 def load_board(path) -> Board:
     """Read and check a board file; raise ConfigError naming what is wrong."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(path, "", None, None,
-                          message=f"{path}: cannot read board file: {e.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(path, "", None, None,
-                          message=f"{path}: not valid TOML: {e}") from None
+    text, data = read_toml(path, "board file")
     return _Loader(path, data, _header(text)).load()
 
 

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 from .errors import ConfigError
+
+
+def read_toml(path: Path, what: str) -> tuple[str, dict]:
+    """The text and data of a TOML file, or a ConfigError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(path, "", None, None,
+                          message=f"{path}: cannot read {what}: {e.strerror}") from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, "", None, None,
+                          message=f"{path}: not valid TOML: {e}") from None
 
 
 class TableChecker:

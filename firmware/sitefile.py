@@ -50,12 +50,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import stat
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .boardfile import Board
-from .configcheck import TableChecker
+from .configcheck import TableChecker, read_toml
 from .errors import ConfigError
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -137,17 +136,8 @@ def site_path_for(board_path) -> Path:
 def load_site(path, board: Board) -> Site:
     """Read and check a site file against its board; raise ConfigError naming what is wrong."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        mode = path.stat().st_mode
-    except OSError as e:
-        raise ConfigError(path, "", None, None,
-                          message=f"{path}: cannot read site file: {e.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(path, "", None, None,
-                          message=f"{path}: not valid TOML: {e}") from None
+    _, data = read_toml(path, "site file")
+    mode = path.stat().st_mode
     site = _Loader(path, board).load(data)
     secret = [t.name for t in site.trunks if t.password]
     if secret and mode & (stat.S_IRWXG | stat.S_IRWXO):
