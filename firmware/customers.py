@@ -274,6 +274,19 @@ def card(cust: dict, now: dt.datetime, operator: str | None = None, waiting=(),
     }
 
 
+def detail_lines(c: dict) -> list[str]:
+    """What to collect, how to say names, and whom to call: lines for a card or a record."""
+    out = []
+    if c["collect"]:
+        out.append(f"  collect:      {', '.join(c['collect'])}")
+    if c["pronounce"]:
+        out.append(f"  pronounce:    {c['pronounce']}")
+    for f in ("emergency", "on_call", "alternate"):
+        for x in c[f]:
+            out.append(f"  {f.replace('_', '-') + ':':13} {x['label']}: {x['number']}")
+    return out
+
+
 # -- CSV ---------------------------------------------------------------------
 def _split(cell: str) -> list[str]:
     return [p.strip() for p in re.split(r"\s*\|\s*|\n", cell or "") if p.strip()]

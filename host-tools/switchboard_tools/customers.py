@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from firmware.boardfile import find_board, load_board
-from firmware.customers import CustomerError, Customers
+from firmware.customers import CustomerError, Customers, detail_lines
 from firmware.errors import SwitchboardError
 
 DEFAULT_DATA = os.environ.get("SWITCHBOARD_DATA", "var")   # as the daemon's --data-dir
@@ -90,13 +90,7 @@ def show_text(c: dict) -> str:
            f"  answer:       {c['answer']}"]
     for r in c["instructions"]:
         out.append(f"  when {r['when']}: {r['text']}")
-    if c["collect"]:
-        out.append(f"  collect:      {', '.join(c['collect'])}")
-    if c["pronounce"]:
-        out.append(f"  pronounce:    {c['pronounce']}")
-    for f in ("emergency", "on_call", "alternate"):
-        for x in c[f]:
-            out.append(f"  {f.replace('_', '-') + ':':13} {x['label']}: {x['number']}")
+    out += detail_lines(c)
     d = c["delivery"]
     out.append(f"  messages:     {d['method']}{' ' + d['to'] if d['to'] else ''}")
     out.append(f"  plan:         {c['plan']}, since {c['contract_start']}"

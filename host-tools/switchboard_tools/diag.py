@@ -14,6 +14,7 @@ import socket
 import sys
 
 from firmware import paths
+from firmware.customers import detail_lines
 
 
 class DiagError(Exception):
@@ -356,13 +357,7 @@ def _card_text(line, c) -> str:
            f"  say:          {c['answer']}"]
     if c["instructions"]:
         out.append(f"  instructions: {c['instructions']}")
-    if c["collect"]:
-        out.append(f"  collect:      {', '.join(c['collect'])}")
-    if c["pronounce"]:
-        out.append(f"  pronounce:    {c['pronounce']}")
-    for f in ("emergency", "on_call", "alternate"):
-        for x in c[f]:
-            out.append(f"  {f.replace('_', '-') + ':':13} {x['label']}: {x['number']}")
+    out += detail_lines(c)
     if c.get("on_notice"):
         out.append(f"  on notice since {c['on_notice']}")
     d = c["delivery"]
