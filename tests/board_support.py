@@ -48,3 +48,14 @@ def wait_until(predicate, timeout=3.0):
             return True
         time.sleep(0.002)
     return False
+
+
+def wait_for(pred, timeout: float, what: str, step: float = 0.05):
+    """Wait until ``pred()`` is true and return its value; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

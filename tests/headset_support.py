@@ -18,6 +18,7 @@ import wave
 from pathlib import Path
 
 from conftest import project_env, python_cmd
+from board_support import wait_for  # noqa: F401 (tests import it from here too)
 
 HERE = Path(__file__).resolve().parent
 
@@ -192,16 +193,6 @@ def wait_sipp(proc: subprocess.Popen, timeout: float = 30) -> int:
         proc.kill()
         proc.wait()
         raise AssertionError("SIPp did not finish in time")
-
-
-def wait_for(pred, timeout: float, what: str, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def ensure_tools():

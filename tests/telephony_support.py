@@ -26,6 +26,7 @@ from firmware.state import BoardState, KeyChanged, LineState
 from firmware.telephony.front import free_port
 
 from conftest import ROOT, project_env
+from board_support import wait_for  # noqa: F401 (tests import it from here too)
 
 SIPP_DIR = ROOT / "tests" / "sipp"
 
@@ -110,16 +111,6 @@ class BoardLoop:
             a.stop()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
-
-
-def wait_for(pred, timeout, what, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # -- SIPp ----------------------------------------------------------------
