@@ -62,6 +62,8 @@ TRUNK_MODES = ("peer", "register")
 OVERFLOW_ACTIONS = ("ring", "message")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _NUMBER_RE = re.compile(r"^\+?[0-9*#]{1,20}$")
+_HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Trunk:
     name: str
     mode: str                     # "peer" or "register"
     transport: str = "udp"
-    peers: tuple[str, ...] = ()   # peer: source addresses accepted
+    peers: tuple[str, ...] = ()   # source addresses (or a registrar's host name) accepted
     registrar: str | None = None  # register: "sip:host[:port]"
     username: str | None = None
     password: str | None = None
@@ -276,11 +278,15 @@ class _Loader(TableChecker):
             registrar = self.string(t, "registrar", kp, pattern=re.compile(
                 r"^sips?:[A-Za-z0-9.\-\[\]:]+$"), what="a SIP URI such as sip:pbx.example.net:5060")
             host = registrar.split(":", 1)[1].rsplit(":", 1)[0].strip("[]")
-            peers = ()
             try:
                 peers = (str(ipaddress.ip_address(host)),)
             except ValueError:
-                pass   # a name: resolved when the front is configured
+                # A name: the front lets in requests from any address it resolves to
+                # when they arrive (so a provider may move).
+                if not _HOST_RE.match(host):
+                    self.fail(f"{kp}.registrar", registrar, "a SIP URI whose host is an IP "
+                              "address or a host name, e.g. sip:pbx.example.net:5060")
+                peers = (host.lower(),)
             rmin = self.real(t, "retry_min_s", kp, 5, 1, 3600)
             rmax = self.real(t, "retry_max_s", kp, 300, 1, 86400)
             if rmax < rmin:
