@@ -363,6 +363,11 @@ def parse_args(argv=None):
 
 async def _amain(args) -> int:
     board = load_board(find_board(args.board))
+    site = None
+    if args.site:
+        # Checked before anything starts: a bad site file stops here, pins untouched.
+        from firmware.config.site import load_site
+        site = load_site(args.site, board)
     panel, sim, msg = choose_panel(board, args.sim, args.pin_factory)
     if msg:
         print(f"switchboard: {msg}", file=sys.stderr)
@@ -371,8 +376,7 @@ async def _amain(args) -> int:
     daemon.data_dir = Path(args.data_dir or os.environ.get("SWITCHBOARD_DATA", "var")).resolve()
     daemon.args = args
     daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir))
-    if args.site:
-        from firmware.config.site import load_site
+    if site is not None:
         try:
             from firmware.telephony.adapter import TelephonyAdapter
         except ImportError as e:
@@ -380,7 +384,7 @@ async def _amain(args) -> int:
                 f"--site needs PJSUA2 for the telephony ({e}): pip install pjsua2-python on "
                 "x86_64, or build pjproject's Python binding on a Pi (README, \"On a Raspberry "
                 "Pi: building pjproject\"); or start without --site") from None
-        telephony = TelephonyAdapter(board, load_site(args.site, board), port=args.sip_port)
+        telephony = TelephonyAdapter(board, site, port=args.sip_port)
         daemon.add_adapter(telephony)
         telephony.register_commands(daemon)
         # Call records older than 30 days go; their counts stay for billing.
