@@ -31,7 +31,7 @@ from pathlib import Path
 import serial
 
 from firmware.errors import ConfigError, SwitchboardError
-from firmware.records.journal import atomic_write
+from firmware.records.files import atomic_write
 
 ESC, GS, DLE, EOT = b"\x1b", b"\x1d", b"\x10", b"\x04"
 INIT = ESC + b"@"

@@ -17,7 +17,8 @@ import sys
 
 from switchboard_tools.office import balance
 
-from firmware.records import recordset
+from firmware.records import datadir, recordset
+from firmware.records.times import zone
 from firmware.config.board import load_board
 from firmware.errors import ConfigError
 
@@ -59,11 +60,11 @@ def main(argv=None) -> int:
 
 def _main(args) -> int:
     board = load_board(args.board)
-    tz = recordset.zone(args.timezone, "command line", "--timezone")
+    tz = zone(args.timezone, "command line", "--timezone")
     if args.calls is None and args.data_dir is None:
         raise ConfigError("command line", "--calls", None, None,
                           message="command line: give --calls FILE or --data-dir DIR")
-    data = recordset.from_data_dir(args.data_dir, tz) if args.data_dir else {"calls": [], "customers": []}
+    data = datadir.from_data_dir(args.data_dir, tz) if args.data_dir else {"calls": [], "customers": []}
     calls = recordset.load_calls(args.calls, tz, table="calls") if args.calls else data["calls"]
     customers = recordset.load_customers(args.customers, table="customers") if args.customers \
         else data["customers"]

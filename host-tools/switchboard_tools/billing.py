@@ -26,7 +26,8 @@ from pathlib import Path
 
 from switchboard_tools.office import billing
 
-from firmware.records import recordset
+from firmware.records import datadir, recordset
+from firmware.records.times import zone
 from firmware.errors import ConfigError
 
 from switchboard_tools._common import dumps, run, shipped
@@ -65,9 +66,9 @@ def _main(args) -> int:
     if plans_path is None:
         raise ConfigError("--plans", "", None, None, message="no plans file: pass --plans FILE")
     cfg = billing.load_plans(plans_path)
-    tz = recordset.zone(args.timezone, "command line", "--timezone") if args.timezone else cfg.tz
+    tz = zone(args.timezone, "command line", "--timezone") if args.timezone else cfg.tz
     first, nxt = recordset.parse_month(args.month)
-    data = recordset.from_data_dir(args.data_dir, tz, first - timedelta(days=1), nxt,
+    data = datadir.from_data_dir(args.data_dir, tz, first - timedelta(days=1), nxt,
                                    cfg.billable_outcomes) if args.data_dir \
         else {"customers": None, "calls": None, "stamps": [], "counts": []}
     if args.customers is None and data["customers"] is None:

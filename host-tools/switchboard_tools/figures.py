@@ -20,7 +20,8 @@ from pathlib import Path
 from firmware.records import figures
 from switchboard_tools.office import plots
 
-from firmware.records import recordset
+from firmware.records import datadir, recordset
+from firmware.records.times import zone
 from firmware.errors import ConfigError
 
 from switchboard_tools._common import dumps, run
@@ -47,11 +48,11 @@ def main(argv=None) -> int:
 
 
 def _main(args) -> int:
-    tz = recordset.zone(args.timezone, "command line", "--timezone")
+    tz = zone(args.timezone, "command line", "--timezone")
     if args.calls is None and args.data_dir is None:
         raise ConfigError("command line", "--calls", None, None,
                           message="command line: give --calls FILE or --data-dir DIR")
-    data = recordset.from_data_dir(args.data_dir, tz) if args.data_dir else \
+    data = datadir.from_data_dir(args.data_dir, tz) if args.data_dir else \
         {"calls": [], "stamps": [], "customers": []}
     calls = recordset.load_calls(args.calls, tz, table="calls") if args.calls else data["calls"]
     stamps = recordset.load_stamps(args.stamps, tz, table="stamps") if args.stamps else data["stamps"]

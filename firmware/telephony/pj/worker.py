@@ -37,13 +37,10 @@ import time
 
 import pjsua2 as pj
 
+from firmware.records.times import now_iso
 from firmware.telephony.pj.support import own_stdout, play_tone, tone_generator
 
 HOLD_TONE = (425, 600, 2400)   # Hz, on ms, off ms: a soft beep every 3 s
-
-
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
 
 
 def request_user(whole_msg: str) -> str:

@@ -37,7 +37,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from firmware.errors import ConfigError
-from firmware.records.recordset import month_of, parse_month, zone
+from firmware.records.recordset import month_of, parse_month
+from firmware.records.times import zone
 
 ROUNDINGS = ("ROUND_HALF_UP", "ROUND_HALF_EVEN", "ROUND_UP", "ROUND_DOWN", "ROUND_CEILING",
              "ROUND_FLOOR", "ROUND_HALF_DOWN")
