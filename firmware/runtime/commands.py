@@ -37,6 +37,8 @@ from typing import Any, Awaitable, Callable
 
 from firmware.errors import ControlError
 
+MAX_TEXT = 10_000   # characters in one string argument (a message's text is a few hundred)
+
 Handler = Callable[[dict], Awaitable[Any]]
 Stream = Callable[[dict, Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
@@ -171,7 +173,10 @@ class Commands:
         return out
 
     def _bad(self, cmd, a, v, expected=None):
-        return ControlError(f"{cmd.name}: {a.name} = {v!r}: expected {expected or a.describe()}")
+        shown = repr(v)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        return ControlError(f"{cmd.name}: {a.name} = {shown}: expected {expected or a.describe()}")
 
     def _value(self, cmd: Command, a: Arg, v):
         t = a.type
@@ -187,32 +192,47 @@ class Commands:
             return v
         if isinstance(v, (dict, list, bool)):
             raise self._bad(cmd, a, v)
-        if t is str:
-            v = str(v)
-        elif t is int:
+        if t in (str, Path):
+            v = self._text(cmd, a, v, t)
+        if t is int:
             try:
                 n = int(v)
                 if isinstance(v, float) and n != v:
                     raise ValueError
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise self._bad(cmd, a, v) from None
             v = n
         elif t is float:
             try:
                 v = float(v)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise self._bad(cmd, a, v) from None
             if not math.isfinite(v):
                 raise self._bad(cmd, a, v)
         elif t is Path:
             v = self._path(cmd, a, v)
-        else:
+        elif t is not str:
             raise TypeError(f"{cmd.name}: argument {a.name}: no check for type {t!r}")
         if a.choices and v not in a.choices:
             raise self._bad(cmd, a, v)
         if isinstance(v, (int, float)) and (
                 (a.min is not None and v < a.min) or (a.max is not None and v > a.max)):
             raise self._bad(cmd, a, v)
+        return v
+
+    def _text(self, cmd, a, v, t) -> str:
+        """A string argument: text (a number is taken as its digits), at most
+        ``MAX_TEXT`` characters, no control characters but tab and newline; a
+        path is a non-empty string."""
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and t is str:
+            v = str(v)
+        if not isinstance(v, str) or (t is Path and not v):
+            raise self._bad(cmd, a, v, f"{a.describe()} (a string)" if t is str else None)
+        if len(v) > MAX_TEXT:
+            raise ControlError(f"{cmd.name}: {a.name}: {len(v)} characters; expected at most "
+                               f"{MAX_TEXT}")
+        if any(c < " " and c not in "\t\n" or c == "\x7f" for c in v):
+            raise self._bad(cmd, a, v, f"{a.describe()} without control characters")
         return v
 
     def _path(self, cmd, a, v) -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import stat
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from firmware.errors import ControlError, SwitchboardError
 
+log = logging.getLogger("switchboard.control")
 MAX_LINE = 64 * 1024
 
 
@@ -84,6 +86,11 @@ async def serve(daemon, path: Path) -> asyncio.AbstractServer:
     return server
 
 
+def _short(v, limit=120) -> str:
+    text = v if isinstance(v, str) else repr(v)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 async def _send(writer, obj):
     writer.write((json.dumps(obj, default=str) + "\n").encode())
     await writer.drain()
@@ -111,7 +118,7 @@ async def _client(daemon, reader, writer):
                 args = req.get("args") or {}
                 if not isinstance(args, dict):
                     raise ValueError
-            except ValueError:
+            except (ValueError, RecursionError):   # RecursionError: JSON nested too deep
                 await _send(writer, {"ok": False, "error": 'expected one JSON object a line: '
                                      '{"cmd": "status", "args": {}}'})
                 continue
@@ -126,6 +133,14 @@ async def _client(daemon, reader, writer):
                     await _send(writer, {"ok": True, "result": result})
             except SwitchboardError as e:    # ControlError, or a part's own (a bad schedule)
                 await _send(writer, {"ok": False, "error": str(e)})
+            except (ConnectionError, asyncio.CancelledError):
+                raise
+            except Exception as e:   # a bug: the client still gets an answer, the daemon goes on
+                log.error("control: %s %s: %s: %s", _short(name), _short(args),
+                          type(e).__name__, e, exc_info=log.isEnabledFor(logging.DEBUG))
+                await _send(writer, {"ok": False, "error": (
+                    f"{_short(name)}: could not be carried out ({type(e).__name__}: "
+                    f"{_short(str(e))}); the daemon carries on")})
     except (ConnectionError, BrokenPipeError):
         pass
     finally:

@@ -85,7 +85,9 @@ class TimeClockAdapter:
             Command("type-message", self.cmd_type_message, (position, Arg("text", required=True)),
                     "the message typed at a position, stamped by its stamp key"),
             Command("take-message", self.cmd_take_message,
-                    (line, Arg("text"), position, Arg("customer"), Arg("recording")),
+                    (line, Arg("text"), position, Arg("customer"),
+                     Arg("recording", Path, under=lambda: self.data_dir,
+                         expected=f"a recording's file in the data directory {self.data_dir}")),
                     "stamp a message and put it in the rack"),
             Command("check-in", self.cmd_check_in,
                     (Arg("line"), Arg("customer"), Arg("caller")),
@@ -243,7 +245,10 @@ class TimeClockAdapter:
         """Retention: at start, then every ``purge_every_s``; a failure lights the fault lamp."""
         self._last_purge = self.clock()
         try:
-            return self.tc.purge(keep_paths=self.rack.recordings())
+            out = self.tc.purge(keep_paths=self.rack.recordings())
+            for what in out.get("skipped", ()):
+                log.warning("timeclock: purge: left alone a bad stored record (%s)", what)
+            return out
         except (SwitchboardError, OSError) as e:
             log.error("timeclock: purge: %s", e)
             self._post(Fault("timeclock", f"purging old slips failed: {e}"))
@@ -402,8 +407,9 @@ class TimeClockAdapter:
         line, text, pos = args["line"], args.get("text"), args["position"]
         if text is None and not args.get("recording"):
             raise ControlError("take-message: text: missing (expected str)")
+        rec = args.get("recording")
         stamp = await self._run(self._do_stamp, "message", line, pos, self._call_of(line),
-                                args.get("customer"), text, args.get("recording"))
+                                args.get("customer"), text, str(rec) if rec else None)
         return {"stamp": stamp}
 
     async def cmd_stamp(self, args):
