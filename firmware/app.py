@@ -76,6 +76,7 @@ def adapters(config: Config, wall_clock=utc_now) -> list:
                 "x86_64, or build pjproject's Python binding on a Pi (README, \"On a Raspberry "
                 "Pi: building pjproject\"); or start without --site") from None
         records = JsonLinesRecords(config.site.records or config.data_dir / "calls.jsonl")
+        out.append(records)      # its fault lamp and status; started before the telephony
         out.append(TelephonyAdapter(config.board, config.site, port=config.sip_port,
                                     run_dir=config.data_dir / "telephony", records=records))
         # Call records older than --retention-days go; their counts stay for billing.

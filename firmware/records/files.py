@@ -33,8 +33,11 @@ def atomic_write(path, data: bytes, mode: int = 0o644) -> None:
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
-    finally:
+    except OSError:
         os.close(fd)
+        tmp.unlink(missing_ok=True)     # a full disk keeps the old file, and no half a new one
+        raise
+    os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

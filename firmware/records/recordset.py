@@ -23,10 +23,12 @@ Shapes (extra keys are kept and ignored):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 
+from firmware.records.journal import decode_line
 from firmware.errors import ConfigError
 from firmware.records.calls import OUTCOMES
 from firmware.records.times import zone
@@ -260,6 +262,9 @@ def counts_from_timeclock(docs, tz=timezone.utc) -> list[dict]:
     return list(acc.values())
 
 
+_CRC_LINE = re.compile(r"[0-9a-f]{8} [\[{]")
+
+
 def read_json_records(path, table: str | None = None) -> list[dict]:
     """Records from a JSON list, JSON lines, or a TinyDB file (one table or all)."""
     p = Path(path)
@@ -277,6 +282,10 @@ def read_json_records(path, table: str | None = None) -> list[dict]:
         lines = text.splitlines()
         for n, line in enumerate(lines, 1):
             if not line.strip():
+                continue
+            rec = decode_line(line.encode()) if _CRC_LINE.match(line) else None
+            if rec is not None:       # a checksummed line (call records, journals)
+                data.append(rec)
                 continue
             try:
                 data.append(json.loads(line))
