@@ -175,3 +175,60 @@ def test_fail__the_daemon_stops_on_a_bad_site_file_before_anything_starts(tmp_pa
     assert "Traceback" not in r.stderr
     assert f"{p}: front.listen = '10.99.99.99'" in r.stderr
     assert not (tmp_path / "c.sock").exists() and not (tmp_path / "data" / "telephony").exists()
+
+
+# -- fuzz: mutated board and site files -----------------------------------------
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+SITE_TEXT = (ROOT / "boards" / "desk.site.toml").read_text()
+BOARD_TEXT = DESK_PATH.read_text()
+
+
+@st.composite
+def mutated(draw, text):
+    data = bytearray(text.encode())
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(["flip", "insert", "delete", "dup", "value"]))
+        at = draw(st.integers(0, max(0, len(data) - 1)))
+        if op == "flip":
+            data[at] = draw(st.integers(0, 255))
+        elif op == "insert":
+            data[at:at] = draw(st.sampled_from([b"\x00", b"\n", b"[", b"]", b'"', b"=", b"{",
+                                                b"\xff\xfe", b"1e999", b"[[trunks]]\n", b"'''"]))
+        elif op == "delete":
+            del data[at:at + draw(st.integers(1, 40))]
+        elif op == "dup":
+            n = draw(st.integers(1, 200))
+            data[at:at] = data[at:at + n]
+        else:
+            data[at:at] = draw(st.sampled_from([b'x = 1\n', b'number = "202\\n"\n',
+                                                b'peers = ["::1", "999.1.1.1"]\n',
+                                                b'calls_per_worker = 99999\n', b'headset = "\\u0000"\n',
+                                                b'listen = "10.99.99.99"\n', b'port = -1\n']))
+    return bytes(data)
+
+
+def _check(path, loader):
+    try:
+        loader(path)
+    except ConfigError as e:
+        one_line(e, str(path))
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None,
+          derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=mutated(SITE_TEXT))
+def test_fuzz__mutated_site_files_load_or_say_why_in_one_line(tmp_path, data):
+    p = tmp_path / "fuzz.site.toml"
+    p.write_bytes(data)
+    p.chmod(0o600)
+    _check(p, lambda q: load_site(q, DESK))
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None,
+          derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=mutated(BOARD_TEXT))
+def test_fuzz__mutated_board_files_load_or_say_why_in_one_line(tmp_path, data):
+    p = tmp_path / "fuzz.toml"
+    p.write_bytes(data)
+    _check(p, load_board)
