@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
-from firmware.errors import ConfigError, SwitchboardError
+from firmware.errors import ConfigError, ControlError, SwitchboardError
 from firmware.records.files import atomic_write_json
 from firmware.core.state import Fault, PlacedCallOutcome, ScheduledCallCleared, ScheduledCallDue
 from firmware.runtime.adapter import Context
@@ -433,6 +433,7 @@ class ScheduleAdapter:
         self._task = None
         self.errors = 0
         self._faulted = False
+        self.data_dir = Path(path).parent
         try:
             self.scheduler = Scheduler(path, tz, self.clock())
             self.error = None
@@ -515,7 +516,17 @@ class ScheduleAdapter:
             self._task.cancel()
 
     async def _cmd_add(self, args):
-        return {"ok": True, "schedule": self._need().add(args.get("schedule") or args, self.clock())}
+        rec = args.get("schedule") or args
+        msg = rec.get("message") if isinstance(rec, dict) else None
+        if isinstance(msg, str) and msg.startswith("file:"):
+            # Over the control socket a recorded message must be a file in the data dir.
+            root = self.data_dir.resolve()
+            path = (root / msg[5:]).resolve() if msg[5:] and "\0" not in msg else root
+            if root not in path.parents:
+                raise ControlError(f"schedule-add: message = {msg[:80]!r}: expected file:<a WAV "
+                                   f"file in the data directory {root}>")
+            rec = {**rec, "message": f"file:{path}"}
+        return {"ok": True, "schedule": self._need().add(rec, self.clock())}
 
     async def _cmd_remove(self, args):
         self._post(self._need().remove(args["id"], self.clock()))
