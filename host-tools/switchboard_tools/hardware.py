@@ -42,6 +42,7 @@ CHAIN_ROLE_TEXT = {
     "clock": "CLK (pin 2) of every chip",
     "data": "QH (pin 9) of chip 0",
     "latch": "RCLK (pin 12) of every 74HC595",
+    "loopback": "QH' (pin 9) of the last 74HC595, read back to check the chain",
 }
 CHAIN_ROLE_TEXT_595 = {"data": "SER (pin 14) of chip 0", "clock": "SRCLK (pin 11) of every chip"}
 
@@ -83,6 +84,11 @@ def _users(board: Board) -> dict[str, dict]:
             users[pin] = dict(kind="chain", what=f"{chain.name}.{role}",
                               label=f"{chain.type} chain '{chain.name}' ({chain.chips} chips)",
                               wiring=texts[role], keypath=f"chains.{chain.name}.{role}")
+    if board.oe:
+        users[board.oe] = dict(kind="chain", what="lamps.oe",
+                               label="74HC595 output enable (hardware PWM: brightness, soft start)",
+                               wiring="OE (pin 13) of every 74HC595, active low; 10k pull-up "
+                               "keeps the lamps dark", keypath="lamps.oe")
     return users
 
 
@@ -118,6 +124,9 @@ def pin_table(board: Board) -> list[dict]:
                 row.pop("keypath", None)
             elif info.name in ("GPIO0", "GPIO1"):
                 row.update(kind="reserved", wiring="HAT ID EEPROM: leave unconnected")
+            elif info.name in ("GPIO2", "GPIO3"):
+                row.update(kind="free", wiring=f"free; I2C1 {'SDA' if info.name == 'GPIO2' else 'SCL'} "
+                           "for the DS3231 real-time clock (hardware/BLOCKS.md)")
             elif info.name in ("GPIO14", "GPIO15"):
                 row.update(kind="free", wiring=f"free; UART {'TXD' if info.name == 'GPIO14' else 'RXD'} "
                            "for a TTL slip printer (hardware/BLOCKS.md)")
@@ -269,10 +278,12 @@ def _chain_node(board: Board, chain) -> str:
                          f'<td align="left">{_esc(text)}</td></tr>')
     if is_in:
         cascade = ("Cascade: QH (pin 9) of each chip to SER (pin 10) of the chip before it; "
-                   "SER of the last chip to 3V3")
+                   + (f"marker chip after the last, inputs strapped to 0x{chain.marker:02X}, "
+                      "its SER to GND" if chain.marker_bits else "SER of the last chip to 3V3"))
     else:
         cascade = ("Cascade: QH&#39; (pin 9) of each chip to SER (pin 14) of the chip after it; "
-                   "OE (pin 13) to GND, SRCLR (pin 10) to 3V3")
+                   + ("OE (pin 13) to lamps.oe with 10k to 3V3" if board.oe else "OE (pin 13) to GND")
+                   + ", SRCLR (pin 10) to 3V3")
     cells.append(f'<tr><td colspan="3" align="left">{cascade}</td></tr>')
     if not is_in:
         cells.append('<tr><td colspan="3" align="left">Each 74HC595 drives a ULN2803 '
