@@ -16,7 +16,9 @@ A wire is written as a pin with Klipper-style modifiers::
 A chain may carry ``clock_hz`` (the bit-bang clock rate, or the SPI speed);
 a 74HC165 chain ``marker_bits = 8`` and ``marker = 0xA5`` (a marker chip at
 its far end, strapped to that pattern); a 74HC595 chain ``loopback`` (the GPIO
-the last chip's QH' comes back on). ``[board] driver`` is ``"bitbang"`` or
+the last chip's QH' comes back on); any chain ``chips_per_board`` (how many
+chips each perfboard carries: the hardware check and the BOM count buffers,
+fuses and cables per board from it). ``[board] driver`` is ``"bitbang"`` or
 ``"spi"`` (SPI0: the chains' data and clock on SPI0's pins, CE0 the latch);
 ``[lamps] oe`` is the 74HC595s' output enable on a hardware-PWM pin, with
 ``brightness`` (its duty) and ``soft_start_ms``. See hardware/BLOCKS.md.
@@ -127,6 +129,14 @@ class Chain:
     clock_hz: int | None = None   # bit-bang clock rate (or SPI speed); None: as fast as it goes
     marker_bits: int = 0          # 74HC165: a far marker chip strapped to ``marker``
     marker: int = 0xA5            # its inputs A..H, bit 0 = A (1 = tied to 3V3)
+    chips_per_board: int | None = None  # how the chips are split over boards (None: one board)
+
+    @property
+    def boards(self) -> int:
+        """Perfboards the chain is built on (the marker chip included)."""
+        chips = self.chips + (1 if self.marker_bits else 0)
+        per = self.chips_per_board or chips
+        return -(-chips // per)
 
     @property
     def bits(self) -> int:
@@ -408,7 +418,8 @@ class _Loader(TableChecker):
             carries, roles = CHAIN_TYPES[c["type"]]
             optional = CHAIN_OPTIONAL_PINS[c["type"]]
             extra = ("marker_bits", "marker") if c["type"] == "74HC165" else ()
-            self.table(c, kp, ("type", "chips", "settle_us", "clock_hz") + roles + optional + extra,
+            self.table(c, kp, ("type", "chips", "settle_us", "clock_hz", "chips_per_board")
+                       + roles + optional + extra,
                        required=("type", "chips") + roles)
             pins = {}
             for role in roles + tuple(r for r in optional if r in c):
@@ -441,7 +452,9 @@ class _Loader(TableChecker):
                 name=cname, type=c["type"], pins=pins,
                 chips=self.number(c, "chips", kp, 1, 1, 64, int),
                 settle_us=self.number(c, "settle_us", kp, 5, 0, 10000, int),
-                clock_hz=clock_hz, marker_bits=marker_bits, marker=marker)
+                clock_hz=clock_hz, marker_bits=marker_bits, marker=marker,
+                chips_per_board=(self.number(c, "chips_per_board", kp, None, 1, 64, int)
+                                 if "chips_per_board" in c else None))
 
     def load_positions(self, positions, count):
         if not isinstance(positions, list) or len(positions) != count:

@@ -184,7 +184,10 @@ def test_ok__chain_timing_marker_loopback_and_output_enable(tmp_path):
     assert (b.driver, b.oe, b.brightness, b.soft_start_ms) == ("bitbang", "GPIO12", 0.8, 250)
     plain = load_board(write(tmp_path, GOOD))
     assert (plain.oe, plain.brightness, plain.soft_start_ms, plain.driver) == (None, 1.0, 0, "bitbang")
-    assert plain.chains["keys"].marker_bits == 0
+    assert plain.chains["keys"].marker_bits == 0 and plain.chains["keys"].boards == 1
+    split = load_board(write(tmp_path, GOOD.replace("chips = 2\n", "chips = 2\nmarker_bits = 8\n"
+                                                    "chips_per_board = 2\n", 1)))
+    assert split.chains["keys"].boards == 2        # two key chips and the marker chip
 
 
 def test_ok__spi_driver_shares_sclk_between_the_chains(tmp_path):
@@ -227,6 +230,8 @@ BAD_LAMPS = {
                             r"chains\.lamps\.loopback and lamps\.fault both use GPIO26"),
     "clock_hz_range": (GOOD, ("chips = 2\n", "chips = 2\nclock_hz = 10\n"),
                        r"chains\.keys\.clock_hz = 10: expected a whole number from 1000 to 10000000"),
+    "chips_per_board_range": (GOOD, ("chips = 2\n", "chips = 2\nchips_per_board = 0\n"),
+                              r"chains\.keys\.chips_per_board = 0: expected a whole number from 1"),
     "bad_driver": (GOOD, ("positions = 1", 'positions = 1\ndriver = "i2c"'),
                    r'board\.driver = \'i2c\': expected "bitbang" or "spi"'),
     "spi_driver_lamp_clock_off_sclk": (LAMPS, ("positions = 1", 'positions = 1\ndriver = "spi"'),

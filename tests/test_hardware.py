@@ -34,6 +34,9 @@ def test_ok__pin_table_names_every_header_wire_of_the_board(name):
         for role, pin in chain.pins.items():
             number = next(n for n, r in rows.items() if r["name"] == pin)
             expected[number] = (pin, f"{chain.name}.{role}")
+    if board.oe:        # the 74HC595s' output enable, on a hardware-PWM pin
+        number = next(n for n, r in rows.items() if r["name"] == board.oe)
+        expected[number] = (board.oe, "lamps.oe")
     assert expected, "a board wires something to the header"
     for number, (pin, what) in expected.items():
         assert rows[number]["name"] == pin
@@ -136,8 +139,8 @@ def test_ok__bom_needs_count_the_board_independently():
         assert needs["key-momentary"] == lines + position_keys
         customer = sum(ln.kind == "customer" for ln in board.lines)
         assert needs["lamp-led"] + needs.get("lamp-24v", 0) == lines + customer + 1
-        chips = {c.type: c.chips for c in board.chains.values()}
-        assert needs.get("chip:74HC165", 0) == chips.get("74HC165", 0)
+        chips = {c.type: c.chips + (1 if c.marker_bits else 0) for c in board.chains.values()}
+        assert needs.get("chip:74HC165", 0) == chips.get("74HC165", 0)   # the marker chip too
         assert needs.get("uln2803", 0) == chips.get("74HC595", 0)
         assert needs["usb-audio"] == needs["headset"] == board.positions
 

@@ -9,6 +9,7 @@ with what the daemon drives::
     switchboard-hardware bom desk             # check hardware/bom-desk.csv against the board
     switchboard-hardware generate             # all of it, for every shipped board, into hardware/
     switchboard-hardware schematics           # the building blocks' schematics (schemdraw)
+    switchboard-hardware check tas100         # electrical rules check (see erc.py)
     switchboard-hardware self-test desk --sim # bench self-test (see selftest.py)
 
 Chip numbering: chip 0 is the chip wired to the Pi (for a 74HC165 chain the
@@ -215,8 +216,8 @@ def wiring_dot(board: Board) -> str:
         if r["kind"] in ("key", "switch", "lamp"):
             by_kind.setdefault(r["kind"], []).append(r)
     titles = {"key": "Keys: push button from pin to GND (Pi pull-up)",
-              "switch": "Latching switches: pin to GND (fixed 1.8k pull-up)",
-              "lamp": "Lamps: pin -> 330R -> LED -> GND (or ULN2803 for 24 V bulbs)"}
+              "switch": "Latching switches: pin to GND (Pi pull-up)",
+              "lamp": "Lamps: pin -> 680R -> LED -> GND (about 2 mA)"}
     for kind in ("key", "switch", "lamp"):
         if kind not in by_kind:
             continue
@@ -307,7 +308,9 @@ def render_dot(source: str, target: Path) -> Path:
 
 
 # -- bill of materials ------------------------------------------------------
-BOM_FIELDS = ("ref", "covers", "qty", "part", "part_number", "unit_price_usd", "notes")
+# value: the part's electrical values as name=number pairs ("ohms=1000 tol=5", "amps=2"),
+# read by switchboard-hardware check (erc.py).
+BOM_FIELDS = ("ref", "covers", "qty", "part", "part_number", "value", "unit_price_usd", "notes")
 
 
 def bom_needs(board: Board) -> dict[str, int]:
@@ -316,8 +319,12 @@ def bom_needs(board: Board) -> dict[str, int]:
     direct_keys = [k for k in keys if k.wire.pin]
     direct_lamps = [lamp for lamp in board.lamps.values() if lamp.wire.pin]
     chips = Counter()
+    key_chips = 0
     for c in board.chains.values():
-        chips[c.type] += c.chips
+        chips[c.type] += c.chips + (1 if c.marker_bits else 0)   # the marker chip too
+        key_chips += c.chips if c.type == "74HC165" else 0
+    from .erc import layout_needs
+    extra = layout_needs(board)
     needs = {
         "pi": 1,
         "pi-psu": 1,
@@ -334,17 +341,18 @@ def bom_needs(board: Board) -> dict[str, int]:
         # wired to 3V3 by mistake, and static from a long run.
         "key-series-1k": len(direct_keys),
         # Keys on header pins without an internal pull need one on the board.
-        "pullup-10k": sum(1 for k in direct_keys if k.wire.pull is None)
-        + 8 * chips["74HC165"],
+        "pullup-10k": sum(1 for k in direct_keys if k.wire.pull is None) + 8 * key_chips,
         "lamp-resistor": len(direct_lamps),
         "chip:74HC165": chips["74HC165"],
         "chip:74HC595": chips["74HC595"],
         "uln2803": chips["74HC595"],
-        "decoupling-100n": chips["74HC165"] + chips["74HC595"],
+        "decoupling-100n": chips["74HC165"] + chips["74HC595"] + extra.get("buffer:74HC14", 0)
+        + extra.get("buffer:74LVC244", 0),
         "socket-dip16": chips["74HC165"] + chips["74HC595"],
         "socket-dip18": chips["74HC595"],
         "chain-cable": len(board.chains),
         "lamp-psu-24v": 1 if chips["74HC595"] else 0,
+        **extra,        # buffers, termination, pulls, fuses, mains, RTC: erc.layout_needs
     }
     return {k: v for k, v in needs.items() if v}
 
@@ -520,6 +528,9 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--out", help="folder (default: hardware/)")
     p = add("schematics", "draw the building blocks' schematics (schemdraw)")
     p.add_argument("-o", "--out", help="folder (default: hardware/blocks/)")
+    p = add("check", "electrical rules check of a board from its board file and BOM")
+    p.add_argument("board")
+    p.add_argument("--csv", help="BOM file (default hardware/bom-<board>.csv)")
     p = add("self-test", "bench self-test of a wired board (see BUILD.md)")
     from .selftest import add_arguments
     add_arguments(p)
@@ -602,6 +613,10 @@ def _run(args) -> int:
             for p in written:
                 print(f"wrote {p}")
         return 0
+    if args.cmd == "check":
+        from .erc import run
+        board = load_board(find_board(args.board))
+        return run(board, Path(args.csv) if args.csv else bom_path(board), args.json)
     if args.cmd == "self-test":
         from .selftest import run_from_args
         return run_from_args(args)
