@@ -236,6 +236,19 @@ def test_ok__schematics_are_drawn_by_schemdraw(tmp_path):
             f"{committed} is stale: run switchboard-hardware schematics"
     assert "ULN2803A" in texts["lamp-24v"] and "MAX3232" in texts["printer"]
     assert "GPIO9 data" in texts["chain-165"]
+    # The figures issue 13 found wrong or missing: 74HC595 GND (pin 8), OE pulled up and
+    # driven by PWM, the loop-back; the MAX3232's charge pump; the H11AA1's two LEDs; line
+    # protection; the RTC and the TTL printer; the ribbon's buffers.
+    for text in ("GND", ">8<", "GPIO12 OE", "10k pull-up", "GPIO25"):
+        assert text in texts["chain-595"], text
+    for pin in ("C1+", "C1-", "C2+", "C2-", "V+", "V-", ">1<", ">3<", ">4<", ">5<", ">2<", ">6<"):
+        assert pin in texts["printer"], pin
+    assert "two LEDs back to back" in texts["loop-detect"]
+    for stem in ("ring-detect", "loop-detect"):
+        assert "PTC" in texts[stem] and "sidactor" in texts[stem] and "8 mm" in texts[stem]
+    assert "dtoverlay=i2c-rtc,ds3231" in texts["rtc"]
+    assert "74AHCT125" in texts["printer-ttl"] and "74LVC244" in texts["ribbon"]
+    assert "keep-alive" in texts["lamp-24v"] and "2 A T" in texts["lamp-24v"]
     # Every block is explained in BLOCKS.md and shown there.
     doc = (HARDWARE / "BLOCKS.md").read_text()
     for stem in BLOCKS:
