@@ -206,8 +206,8 @@ def _hc595(label):
 
 def chain_595(d):
     """Two 74HC595s of a lamp chain: bits shifted in, latched, enabled by OE (PWM), read back."""
-    u1 = _hc595("U21 (chip 0)\n74HC595\nbits 0-7")
-    u2 = _hc595("U22 (chip 1)\n74HC595\nbits 8-15")
+    u1 = _hc595("U20 (chip 0)\n74HC595\nbits 0-7")
+    u2 = _hc595("U21 (chip 1)\n74HC595\nbits 8-15")
     d += (u1 := u1.at((0, 0)))
     d += (u2 := u2.at((11, 0)))
     pi_x = -7.5
@@ -517,7 +517,7 @@ def power(d):
     d += elm.Dot().at(star)
     d += elm.Ground().at(star)
     d += elm.Label().at((star[0] + 0.6, star[1] - 0.7)).label(
-        "star ground point: one joint, by the lamp boards' 0 V terminal", halign="left")
+        "star ground point: one joint, at the 24 V distribution terminal's 0 V", halign="left")
     for b in (pi, uln, psu24):
         d += elm.Line().at(b.S).toy(star[1])
         d += elm.Line().tox(star[0])
