@@ -97,6 +97,9 @@ def pin_table(board: Board) -> list[dict]:
     """One row per pin of the Pi's 40-pin header, in header order."""
     users = _users(board)
     has_chains = bool(board.chains)
+    # A board with a lamp chain's OE has an interface board with its own logic supply.
+    from switchboard_tools.hardware.erc import layout
+    logic_supply = layout(board)["interface"]
     rows = []
     for number, info in sorted(_header().pins.items()):
         row = dict(pin=number, name=info.name, gpio=None, kind="", what="", label="", wiring="")
@@ -117,6 +120,12 @@ def pin_table(board: Board) -> list[dict]:
                 row.update(kind="free", wiring="free")
         elif info.name == "GND":
             row.update(kind="ground", wiring="ground: key commons, lamp returns, chain GND")
+        elif info.name == "3V3" and logic_supply:
+            row.update(kind="power", wiring="3.3 V: the 74LVC244, the RTC and their pulls (the chains "
+                       "have their own LM1117-3.3)")
+        elif info.name == "5V" and logic_supply and number == 2:
+            row.update(kind="power", wiring="5 V out to the chains' LM1117-3.3 (a load on the Pi's 5 V, "
+                       "never a feed into it)")
         elif info.name == "3V3":
             row.update(kind="power", wiring="3.3 V: chain chips' VCC and pull-ups" if has_chains
                        else "3.3 V (not needed by this board)")
