@@ -328,3 +328,27 @@ lamp = "GPIO21"
     rows = {r["name"]: r for r in tables.pin_table(board)}
     assert rows["3V3"]["wiring"] == "3.3 V (not needed by this board)"
     assert bom.bom_needs(board).get("chip:74HC165") is None
+
+
+def test_ok__tas100_build_guide_pins_agree_with_the_header_and_the_board_file():
+    """BUILD-tas100.md's "| what | GPIOn | header pin |" rows: right pins, every used GPIO."""
+    import re
+    board = load_board(BOARDS["tas100"])
+    rows = {r["name"]: r for r in tables.pin_table(board)}
+    text = (HARDWARE / "BUILD-tas100.md").read_text()
+    named = set()
+    for line in text.splitlines():
+        m = re.match(r"^\| [^|]+ \| (GPIO[0-9]+(?:, GPIO[0-9]+)*) \| ([0-9]+(?:, [0-9]+)*) \|$", line)
+        if not m:
+            continue
+        gpios, pins = m.group(1).split(", "), [int(p) for p in m.group(2).split(", ")]
+        assert len(gpios) == len(pins), line
+        for gpio, pin in zip(gpios, pins):
+            assert rows[gpio]["pin"] == pin, line
+            named.add(gpio)
+    used = {name for name, r in rows.items() if r["kind"] in ("key", "switch", "lamp", "chain")}
+    assert used <= named, used - named
+    for step in ("switchboard-hardware check tas100", "switchboard-hardware self-test tas100",
+                 "switchboard-diag lamp-test", "switchboard-diag key-test", "tas100-chains.md",
+                 "blocks/power.svg", "Continuity", "Power-up with no Pi"):
+        assert step in text, step
