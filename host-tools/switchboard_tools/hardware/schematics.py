@@ -529,14 +529,15 @@ def power(d):
 
 def panel_desk(d):
     """The desk board's panel: where each lamp and key sits (from boards/desk.toml)."""
+    from firmware.config.board import find_board, load_board
     d.config(fontsize=11)
-    lines = [("201", "Mary's Gloves"), ("202", "Dr. Adams"), ("203", "Ace Plumbing"),
-             ("204", "City Locksmith"), ("901", "Service line"), ("902", "Call-back line")]
+    board = load_board(find_board("desk"))      # the names and numbers cannot drift from it
+    lines = [(ln.number, ln.label) for ln in board.lines]
     d += flow.Box(w=26, h=15).at((-1, 2)).anchor("NW")
     d += elm.Label().at((12, 1.3)).label("Desk board panel (top view), about 300 x 170 mm", halign="center")
     for i, (number, label) in enumerate(lines):
         x = 1.5 + i * 3.9
-        if number.startswith("2"):
+        if board.line(number).message_lamp:
             d += elm.Dot(open=True, radius=0.3).at((x + 1.2, -0.4))
             d += elm.Label().at((x + 1.2, 0.4)).label("msg lamp\n(green)", halign="center")
         d += elm.Dot(open=True, radius=0.35).at((x, -1.4))
