@@ -336,10 +336,10 @@ def loop_detect(d):
     q = elm.NpnPhoto().anchor("base").at((lx + 3.2, (top[1] + bot[1]) / 2)).right()
     d += q
     d += elm.EncircleBox([led1, q], padx=0.5, pady=0.4).linestyle("--")
-    d += elm.Label().at((lx + 1.8, bot[1] - 0.9)).label("U2 H11AA1: two LEDs back to back (AC input)",
+    d += elm.Label().at((lx + 1.8, bot[1] - 1.7)).label("U2 H11AA1: two LEDs back to back (AC input)",
                                                         halign="center")
     d += elm.Line().at((x0 + 2.8, bot[1])).down(1.0)
-    d += elm.Dot(open=True).label("TIP to the customer's set", loc="left", halign="right")
+    d += elm.Dot(open=True).label("TIP to the customer's set", loc="right", halign="left")
     d += elm.Line().at(q.collector).up(0.8)
     c = d.here
     d += elm.Dot()
@@ -456,13 +456,15 @@ def rtc(d):
                       elm.IcPin("SCL", side="left", anchorname="SCL"),
                       elm.IcPin("32K", side="right", anchorname="K32"),
                       elm.IcPin("SQW", side="right", anchorname="SQW"),
-                      elm.IcPin("CR1220", side="bottom", anchorname="BAT", pos=0.5)],
+                      elm.IcPin("VBAT", side="bottom", anchorname="BAT", pos=0.5)],
                 size=(4, 4), label="DS3231\nbreakout\n(Adafruit 3013)")
     d += ic.at((0, 0))
     for pin, text in (("VIN", "3V3 (pin 1)"), ("GND", "GND (pin 9)"), ("SDA", "GPIO2 SDA1 (pin 3)"),
                       ("SCL", "GPIO3 SCL1 (pin 5)")):
         d += elm.Line().at(getattr(ic, pin)).left(2.0)
         d += elm.Dot(open=True).label(text, loc="left", halign="right")
+    d += elm.BatteryCell().at(ic.BAT).down(1.4).label("CR1220 3 V\n(on the breakout)", loc="bottom")
+    d += elm.Ground()
     for pin in ("K32", "SQW"):
         d += elm.Line().at(getattr(ic, pin)).right(0.8)
         d += elm.Label().label("not connected", loc="right", halign="left")
@@ -477,8 +479,8 @@ def ribbon(d):
     d.config(fontsize=12)
     lvc = flow.Box(w=3.4, h=3.6).label("interface board\n74LVC244\n(3.3 V, from the\nPi's 3V3)").at((0, 0))
     d += lvc
-    d += elm.Line().at((-2.4, -1.8)).tox(0)
-    d += elm.Label().at((-2.6, -1.8)).label("Pi GPIO\n(10k pull-\ndowns;\nOE: 10k up)", halign="right")
+    d += elm.Line().at((lvc.W[0] - 2.4, lvc.W[1])).tox(lvc.W[0])
+    d += elm.Label().at((lvc.W[0] - 2.6, lvc.W[1])).label("Pi GPIO\n(10k pull-\ndowns;\nOE: 10k up)", halign="right")
     d += elm.Resistor().at(lvc.E).right(2.2).label("33 Ω each", loc="top")
     d += elm.Line().right(0.6)
     d += (rib := flow.Box(w=4.4, h=5.6).anchor("W").label(
