@@ -25,7 +25,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -101,8 +100,7 @@ _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0
 
 
 def kamailio_config(*, listen: str, port: int, transports, peers, numbers, workers,
-                    children: int = 4, tls_config: str | None = None,
-                    mask_key: str = "switchboard") -> str:
+                    children: int = 4, tls_config: str | None = None) -> str:
     """The configuration text. ``workers`` is a list of (port, maxload); ``peers``
     the trunks' addresses and host names."""
     listens = "\n".join(f"listen={t}:{listen}:{port}" for t in transports if t in ("udp", "tcp"))
@@ -143,7 +141,6 @@ loadmodule "dispatcher.so"
 loadmodule "htable.so"
 loadmodule "ipops.so"
 loadmodule "dialog.so"
-loadmodule "topoh.so"
 {'loadmodule "tls.so"' if "tls" in transports else ""}
 {f'modparam("tls", "config", "{tls_config}")' if "tls" in transports else ""}
 # A board's call may ring for minutes before it is picked up or overflows.
@@ -157,11 +154,6 @@ modparam("rr", "append_fromtag", 1)
 # belong to one and come from one of its parties (its caller or a worker).
 modparam("dialog", "default_timeout", 86400)
 modparam("dialog", "enable_stats", 0)
-# Topology hiding: a caller sees the front's address only, never a worker's. The
-# masked Contact carries the front's port, so in-dialog requests come back here.
-modparam("topoh", "mask_key", "{mask_key}")
-modparam("topoh", "mask_ip", "{listen}:{port}")
-modparam("topoh", "sanity_checks", 0)   # the script runs sanity_check(), which can answer
 # Call set-ups per worker per second. A PJSUA2 process has 64 I/O-queue slots and
 # frees each only 500 ms after its call's RTP sockets close: more than about 28 call
 # set-ups within half a second abort it. {{SETUPS}} a second keeps well clear.
@@ -400,27 +392,10 @@ class Front:
         cfg.write_text(kamailio_config(listen=self.listen, port=self.port,
                                        transports=self.transports, peers=self.peers,
                                        numbers=self.numbers, workers=self.workers,
-                                       tls_config=str(tls_cfg) if tls_cfg else None,
-                                       mask_key=self.mask_key())
+                                       tls_config=str(tls_cfg) if tls_cfg else None)
                        .replace("{DSLIST}", str(ds))
                        .replace("{SETUPS}", str(SETUPS_PER_WORKER_S)))
         return cfg
-
-    def mask_key(self) -> str:
-        """The topology-hiding key, kept in the run directory so that a restarted
-        front still understands the calls its predecessor set up."""
-        path = self.run_dir / "topoh.key"
-        try:
-            key = path.read_text().strip()
-            if re.fullmatch(r"[0-9a-f]{32}", key):
-                return key
-        except OSError:
-            pass
-        key = secrets.token_hex(16)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
-        return key
 
     def start(self, timeout=10.0):
         exe = shutil.which("kamailio") or "/usr/sbin/kamailio"

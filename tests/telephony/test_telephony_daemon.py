@@ -5,6 +5,8 @@ import subprocess
 
 import pytest
 
+from firmware.records.calls import JsonLinesRecords
+
 from conftest import project_env, python_cmd
 from telephony_support import have_tools, wait_for
 
@@ -64,7 +66,7 @@ def test_ok__ring_goes_through_sip_and_status_shows_capacity(daemon):
     wait_for(lambda: next(ln for ln in diag(sock, "status")[1]["lines"]
                           if ln["number"] == "201")["state"] == "idle", 5, "201 idle")
     # the call was recorded in the daemon's data dir
-    recs = [json.loads(x) for x in (tmp / "var" / "calls.jsonl").read_text().splitlines()]
+    recs = JsonLinesRecords(tmp / "var" / "calls.jsonl").read()   # checksummed lines
     assert recs[-1]["line"] == "201" and recs[-1]["outcome"] == "abandoned"
 
 
@@ -142,7 +144,7 @@ def test_ok__every_key_and_switch_on_a_real_call_through_the_diag_tool(daemon):
     switches = [(e["switch"], e["on"]) for e in events if e["type"] == "switch"]
     assert switches == [("secrecy", True), ("secrecy", False), ("split", True), ("split", False)]
     # The SIP side saw it too: the call record has the answer, the hold and the end.
-    recs = [json.loads(x) for x in (tmp / "var" / "calls.jsonl").read_text().splitlines()]
+    recs = JsonLinesRecords(tmp / "var" / "calls.jsonl").read()   # checksummed lines
     rec = [r for r in recs if r["line"] == "204"][-1]
     assert rec["answered"] and rec["ended"] and rec["position"] == 1 and rec["hold_s"] > 0
 
