@@ -58,13 +58,34 @@ class Daemon:
             try:
                 tel = self.ask("status").get("result", {}).get("telephony") or {}
                 if tel.get("state") == "running":
-                    return
+                    return True
             except OSError:
                 pass
             if self.proc.poll() is not None:
-                raise SystemExit(f"soak: the daemon exited at start; see {self.folder}/daemon.log")
+                return False
             time.sleep(0.5)
-        raise SystemExit("soak: the telephony did not start within 120 s")
+        return False
+
+    def ours(self) -> list[int]:
+        """Every process still running from this soak's folder (orphans included)."""
+        out = []
+        for pid in os.listdir("/proc"):
+            if pid.isdigit() and int(pid) != os.getpid():
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if str(self.folder).encode() in cmd:
+                    out.append(int(pid))
+        return out
+
+    def clean_up(self):
+        self.stop()
+        for pid in self.ours():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def ask(self, cmd, **args) -> dict:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -125,7 +146,11 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
     rnd = random.Random(seed)
     folder = Path(tempfile.mkdtemp(prefix="soak-"))
     d = Daemon(folder)
-    d.start()
+    if not d.start():
+        d.clean_up()
+        raise SystemExit(f"soak: the daemon's telephony did not start; see {folder}/daemon.log")
+    orphans: list[int] = []
+    stopped_early = None
     offered = killed_calls = 0
     kills = {"worker": 0, "kamailio": 0, "daemon": 0}
     actions: dict[str, int] = {}
@@ -153,7 +178,12 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
                 d.kill()
                 killed_calls += busy
                 time.sleep(1)
-                d.start()
+                orphans.append(len(d.ours()))       # what outlived the daemon
+                if not d.start():
+                    stopped_early = ("the daemon started again but its telephony did not "
+                                     f"come back within 120 s (see {folder}/daemon.log)")
+                    kills[kind] += 1
+                    break
             elif kids[kind]:
                 os.kill(rnd.choice(kids[kind]) if kind == "worker" else min(kids[kind]),
                         signal.SIGKILL)
@@ -195,12 +225,16 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
         time.sleep(rnd.uniform(0.05, 0.4))
 
     # Settle: let callers hang up and the board clear, then look.
-    for n in LINES:
-        d.ask("hangup", line=n)
-    d.ask("tap", key="p1-release")
-    time.sleep(15)
-    lines, st = line_states(d)
-    tel = st.get("telephony") or {}
+    lines, st, tel = {}, {"lamps": {}}, {}
+    try:
+        for n in LINES:
+            d.ask("hangup", line=n)
+        d.ask("tap", key="p1-release")
+        time.sleep(15)
+        lines, st = line_states(d)
+        tel = st.get("telephony") or {}
+    except OSError as e:
+        stopped_early = stopped_early or f"the daemon did not answer at the end: {e}"
     ghosts = [n for n, ln in lines.items() if ln["state"] != "idle"]
     lit = {k: v for k, v in st["lamps"].items() if v["cadence"] != "dark"}
     records = []
@@ -213,8 +247,10 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
                 pass
     except OSError:
         pass
-    d.stop()
+    d.clean_up()
     return {
+        "stopped_early": stopped_early,
+        "processes_left_after_daemon_kills": orphans,
         "minutes": minutes, "seed": seed, "folder": str(folder),
         "offered": offered, "recorded": len(records),
         "lost": max(0, offered - len(records)),
@@ -251,6 +287,11 @@ def main(argv=None) -> int:
     print(f"  free {r['free']} of {r['capacity']} (in use {r['in_use']}); faults: "
           f"{r['faults'] or 'none'}")
     print(f"  actions: {r['actions']}")
+    if r["processes_left_after_daemon_kills"]:
+        print(f"  processes still running after each daemon kill: "
+              f"{r['processes_left_after_daemon_kills']}")
+    if r["stopped_early"]:
+        print(f"  stopped early: {r['stopped_early']}")
     if r["errors"]:
         print("  some refused actions (expected when a line changed meanwhile):")
         for e in r["errors"][:5]:
