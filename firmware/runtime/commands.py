@@ -30,12 +30,15 @@ sends ``{"event": ...}`` lines until it is done, instead of the handler.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from firmware.errors import ControlError
+
+log = logging.getLogger("switchboard.commands")
 
 Handler = Callable[[dict], Awaitable[Any]]
 Stream = Callable[[dict, Callable[[dict], Awaitable[None]]], Awaitable[None]]
@@ -147,6 +150,7 @@ class Commands:
     async def run(self, name: str, args: dict | None) -> Any:
         """Check ``args`` against the command's declaration and run its handler."""
         chain = self._by_name.get(name) or [self.find(name)]
+        log.debug("command %s %r", name, args)
         for cmd in reversed(chain):
             try:
                 return await cmd.handler(self.check(cmd, args or {}))

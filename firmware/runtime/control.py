@@ -21,7 +21,7 @@ import stat
 import struct
 from pathlib import Path
 
-from firmware.errors import ControlError, SwitchboardError
+from firmware.errors import SwitchboardError
 
 MAX_LINE = 64 * 1024
 

@@ -173,7 +173,7 @@ class Scheduler:
         except json.JSONDecodeError as e:
             raise ConfigError(self.path, "", None, None, message=(
                 f"{self.path}: not valid JSON ({e.msg} at line {e.lineno}); it is only ever replaced "
-                "whole, so this is damage: restore it from a backup"))
+                "whole, so this is damage: restore it from a backup")) from None
         self.checked_until = datetime.fromisoformat(data["checked_until"]) if data.get("checked_until") else None
         for i, s in enumerate(data.get("schedules", [])):
             s = check_schedule(s, (str(self.path), f"schedules[{i}]"))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from firmware.timeclock.customers import Customers, card as make_card
 from firmware.errors import ControlError, SwitchboardError
-from firmware.timeclock.printer import SlipPrinter, printer_config
+from firmware.timeclock.printer import SlipPrinter
 from firmware.timeclock.rack import Rack
 from firmware.core.state import (Answer, CardChanged, Fault, LineChanged, LineState, MessageWaiting,
                     StampRequest)
@@ -421,7 +421,9 @@ class TimeClockAdapter:
         elif line:
             cust = self.customers.by_line(line)
         if cust is None:
-            raise ControlError(f"no customer for {'customer ' + customer if customer else 'caller ' + caller if caller else 'line ' + str(line)}"
+            who = (f"customer {customer}" if customer else f"caller {caller}" if caller
+                   else f"line {line}")
+            raise ControlError(f"no customer for {who}"
                                " (switchboard-customers list)")
         return {"customer": cust["id"], "name": cust["name"], "line": cust["line"],
                 "waiting": self.rack.waiting(customer=cust["id"])}
