@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-from pathlib import Path
 
 from firmware import logs
 from firmware.errors import SwitchboardError
 
 log = logging.getLogger("switchboard.tools")
-
-
-def shipped(relpath: str) -> Path | None:
-    """A data file shipped with the project: this tree's copy, else the installed one."""
-    here = Path(__file__).resolve().parent.parent.parent / relpath
-    if here.exists():
-        return here
-    inst = Path(sys.prefix) / "share" / "switchboard" / relpath
-    return inst if inst.exists() else None
 
 
 def run(prog: str, main_body, args) -> int:
