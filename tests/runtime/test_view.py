@@ -18,6 +18,7 @@ import pytest
 from PIL import Image, ImageStat
 from playwright.sync_api import expect, sync_playwright
 
+import board_support
 from conftest import project_env, python_cmd
 
 pytestmark = pytest.mark.browser
@@ -170,11 +171,7 @@ def brightness(png: bytes, boxes) -> list:
 
 
 def wait_for(cond, what, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {seconds:g} s for {what}")
-        time.sleep(0.05)
+    board_support.wait_for(cond, seconds, what)
 
 
 def ring(page, line, caller=None):
