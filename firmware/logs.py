@@ -13,6 +13,7 @@ one place to change it (e.g. for journald under systemd).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
@@ -49,7 +50,9 @@ def setup(prog: str, verbose: bool = False, stream=None) -> logging.Logger:
     return root
 
 
-def add_verbose(parser) -> None:
-    """``-v/--verbose`` on a program's argument parser."""
+def add_verbose(parser, sub=False) -> None:
+    """``-v/--verbose`` on a program's argument parser; ``sub`` for a
+    sub-command's copy (it must not undo a ``-v`` given before the sub-command)."""
     parser.add_argument("-v", "--verbose", action="store_true",
+                        default=argparse.SUPPRESS if sub else False,
                         help="also log debug diagnostics (to stderr)")

@@ -35,7 +35,6 @@ def from_data_dir(data_dir, tz=timezone.utc, since: date | None = None, until: d
         log = json.loads((d / "schedule.json").read_text(encoding="utf-8")).get("log", [])
         raw_calls = billing_records(log, raw_calls)
     out["calls"] = [call_from(r, (str(d / "calls.jsonl"), f"[{i}]"), tz) for i, r in enumerate(raw_calls)]
-    from firmware.records.retention import load_counts, monthly_summaries
     out["counts"] += monthly_summaries(load_counts(d), billable, tz)
     if (d / "customers.jsonl").exists():
         from firmware.timeclock.customers import Customers

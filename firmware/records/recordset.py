@@ -31,7 +31,6 @@ from pathlib import Path
 from firmware.records.journal import decode_line
 from firmware.errors import ConfigError
 from firmware.records.calls import OUTCOMES
-from firmware.records.times import zone
 
 DIRECTIONS = ("in", "out")
 CALL_KINDS = ("call", "wakeup", "reminder")
@@ -83,7 +82,7 @@ def parse_month(text: str, where=("command line", "--month")) -> tuple[date, dat
         y, m = (int(p) for p in str(text).split("-"))
         first = date(y, m, 1)
     except (ValueError, TypeError):
-        raise ConfigError(where[0], where[1], text, "a month such as \"2026-11\"")
+        raise ConfigError(where[0], where[1], text, "a month such as \"2026-11\"") from None
     nxt = date(y + (m == 12), 1 if m == 12 else m + 1, 1)
     return first, nxt
 
@@ -271,7 +270,7 @@ def read_json_records(path, table: str | None = None) -> list[dict]:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(p, "", None, None, message=f"{p}: cannot read: {e.strerror}")
+        raise ConfigError(p, "", None, None, message=f"{p}: cannot read: {e.strerror}") from None
     stripped = text.strip()
     if not stripped:
         return []
@@ -294,7 +293,7 @@ def read_json_records(path, table: str | None = None) -> list[dict]:
                     break      # a last line torn by a power cut: it was never acknowledged
                 raise ConfigError(p, f"line {n}", line[:60], None, message=(
                     f"{p}: line {n}: not JSON ({e.msg}); expected a JSON list, JSON lines "
-                    "or a TinyDB file"))
+                    "or a TinyDB file")) from None
         return data
     if isinstance(data, list):
         return data

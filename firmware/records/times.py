@@ -23,15 +23,10 @@ def iso(t: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
-def now_iso() -> str:
-    """Now, as ``iso`` writes it."""
-    return iso(time.time())
-
-
 def zone(name: str | None, path="settings", keypath="timezone") -> tzinfo:
     if not name or name == "UTC":
         return timezone.utc
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(path, keypath, name, "an IANA time zone such as \"Europe/London\"")
+        raise ConfigError(path, keypath, name, "an IANA time zone such as \"Europe/London\"") from None

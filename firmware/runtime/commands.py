@@ -30,6 +30,7 @@ sends ``{"event": ...}`` lines until it is done, instead of the handler.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any, Awaitable, Callable
 
 from firmware.errors import ControlError
 
+log = logging.getLogger("switchboard.commands")
 MAX_TEXT = 10_000   # characters in one string argument (a message's text is a few hundred)
 
 Handler = Callable[[dict], Awaitable[Any]]
@@ -123,12 +125,12 @@ class Commands:
 
     def add(self, command: Command) -> None:
         """Register ``command``; a second one of a name must say it ``replaces`` the first."""
-        have = self._by_name.setdefault(command.name, [])
+        have = self._by_name.get(command.name, [])
         if have and not command.replaces:
             raise ValueError(f"control command {command.name!r} is registered twice")
         if command.replaces and not have:
             raise ValueError(f"control command {command.name!r} replaces nothing")
-        have.append(command)
+        self._by_name[command.name] = have + [command]
 
     def get(self, name: str) -> Command | None:
         have = self._by_name.get(name)
@@ -149,6 +151,7 @@ class Commands:
     async def run(self, name: str, args: dict | None) -> Any:
         """Check ``args`` against the command's declaration and run its handler."""
         chain = self._by_name.get(name) or [self.find(name)]
+        log.debug("command %s %r", name, args)
         for cmd in reversed(chain):
             try:
                 return await cmd.handler(self.check(cmd, args or {}))
@@ -204,11 +207,12 @@ class Commands:
             v = n
         elif t is float:
             try:
-                v = float(v)
+                f = float(v)
             except (TypeError, ValueError, OverflowError):
                 raise self._bad(cmd, a, v) from None
-            if not math.isfinite(v):
+            if not math.isfinite(f):
                 raise self._bad(cmd, a, v)
+            v = f
         elif t is Path:
             v = self._path(cmd, a, v)
         elif t is not str:

@@ -22,7 +22,7 @@ import stat
 import struct
 from pathlib import Path
 
-from firmware.errors import ControlError, SwitchboardError
+from firmware.errors import SwitchboardError
 
 log = logging.getLogger("switchboard.control")
 MAX_LINE = 64 * 1024

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from firmware.errors import ConfigError, ControlError, SwitchboardError
 from firmware.records.files import atomic_write_json
-from firmware.core.state import Fault, PlacedCallOutcome, ScheduledCallCleared, ScheduledCallDue
+from firmware.core.state import PlacedCallOutcome, ScheduledCallCleared, ScheduledCallDue
 from firmware.runtime.adapter import Context
 from firmware.runtime.commands import Arg, Command
 
@@ -173,7 +173,7 @@ class Scheduler:
         except json.JSONDecodeError as e:
             raise ConfigError(self.path, "", None, None, message=(
                 f"{self.path}: not valid JSON ({e.msg} at line {e.lineno}); it is only ever replaced "
-                "whole, so this is damage: restore it from a backup"))
+                "whole, so this is damage: restore it from a backup")) from None
         self.checked_until = datetime.fromisoformat(data["checked_until"]) if data.get("checked_until") else None
         for i, s in enumerate(data.get("schedules", [])):
             s = check_schedule(s, (str(self.path), f"schedules[{i}]"))
@@ -461,7 +461,7 @@ class ScheduleAdapter:
     def start(self, ctx: Context):
         self.ctx = ctx
         if self.scheduler is None:
-            self._post([Fault("schedule", f"scheduled calls out of service: {self.error}")])
+            self.ctx.fault("schedule", f"scheduled calls out of service: {self.error}")
             return
         self._post(self.scheduler.cards())                # cards shown before the restart
         self.poll()                                       # what fell due while we were down
@@ -485,10 +485,10 @@ class ScheduleAdapter:
         if err and not self._faulted:
             self.errors += 1
             self._faulted = True
-            self._post([Fault("schedule", err)])
+            self.ctx.fault("schedule", err)
         elif not err and self._faulted:
             self._faulted = False
-            self._post([Fault("schedule", None)])
+            self.ctx.fault("schedule", None)
 
     def _post(self, events):
         for e in events:

@@ -157,7 +157,7 @@ class SlipPrinter:
             self._save_mark()
         except (ValueError, KeyError, TypeError):
             raise SwitchboardError(f"{self.mark_path}: unreadable printed-up-to mark; "
-                                   "write {\"printed_upto\": N} with the last slip on paper")
+                                   "write {\"printed_upto\": N} with the last slip on paper") from None
         return self.printed
 
     def _save_mark(self, slip=None):

@@ -21,6 +21,7 @@ from firmware.records import datadir, recordset
 from firmware.records.times import zone
 from firmware.config.board import load_board
 from firmware.errors import ConfigError
+from firmware.logs import add_verbose
 
 from switchboard_tools._common import dumps, run
 
@@ -40,6 +41,7 @@ def parser():
     p.add_argument("--out", help="write the patched board file here")
     p.add_argument("--diff", action="store_true", help="print the change as a unified diff")
     p.add_argument("--json", action="store_true")
+    add_verbose(p)
     return p
 
 
@@ -55,7 +57,7 @@ def _hours(text):
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    return run(lambda: _main(args), args.json)
+    return run("switchboard-balance", lambda: _main(args), args)
 
 
 def _main(args) -> int:

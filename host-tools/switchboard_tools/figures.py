@@ -23,6 +23,7 @@ from switchboard_tools.office import plots
 from firmware.records import datadir, recordset
 from firmware.records.times import zone
 from firmware.errors import ConfigError
+from firmware.logs import add_verbose
 
 from switchboard_tools._common import dumps, run
 
@@ -39,12 +40,13 @@ def parser():
     p.add_argument("--line", action="append", help="only this line (repeatable)")
     p.add_argument("--out", help="directory for the PNGs and figures.json")
     p.add_argument("--json", action="store_true")
+    add_verbose(p)
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    return run(lambda: _main(args), args.json)
+    return run("switchboard-figures", lambda: _main(args), args)
 
 
 def _main(args) -> int:

@@ -66,7 +66,8 @@ def test_fail__bad_schedule(change, needle):
 def test_fail__missing_key():
     rec = wake()
     del rec["number"]
-    with pytest.raises(ConfigError, match=r"schedule: number: missing; expected a number to dial \(digits\) or a SIP URI"):
+    with pytest.raises(ConfigError,
+                       match=r"schedule: number: missing; expected a number to dial \(digits\) or a SIP URI"):
         schedule.check_schedule(rec)
 
 
@@ -311,7 +312,8 @@ def test_ok__adapter_places_the_call_and_records_the_outcome_for_billing(tmp_pat
     cust = check_customer({"id": "C1", "line": "205", "name": "Dr. A", "plan": "standard",
                            "contract_start": "2026-01-01"})
     st = billing.bill_month([cust], cfg, "2026-11", [call_from(r) for r in recs], (), (), UTC)[0][0]
-    assert [(i.code, i.calls, str(i.amount)) for i in st.items if i.code == "wakeup"] == [("wakeup", ("out-9",), "0.50")]
+    wakeups = [(i.code, i.calls, str(i.amount)) for i in st.items if i.code == "wakeup"]
+    assert wakeups == [("wakeup", ("out-9",), "0.50")]
     a.stop()
 
 
@@ -436,7 +438,8 @@ def test_fail__a_damaged_schedule_puts_only_scheduled_calls_out_of_service(tmp_p
     a.start(d.context())
     snap = d.state.snapshot(1.0)
     assert snap["lamps"]["fault"]["cadence"] == "steady"
-    assert "scheduled calls out of service" in snap["faults"]["schedule"] and "schedule.json" in snap["faults"]["schedule"]
+    fault = snap["faults"]["schedule"]
+    assert "scheduled calls out of service" in fault and "schedule.json" in fault
     assert a.status()["state"] == "out of service"
     with pytest.raises(schedule.ScheduleError, match="scheduled calls are out of service: .*not valid JSON"):
         asyncio.run(d.control.run("schedule-list", {}))

@@ -149,7 +149,7 @@ def finish(proc, timeout):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        raise AssertionError("SIPp did not finish in time")
+        raise AssertionError("SIPp did not finish in time") from None
 
 
 def ulaw_tone(path, hz=1000, seconds=4):

@@ -90,7 +90,7 @@ def rig(tmp_path):
             "alternate": [{"label": "Joe's mobile", "number": "+1 555 010 7777"}],
             "instructions": []})
     cs.close()
-    clock = lambda: dt.datetime(2026, 11, 24, 10, 0, tzinfo=TZ)   # a Tuesday morning
+    clock = lambda: dt.datetime(2026, 11, 24, 10, 0, tzinfo=TZ)   # a Tuesday morning  # noqa: E731
     d = MiniDaemon()
     a = TimeClockAdapter(tmp_path, clock=clock, operators={1: "Becky"})
     d.add_adapter(a)

@@ -37,7 +37,6 @@ import time
 
 import pjsua2 as pj
 
-from firmware.records.times import now_iso
 from firmware.telephony.pj.support import own_stdout, play_tone, tone_generator
 
 HOLD_TONE = (425, 600, 2400)   # Hz, on ms, off ms: a soft beep every 3 s

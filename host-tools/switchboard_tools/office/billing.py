@@ -109,9 +109,9 @@ def load_plans(path) -> BillingConfig:
         with open(p, "rb") as fh:
             data = tomllib.load(fh)
     except OSError as e:
-        raise ConfigError(p, "", None, None, message=f"{p}: cannot read: {e.strerror}")
+        raise ConfigError(p, "", None, None, message=f"{p}: cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(p, "", None, None, message=f"{p}: not valid TOML: {e}")
+        raise ConfigError(p, "", None, None, message=f"{p}: not valid TOML: {e}") from None
     for k in data:
         if k not in ("service", "billing", "plans"):
             raise ConfigError(p, k, None, None, message=f"{p}: {k}: unknown section; "
