@@ -89,8 +89,8 @@ def trunk_match(peers) -> str:
             ip = ipaddress.ip_address(p)
             terms.append(f'compare_ips("$si", "{ip}")')
         except ValueError:
-            if not _HOSTNAME_RE.match(p):
-                raise FrontError(f"trunk address {p!r} is neither an IP address nor a host name")
+            if not _HOSTNAME_RE.fullmatch(p):
+                raise FrontError(f"trunk address {p!r} is neither an IP address nor a host name") from None
             terms.append(f'dns_int_match_ip("{p}", "$si")')
     return " || ".join(terms) or "false"
 

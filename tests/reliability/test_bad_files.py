@@ -109,7 +109,7 @@ def pem_pair(tmp_path):
 @pytest.mark.parametrize("text, words", [
     ("", ["trunks", "at least one"]),
     ("# nothing but a comment\n[numbers]\n", ["trunks", "at least one"]),
-    (GOOD_TRUNK + f"[limits]\ncalls_per_worker = 1024\n",
+    (GOOD_TRUNK + "[limits]\ncalls_per_worker = 1024\n",
      ["limits.calls_per_worker", "1024", f"0 to {MAX_CALLS_PER_WORKER}"]),
     (GOOD_TRUNK + '[overflow]\nrings = 3\naction = "message"\nannouncement = "nope.wav"\n',
      ["overflow.announcement", "'nope.wav'", "WAV"]),

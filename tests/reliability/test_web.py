@@ -81,7 +81,7 @@ def press_to_event_ms(url, watcher, n=15):
     """POST a key press and release; time until the watcher's stream carries the key event."""
     watcher.settimeout(10)
     times = []
-    for i in range(n):
+    for _ in range(n):
         for down in (True, False):
             t0 = time.perf_counter()
             code, _ = post(url, "api/press" if down else "api/release", b'{"key": "p1-dial-5"}')
