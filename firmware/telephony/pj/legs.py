@@ -21,14 +21,18 @@ def request_user(whole_msg: str) -> str:
     return uri.split("@", 1)[0].split(";", 1)[0] if "@" in uri else ""
 
 
-def has_sdp_offer(whole_msg: str) -> bool:
-    """Does this INVITE carry an SDP body with at least one audio line?"""
+def takes_offer(whole_msg: str) -> bool:
+    """Can the board take this INVITE's offer? An SDP body with an audio line, or no body
+    at all (a late offer: PJSUA2 offers in its 200 and the answer comes in the ACK).
+    A body of another kind, or SDP without audio, cannot make a call with a voice."""
     head, _, body = whole_msg.partition("\r\n\r\n")
     ctype = ""
     for line in head.split("\r\n")[1:]:
         name, _, value = line.partition(":")
         if name.strip().lower() in ("content-type", "c"):
             ctype = value.strip().lower()
+    if not body.strip():
+        return True
     return ctype.startswith("application/sdp") and "\nm=audio " in "\n" + body.replace("\r\n", "\n")
 
 

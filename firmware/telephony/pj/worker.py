@@ -44,7 +44,7 @@ import pjsua2 as pj
 from firmware.telephony import protocol as msg
 from firmware.telephony.pj.bridge import Bridge
 from firmware.telephony.pj.legs import (Leg, LocalAccount, StderrLog, TrunkAccount, account_config,
-                                        display_caller, has_sdp_offer, request_user)
+                                        display_caller, request_user, takes_offer)
 from firmware.telephony.pj.support import own_stdout
 
 log = logging.getLogger("firmware.telephony.worker")
@@ -255,19 +255,15 @@ class Worker:
             leg.kind = "probe"
             leg.hangup(self._status(msg.WORKER_FULL))
             return
+        whole = prm.rdata.wholeMsg
         busy = sum(1 for x in self.legs.values() if not x.dead and x.kind != "pos" and x is not leg)
         if self.maxload and busy >= self.maxload:
             # Full (one slot stays free for a position leg): the front tries the next worker.
-            leg.kind = "refused"
-            leg.hangup(self._status(msg.WORKER_FULL))
+            self._refuse(leg, msg.WORKER_FULL)
             return
-        whole = prm.rdata.wholeMsg
-        if not has_sdp_offer(whole):
-            # No SDP offer (or no audio in it): such INVITEs (scanners, a broken
-            # gateway) are refused at once rather than answered with an offer of
-            # our own; the board only takes callers that say how to send audio.
-            leg.kind = "refused"
-            leg.hangup(self._status(msg.NOT_ACCEPTABLE))
+        if not takes_offer(whole):
+            # A body that is no audio offer: nothing to talk over.
+            self._refuse(leg, msg.NOT_ACCEPTABLE)
             return
         self.seq += 1
         # Unique across restarts (a restarted worker must not reuse a lost call's id).
@@ -286,6 +282,17 @@ class Worker:
             # Cancelled already: its DISCONNECTED state (now or soon) ends it.
             if not leg.dead and leg.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
                 self.on_state(leg, pj.PJSIP_INV_STATE_DISCONNECTED, 487, "Request Terminated")
+
+    def _refuse(self, leg, reply: msg.Reply):
+        """Turn a new call away, from the loop, after ``onIncomingCall`` has returned.
+
+        Hanging up inside ``onIncomingCall`` a call whose INVITE had no SDP aborts the
+        process: PJSUA2 still holds the cloned request for the media set-up it has
+        started, frees it when that completes, and the hangup frees it too
+        (``pjsip_rx_data_free_cloned: Assertion 'rdata' failed``, every call of the
+        worker lost). From the loop the set-up has finished and the request is gone."""
+        leg.kind = "refused"
+        self.after(0, lambda: self.hangup(leg, reply.code, reply.reason))
 
     def on_state(self, leg, state, code, reason):
         if state == pj.PJSIP_INV_STATE_DISCONNECTED:
