@@ -73,7 +73,7 @@ _KIND = {"cmd": "command", "event": "event"}
 def _message(table: dict, name: str):
     def register(cls):
         cls = dataclass(frozen=True)(cls)
-        cls.name = name
+        cls.wire = name
         cls.key = _KEY[id(table)]
         cls._hints = typing.get_type_hints(cls)
         table[name] = cls
@@ -82,9 +82,10 @@ def _message(table: dict, name: str):
 
 
 class Message:
-    """Base of every message: ``name`` is its wire name, ``key`` is "cmd" or "event"."""
+    """Base of every message: ``wire`` is its name on the wire, ``key`` is "cmd" or "event"
+    (class attributes: a message may well have a field called ``name``)."""
 
-    name: ClassVar[str]
+    wire: ClassVar[str]
     key: ClassVar[str]
 
 
@@ -445,12 +446,12 @@ class PositionErrorEv(Message):
 # -- reading and writing -------------------------------------------------------------
 def as_dict(msg: Message) -> dict:
     """The message as its JSON object (what ``encode`` writes)."""
-    return {msg.key: msg.name, **dataclasses.asdict(msg)}
+    return {msg.key: msg.wire, **dataclasses.asdict(msg)}
 
 
 def encode(msg: Message) -> str:
     """One JSON line (no newline) for ``msg``."""
-    return json.dumps({msg.key: msg.name, **dataclasses.asdict(msg)})
+    return json.dumps({msg.key: msg.wire, **dataclasses.asdict(msg)})
 
 
 def _type_ok(value, tp) -> bool:

@@ -436,7 +436,7 @@ class PositionProcess:
 
     def _message(self, m: msg.Message):
         ev = msg.as_dict(m)
-        if m.name in ("ready", "status", "error", "hangup", "stopped"):
+        if m.wire in ("ready", "status", "error", "hangup", "stopped"):
             self._replies.put(ev)
         if self.on_event is not None:
             self.on_event(ev)

@@ -409,17 +409,17 @@ class Worker:
             self.handlers[type(cmd)](cmd)
         except pj.Error as e:
             self.emit(msg.WorkerError(call=getattr(cmd, "call", None),
-                                      message=f"{cmd.name}: {e.info()}"))
+                                      message=f"{cmd.wire}: {e.info()}"))
         except Exception as e:              # noqa: BLE001 - the loop must go on for the other calls
             log.exception("worker %s: %s failed", self.index, cmd)
             self.emit(msg.WorkerError(call=getattr(cmd, "call", None),
-                                      message=f"{cmd.name}: internal error: "
+                                      message=f"{cmd.wire}: internal error: "
                                               f"{type(e).__name__}: {e}"))
 
     def _caller(self, cmd):
         leg = self.calls.get(cmd.call)
         if leg is None or leg.dead:
-            self.emit(msg.WorkerError(call=cmd.call, message=f"{cmd.name}: no such call"))
+            self.emit(msg.WorkerError(call=cmd.call, message=f"{cmd.wire}: no such call"))
             return None
         return leg
 
