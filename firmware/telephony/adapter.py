@@ -93,6 +93,7 @@ class TelephonyAdapter(Supervision, WorkerEvents, BoardCommands, OfficeDialling,
         self.error: str | None = None
         self.limit: int | None = None
         self.restarts = 0
+        self.restarts_positions = 0
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._asked: dict[int, tuple] = {}        # ListCalls seq -> (worker, when asked)

@@ -137,6 +137,7 @@ class Supervision:
     def _position_proc(self, number, headset):
         from firmware.telephony.pj.position import PositionError, PositionProcess
         proc = PositionProcess(name=f"p{number}", headset=headset,
+                               on_exit=lambda p: self._position_exited(number, headset, p),
                                log=self.run_dir / "logs" / f"position{number}.log")
         try:
             proc.start()
@@ -144,6 +145,32 @@ class Supervision:
             return None, str(e)
         self.position_procs[number] = proc
         return proc.uri, None
+
+    def _position_exited(self, number, headset, proc):
+        """A position that exits while the board runs: its operator cannot talk. Light the
+        fault, start a new one (its legs go to the new address), clear the fault."""
+        with self._lock:
+            if self.state != "running" or self.position_procs.get(number) is not proc:
+                return
+            source = f"position p{number}"
+            log.warning("position p%s (pid %s) exited; restarting it", number, proc.child.pid)
+            self._post(Fault(source, "the position's endpoint exited; restarting it"))
+
+        def restart():
+            for attempt in range(WORKER_RESTART_TRIES):
+                if self.state != "running":
+                    return
+                uri, err = self._position_proc(number, headset)
+                if uri is not None:
+                    with self._lock:
+                        self.position_uris[number] = uri
+                        self.restarts_positions += 1
+                    self._post(Fault(source, None))
+                    return
+                log.warning("restarting position p%s: %s", number, err)
+                time.sleep(min(30, 2 ** attempt))
+
+        threading.Thread(target=restart, name=f"restart-p{number}", daemon=True).start()
 
     def _maxload(self, limit: int) -> int:
         # One slot per worker stays free for the position leg of the call a position
@@ -197,6 +224,7 @@ class Supervision:
                 "in_use": in_use,
                 "free": max(0, capacity - in_use) if self.front_up else 0,
                 "turned_away": self.turned_away, "worker_restarts": self.restarts,
+                "position_restarts": self.restarts_positions,
                 "trunks": {n: {"registered": t.registered, "code": t.code, "reason": t.reason,
                                "retry_in_s": t.retry_in_s} for n, t in self.trunks.items()},
                 "calls": [c.record() for c in self.book.by_id.values()],

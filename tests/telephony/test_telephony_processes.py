@@ -131,6 +131,29 @@ def _try_bind(sock, port) -> bool:
         return False
 
 
+# -- a position endpoint killed -------------------------------------------------------------
+def test_fail__a_position_that_dies_is_restarted_and_the_fault_clears(tmp_path):
+    have_tools()
+    board = BoardLoop(DESK, tmp_path / "data")
+    adapter = TelephonyAdapter(DESK, DESK_SITE, run_dir=tmp_path / "tel", port=0, workers=1,
+                               records=JsonLinesRecords(tmp_path / "calls.jsonl"))
+    board.add_adapter(adapter)
+    board.start()
+    try:
+        assert adapter.wait_ready(60), adapter.error
+        old = adapter.position_procs[1]
+        old_uri = adapter.position_uris[1]
+        old.proc.kill()
+        wait_for(lambda: adapter.status()["position_restarts"] == 1, 30, "position 1 restarted")
+        assert any(isinstance(e, Fault) and e.source == "position p1" and e.message
+                   for e in board.events)
+        wait_for(lambda: board.faults() == {}, 10, "the fault cleared")
+        new = adapter.position_procs[1]
+        assert new is not old and new.alive() and adapter.position_uris[1] == new.uri != old_uri
+    finally:
+        board.stop()
+
+
 # -- finding 5: calls a worker lost without a word ------------------------------------------
 def test_fail__a_line_whose_call_the_worker_no_longer_has_is_cleared_and_recorded(desk, tmp_path):
     board, adapter = desk

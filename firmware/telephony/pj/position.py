@@ -398,7 +398,7 @@ class PositionProcess:
     """
 
     def __init__(self, *, name: str, headset: str | None = None, bind: str = "127.0.0.1",
-                 port: int = 0, allow=None, args=(), env=None, on_event=None,
+                 port: int = 0, allow=None, args=(), env=None, on_event=None, on_exit=None,
                  log=None, python: str = sys.executable):
         self.name = name
         argv = ["--name", name, "--bind", bind, "--port", str(port)]
@@ -408,11 +408,12 @@ class PositionProcess:
             argv += ["--allow", a]
         argv += [str(a) for a in args]
         self.on_event = on_event
+        self.on_exit = on_exit          # called once when the child is gone
         self.ready: dict | None = None
         self._replies: queue.Queue = queue.Queue()
         self.child = ChildProcess(f"position {name}", "firmware.telephony.pj.position", argv,
                                   events=msg.POSITION_EVENTS, on_message=self._message,
-                                  on_exit=lambda: self._replies.put({"event": "eof"}),
+                                  on_exit=self._exited,
                                   log_path=log, env=env, python=python)
 
     @property
@@ -433,6 +434,11 @@ class PositionProcess:
             raise PositionError(f"position {self.name!r} did not start: {why}")
         self.ready = ev
         return ev
+
+    def _exited(self):
+        self._replies.put({"event": "eof"})
+        if self.on_exit is not None:
+            self.on_exit(self)
 
     def _message(self, m: msg.Message):
         ev = msg.as_dict(m)
