@@ -178,6 +178,56 @@ def test_fail__a_line_whose_call_the_worker_no_longer_has_is_cleared_and_recorde
     adapter.hang_up_test("203")
 
 
+def test_ok__ring_then_cancel_floods_leave_no_ghost_call(desk, tmp_path):
+    """Six floods of INVITE-then-CANCEL, cancelled at once, after 50 ms and at random
+    points while ringing, on every line; then every line is idle, nothing is in use, each
+    call that rang has exactly one record, and every line takes a new call."""
+    import random
+
+    from raw_sip import RawSip
+    board, adapter = desk
+    sip = RawSip()
+    target = ("127.0.0.1", adapter.front.port)
+    rnd = random.Random(10)
+    lines = ["201", "202", "203", "204", "901", "902"]
+    sent = []
+    try:
+        for flood, delay in enumerate([0.0, 0.05, None, 0.05, 0.0, None]):
+            batch = []
+            for number in lines:
+                cid, branch = sip.invite(number, target)
+                batch.append((number, cid, branch))
+            for number, cid, branch in batch:
+                wait = rnd.uniform(0.0, 0.6) if delay is None else delay
+                time.sleep(wait)
+                sip.cancel(number, target, cid, branch)
+            for number, cid, branch in batch:
+                sent.append((number, cid, sip.finish(number, target, cid, branch)))
+        assert all(code is not None for _, _, code in sent), sent
+        try:
+            wait_for(lambda: board.count(LineState.IDLE) == len(board.state.lines), 15,
+                     "every line idle after the floods")
+        except AssertionError:
+            raise AssertionError(("lines not idle after the floods",
+                                  board.call(lambda: {n: ln.state.value for n, ln in
+                                                      board.state.lines.items()}),
+                                  adapter.status()["calls"], sent[-12:])) from None
+        st = adapter.status()
+        assert st["in_use"] == 0 and st["free"] == st["capacity"], st
+        recs = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+        ids = [r["id"] for r in recs]
+        assert len(ids) == len(set(ids)), "a call recorded twice"
+        rang = sum(1 for e in board.events if type(e).__name__ == "LineRinging")
+        assert len(recs) == rang, (len(recs), rang)
+        # Every line takes a call again: no "486 Line Busy" left behind.
+        for number in lines:
+            cid, branch = sip.invite(number, target)
+            assert sip.wait(cid, lambda c: c == 180 or c >= 300, 5)[0] == 180, number
+            assert sip.finish(number, target, cid, branch) == 487
+    finally:
+        sip.close()
+
+
 def test_fail__an_end_reported_before_the_call_opens_nothing(desk):
     """'ended' before 'incoming' for the same call: the call ended; no line rings for it."""
     board, adapter = desk

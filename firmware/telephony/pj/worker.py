@@ -433,6 +433,21 @@ class Worker:
         self.emit(msg.Pong(calls=len(self.calls), legs=len(self.legs), seq=cmd.seq))
 
     def op_calls(self, cmd):
+        """The board's calls this worker holds. A leg PJSUA2 has ended without telling us
+        (its DISCONNECTED state lost, e.g. a CANCEL racing our 180) is ended here first,
+        so its "ended" goes out before the list and the board clears its line."""
+        for leg in list(self.calls.values()):
+            if leg.dead:
+                continue
+            try:
+                ci = leg.getInfo()
+                state, code, reason = ci.state, ci.lastStatusCode, ci.lastReason
+            except pj.Error:
+                state, code, reason = pj.PJSIP_INV_STATE_DISCONNECTED, 0, "gone from PJSUA2"
+            if state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                log.warning("worker %s: call %s had ended unreported (%s %s)", self.index,
+                            leg.cid, code, reason)
+                self.on_state(leg, state, code, reason)
         self.emit(msg.CallList(seq=cmd.seq,
                                calls=sorted(c for c, leg in self.calls.items() if not leg.dead)))
 
