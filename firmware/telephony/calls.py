@@ -43,6 +43,8 @@ class Call:
     kind: str = "call"            # "wakeup" / "reminder" for a call the board placed itself
     placed: dict | None = None    # a PlaceCall's customer, schedule and occurrence
     opened: float = field(default_factory=time.monotonic)   # when the board heard of it
+    dialog: tuple | None = None   # a caller's (INVITE headers, the worker's tag): see orphans.py
+    connected: bool = False       # the worker answered it (200 OK, ACKed)
 
     def default_outcome(self) -> str:
         return self.outcome or ("answered" if self.answered else "abandoned")

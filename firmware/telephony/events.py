@@ -85,8 +85,15 @@ class WorkerEvents:
 
     def _ev_confirmed(self, w, m: msg.Confirmed):
         c = self.book.get(m.call)
-        if c is not None and c.direction == "out" and c.answered is None:
-            c.answered = self.clock()
+        if c is not None:
+            c.connected = True
+            if c.direction == "out" and c.answered is None:
+                c.answered = self.clock()
+
+    def _ev_dialog(self, w, m: msg.Dialog):
+        c = self.book.get(m.call)
+        if c is not None:
+            c.dialog = (m.invite, m.tag)
 
     def _ev_customer_answered(self, w, m: msg.CustomerAnsweredEv):
         c = self.book.get(m.call)
@@ -150,7 +157,7 @@ class WorkerEvents:
 
     def _event_table(self) -> dict:
         return {msg.Incoming: self._ev_incoming, msg.Ended: self._ev_ended,
-                msg.Confirmed: self._ev_confirmed,
+                msg.Confirmed: self._ev_confirmed, msg.Dialog: self._ev_dialog,
                 msg.CustomerAnsweredEv: self._ev_customer_answered,
                 msg.CustomerHungUpEv: self._ev_customer_hungup,
                 msg.PatchFailed: self._ev_patch_failed, msg.VoiceMessage: self._ev_message,

@@ -54,6 +54,8 @@ NO_SUCH_LINE = Reply(404, "No Such Line")
 NOT_ALLOWED = Reply(403, "Forbidden: not an allowed address for this position")
 #: A position already has as many legs as it answers at once.
 POSITION_BUSY = Reply(486, "Busy Here")
+#: A ringing caller whose worker died: the call cannot be answered any more.
+WORKER_LOST = Reply(480, "Temporarily Unavailable")
 #: An INVITE a worker cannot take: no usable SDP offer in it.
 NOT_ACCEPTABLE = Reply(488, "Not Acceptable Here")
 
@@ -229,6 +231,16 @@ class Incoming(Message):
     sip_call_id: str
     t: float
     trunk: str | None = None
+
+
+@_message(WORKER_EVENTS, "dialog")
+class Dialog(Message):
+    """A caller's dialog as the worker sees it: the INVITE's headers as received and the
+    tag the worker gave it, so that the daemon can end the call for the caller if this
+    worker dies (a BYE, or a final answer while it still rings)."""
+    call: str
+    invite: str
+    tag: str
 
 
 @_message(WORKER_EVENTS, "ended")

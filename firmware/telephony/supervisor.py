@@ -32,6 +32,7 @@ from pathlib import Path
 
 from firmware.core.state import Fault, LineCleared, PlacedCallEnded
 from firmware.records.calls import JsonLinesRecords
+from firmware.telephony import orphans
 from firmware.telephony import protocol as msg
 from firmware.telephony.front import Front, FrontError
 from firmware.telephony.pool import WorkerProc, start_workers
@@ -163,6 +164,9 @@ class Supervision:
                 uri, err = self._position_proc(number, headset)
                 if uri is not None:
                     with self._lock:
+                        if self.state != "running":
+                            self.position_procs.pop(number).stop()   # stopped meanwhile
+                            return
                         self.position_uris[number] = uri
                         self.restarts_positions += 1
                     self._post(Fault(source, None))
@@ -254,7 +258,13 @@ class Supervision:
         log.warning("PJSUA2 worker %s (pid %s) exited with %d calls", w.index, w.pid,
                     len(w.calls))
         self._post(Fault(source, "a PJSUA2 worker exited; its calls were lost; restarting it"))
-        for c in [c for c in self.book.by_id.values() if c.worker is w]:
+        lost = [c for c in self.book.by_id.values() if c.worker is w]
+        # Their callers hear the end of it (a BYE, or 480 while ringing): see orphans.py.
+        dialogs = [(*c.dialog, c.connected) for c in lost if c.dialog is not None]
+        if dialogs:
+            threading.Thread(target=orphans.end_calls, args=(dialogs,), daemon=True,
+                             name=f"orphans-worker{w.index}").start()
+        for c in lost:
             self._lost(c, "worker lost")
         for tid in [t for t, x in self.tests.items() if x["worker"] is w]:
             self.tests.pop(tid, None)
@@ -274,6 +284,9 @@ class Supervision:
                 new.maxload = w.maxload
                 new.send(msg.Limits(maxload=new.maxload))
                 with self._lock:
+                    if self.state != "running" or w not in self.workers:
+                        new.stop()             # stopped meanwhile: leave nothing behind
+                        return
                     self.workers[self.workers.index(w)] = new
                     self.restarts += 1
                 self._post(Fault(source, None))

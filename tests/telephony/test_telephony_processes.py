@@ -131,6 +131,31 @@ def _try_bind(sock, port) -> bool:
         return False
 
 
+# -- finding 6: a worker killed mid-call ----------------------------------------------------
+def test_fail__callers_of_a_worker_that_dies_hear_the_call_end(desk, tmp_path):
+    """An answered caller gets a BYE and a ringing caller a final answer (480) when the
+    worker holding their calls is killed; before, both stayed on a dead line."""
+    from telephony_support import finish, sipp
+    board, adapter = desk
+    talking = sipp("caller_waits_for_bye.xml", adapter.front.port, ["201"], tmp_path,
+                   timeout_s=40)
+    wait_for(lambda: board.line("201") is LineState.RINGING, 10, "201 ringing")
+    board.press("line-201")                                  # the operator answers
+    wait_for(lambda: (c := adapter.book.on_line("201")) is not None and c.connected, 10,
+             "201 answered")
+    ringing = sipp("caller_waits_for_final.xml", adapter.front.port, ["202"], tmp_path,
+                   timeout_s=40)
+    wait_for(lambda: board.line("202") is LineState.RINGING, 10, "202 ringing")
+    calls = [adapter.book.on_line(n) for n in ("201", "202")]
+    assert all(c.dialog is not None for c in calls)          # the workers reported them
+    for w in {c.worker for c in calls}:
+        w.proc.kill()                                        # as an abort in PJSUA2 would
+    assert finish(talking, 30) == 0, "the answered caller got no BYE"
+    assert finish(ringing, 30) == 0, "the ringing caller got no final answer"
+    wait_for(lambda: board.line("201") is LineState.IDLE and board.line("202") is LineState.IDLE,
+             10, "both lines cleared")
+
+
 # -- a position endpoint killed -------------------------------------------------------------
 def test_fail__a_position_that_dies_is_restarted_and_the_fault_clears(tmp_path):
     have_tools()

@@ -36,6 +36,20 @@ def takes_offer(whole_msg: str) -> bool:
     return ctype.startswith("application/sdp") and "\nm=audio " in "\n" + body.replace("\r\n", "\n")
 
 
+def header_tag(whole_msg: str, name: str = "to") -> str | None:
+    """The tag of a message's To (or From) header."""
+    short = {"to": "t", "from": "f"}[name]
+    head = whole_msg.partition("\r\n\r\n")[0]
+    for line in head.split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() in (name, short):
+            for param in value.split(">")[-1].split(";")[1:]:
+                k, _, v = param.strip().partition("=")
+                if k.lower() == "tag" and v:
+                    return v
+    return None
+
+
 def display_caller(remote_uri: str) -> str:
     """``"Ann" <sip:4155550100@host>`` -> ``4155550100`` (the caller ID the board shows)."""
     u = remote_uri
@@ -72,6 +86,8 @@ class Leg(pj.Call):
         self.echo = False                # trunk test: the caller hears itself
         self.dead = False                # disconnected: ended exactly once
         self.play: str | None = None     # a placed call's message (WAV), played once answered
+        self.invite: str | None = None   # a caller's INVITE headers, as received
+        self.dialog_reported = False     # its Dialog event has gone out
 
     def onCallState(self, prm):
         ci = self.getInfo()
@@ -84,6 +100,9 @@ class Leg(pj.Call):
                 self.media = self.getAudioMedia(i)
                 self.worker.bridge.connect(self)
                 return
+
+    def onCallTsxState(self, prm):
+        self.worker.on_tsx(self, prm)
 
     def onDtmfDigit(self, prm):
         self.worker.on_dtmf(self, prm.digit)

@@ -44,7 +44,8 @@ import pjsua2 as pj
 from firmware.telephony import protocol as msg
 from firmware.telephony.pj.bridge import Bridge
 from firmware.telephony.pj.legs import (Leg, LocalAccount, StderrLog, TrunkAccount, account_config,
-                                        display_caller, request_user, takes_offer)
+                                        display_caller, header_tag, request_user,
+                                        takes_offer)
 from firmware.telephony.pj.support import own_stdout
 
 log = logging.getLogger("firmware.telephony.worker")
@@ -265,6 +266,7 @@ class Worker:
             # A body that is no audio offer: nothing to talk over.
             self._refuse(leg, msg.NOT_ACCEPTABLE)
             return
+        leg.invite = whole.partition("\r\n\r\n")[0]
         self.seq += 1
         # Unique across restarts (a restarted worker must not reuse a lost call's id).
         leg.cid = f"w{self.index}-{os.getpid()}-{self.seq}"
@@ -340,6 +342,19 @@ class Worker:
             self.bridge.connect(leg)
         elif state == pj.PJSIP_INV_STATE_EARLY and leg.kind in ("out", "ring"):
             self.emit(msg.Ringing(call=leg.cid, code=code))
+
+    def on_tsx(self, leg, prm):
+        """Our first answer to a caller's INVITE has gone out: report the dialog (with the
+        tag we gave it), so the daemon can end the call for the caller should we die."""
+        if leg.kind != "in" or leg.dialog_reported or leg.dead or leg.invite is None:
+            return
+        tsx = prm.e.body.tsxState.tsx
+        if tsx.role != pj.PJSIP_ROLE_UAS or tsx.method != "INVITE":
+            return
+        tag = header_tag(tsx.lastTx.wholeMsg or "")
+        if tag:
+            leg.dialog_reported = True
+            self.emit(msg.Dialog(call=leg.cid, invite=leg.invite, tag=tag))
 
     def on_dtmf(self, leg, digit):
         self.emit(msg.DtmfDigit(call=leg.cid, digit=digit, leg=leg.kind))
