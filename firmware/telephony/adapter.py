@@ -1,7 +1,7 @@
 """The telephony adapter: the board's calls on real SIP, for the daemon.
 
 ``TelephonyAdapter`` is what the daemon sees (constructed with the board and
-the site file; ``start(daemon)``, ``handle(command)``, ``status()``,
+the site file; ``start(ctx)``, ``handle(command)``, ``status()``,
 ``stop()``, ``register_commands(daemon)``). It is put together from one
 module per job, each a mixin working on the state declared here:
 
@@ -82,7 +82,7 @@ class TelephonyAdapter(Supervision, WorkerEvents, BoardCommands, OfficeDialling,
             if p.uri and p.number not in self.position_uris:
                 self.position_uris[p.number] = p.uri
         self.clock = clock
-        self.daemon = None
+        self.ctx = None                           # what the daemon gave start()
         # processes (supervisor)
         self.workers: list[WorkerProc] = []
         self.front: Front | None = None

@@ -35,7 +35,7 @@ class OfficeDialling:
             self._place(cmd.position)
             return
         seized["digits"] += cmd.digit
-        loop = getattr(self.daemon, "loop", None)
+        loop = getattr(self.ctx, "loop", None)
         if loop is not None:
             old = self.dial_timers.pop(cmd.position, None)
             if old is not None:

@@ -49,15 +49,16 @@ class Supervision:
     """Mixin of ``TelephonyAdapter``: process lifecycle, supervision and status."""
 
     # -- the adapter contract -------------------------------------------
-    def start(self, daemon):
-        self.daemon = daemon
+    def start(self, ctx):
+        """``ctx`` is what the daemon gives its adapters: ``post``, ``loop``, ``data_dir``."""
+        self.ctx = ctx
         if self.run_dir is None:
-            base = getattr(daemon, "data_dir", None)
+            base = getattr(ctx, "data_dir", None)
             self.run_dir = Path(base) / "telephony" if base else \
                 Path(tempfile.mkdtemp(prefix="switchboard-telephony-"))
         if self.records is None:
             path = self.site.records or (self.run_dir.parent / "calls.jsonl"
-                                         if getattr(daemon, "data_dir", None) else
+                                         if getattr(ctx, "data_dir", None) else
                                          self.run_dir / "calls.jsonl")
             self.records = JsonLinesRecords(path)
         self.book.records = self.records
@@ -242,8 +243,8 @@ class Supervision:
 
     def _post(self, event):
         # Nothing after stop(): the daemon's loop and panel may already be gone.
-        if self.daemon is not None and self.state not in ("stopping", "stopped"):
-            self.daemon.post(event)
+        if self.ctx is not None and self.state not in ("stopping", "stopped"):
+            self.ctx.post(event)
 
     # -- a worker that exits ---------------------------------------------
     def _worker_exited(self, w):
