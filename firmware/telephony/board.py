@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from firmware.core.state import Answer, Hold, Join, LineChanged, LineCleared, LineState, Release, Resume, SwitchChanged
+from firmware.core.state import (Answer, Hold, Join, LineChanged, LineCleared, LineState, Release,
+                                 Resume, SwitchChanged)
 from firmware.telephony import protocol as msg
 from firmware.telephony import routing
 

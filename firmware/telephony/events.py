@@ -141,7 +141,8 @@ class WorkerEvents:
         else:
             t.registered = False
             t.faulted = True
-            self._post(Fault(f"trunk {t.name}", f"registration failed: {t.code} {t.reason}".strip()))
+            self._post(Fault(f"trunk {t.name}",
+                             f"registration failed: {t.code} {t.reason}".strip()))
 
     def _ev_reg_retry(self, w, m: msg.RegRetry):
         t = self.trunks.get(m.trunk)
