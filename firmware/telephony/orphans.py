@@ -119,11 +119,17 @@ def final_answer(invite: str, tag: str) -> tuple[bytes, tuple[str, int]]:
     return "\r\n".join(lines).encode(), _hostport(sent_by)
 
 
-def end_calls(dialogs, host: str = "127.0.0.1") -> int:
-    """End each (invite, tag, answered) for its caller; returns how many were sent."""
+def end_calls(dialogs, host: str = "127.0.0.1", port: int = 0) -> int:
+    """End each (invite, tag, answered) for its caller; returns how many were sent.
+
+    Sent from the dead worker's own address (``port``) when it is still free, so that
+    the front sees them come from where that worker was (else from any port)."""
     sent = 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
+        try:
+            s.bind((host, port))
+        except OSError:
+            s.bind((host, 0))
         port = s.getsockname()[1]
         for invite, tag, answered in dialogs:
             try:

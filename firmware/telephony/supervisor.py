@@ -261,16 +261,16 @@ class Supervision:
         self._post(Fault(source, "a PJSUA2 worker exited; its calls were lost; restarting it"))
         lost = [c for c in self.book.by_id.values() if c.worker is w]
         # Their callers hear the end of it (a BYE, or 480 while ringing): see orphans.py.
+        # Sent from the dead worker's port, before the new worker takes it.
         dialogs = [(*c.dialog, c.connected) for c in lost if c.dialog is not None]
-        if dialogs:
-            threading.Thread(target=orphans.end_calls, args=(dialogs,), daemon=True,
-                             name=f"orphans-worker{w.index}").start()
         for c in lost:
             self._lost(c, "worker lost")
         for tid in [t for t, x in self.tests.items() if x["worker"] is w]:
             self.tests.pop(tid, None)
 
         def restart():
+            if dialogs:
+                orphans.end_calls(dialogs, "127.0.0.1", w.port)
             for attempt in range(WORKER_RESTART_TRIES):
                 if self.state != "running":
                     return
