@@ -77,7 +77,6 @@ def _message(table: dict, name: str):
         cls = dataclass(frozen=True)(cls)
         cls.wire = name
         cls.key = _KEY[id(table)]
-        cls._hints = typing.get_type_hints(cls)
         table[name] = cls
         return cls
     return register
@@ -466,6 +465,18 @@ def encode(msg: Message) -> str:
     return json.dumps({msg.key: msg.wire, **dataclasses.asdict(msg)})
 
 
+_HINTS: dict[type, dict] = {}
+
+
+def field_types(cls) -> dict:
+    """A message class's field types, worked out on first use (at import it would cost
+    every worker process tens of milliseconds of start-up)."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
 def _type_ok(value, tp) -> bool:
     if tp is Any:
         return True
@@ -512,7 +523,7 @@ def from_dict(table: dict, obj, *, line: str | None = None) -> Message:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ProtocolError(f"{what} {name!r}: missing field {fname!r} (in {shown})")
             continue
-        tp = cls._hints[fname]
+        tp = field_types(cls)[fname]
         if not _type_ok(given[fname], tp):
             raise ProtocolError(f"{what} {name!r}: field {fname!r} = {given[fname]!r}: "
                                 f"expected {_type_name(tp)}")

@@ -17,7 +17,7 @@ def _sample(cls):
     """An instance with every field set to a value of its type."""
     values = {}
     for f in dataclasses.fields(cls):
-        tp = cls._hints[f.name]
+        tp = p.field_types(cls)[f.name]
         args = [a for a in getattr(tp, "__args__", (tp,)) if a is not type(None)]
         values[f.name] = SAMPLE[args[0]]
     return cls(**values)
