@@ -16,12 +16,15 @@ Kamailio listens where the site file says (loopback unless configured) and:
   ``503`` with ``Retry-After`` to a burst that would exceed them;
 - answers ``486 Busy Here`` only when every worker is full.
 
-Kamailio is started and stopped by the telephony adapter, as a child process
-in the foreground, with its files in a private run directory.
+Kamailio is started and stopped by the telephony adapter, in the foreground
+under a guard (``frontguard.py``) that keeps its process tree together and
+dies with the daemon, with its files in a private run directory; the adapter
+checks it by a real OPTIONS round trip and restarts it (``supervisor.py``).
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import re
@@ -29,10 +32,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from firmware.errors import SwitchboardError
+from firmware.telephony.children import child_env, spawn
 
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/aarch64-linux-gnu/kamailio/modules",
                "/usr/lib/arm-linux-gnueabihf/kamailio/modules", "/usr/lib/kamailio/modules")
@@ -397,6 +402,90 @@ class Front:
                        .replace("{SETUPS}", str(SETUPS_PER_WORKER_S)))
         return cfg
 
+    @property
+    def config_path(self) -> Path:
+        return (self.run_dir / "kamailio.cfg").resolve()
+
+    @property
+    def pid_path(self) -> Path:
+        return self.run_dir / "front.pid"
+
+    def _sockets(self):
+        """(protocol, address, port) of every socket the front listens on."""
+        out = [(t, self.listen, self.port) for t in self.transports if t in ("udp", "tcp")]
+        if "tls" in self.transports:
+            out.append(("tls", self.listen, self.port + 1))
+        return out
+
+    def check_free(self) -> None:
+        """A clear error now if any of the front's addresses cannot be bound (taken by
+        another program, or not an address of this machine)."""
+        for proto, host, port in self._sockets():
+            kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(family, kind) as s:
+                if kind == socket.SOCK_STREAM:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as Kamailio does
+                try:
+                    s.bind((host, port))
+                except OSError as e:
+                    raise FrontError(
+                        f"the SIP front cannot listen on {proto}:{host}:{port}: {e.strerror}; "
+                        + ("another program holds that port (ss -lnp 'sport = :%d' shows "
+                           "which): stop it, or choose another [front] port in the site file"
+                           % port if e.errno == errno.EADDRINUSE else
+                           "check [front] listen in the site file")) from None
+
+    def _own_processes(self) -> list[int]:
+        """Pids of processes running our config (a front of this data dir), from /proc."""
+        needle = str(self.config_path).encode()
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit() or int(d) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if needle in f.read():
+                        pids.append(int(d))
+            except OSError:
+                continue
+        return pids
+
+    def end_stale(self, timeout: float = 5.0) -> list[int]:
+        """End a front left running by a daemon of this data dir that was killed: the
+        group named in the pid file, and any process still running our config."""
+        groups = set()
+        try:
+            groups.add(int(self.pid_path.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            pass
+        pids = self._own_processes()
+        for pid in pids:
+            try:
+                groups.add(os.getpgid(pid))
+            except OSError:
+                pass
+        for pgid in groups:
+            # Only a group that really is ours: a reused pid is left alone.
+            if pgid in pids or any(_pgid(p) == pgid for p in pids):
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except OSError:
+                    pass
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        while self._own_processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            self.pid_path.unlink()
+        except OSError:
+            pass
+        return pids
+
     def start(self, timeout=10.0):
         exe = shutil.which("kamailio") or "/usr/sbin/kamailio"
         if not os.path.exists(exe):
@@ -407,48 +496,83 @@ class Front:
         if check.returncode != 0:
             raise FrontError(f"Kamailio refused its generated config {cfg}: "
                              + check.stderr.strip()[-800:])
-        self.log = open(self.run_dir / "kamailio.log", "ab")
-        # -DD: stay in the foreground (our child), still forking Kamailio's workers.
-        self.proc = subprocess.Popen(
-            [exe, "-DD", "-E", "-f", str(cfg), "-P", str(self.run_dir / "kamailio.pid"),
-             "-Y", str(self.run_dir), "-m", "64", "-M", "8"],
-            stdout=self.log, stderr=self.log, start_new_session=True)
+        # -DD: stay in the foreground (the guard's child), still forking Kamailio's workers.
+        # The guard keeps the whole tree together and dies with the daemon (frontguard.py).
+        self.proc = spawn(
+            [sys.executable, "-m", "firmware.telephony.frontguard", "--pidfile",
+             str(self.pid_path), "--", exe, "-DD", "-E", "-f", str(self.config_path),
+             "-P", str(self.run_dir / "kamailio.pid"), "-Y", str(self.run_dir),
+             "-m", "64", "-M", "8"],
+            death_signal=signal.SIGTERM, log_path=self.run_dir / "kamailio.log",
+            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=child_env())
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise FrontError(f"Kamailio exited at start-up (code {self.proc.returncode}); "
-                                 f"see {self.run_dir / 'kamailio.log'}")
-            if self._answers_options():
+                why = self._bind_error()
+                self.stop()
+                raise FrontError(
+                    f"Kamailio exited at start-up: {why}" if why else
+                    f"Kamailio exited at start-up; see {self.run_dir / 'kamailio.log'}")
+            if self.answers_options(0.2):
                 return
             time.sleep(0.05)
         self.stop()
         raise FrontError(f"Kamailio did not answer on {self.listen}:{self.port} within {timeout} s")
 
-    def _answers_options(self) -> bool:
-        msg = (f"OPTIONS sip:{self.listen}:{self.port} SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP {self.listen}:9;branch=z9hG4bK{time.time_ns()}\r\n"
+    def _bind_error(self) -> str | None:
+        """The line of Kamailio's log saying which address it could not bind, if any."""
+        try:
+            tail = (self.run_dir / "kamailio.log").read_text(errors="replace")[-4000:]
+        except OSError:
+            return None
+        for line in tail.splitlines():
+            if "bind" in line and ("in use" in line or "assign" in line or "failed" in line):
+                return (f"cannot listen on {self.listen}:{self.port}: "
+                        + line.split("):", 1)[-1].strip()[:200])
+        return None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def answers_options(self, timeout: float = 1.0) -> bool:
+        """A real SIP round trip: an OPTIONS to the front gets a 200."""
+        host = "127.0.0.1" if self.listen in ("0.0.0.0", "::") else self.listen
+        msg = (f"OPTIONS sip:{host}:{self.port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP {host}:9;branch=z9hG4bK{time.time_ns()}\r\n"
                "Max-Forwards: 5\r\nFrom: <sip:probe@127.0.0.1>;tag=1\r\n"
-               f"To: <sip:{self.listen}>\r\nCall-ID: probe{time.time_ns()}\r\n"
+               f"To: <sip:{host}>\r\nCall-ID: probe{time.time_ns()}\r\n"
                "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.2)
-            s.bind((self.listen, 0))
-            msg = msg.replace(f"{self.listen}:9", f"{self.listen}:{s.getsockname()[1]}")
+            s.settimeout(timeout)
+            s.bind((host, 0))
+            msg = msg.replace(f"{host}:9", f"{host}:{s.getsockname()[1]}")
             try:
-                s.sendto(msg.encode(), (self.listen, self.port))
+                s.sendto(msg.encode(), (host, self.port))
                 return s.recv(4096).startswith(b"SIP/2.0 200")
             except OSError:
                 return False
 
     def stop(self):
+        """Stop the guard (it stops Kamailio), then kill whatever is left of the group."""
         if self.proc is None:
             return
+        pgid = self.proc.pid
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                pass
+        try:
+            os.killpg(pgid, signal.SIGKILL)    # orphans of a Kamailio that was killed
+        except OSError:
+            pass
+        self.proc.wait()
         self.proc = None
-        self.log.close()
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
