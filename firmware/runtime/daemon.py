@@ -26,7 +26,7 @@ from firmware.timeclock import adapter as timeclock_adapter
 from firmware.config.board import find_board, load_board
 from firmware.errors import ConfigError, ControlError, SwitchboardError
 from firmware.panel.gpio import Panel
-from firmware.core.state import (BoardState, BusyOut, CustomerAnswered, CustomerHungUp, DialNumber, KeyChanged,
+from firmware.core.state import (BoardState, BusyOut, CustomerAnswered, CustomerHungUp, DialNumber, Fault, KeyChanged,
                     KeyTest, LampCadence, LampTest, LineChanged, LineCleared, LineRinging,
                     Notice, SetLamp, SwitchChanged, KeyReport)
 
@@ -146,7 +146,9 @@ class Daemon:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._apply(self.state.start(self.clock()))
-        self.panel.start(lambda name, down: self.post(KeyChanged(name, down)))
+        # Chain faults (a wrong marker, a bad loop-back) light the fault lamp.
+        self.panel.start(lambda name, down: self.post(KeyChanged(name, down)),
+                         lambda source, message: self.post(Fault(source, message)))
         for adapter in self.adapters:
             adapter.start(self)
         if ready is not None:
@@ -325,7 +327,7 @@ def choose_panel(board, want_sim: bool, pin_factory: str | None):
     else:
         msg = None
     sim = SimBoard(board)
-    return Panel(board, pin_factory=sim.factory), sim, msg
+    return Panel(board, pin_factory=sim.factory, spi=sim.spi), sim, msg
 
 
 def parse_args(argv=None):
@@ -357,6 +359,10 @@ def parse_args(argv=None):
                     help="override the site file's front port (0 picks a free one)")
     ap.add_argument("--data-dir", default=None,
                     help="where records are kept (default: $SWITCHBOARD_DATA or ./var)")
+    ap.add_argument("--clock-source", choices=("system", "set", "unset"), default=None,
+                    help="how the daemon knows the clock is set for the time clock's stamps: "
+                         "system (NTP-synchronised or a real-time clock; the default on GPIO), "
+                         "set or unset (simulated; the simulated board's default is set)")
     timeclock_adapter.add_arguments(ap)
     return ap.parse_args(argv)
 
@@ -370,7 +376,15 @@ async def _amain(args) -> int:
     # Absolute: helpers such as Kamailio run in a directory of their own.
     daemon.data_dir = Path(args.data_dir or os.environ.get("SWITCHBOARD_DATA", "var")).resolve()
     daemon.args = args
-    daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir))
+    # Stamps are only as good as the clock: checked at start and every minute.
+    from firmware.timeclock import clocksource
+    source = args.clock_source or ("set" if sim is not None else "system")
+    watch = clocksource.ClockWatch(clocksource.system_status if source == "system" else
+                                   clocksource.fixed_status(source == "set", "simulated clock, "
+                                                            f"--clock-source {source}"))
+    daemon.add_adapter(watch)
+    daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir,
+                                                   clock_verified=watch.is_verified))
     if args.site:
         from firmware.config.site import load_site
         try:

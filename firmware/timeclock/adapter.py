@@ -49,8 +49,9 @@ class TimeClockAdapter:
 
     def __init__(self, data_dir, printer: dict | None = None, clock=system_clock,
                  retention_days: int = 30, operators: dict | None = None,
-                 site_holidays=(), purge_every_s: float = 6 * 3600):
+                 site_holidays=(), purge_every_s: float = 6 * 3600, clock_verified=None):
         self.data_dir = Path(data_dir)
+        self.clock_verified = clock_verified      # () -> bool: is the clock set (clocksource)
         self.printer_cfg = printer
         self.clock = clock
         self.retention_days = retention_days
@@ -95,7 +96,7 @@ class TimeClockAdapter:
     def _open(self):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.tc = TimeClock(self.data_dir, clock=self.clock, retention_days=self.retention_days,
-                            lock_wait_s=5.0)
+                            lock_wait_s=5.0, clock_verified=self.clock_verified)
         self.rack = Rack(self.tc)
         self.customers = Customers(self.data_dir, readonly=True)
         self._purge()
@@ -473,7 +474,7 @@ def add_arguments(ap) -> None:
                    help='operator at a position, for the answer phrase: "1=Becky" (repeat)')
 
 
-def from_args(args, data_dir) -> TimeClockAdapter:
+def from_args(args, data_dir, clock_verified=None) -> TimeClockAdapter:
     """A TimeClockAdapter as the daemon's options ask; ConfigError names a bad option."""
     from firmware.errors import ConfigError
     printer = None
@@ -490,4 +491,4 @@ def from_args(args, data_dir) -> TimeClockAdapter:
             raise ConfigError("command line", "--operator", text, "POSITION=NAME, e.g. 1=Becky")
         ops[int(pos)] = name.strip()
     return TimeClockAdapter(data_dir, printer=printer, retention_days=args.retention_days,
-                            operators=ops)
+                            operators=ops, clock_verified=clock_verified)
