@@ -184,15 +184,14 @@ class ShiftInChain:
                 clock.state = True
                 clock.state = False
             return out
-        t = time.perf_counter()
+        # Each half period is at least ``half`` from the edge before it (a late
+        # edge never makes the next one early): the chips see clean pulses.
         for i in range(n):
             out[i] = bool(data.state)
             clock.state = True
-            t += half
-            _wait_until(t)
+            _wait_until(time.perf_counter() + half)
             clock.state = False
-            t += half
-            _wait_until(t)
+            _wait_until(time.perf_counter() + half)
         return out
 
     def read(self) -> list[bool]:
@@ -248,18 +247,15 @@ class ShiftOutChain:
         order = bits[::-1]                 # the first bit in travels furthest
         seen = [False] * len(order) if loop is not None else None
         half = self.half
-        t = time.perf_counter()
         for i, b in enumerate(order):
             data.state = b
             if seen is not None:
                 seen[i] = bool(loop.state)  # QH' before this clock: the old pattern
             if half:
-                t += half
-                _wait_until(t)
+                _wait_until(time.perf_counter() + half)
             clock.state = True
             if half:
-                t += half
-                _wait_until(t)
+                _wait_until(time.perf_counter() + half)
             clock.state = False
         latch.state = True                 # all outputs change together
         latch.state = False

@@ -81,8 +81,8 @@ class Sim74HC595:
         self.fitted = chain.chips             # fewer when a fault is injected
         self.unplugged = False                # the ribbon out: no clock, latch or data
         self.stuck: bool | None = None        # SER stuck at this level
-        self.extra_edges = 0                  # writes left in which one clock edge counts twice
-        self.DOUBLE_AT = 5                    # ... the edge that does
+        self.extra_edges = 0                  # clock edges still to count twice ...
+        self.DOUBLE_EVERY = 97                # ... one in this many, wherever it falls
         self._edges = 0
         self.data = _watch(factory, chain.pins["data"])
         _watch(factory, chain.pins["clock"], self._clock)
@@ -103,7 +103,7 @@ class Sim74HC595:
             return
         level = bool(self.data.state) if self.stuck is None else self.stuck
         self._edges += 1
-        times = 2 if self.extra_edges and self._edges == self.DOUBLE_AT else 1
+        times = 2 if self.extra_edges and self._edges % self.DOUBLE_EVERY == 0 else 1
         if times == 2:
             self.extra_edges -= 1
         for _ in range(times):
@@ -115,7 +115,6 @@ class Sim74HC595:
             n = self.fitted * 8               # chips that are not there light nothing
             self.outputs = self.shift[:n] + [False] * (self.chain.bits - n)
             self.latches += 1
-            self._edges = 0
 
 
 class Sim74HC165:
@@ -377,7 +376,11 @@ class SimBoard:
             sim.stuck = level
 
     def double_clock(self, chain: str, times: int = 1):
-        """One clock edge rings and counts twice, in each of the next ``times`` scans or writes."""
+        """A ringing clock: ``times`` edges count twice (a large number: it keeps ringing).
+
+        On a key chain, the 5th edge of each of the next ``times`` scans; on a
+        lamp chain, one edge in every 97, wherever it falls in a write.
+        """
         self._chain(chain).extra_edges = times
 
     def repair_chain(self, chain: str):

@@ -31,3 +31,9 @@ def tas100(driver, tmp_path):
     """(board, path): the TAS-100 on the driver under test."""
     path = tas100_path(driver, tmp_path)
     return load_board(path), path
+
+
+@pytest.fixture
+def tas100_spi(tmp_path):
+    """The TAS-100 wired for SPI0."""
+    return load_board(tas100_path("spi", tmp_path))
