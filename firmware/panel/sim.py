@@ -33,9 +33,9 @@ class WatchedPin(MockPWMPin):
 
     HISTORY = 4096
 
-    def __init__(self, factory, info):
+    def __init__(self, factory, info, on_change=None):
         super().__init__(factory, info)
-        self.listeners = []
+        self.listeners = [on_change] if on_change is not None else []
 
     def _change_state(self, value):
         changed = super()._change_state(value)
