@@ -516,7 +516,7 @@ def main(argv=None):
     print(f"   {'driver':<50} {'keys in':>8} {'lamps out':>10} {'scan':>8} "
           f"{'% of ' + str(board.scan_ms) + ' ms':>9}")
     for label, (_, r, w, sc) in chains:
-        cell = (lambda v: f"{v * 1e3:.3f}" if v is not None else "(one transfer)")
+        cell = (lambda v: f"{v * 1e3:.3f}" if v is not None else "-")
         print(f"   {label:<50} {cell(r):>8} {cell(w):>10} {sc * 1e3:>8.3f} "
               f"{sc * 1e3 / board.scan_ms * 100:>8.1f}%")
     wire = (keys.bits + keys.marker_bits + lamps.bits) / keys.clock_hz
