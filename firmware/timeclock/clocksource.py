@@ -151,6 +151,9 @@ class ClockWatch:
     def is_verified(self) -> bool:
         return self.verified
 
+    def commands(self):
+        return ()                      # its state is in status (``clock``); no commands
+
     def handle(self, cmd) -> None:
         pass
 
