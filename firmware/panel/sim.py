@@ -6,6 +6,14 @@ pins: push buttons (``press``/``release`` drive the key's pin or chain input),
 and the 74HC165 and 74HC595 chips, which watch their clock and latch pins and
 behave as the chips do, so the shift/latch sequence is exercised for real and
 the lamps' levels can be read back from the chips' outputs.
+
+The 74HC595s wake with random bits and show them only while OE (a PWM pin,
+pulled high by 10k) is driven low; QH' of the last chip drives the loop-back
+pin; a 74HC165 chain ends in its marker chip. ``SimSpiDev`` stands in for
+``spidev.SpiDev`` with ``driver = "spi"``, driving the same pins bit by bit.
+Faults are caused on purpose: ``unplug_chain``, ``stick_data``,
+``double_clock``, ``short_chain`` (and the key and lamp wiring faults the
+bench self-test looks for), undone by ``repair_chain``.
 """
 
 from __future__ import annotations
