@@ -203,11 +203,14 @@ class Daemon:
         return key
 
     async def _settle(self):
-        # Chained keys are read by the scanner: wait a scan or two for the edge.
+        # Chained keys are read by the scanner and taken when two scans agree: wait
+        # for three more scans (one may have begun before the edge), at most 2 s.
         if any(c.type == "74HC165" for c in self.board.chains.values()):
-            await asyncio.sleep(2.5 * self.board.scan_ms / 1000.0)
-        else:
-            await asyncio.sleep(0)
+            target = self.panel.scans + 3
+            deadline = time.monotonic() + 2.0
+            while self.panel.scans < target and time.monotonic() < deadline:
+                await asyncio.sleep(self.board.scan_ms / 1000.0)
+        await asyncio.sleep(0)                   # the key's event, posted by the scan
 
     async def _cmd_status(self, args):
         return self.snapshot()
