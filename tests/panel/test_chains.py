@@ -14,6 +14,7 @@ from firmware.panel.gpio import (Panel, PanelError, ShiftInChain, decode_keys, m
 from firmware.panel.sim import SimBoard
 
 from board_support import request, running, wait_until
+from chain_boards import driver, tas100, tas100_spi  # noqa: F401 (fixtures)
 
 
 class Recorder:

@@ -10,6 +10,7 @@ from firmware.panel.sim import SimBoard
 from firmware.core.state import FLASH_ON
 
 from board_support import request, running, wait_until
+from chain_boards import driver, tas100, tas100_spi  # noqa: F401 (fixtures)
 
 
 def test_ok__direct_key_pin_to_lamp_pin_on_the_desk_board():

@@ -1,4 +1,8 @@
-"""The TAS-100 on either chain driver: the shipped file (bit-banged) or its SPI wiring."""
+"""The TAS-100 on either chain driver: the shipped file (bit-banged) or its SPI wiring.
+
+Fixtures for the panel's tests: ``from chain_boards import driver, tas100, tas100_spi``
+(a conftest.py in tests/panel would shadow the suite's own ``conftest`` module).
+"""
 
 import pytest
 
