@@ -14,7 +14,20 @@ from firmware.panel.gpio import (Panel, PanelError, ShiftInChain, decode_keys, m
 from firmware.panel.sim import SimBoard
 
 from board_support import request, running, wait_until
-from chain_boards import driver, tas100, tas100_spi  # noqa: F401 (fixtures)
+from chain_boards import DRIVERS, tas100_path
+
+
+@pytest.fixture(params=DRIVERS)
+def tas100(request, tmp_path):
+    """(board, path): the TAS-100 on each chain driver in turn."""
+    path = tas100_path(request.param, tmp_path)
+    return load_board(path), path
+
+
+@pytest.fixture
+def tas100_spi(tmp_path):
+    """The TAS-100 wired for SPI0."""
+    return load_board(tas100_path("spi", tmp_path))
 
 
 class Recorder:

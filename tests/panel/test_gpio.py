@@ -10,7 +10,14 @@ from firmware.panel.sim import SimBoard
 from firmware.core.state import FLASH_ON
 
 from board_support import request, running, wait_until
-from chain_boards import driver, tas100, tas100_spi  # noqa: F401 (fixtures)
+from chain_boards import DRIVERS, tas100_path
+
+
+@pytest.fixture(params=DRIVERS)
+def tas100(request, tmp_path):
+    """(board, path): the TAS-100 on each chain driver in turn."""
+    path = tas100_path(request.param, tmp_path)
+    return load_board(path), path
 
 
 def test_ok__direct_key_pin_to_lamp_pin_on_the_desk_board():
