@@ -440,7 +440,8 @@ def chain_times(path, n=200):
                 scans.append(time.perf_counter() - t)
         chip = sim.out_chips["lamps"]
         assert chip.outputs == bits, "the 74HC595 chain did not latch what was written"
-        med = (lambda v: statistics.median(v) if v else None)
+        def med(v):
+            return statistics.median(v) if v else None
         return board, med(reads), med(writes), med(scans)
     finally:
         panel.close()
@@ -515,8 +516,9 @@ def main(argv=None):
           "out; median of 200, milliseconds")
     print(f"   {'driver':<50} {'keys in':>8} {'lamps out':>10} {'scan':>8} "
           f"{'% of ' + str(board.scan_ms) + ' ms':>9}")
+    def cell(v):
+        return f"{v * 1e3:.3f}" if v is not None else "-"
     for label, (_, r, w, sc) in chains:
-        cell = (lambda v: f"{v * 1e3:.3f}" if v is not None else "-")
         print(f"   {label:<50} {cell(r):>8} {cell(w):>10} {sc * 1e3:>8.3f} "
               f"{sc * 1e3 / board.scan_ms * 100:>8.1f}%")
     wire = (keys.bits + keys.marker_bits + lamps.bits) / keys.clock_hz
