@@ -54,19 +54,31 @@ def choose_panel(board, want_sim: bool, pin_factory: str | None):
     else:
         msg = None
     sim = SimBoard(board)
-    return Panel(board, pin_factory=sim.factory), sim, msg
+    return Panel(board, pin_factory=sim.factory, spi=sim.spi), sim, msg
 
 
-def adapters(config: Config, wall_clock=utc_now) -> list:
-    """Every adapter the config asks for, each built from its slice, in starting order."""
+def adapters(config: Config, wall_clock=utc_now, simulated: bool = False) -> list:
+    """Every adapter the config asks for, each built from its slice, in starting order.
+
+    ``simulated``: the panel is the simulated board (its clock counts as set unless
+    ``--clock-source`` says otherwise).
+    """
     from firmware.records.calls import JsonLinesRecords
     from firmware.records.retention import CallRetentionAdapter
     from firmware.schedule.scheduler import ScheduleAdapter
     from firmware.timeclock.adapter import TimeClockAdapter
 
+    from firmware.timeclock import clocksource
+
     tc = config.timeclock
-    out = [TimeClockAdapter(config.data_dir, printer=tc.printer, retention_days=tc.retention_days,
-                            operators=tc.operators)]
+    # Stamps are only as good as the clock: checked at start and every minute, first.
+    source = tc.clock_source or ("set" if simulated else "system")
+    watch = clocksource.ClockWatch(
+        clocksource.system_status if source == "system" else
+        clocksource.fixed_status(source == "set", f"simulated clock, --clock-source {source}"))
+    out = [watch,
+           TimeClockAdapter(config.data_dir, printer=tc.printer, retention_days=tc.retention_days,
+                            operators=tc.operators, clock_verified=watch.is_verified)]
     if config.site is not None:
         try:
             from firmware.telephony.adapter import TelephonyAdapter
@@ -102,7 +114,7 @@ async def serve(config: Config, wall_clock=utc_now) -> int:
         log.warning("%s", msg)
     daemon = Daemon(board, panel, sim=sim, data_dir=config.data_dir)
     try:
-        for adapter in adapters(config, wall_clock):
+        for adapter in adapters(config, wall_clock, simulated=sim is not None):
             daemon.add_adapter(adapter)
         for command in commands(config):
             daemon.add_command(command)

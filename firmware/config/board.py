@@ -377,6 +377,12 @@ class _Loader(TableChecker):
         self.add_lamp("fault", lamps["fault"], "lamps.fault", "fault")
         output = self.load_output_enable(lamps)
         lines = self.load_lines(d["lines"], positions)
+        if self.driver == "spi" and "GPIO8" in self.users and \
+                not self.users["GPIO8"][0].endswith(".latch"):
+            keypath, written = self.users["GPIO8"]
+            self.fail(keypath, written, 'a pin other than GPIO8: with board.driver = "spi" '
+                      "GPIO8 is SPI0's CE0, which the kernel's SPI driver holds (the 74HC595 "
+                      "latch, or nothing)")
         return Board(path=self.path, name=name, title=title, positions=positions,
                      lines=tuple(lines), keys=self.keys, lamps=self.lamps,
                      chains=self.chains, description=self.description,

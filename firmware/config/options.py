@@ -40,6 +40,9 @@ class TimeClockConfig:
     printer: dict | None = None
     operators: dict = field(default_factory=dict)
     retention_days: int = MIN_RETENTION_DAYS
+    #: How the clock is known to be set (--clock-source): "system", "set", "unset",
+    #: or None: "system" on real pins, "set" on the simulated board.
+    clock_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,10 @@ def parser() -> argparse.ArgumentParser:
                    help="keep dead-box slips and call records this many days (at least 30)")
     g.add_argument("--operator", action="append", default=[], metavar="POSITION=NAME",
                    help='operator at a position, for the answer phrase: "1=Becky" (repeat)')
+    g.add_argument("--clock-source", choices=("system", "set", "unset"), default=None,
+                   help="how the daemon knows the clock is set for the time clock's stamps: "
+                        "system (NTP-synchronised or a real-time clock; the default on GPIO), "
+                        "set or unset (simulated; the simulated board's default is set)")
     add_verbose(ap)
     return ap
 
@@ -131,7 +138,8 @@ def load(args: argparse.Namespace, environ=None) -> Config:
                       allowed_hosts=tuple(args.web_allow_host)),
         site=site, site_path=args.site, sip_port=args.sip_port,
         timeclock=TimeClockConfig(printer=_printer(args), operators=_operators(args.operator),
-                                  retention_days=args.retention_days),
+                                  retention_days=args.retention_days,
+                                  clock_source=args.clock_source),
         retention_days=args.retention_days,
         tz=zone(env.get("SWITCHBOARD_TZ"), "SWITCHBOARD_TZ", ""),
         verbose=args.verbose,

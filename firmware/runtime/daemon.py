@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from firmware.core.state import (BoardState, BusyOut, CustomerAnswered, CustomerHungUp,
-                                 DialNumber, KeyChanged, KeyReport, KeyTest, LampCadence, LampTest,
+                                 DialNumber, Fault, KeyChanged, KeyReport, KeyTest, LampCadence, LampTest,
                                  LineChanged, LineCleared, LineRinging, Notice, SetLamp,
                                  SwitchChanged)
 from firmware.errors import ControlError
@@ -151,7 +151,9 @@ class Daemon:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._apply(self.state.start(self.clock()))
-        self.panel.start(lambda name, down: self.post(KeyChanged(name, down)))
+        # Chain faults (a wrong marker, a bad loop-back) light the fault lamp.
+        self.panel.start(lambda name, down: self.post(KeyChanged(name, down)),
+                         lambda source, message: self.post(Fault(source, message)))
         for adapter in self.adapters:
             adapter.start(self.context(adapter))
         if ready is not None:
@@ -229,11 +231,14 @@ class Daemon:
                                "press the key itself")
 
     async def _settle(self):
-        # Chained keys are read by the scanner: wait a scan or two for the edge.
+        # Chained keys are read by the scanner and taken when two scans agree: wait
+        # for three more scans (one may have begun before the edge), at most 2 s.
         if any(c.type == "74HC165" for c in self.board.chains.values()):
-            await asyncio.sleep(2.5 * self.board.scan_ms / 1000.0)
-        else:
-            await asyncio.sleep(0)
+            target = self.panel.scans + 3
+            deadline = time.monotonic() + 2.0
+            while self.panel.scans < target and time.monotonic() < deadline:
+                await asyncio.sleep(self.board.scan_ms / 1000.0)
+        await asyncio.sleep(0)                   # the key's event, posted by the scan
 
     async def _cmd_status(self, args):
         return self.snapshot()

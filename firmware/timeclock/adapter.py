@@ -53,8 +53,9 @@ class TimeClockAdapter:
 
     def __init__(self, data_dir, printer: dict | None = None, clock=system_clock,
                  retention_days: int = 30, operators: dict | None = None,
-                 site_holidays=(), purge_every_s: float = 6 * 3600):
+                 site_holidays=(), purge_every_s: float = 6 * 3600, clock_verified=None):
         self.data_dir = Path(data_dir)
+        self.clock_verified = clock_verified      # () -> bool: is the clock set (clocksource)
         self.printer_cfg = printer
         self.clock = clock
         self.retention_days = retention_days
@@ -119,7 +120,7 @@ class TimeClockAdapter:
     def _open(self):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.tc = TimeClock(self.data_dir, clock=self.clock, retention_days=self.retention_days,
-                            lock_wait_s=5.0)
+                            lock_wait_s=5.0, clock_verified=self.clock_verified)
         self.rack = Rack(self.tc)
         self.customers = Customers(self.data_dir, readonly=True)
         self._purge()

@@ -10,7 +10,10 @@ A stamp is plain data (others build on this shape)::
 its customer: ``of`` names the message's slip, ``text`` and ``recording`` are
 copied from it, so this slip is the dead-box record), "answer" (a call answered) or
 "stamp" (the stamp key with no message). A message may carry ``recording``,
-the path of the call's recording, instead of or beside its text.
+the path of the call's recording, instead of or beside its text. A stamp made
+while the system clock was not known to be set (no NTP synchronisation, no
+real-time clock: ``clocksource``) carries ``"unverified": true``; readers
+treat a stamp without the field as verified.
 
 Stamps live in one journal per day, ``<data>/slips/YYYY-MM-DD.jsonl``
 (``store.JournalStorage``), each document keyed by its slip number, so one
@@ -65,8 +68,11 @@ class TimeClock:
     """Stamps, kept by day. One writer (the daemon); host tools open ``readonly``."""
 
     def __init__(self, data_dir, clock=system_clock, readonly: bool = False,
-                 retention_days: int = 30, lock_wait_s: float = 0.0):
+                 retention_days: int = 30, lock_wait_s: float = 0.0, clock_verified=None):
         self.dir = Path(data_dir)
+        # Whether the clock is known to be set (clocksource.ClockWatch.is_verified);
+        # a stamp made while it is not carries "unverified": true.
+        self.clock_verified = clock_verified
         self.slips_dir = self.dir / "slips"
         self.clock = clock
         self.readonly = readonly
@@ -162,6 +168,8 @@ class TimeClock:
                  "customer": customer, "position": position, "what": what,
                  "call": call, "text": text}
         stamp.update({k: v for k, v in extra.items() if v is not None})
+        if self.clock_verified is not None and not self.clock_verified():
+            stamp["unverified"] = True
         # One short fsynced line, whatever the day's size (TinyDB's insert is O(day)).
         self._db.storage.insert(TABLE, slip, stamp)
         self._db.table(TABLE).clear_cache()

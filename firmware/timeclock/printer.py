@@ -98,6 +98,8 @@ def render_slip(stamp: dict, columns: int = 32, customer_name: str | None = None
 
     t = stamp["time"]
     lines = [f"{t[:10]}  {t[11:19]}"]
+    if stamp.get("unverified"):
+        lines.append("TIME UNVERIFIED: clock not set")
     if stamp.get("line"):
         lines.append(f"Line {stamp['line']}")
     who = customer_name or stamp.get("customer")

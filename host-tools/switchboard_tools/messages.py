@@ -31,7 +31,7 @@ from firmware.records.journal import StoreError, verify_journal
 from firmware.timeclock.clock import FIELDS, WHATS, TimeClock, parse_day
 
 DEFAULT_DATA = os.environ.get("SWITCHBOARD_DATA", "var")
-CSV_FIELDS = FIELDS + ("of", "recording", "status")
+CSV_FIELDS = FIELDS + ("of", "recording", "status", "unverified")
 
 log = logging.getLogger("switchboard.messages")
 
@@ -67,12 +67,14 @@ def _line(s) -> str:
     extra = f" of {s['of']}" if s.get("of") else ""
     status = f"  [{s['status']}]" if s.get("status") else ""
     text = s.get("text") or (f"(recording {s['recording']})" if s.get("recording") else "")
-    return (f"{s['slip']:>7}  {s['time']}  {s['what']:<9}{extra:<8} {s.get('line') or '-':>5}  "
+    when = f"{s['time']}?" if s.get("unverified") else s["time"]   # ? : clock was not set
+    return (f"{s['slip']:>7}  {when}  {s['what']:<9}{extra:<8} {s.get('line') or '-':>5}  "
             f"{s.get('customer') or '-':<20} {text}{status}")
 
 
 def _slip_text(s, name) -> str:
-    out = [f"--- {s['what'].upper()}  No. {s['slip']}  {s['time']}",
+    out = [f"--- {s['what'].upper()}  No. {s['slip']}  {s['time']}"
+           + ("  (time unverified: clock not set)" if s.get("unverified") else ""),
            f"    {name or s.get('customer') or '-'}  line {s.get('line') or '-'}  "
            f"position {s.get('position') or '-'}"]
     if s.get("text"):

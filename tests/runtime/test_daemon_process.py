@@ -225,3 +225,30 @@ def test_ok__call_back_a_number_from_the_customers_card(tmp_path):
         assert r.returncode == 2 and "has 1 emergency number(s)" in r.stderr
     finally:
         d.stop()
+
+
+def test_ok__tas100_on_spi_runs_with_its_chains(tmp_path):
+    """driver = "spi": the simulated board's SimSpiDev stands in for spidev."""
+    from firmware.config.board import find_board
+    text = find_board("tas100").read_text().replace('driver = "bitbang"', 'driver = "spi"')
+    spi = tmp_path / "tas100-spi.toml"
+    spi.write_text(text.replace('clock = "GPIO21"', 'clock = "GPIO11"'))
+    d = DaemonProcess(tmp_path, board=spi)
+    try:
+        d.json("ring", "300")
+        d.diag("tap", "line-300")
+        s = d.json("status")
+        assert line_of(s, "300")["state"] == "operator" and s["faults"] == {}
+    finally:
+        assert d.stop() == 0
+
+
+def test_fail__clock_not_set_lights_the_fault_lamp(tmp_path):
+    d = DaemonProcess(tmp_path, extra=("--clock-source", "unset"))
+    try:
+        s = d.json("status")
+        assert s["faults"]["clock"].startswith("clock not set: simulated clock")
+        assert s["clock"]["set"] is False
+        assert "fault" in s["lamps"] and s["lamps"]["fault"] != "dark"
+    finally:
+        assert d.stop() == 0

@@ -16,7 +16,7 @@ def running(board_name="desk", adapters=()):
     """Yield (daemon, sim) with the daemon's loop running; stop and close after."""
     board = load_board(find_board(board_name))
     sim = SimBoard(board)
-    panel = Panel(board, pin_factory=sim.factory)
+    panel = Panel(board, pin_factory=sim.factory, spi=sim.spi)
     daemon = Daemon(board, panel, sim=sim)
     for adapter in adapters:
         daemon.add_adapter(adapter)
