@@ -380,9 +380,19 @@ async def _amain(args) -> int:
                 f"--site needs PJSUA2 for the telephony ({e}): pip install pjsua2-python on "
                 "x86_64, or build pjproject's Python binding on a Pi (README, \"On a Raspberry "
                 "Pi: building pjproject\"); or start without --site") from None
-        telephony = TelephonyAdapter(board, load_site(args.site, board), port=args.sip_port)
+        site = load_site(args.site, board)
+        modems = None
+        if site.modem_trunks():             # analog lines on USB modems: a gateway each
+            from firmware.telephony.modem.supervisor import ModemTrunks
+            modems = ModemTrunks(site)
+            site = modems.prepare(site)
+        telephony = TelephonyAdapter(board, site, port=args.sip_port)
         daemon.add_adapter(telephony)
         telephony.register_commands(daemon)
+        if modems is not None:
+            modems.telephony = telephony
+            daemon.add_adapter(modems)
+            modems.register_commands(daemon)
         # Call records older than 30 days go; their counts stay for billing.
         from firmware.records.retention import CallRetentionAdapter
         daemon.add_adapter(CallRetentionAdapter(lambda: telephony.records, daemon.data_dir))

@@ -560,7 +560,7 @@ class TelephonyAdapter:
         seized = getattr(self, "_seized", {}).pop(position, None)
         if seized is None or not seized["digits"]:
             return
-        trunk = next((t for t in self.site.trunks if t.outbound), None)
+        trunk = self.site.outbound_trunk(seized["line"])   # a modem bound to the line, or the first
         if trunk is None or not self.workers:
             self._post(LineCleared(seized["line"], "no outbound trunk"))
             return
@@ -615,7 +615,7 @@ class TelephonyAdapter:
         else:
             # The way an office line dials out (see _place): the trunk's dial URI,
             # else its registrar or its first peer.
-            trunk = next((t for t in self.site.trunks if t.outbound), None)
+            trunk = self.site.outbound_trunk(line)
             if trunk is None:
                 return fail("no outbound trunk in the site file")
             if trunk.dial:
