@@ -219,6 +219,17 @@ def build_parser():
 
 
 def _test_call_text(r) -> str:
+    if "trunk" in r or "off_hook" in r:        # a modem trunk's line: off-hook, dial tone?
+        if r.get("error"):
+            return f"line {r['line']}: {r['error']}\n  result      FAILED"
+        return "\n".join([
+            f"line {r['line']} (analog line on a modem):",
+            f"  off-hook    {'yes' if r.get('off_hook') else 'no'}",
+            f"  dial tone   " + ("yes" if r.get("dial_tone") else "no") + (
+                f" (DLE d after {r['dial_tone_ms']} ms)" if r.get("dial_tone_ms") is not None else
+                (" (heard, no DLE d)" if r.get("dial_tone_heard") else "")),
+            "  result      " + ("OK" if r.get("ok") else "FAILED")])
+
     def level(v):
         return "not measured" if v is None else (f"yes (level {v})" if v else "silence")
     rows = [f"line {r['line']}:",

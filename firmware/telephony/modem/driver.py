@@ -370,6 +370,7 @@ class Driver:
 
     # -- into voice -----------------------------------------------------
     def _voice_setup(self):
+        self.pending = []
         self.command("+FCLASS=8")
         offered = parse_vsm(self.command("+VSM=?"))
         fmt, code = choose_format(offered, self.profile)
@@ -458,3 +459,4 @@ class Driver:
         self.caller_id_on()            # some units lose it
         self.fmt = None
         self.reset_rings()
+        self.pending = []              # rings reported while answering (Conexant's DLE R) are stale

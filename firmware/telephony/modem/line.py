@@ -244,28 +244,26 @@ class ModemLine:
     # -- a call --------------------------------------------------------------
     def _voice(self, drv: Driver, direction: str, go):
         """Full-duplex voice until the board releases or the far end hangs up."""
+        # in_call stays set if the modem goes away meanwhile: run() reports the call lost
         self.in_call = True
-        try:
-            if go is not None:
-                go()
-            self.rx.clear()
-            self.tx.clear()
-            self.detector.reset()
-            self.state = "voice"
-            self.emit("voice", direction=direction, format=drv.fmt)
-            why = self._stream(drv)
-            drv.release()
-            self.state = "idle"
-            if why is None:
-                self.emit("released")
-            else:
-                self.emit("far_end_hangup", reason=why)
-        finally:
-            self.in_call = False
+        if go is not None:
+            go()
+        self.rx.clear()
+        self.tx.clear()
+        self.detector.reset()
+        self.state = "voice"
+        self.emit("voice", direction=direction, format=drv.fmt)
+        why = self._stream(drv)
+        drv.release()
+        self.state = "idle"
+        self.in_call = False
+        if why is None:
+            self.emit("released")
+        else:
+            self.emit("far_end_hangup", reason=why)
 
-    def _stream(self, drv: Driver, seconds=None, events_seen=None):
+    def _stream(self, drv: Driver):
         credit = 0
-        end = time.monotonic() + seconds if seconds else None
         while not self._stop.is_set():
             cmd = self._get()
             if cmd is not None:
@@ -273,8 +271,6 @@ class ModemLine:
                     return None
                 if cmd[0] == "dtmf":
                     self.tx.put(dtmf_pcm(cmd[1]))
-            if end is not None and time.monotonic() >= end:
-                return None
             pcm, events = drv.read_stream(512, 0.02)
             if pcm:
                 self.rx.put(pcm)
@@ -286,16 +282,13 @@ class ModemLine:
                 if out:
                     drv.write_stream(b"".join(out))
             for ev in events:
-                if events_seen is not None:
-                    events_seen.append(ev)
-                    continue
                 if ev.startswith("dtmf:"):
                     self.emit("dtmf", digit=ev[5:])
                 elif ev in HANGUP_EVENTS:
                     return HANGUP_EVENTS[ev]
                 elif ev == END:
                     return "the modem ended the stream"
-            if events_seen is None and pcm:
+            if pcm:
                 why = self.detector.feed(pcm)
                 if why:
                     return why
@@ -304,39 +297,35 @@ class ModemLine:
     def _test(self, drv: Driver, seconds: float):
         """Off-hook with no call: is there dial tone (``DLE d``, or the tone itself)?"""
         events: list[str] = []
-        self.in_call = True
-        try:
-            drv.off_hook()
-            self.rx.clear()
-            self.tx.clear()
-            self.state = "voice"
-            heard = array.array("h")
-            start = time.monotonic()
-            tone_blocks = 0
-            blocks = 0
-            det = HangupDetector()
-            got_d = None
-            while time.monotonic() - start < seconds:
-                pcm, evs = drv.read_stream(512, 0.02)
-                events += evs
-                if "d" in evs and got_d is None:
-                    got_d = time.monotonic() - start
-                heard.extend(codec.samples(pcm))
-                while len(heard) >= FRAME:
-                    blocks += 1
-                    tone_blocks += det.classify(heard[:FRAME]) == "tone"
-                    del heard[:FRAME]
-                if got_d is not None and time.monotonic() - start > got_d + 0.3:
-                    break
-            level = self.rx.level_ms
-            drv.release()
-            self.state = "idle"
-            self.emit("test_result", off_hook=True, dial_tone_event="d" in events,
-                      dial_tone_heard=blocks > 0 and tone_blocks * 2 >= blocks,
-                      dial_tone_ms=None if got_d is None else round(got_d * 1000),
-                      events=events, format=drv.fmt, buffered_ms=level)
-        finally:
-            self.in_call = False
+        drv.off_hook()
+        self.rx.clear()
+        self.tx.clear()
+        self.state = "voice"
+        heard = array.array("h")
+        start = time.monotonic()
+        tone_blocks = 0
+        blocks = 0
+        det = HangupDetector()
+        got_d = None
+        while time.monotonic() - start < seconds:
+            pcm, evs = drv.read_stream(512, 0.02)
+            events += evs
+            if "d" in evs and got_d is None:
+                got_d = time.monotonic() - start
+            heard.extend(codec.samples(pcm))
+            while len(heard) >= FRAME:
+                blocks += 1
+                tone_blocks += det.classify(heard[:FRAME]) == "tone"
+                del heard[:FRAME]
+            if got_d is not None and time.monotonic() - start > got_d + 0.3:
+                break
+        fmt = drv.fmt
+        drv.release()
+        self.state = "idle"
+        self.emit("test_result", off_hook=True, dial_tone_event="d" in events,
+                  dial_tone_heard=blocks > 0 and tone_blocks * 2 >= blocks,
+                  dial_tone_ms=None if got_d is None else round(got_d * 1000),
+                  events=events, format=fmt)
 
 
 def _dial_code(reason: str) -> int:

@@ -169,13 +169,14 @@ class SimModem:
              spaces=True, date="1130", time_="0915", source=None):
         """A call comes in: RING every ``period`` s, the caller ID block after the first."""
         with self.lock:
+            self._ring_gen = gen = getattr(self, "_ring_gen", 0) + 1   # an earlier call's timers stop
             self.ringing = True
             self.rings_sent = 0
             self.answer_source = source or tone_source(1000)
             now = time.monotonic()
             for k in range(rings):
-                self.timers.append((now + k * period, self._ring_once))
-            self.timers.append((now + rings * period, self._give_up))
+                self.timers.append((now + k * period, lambda: self._ring_gen == gen and self._ring_once()))
+            self.timers.append((now + rings * period, lambda: self._ring_gen == gen and self._give_up()))
             if cid:
                 eq = " = " if spaces else "="
                 fields = {"DATE": date, "TIME": time_, "NMBR": number or "O"}

@@ -135,6 +135,9 @@ class Gateway:
     def emit(self, ev, **kw):
         kw.update(ev=ev, trunk=self.name, t=time.time())
         self.events.put(kw)
+        if ev != "status":                       # the technician's log: every event
+            sys.stderr.write(f"modem {self.name}: {ev} "
+                             f"{ {k: v for k, v in kw.items() if k not in ('ev', 'trunk', 't')} }\n")
 
     def _from_line(self, ev, **kw):          # the serial thread: hand over, never touch PJSUA2
         self.from_line.put((ev, kw))

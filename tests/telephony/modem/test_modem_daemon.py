@@ -1,0 +1,177 @@
+"""The daemon as a process with an analog line on a (simulated) USB voice modem.
+
+The modem is ``SimModem`` on a real pseudo-terminal pair behind a by-id style symlink,
+paced at 8000 bytes/s; the position's headset is an ALSA file-plugin card; the keys are
+pressed with switchboard-diag. Line 901 (an office line of the desk board) is the analog
+line's.
+"""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import project_env, python_cmd
+from alsa_fixture import FakeCard, goertzel_power, samples, tone, tone_level
+from telephony_support import have_tools, wait_for
+
+from firmware.telephony.modem.sim import SimModem, tone_source
+
+pytestmark = [pytest.mark.telephony, pytest.mark.audio]
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    have_tools()
+    tmp = tmp_path_factory.mktemp("modem")
+    (tmp / "by-id").mkdir()
+    sim = SimModem("conexant", link=tmp / "by-id" / "usb-Conexant_USB_Modem_24680246-if00")
+    card = FakeCard(tmp / "home", ["hs1"], rate=RATE)
+    card.start()
+    site = tmp / "desk.site.toml"
+    site.write_text(f'[front]\nport = 0\n[[trunks]]\nname = "pots1"\nmode = "modem"\n'
+                    f'device = "{sim.path}"\nline = "901"\nsilence_s = 3\n'
+                    '[[positions]]\nheadset = "hs1"\n')
+    out = open(tmp / "daemon.out", "wb")
+    proc = subprocess.Popen(python_cmd("firmware.runtime.daemon", "--sim", "--board", "desk",
+                                       "--site", site, "--sip-port", "0", "--socket",
+                                       tmp / "ctl.sock", "--no-web", "--data-dir", tmp / "var"),
+                            stdout=out, stderr=subprocess.STDOUT, env=project_env(**card.env()))
+    try:
+        wait_for(lambda: b"telephony ready" in (tmp / "daemon.out").read_bytes()
+                 or proc.poll() is not None, 90, "telephony ready")
+        assert proc.poll() is None, (tmp / "daemon.out").read_text()
+        r = {"sock": tmp / "ctl.sock", "tmp": tmp, "sim": sim, "card": card, "proc": proc}
+        wait_for(lambda: (status(r).get("modems") or {}).get("pots1", {}).get("state") == "ready",
+                 30, "the modem ready")
+        yield r
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out.close()
+        card.stop()
+        sim.stop()
+
+
+def diag(r, *args, timeout=60):
+    p = subprocess.run(python_cmd("switchboard_tools.diag", *args, "--socket", r["sock"], "--json"),
+                       capture_output=True, text=True, env=project_env(), timeout=timeout)
+    assert p.returncode in (0, 1), p.stderr
+    return json.loads(p.stdout) if p.stdout.strip().startswith("{") else {"out": p.stdout}
+
+
+def status(r):
+    return diag(r, "status")
+
+
+def line901(r):
+    return next(ln for ln in status(r)["lines"] if ln["number"] == "901")
+
+
+def records(r):
+    path = r["tmp"] / "var" / "calls.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def energy_at(pcm, rate, hz):
+    x = samples(pcm)
+    return goertzel_power(x, rate, hz) if len(x) else 0.0
+
+
+def answered_call(r, number, name=None):
+    sim, card = r["sim"], r["card"]
+    sim.ring(number, name, period=1.0, rings=30, source=tone_source(1000, amp=12000))
+    wait_for(lambda: line901(r)["state"] == "ringing", 15, "901 ringing")
+    st = status(r)
+    assert st["lamps"]["line-901"]["cadence"] == "flash"
+    wait_for(lambda: line901(r)["caller"] == (number or "unknown"), 10, "the caller's number")
+    diag(r, "tap", "line-901")                       # the operator answers
+    wait_for(lambda: line901(r)["state"] == "operator", 10, "901 answered")
+    wait_for(lambda: sim.streaming, 10, "the modem off-hook in full duplex")
+    return sim, card
+
+
+def test_ok__ring_card_answer_audio_both_ways_busy_hang_up_record(rig):
+    r = rig
+    n0 = len(records(r))
+    sim, card = answered_call(r, "5551234", "JOHN DOE")
+    time.sleep(2.0)
+    since = time.monotonic() - 1.5
+    ear = card.ear("hs1", since)
+    assert tone_level(ear, RATE, 1000) > 0.05, "the line's 1 kHz tone did not reach the earpiece"
+    # the operator speaks: 440 Hz into the microphone must come out on the analog line
+    t_say = time.monotonic()
+    card.say("hs1", tone(440, 2.5, RATE))
+    time.sleep(2.5)
+    down = sim.heard_pcm(t_say)
+    assert len(down) > 8000 * 2, "nothing was sent down the line"
+    e440, e1000 = energy_at(down, 8000, 440), energy_at(down, 8000, 1000)
+    assert e440 > 1e5 and e440 > 20 * e1000, (e440, e1000)
+    sim.hang_up("busy")                               # busy tone + DLE b
+    wait_for(lambda: line901(r)["state"] == "idle", 10, "901 idle after busy tone")
+    assert status(r)["lamps"]["line-901"]["cadence"] == "dark"
+    wait_for(lambda: len(records(r)) > n0, 5, "the call record")
+    rec = records(r)[-1]
+    assert rec["line"] == "901" and rec["caller"] == "5551234" and rec["outcome"] == "answered"
+    assert rec["answered"] and rec["ended"] and rec["position"] == 1
+    wait_for(lambda: not sim.off_hook and not sim.streaming, 5, "the modem back on-hook")
+
+
+def test_ok__far_end_goes_silent_without_any_code(rig):
+    r = rig
+    n0 = len(records(r))
+    sim, _ = answered_call(r, None)                   # a caller with no caller ID at all
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    sim.hang_up("silence")                            # the line goes quiet, nothing else
+    wait_for(lambda: line901(r)["state"] == "idle", 15, "901 idle after silence")
+    assert time.monotonic() - t0 >= 2.5               # silence_s = 3 in the site file
+    wait_for(lambda: len(records(r)) > n0, 5, "the call record")
+    assert records(r)[-1]["caller"] == "unknown" and records(r)[-1]["outcome"] == "answered"
+
+
+def test_ok__trunk_test_hears_dial_tone(rig):
+    r = rig
+    rep = diag(r, "test-call", "901", "--talk-s", "1")
+    assert rep["ok"] and rep["off_hook"] and rep["dial_tone"] and rep["dial_tone_event"], rep
+    assert not r["sim"].off_hook
+
+
+def test_ok__office_line_dials_out_on_the_modem(rig):
+    r = rig
+    sim = r["sim"]
+    sim.answer_source = tone_source(1000, amp=12000)
+    sim.dial_result = "VCON"
+    diag(r, "tap", "line-901")                         # seize the office line
+    for d in "5550100":
+        diag(r, "tap", f"p1-dial-{d}")
+    diag(r, "tap", "p1-dial-hash")
+    wait_for(lambda: sim.dialled and sim.dialled[-1] == "5550100", 20, "the modem dialled")
+    wait_for(lambda: sim.streaming, 10, "the outgoing call in voice")
+    time.sleep(1.5)
+    assert tone_level(r["card"].ear("hs1", time.monotonic() - 1.0), RATE, 1000) > 0.05
+    diag(r, "tap", "p1-release")
+    wait_for(lambda: not sim.off_hook and not sim.streaming, 10, "back on-hook")
+    wait_for(lambda: line901(r)["state"] == "idle", 10, "901 idle")
+
+
+def test_fail__unplugged_mid_call_fault_lamp_failed_record_and_back(rig):
+    r = rig
+    n0 = len(records(r))
+    sim, _ = answered_call(r, "5559876")
+    sim.unplug()
+    wait_for(lambda: "trunk pots1" in status(r)["faults"], 10, "the fault naming the trunk")
+    st = status(r)
+    assert "unplugged" in st["faults"]["trunk pots1"] and st["lamps"]["fault"]["cadence"] != "dark"
+    wait_for(lambda: line901(r)["state"] == "idle", 10, "the call ended")
+    wait_for(lambda: len(records(r)) > n0, 5, "the call record")
+    assert records(r)[-1]["outcome"] == "failed" and records(r)[-1]["caller"] == "5559876"
+    sim.plug()                                         # plugged back in: reopened
+    wait_for(lambda: "trunk pots1" not in status(r)["faults"], 30, "the fault cleared")
+    assert status(r)["modems"]["pots1"]["state"] == "ready"
