@@ -102,6 +102,7 @@ class SimModem:
         self.source = line_noise()
         self.answer_source = line_noise()   # what a call sends once answered (or dialled)
         self.heard: list[tuple[float, bytes]] = []   # (arrival, 16-bit PCM) from the host
+        self.sent: list[tuple[float, int, int]] = []  # (write time, first sample, samples) to it
         self.commands: list[str] = []
         self.dialled: list[str] = []
         self.dial_result = "VCON"
@@ -293,6 +294,9 @@ class SimModem:
         n = min(due, 8 * self.chunk)
         bps = codec.BYTES_PER_SAMPLE[self.fmt]
         samples = self.source(self._sample, n // bps)
+        self.sent.append((time.monotonic(), self._sample, n // bps))
+        if len(self.sent) > 200000:
+            del self.sent[:100000]
         self._sample += n // bps
         pcm = b"".join(int(max(-32768, min(32767, s))).to_bytes(2, "little", signed=True)
                        for s in samples)
