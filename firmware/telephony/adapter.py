@@ -669,7 +669,9 @@ class TelephonyAdapter:
             c = self._call_on(line)
             if c is None:
                 raise RuntimeError(f"line {line} has no call to transfer")
-            trunk = next((t for t in self.site.trunks if t.outbound and t.dial), None)
+            # not a modem: it has one line, and the caller is on it
+            trunk = next((t for t in self.site.trunks
+                          if t.outbound and t.dial and t.mode != "modem"), None)
             if trunk is None:
                 raise RuntimeError("no outbound trunk with a dial URI in the site file")
             c.patching = number

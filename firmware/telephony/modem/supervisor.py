@@ -170,13 +170,13 @@ class ModemTrunks:
         if kind == "ready":
             info.update(state="opening", port=ev.get("port"))
         elif kind == "modem_ready":
-            was = info.get("state")
             info.update(state="ready", profile=ev.get("profile"), identity=ev.get("i0"),
                         maker=ev.get("gmi"), error=None)
-            if was in ("fault", "exited"):
+            if info.pop("faulted", False):
                 self._post(Fault(f"trunk {name}", None))
         elif kind == "modem_fault":
-            info.update(state="fault", error=ev.get("message"), retry_in_s=ev.get("retry_in_s"))
+            info.update(state="fault", error=ev.get("message"), retry_in_s=ev.get("retry_in_s"),
+                        faulted=True)
             self._post(Fault(f"trunk {name}", ev.get("message")))
         elif kind == "call_lost":
             self._fail_call(g)
@@ -189,7 +189,7 @@ class ModemTrunks:
         elif kind == "exit":
             if self.stopping:
                 return
-            info["state"] = "exited"
+            info.update(state="exited", faulted=True)
             info["restarts"] += 1
             delay = min(self.restart[1], self.restart[0] * 2 ** min(info["restarts"] - 1, 6))
             self._post(Fault(f"trunk {name}", f"the modem gateway exited (code "

@@ -113,6 +113,14 @@ def test_ok__ring_card_answer_audio_both_ways_busy_hang_up_record(rig):
     assert len(down) > 8000 * 2, "nothing was sent down the line"
     e440, e1000 = energy_at(down, 8000, 440), energy_at(down, 8000, 1000)
     assert e440 > 1e5 and e440 > 20 * e1000, (e440, e1000)
+    diag(r, "tap", "p1-hold")                         # hold: the hold tone goes down the line
+    wait_for(lambda: line901(r)["state"] == "held", 10, "901 held")
+    t_hold = time.monotonic()
+    time.sleep(3.5)                                   # the hold tone beeps every 3 s
+    held = sim.heard_pcm(t_hold)
+    assert energy_at(held, 8000, 425) > 1e5, "no hold tone on the line"
+    diag(r, "tap", "line-901")                        # picked up again
+    wait_for(lambda: line901(r)["state"] == "operator", 10, "901 resumed")
     sim.hang_up("busy")                               # busy tone + DLE b
     wait_for(lambda: line901(r)["state"] == "idle", 10, "901 idle after busy tone")
     assert status(r)["lamps"]["line-901"]["cadence"] == "dark"
@@ -175,3 +183,20 @@ def test_fail__unplugged_mid_call_fault_lamp_failed_record_and_back(rig):
     sim.plug()                                         # plugged back in: reopened
     wait_for(lambda: "trunk pots1" not in status(r)["faults"], 30, "the fault cleared")
     assert status(r)["modems"]["pots1"]["state"] == "ready"
+
+
+def test_fail__a_gateway_that_dies_is_restarted(rig):
+    r = rig
+    import os
+    import signal
+    pid = status(r)["modems"]["pots1"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: "trunk pots1" in status(r)["faults"], 10, "the fault naming the trunk")
+    assert "exited" in status(r)["faults"]["trunk pots1"]
+    wait_for(lambda: status(r)["modems"]["pots1"]["state"] == "ready"
+             and status(r)["modems"]["pots1"]["pid"] != pid, 30, "a new gateway, modem ready")
+    wait_for(lambda: "trunk pots1" not in status(r)["faults"], 10, "the fault cleared")
+    assert status(r)["modems"]["pots1"]["restarts"] == 1
+    answered_call(r, "5550001")                       # and it carries calls again
+    r["sim"].hang_up("busy")
+    wait_for(lambda: line901(r)["state"] == "idle", 10, "901 idle")
