@@ -108,6 +108,13 @@ def _status_text(s) -> str:
             out.append(_timeclock_status_text(value))
         elif name == "telephony" and isinstance(value, dict):
             out.append(_telephony_status_text(value))
+        elif name == "modems" and isinstance(value, dict):
+            for trunk, m in value.items():
+                out.append(f"modem trunk {trunk} (line {m.get('line')}, {m.get('device')}): "
+                           f"{m.get('state')}"
+                           + (f", {m['profile']} ({m.get('maker')} {m.get('identity')})"
+                              if m.get("profile") else "")
+                           + (f": {m['error']}" if m.get("error") else ""))
         elif isinstance(value, dict) and name not in ("switches", "lamps", "faults"):
             out.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
     return "\n".join(out)

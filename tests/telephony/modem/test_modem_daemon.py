@@ -22,12 +22,14 @@ pytestmark = [pytest.mark.telephony, pytest.mark.audio]
 RATE = 16000
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory):
-    have_tools()
-    tmp = tmp_path_factory.mktemp("modem")
+class Rig(dict):
+    """The daemon as a process, with a simulated modem as line 901's and one headset."""
+
+
+def start_rig(tmp, profile="conexant", stuck=False):
     (tmp / "by-id").mkdir()
-    sim = SimModem("conexant", link=tmp / "by-id" / "usb-Conexant_USB_Modem_24680246-if00")
+    sim = SimModem(profile, link=tmp / "by-id" / f"usb-{profile}_USB_Modem_24680246-if00",
+                   stuck=stuck)
     card = FakeCard(tmp / "home", ["hs1"], rate=RATE)
     card.start()
     site = tmp / "desk.site.toml"
@@ -39,24 +41,40 @@ def rig(tmp_path_factory):
                                        "--site", site, "--sip-port", "0", "--socket",
                                        tmp / "ctl.sock", "--no-web", "--data-dir", tmp / "var"),
                             stdout=out, stderr=subprocess.STDOUT, env=project_env(**card.env()))
+    r = Rig(sock=tmp / "ctl.sock", tmp=tmp, sim=sim, card=card, proc=proc, out=out)
     try:
         wait_for(lambda: b"telephony ready" in (tmp / "daemon.out").read_bytes()
                  or proc.poll() is not None, 90, "telephony ready")
         assert proc.poll() is None, (tmp / "daemon.out").read_text()
-        r = {"sock": tmp / "ctl.sock", "tmp": tmp, "sim": sim, "card": card, "proc": proc}
         wait_for(lambda: (status(r).get("modems") or {}).get("pots1", {}).get("state") == "ready",
                  30, "the modem ready")
+    except BaseException:
+        stop_rig(r)
+        raise
+    return r
+
+
+def stop_rig(r):
+    proc = r["proc"]
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    r["out"].close()
+    r["card"].stop()
+    r["sim"].stop()
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    have_tools()
+    r = start_rig(tmp_path_factory.mktemp("modem"))
+    try:
         yield r
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        out.close()
-        card.stop()
-        sim.stop()
+        stop_rig(r)
 
 
 def diag(r, *args, timeout=60):
@@ -129,6 +147,9 @@ def test_ok__ring_card_answer_audio_both_ways_busy_hang_up_record(rig):
     assert rec["line"] == "901" and rec["caller"] == "5551234" and rec["outcome"] == "answered"
     assert rec["answered"] and rec["ended"] and rec["position"] == 1
     wait_for(lambda: not sim.off_hook and not sim.streaming, 5, "the modem back on-hook")
+    text = subprocess.run(python_cmd("switchboard_tools.diag", "status", "--socket", r["sock"]),
+                          capture_output=True, text=True, env=project_env()).stdout
+    assert "modem trunk pots1 (line 901, " in text and ": ready, conexant (CONEXANT 56000)" in text
 
 
 def test_ok__far_end_goes_silent_without_any_code(rig):
@@ -200,3 +221,34 @@ def test_fail__a_gateway_that_dies_is_restarted(rig):
     answered_call(r, "5550001")                       # and it carries calls again
     r["sim"].hang_up("busy")
     wait_for(lambda: line901(r)["state"] == "idle", 10, "901 idle")
+
+
+@pytest.mark.parametrize("profile,stuck,number,name", [
+    ("usr", False, "5552468", None),          # 8-bit linear, DLE H; caller ID without NAME
+    ("multitech", True, None, None),          # no hang-up codes; stuck in duplex at start;
+])                                            # no caller ID at all
+def test_ok__other_profiles_through_the_daemon(tmp_path, profile, stuck, number, name):
+    have_tools()
+    r = start_rig(tmp_path, profile, stuck)
+    try:
+        assert status(r)["modems"]["pots1"]["profile"] == profile
+        sim = r["sim"]
+        if number is None:
+            sim.ring(cid=False, period=1.0, rings=30, source=tone_source(1000, amp=12000))
+        else:
+            sim.ring(number, name, period=1.0, rings=30, source=tone_source(1000, amp=12000))
+        wait_for(lambda: line901(r)["state"] == "ringing", 15, "901 ringing")
+        assert line901(r)["caller"] == (number or "unknown")
+        diag(r, "tap", "line-901")
+        wait_for(lambda: sim.streaming, 10, "off-hook")
+        time.sleep(2.0)
+        assert tone_level(r["card"].ear("hs1", time.monotonic() - 1.5), RATE, 1000) > 0.05
+        t0 = time.monotonic()
+        sim.hang_up("busy")          # MultiTech: busy tone only, no DLE b: heard in the audio
+        wait_for(lambda: line901(r)["state"] == "idle", 12, "901 idle after busy tone")
+        if profile == "multitech":
+            assert time.monotonic() - t0 >= 3.5          # the 4 s of tone, not a code
+        wait_for(lambda: records(r), 5, "the call record")
+        assert records(r)[-1]["outcome"] == "answered"
+    finally:
+        stop_rig(r)
