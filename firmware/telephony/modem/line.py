@@ -4,7 +4,7 @@
 answering), idles it, counts rings, gathers caller ID, and carries calls: the gateway puts
 commands on its queue (``answer``, ``dial``, ``release``, ``test``, ``dtmf``, ``quit``) and
 hears events through ``emit`` (``modem_ready``, ``modem_fault``, ``ring``, ``offer``,
-``ring_stopped``, ``voice``, ``dialled``, ``dial_failed``, ``far_end_hangup``,
+``ring_stopped``, ``voice``, ``answer_failed``, ``dialled``, ``dial_failed``, ``far_end_hangup``,
 ``released``, ``dtmf``, ``test_result``).
 
 Audio crosses to the bridge through two ``DriftBuffer``s, ``rx`` (line to bridge) and ``tx``
@@ -186,7 +186,10 @@ class ModemLine:
                 op = cmd[0]
                 if op == "quit":
                     return
-                if op == "answer" and ring is not None:
+                if op == "answer":
+                    if ring is None:        # the caller gave up as the board answered
+                        self.emit("answer_failed", reason="the line stopped ringing")
+                        continue
                     self._voice(drv, "in", drv.answer)
                     ring = None
                     continue

@@ -194,7 +194,7 @@ class ModemTrunks:
             delay = min(self.restart[1], self.restart[0] * 2 ** min(info["restarts"] - 1, 6))
             self._post(Fault(f"trunk {name}", f"the modem gateway exited (code "
                              f"{ev.get('code')}); restarting in {delay:g} s"))
-            self._fail_call(g)
+            self._fail_call(g, gone=True)
 
             def again():
                 time.sleep(delay)
@@ -202,8 +202,9 @@ class ModemTrunks:
                     self._spawn(g.trunk, g.front)
             threading.Thread(target=again, daemon=True).start()
 
-    def _fail_call(self, g: GatewayProc):
-        """The modem went away with a call on it: its record says failed; then it ends."""
+    def _fail_call(self, g: GatewayProc, gone=False):
+        """The modem (or its gateway) went away with a call on it: its record says failed;
+        then it ends: the gateway hangs it up, or, the gateway being gone, the worker."""
         tel = self.telephony
         if tel is not None:
             with tel._lock:
@@ -211,7 +212,10 @@ class ModemTrunks:
                 c = tel.calls.get(cid) if cid else None
                 if c is not None:
                     c.outcome = "failed"
-        g.send(op="hangup")
+                    if gone:
+                        c.worker.send(op="release", call=c.id)
+        if not gone:
+            g.send(op="hangup")
 
     # -- control commands -----------------------------------------------------------
     def _ask(self, name, op, reply, timeout, **args):

@@ -343,7 +343,7 @@ class Gateway:
         elif ev == "dial_failed":
             if self.leg is not None and self.leg.direction == "out":
                 self._hangup(self.leg, kw.get("code") or 500)
-        elif ev == "far_end_hangup":
+        elif ev in ("far_end_hangup", "answer_failed"):
             self._hangup(self.leg)
         elif ev == "modem_fault" and kw.get("in_call") and self.leg is not None:
             # the daemon marks the call failed, then asks us to hang up; never later than this
