@@ -277,3 +277,32 @@ def test_ok__the_line_reopens_an_unplugged_modem_with_back_off(tmp_path):
     finally:
         line.stop()
         sim.stop()
+
+
+def test_fail__a_modem_that_stops_answering_is_a_fault_naming_it(tmp_path):
+    link = tmp_path / "usb-USR-if00"
+    sim = SimModem("usr", link=link)
+    deaf = sim._at
+    sim._at = lambda body: None
+    events = []
+    got = threading.Condition()
+
+    def emit(ev, **kw):
+        with got:
+            events.append((ev, kw))
+            got.notify_all()
+
+    line = ModemLine(str(link), emit, retry_min_s=0.2, retry_max_s=0.4)
+    line.start()
+    try:
+        with got:
+            assert got.wait_for(lambda: any(e == "modem_fault" for e, _ in events), 20), events
+        fault = next(kw for e, kw in events if e == "modem_fault")
+        assert "is not answering" in fault["message"] and str(link) in fault["message"]
+        assert "ATZ" in fault["message"] and not fault["in_call"]
+        sim._at = deaf                       # it answers again: ready
+        with got:
+            assert got.wait_for(lambda: any(e == "modem_ready" for e, _ in events), 20), events
+    finally:
+        line.stop()
+        sim.stop()
