@@ -183,6 +183,9 @@ class Driver:
         self._cid_at = 0.0
         self.rings = 0
         self.pending: list[tuple] = []    # events seen while waiting for a command's answer
+        self._stream_head = b""           # stream bytes read together with CONNECT
+        self._odd = b""                   # half a 16-bit sample carried to the next read
+        self.last_final = ""
 
     # -- bytes and lines ----------------------------------------------
     def _read(self, n: int, timeout: float) -> bytes:
@@ -386,6 +389,7 @@ class Driver:
     def _duplex(self):
         self.command("+VTR", timeout=5, finals=("CONNECT", "OK"))
         self.decoder.reset()
+        self._odd = b""
         self.in_voice = True
         # text already read past CONNECT is stream data
         rest, self._buf = self._buf, b""
@@ -416,7 +420,7 @@ class Driver:
     # -- the stream ----------------------------------------------------
     def read_stream(self, n: int, timeout: float) -> tuple[bytes, list[str]]:
         """Up to ``n`` modem bytes as 16-bit PCM, and the events among them."""
-        head = getattr(self, "_stream_head", b"")
+        head = self._stream_head
         if head:
             self._stream_head = b""
             data = head
@@ -424,9 +428,10 @@ class Driver:
             data = self._read(n, timeout)
         audio, events = self.decoder.feed(data)
         events = [e for e in events if e not in self.profile.ignore_events]
-        if self.fmt == "s16" and len(audio) % 2:
-            self._odd = getattr(self, "_odd", b"") + audio
-            audio, self._odd = self._odd[:len(self._odd) // 2 * 2], self._odd[len(self._odd) // 2 * 2:]
+        if self.fmt == "s16":              # a read may end half-way through a sample
+            audio = self._odd + audio
+            cut = len(audio) // 2 * 2
+            audio, self._odd = audio[:cut], audio[cut:]
         return codec.decode(self.fmt, audio), events
 
     def write_stream(self, pcm: bytes):

@@ -108,6 +108,7 @@ class SimModem:
         self.dial_result = "VCON"
         self.timers: list[tuple[float, object]] = []
         self.ringing = False
+        self._ring_gen = 0
         self.rings_sent = 0
         self.events_out: list[str] = []    # DLE codes to send in the stream
         self.plugged = False
@@ -170,7 +171,7 @@ class SimModem:
              spaces=True, date="1130", time_="0915", source=None):
         """A call comes in: RING every ``period`` s, the caller ID block after the first."""
         with self.lock:
-            self._ring_gen = gen = getattr(self, "_ring_gen", 0) + 1   # an earlier call's timers stop
+            self._ring_gen = gen = self._ring_gen + 1   # an earlier call's ring timers stop
             self.ringing = True
             self.rings_sent = 0
             self.answer_source = source or tone_source(1000)

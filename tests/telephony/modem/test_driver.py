@@ -306,3 +306,24 @@ def test_fail__a_modem_that_stops_answering_is_a_fault_naming_it(tmp_path):
     finally:
         line.stop()
         sim.stop()
+
+
+def test_ok__16_bit_samples_split_across_reads_are_joined(modem):
+    sim, drv = modem("conexant")
+    drv.fmt = "s16"
+    pcm = b"".join(v.to_bytes(2, "little", signed=True) for v in (1000, -2000, 0x1010, 3000))
+    wire = pcm.replace(b"\x10", b"\x10\x10")
+
+    class Reads:
+        def __init__(self, chunks):
+            self.chunks = list(chunks)
+            self.timeout = 0
+
+        def read(self, n):
+            return self.chunks.pop(0) if self.chunks else b""
+    for cut in range(1, len(wire)):
+        drv.port = Reads([wire[:cut], wire[cut:]])
+        drv.decoder.reset()
+        drv._odd = b""
+        got = drv.read_stream(512, 0)[0] + drv.read_stream(512, 0)[0]
+        assert got == pcm, cut
