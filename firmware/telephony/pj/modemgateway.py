@@ -206,7 +206,9 @@ class Gateway:
         try:
             self.start()
             while not self.quit:
-                self.ep.libHandleEvents(10)
+                # SIP and RTP wake the loop at once; the line's events wait for the
+                # timeout, so poll briskly only while there is a call
+                self.ep.libHandleEvents(10 if self.leg is not None else 40)
                 self.reap()
                 self._timers()
                 while True:
