@@ -679,6 +679,18 @@ class TelephonyAdapter:
                           consult=consult)
             return {"line": line, "to": number, "call": c.id, "consult": consult}
 
+    def fail_line_call(self, line: str, end: bool = False) -> bool:
+        """The trunk under the call on ``line`` broke (a modem unplugged, its gateway gone):
+        its record will say ``failed``; with ``end`` the worker hangs its leg up too."""
+        with self._lock:
+            c = self._call_on(line)
+            if c is None:
+                return False
+            c.outcome = "failed"
+            if end:
+                c.worker.send(op="release", call=c.id)
+            return True
+
     def _least_loaded(self):
         return min(self.workers, key=lambda w: len(w.calls) / max(1, w.maxload or 1))
 

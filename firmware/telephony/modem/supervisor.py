@@ -205,15 +205,8 @@ class ModemTrunks:
     def _fail_call(self, g: GatewayProc, gone=False):
         """The modem (or its gateway) went away with a call on it: its record says failed;
         then it ends: the gateway hangs it up, or, the gateway being gone, the worker."""
-        tel = self.telephony
-        if tel is not None:
-            with tel._lock:
-                cid = tel.line_call.get(g.trunk.line)
-                c = tel.calls.get(cid) if cid else None
-                if c is not None:
-                    c.outcome = "failed"
-                    if gone:
-                        c.worker.send(op="release", call=c.id)
+        if self.telephony is not None:
+            self.telephony.fail_line_call(g.trunk.line, end=gone)
         if not gone:
             g.send(op="hangup")
 
