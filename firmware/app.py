@@ -87,10 +87,19 @@ def adapters(config: Config, wall_clock=utc_now, simulated: bool = False) -> lis
                 f"--site needs PJSUA2 for the telephony ({e}): pip install pjsua2-python on "
                 "x86_64, or build pjproject's Python binding on a Pi (README, \"On a Raspberry "
                 "Pi: building pjproject\"); or start without --site") from None
-        records = JsonLinesRecords(config.site.records or config.data_dir / "calls.jsonl")
+        site, modems = config.site, None
+        if site.modem_trunks():          # analog lines on USB modems: a gateway process each
+            from firmware.telephony.modem.supervisor import ModemTrunks
+            modems = ModemTrunks(site)
+            site = modems.prepare(site)  # office lines bound to a modem dial out on it
+        records = JsonLinesRecords(site.records or config.data_dir / "calls.jsonl")
         out.append(records)      # its fault lamp and status; started before the telephony
-        out.append(TelephonyAdapter(config.board, config.site, port=config.sip_port,
-                                    run_dir=config.data_dir / "telephony", records=records))
+        telephony = TelephonyAdapter(config.board, site, port=config.sip_port,
+                                     run_dir=config.data_dir / "telephony", records=records)
+        out.append(telephony)
+        if modems is not None:
+            modems.telephony = telephony
+            out.append(modems)
         # Call records older than --retention-days go; their counts stay for billing.
         out.append(CallRetentionAdapter(records, config.data_dir,
                                         retention_days=config.retention_days))

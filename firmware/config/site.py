@@ -24,6 +24,16 @@ installation reaches the network, and holds its secrets::
     username = "4155550100"
     password = "secret"     # then the file must be readable by its owner only
 
+    [[trunks]]              # or an analog line on a USB voice modem (a gateway process)
+    name = "pots1"
+    mode = "modem"
+    device = "/dev/serial/by-id/usb-Conexant_USB_Modem_...-if00"
+    line = "901"            # the board line it rings and dials out on
+    profile = "conexant"    # optional: conexant, usr, multitech, generic (else from ATI0/+GMI)
+    country = "US"          # optional: AT+GCI (two letters, or the T.35 hex code)
+    silence_s = 30          # optional: the far end is taken to have hung up after this
+                            # long of nothing but silence (0: never)
+
     [numbers]               # called number (request user part, DID) -> board line
     "4155550123" = "201"    # every line is also reached by its own number
 
@@ -59,7 +69,7 @@ from firmware.config.toml import TableChecker, read_toml
 from firmware.errors import ConfigError
 
 TRANSPORTS = ("udp", "tcp", "tls")
-TRUNK_MODES = ("peer", "register")
+TRUNK_MODES = ("peer", "register", "modem")
 OVERFLOW_ACTIONS = ("ring", "message")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _NUMBER_RE = re.compile(r"^\+?[0-9*#]{1,20}$")
@@ -85,12 +95,19 @@ class Trunk:
     retry_max_s: float = 300.0
     outbound: bool = False        # the trunk carries the office lines' outgoing calls
     dial: str | None = None       # URI template for outgoing calls, "{number}" in it
+    device: str | None = None     # modem: the serial device (/dev/serial/by-id/...)
+    line: str | None = None       # modem: the board line the analog line rings
+    profile: str | None = None    # modem: conexant, usr, multitech, generic; None: identify
+    country: str | None = None    # modem: AT+GCI
+    silence_s: float = 30.0       # modem: silence that ends a call
 
     def public(self) -> dict:
         """What status may show: never the password."""
         d = {"name": self.name, "mode": self.mode, "transport": self.transport}
         if self.mode == "peer":
             d["peers"] = list(self.peers)
+        elif self.mode == "modem":
+            d.update(device=self.device, line=self.line, profile=self.profile)
         else:
             d.update(registrar=self.registrar, username=self.username)
         return d
@@ -125,6 +142,17 @@ class Site:
 
     def line_for(self, number: str) -> str | None:
         return self.numbers.get(number)
+
+    def modem_trunks(self) -> tuple[Trunk, ...]:
+        return tuple(t for t in self.trunks if t.mode == "modem")
+
+    def outbound_trunk(self, line: str | None = None) -> Trunk | None:
+        """The trunk an office line's call goes out on: the modem that line is bound to,
+        else the first outbound trunk that is not a modem."""
+        for t in self.trunks:
+            if t.mode == "modem" and t.line == line:
+                return t
+        return next((t for t in self.trunks if t.outbound and t.mode != "modem"), None)
 
     def peer_addresses(self) -> list[str]:
         out = []
@@ -299,7 +327,8 @@ class _Loader(TableChecker):
             kp = f"trunks[{i}]"
             self.table(t, kp, ("name", "mode", "transport", "peers", "registrar", "username",
                                "password", "realm", "expires", "retry_min_s", "retry_max_s",
-                               "outbound", "dial"), required=("name", "mode"))
+                               "outbound", "dial", "device", "line", "profile", "country",
+                               "silence_s"), required=("name", "mode"))
             name = self.string(t, "name", kp, pattern=_NAME_RE,
                                what="a name of letters, digits, _ . - (up to 32)")
             if name in names:
@@ -313,6 +342,14 @@ class _Loader(TableChecker):
                 self.fail(f"{kp}.outbound", outbound, "true or false")
             dial = self.string(t, "dial", kp, pattern=re.compile(r"^sips?:.*\{number\}.*$"),
                                what="a SIP URI with {number} in it, e.g. sip:{number}@192.168.1.20")
+            modem_keys = [k for k in ("device", "line", "profile", "country", "silence_s") if k in t]
+            if mode != "modem" and modem_keys:
+                raise ConfigError(self.path, f"{kp}.{modem_keys[0]}", None, None, message=(
+                    f"{self.path}: {kp}.{modem_keys[0]}: only a modem trunk has it; expected "
+                    f"mode = \"modem\" or no {modem_keys[0]}"))
+            if mode == "modem":
+                out.append(self.modem_trunk(t, name, kp, out))
+                continue
             if mode == "peer":
                 for k in ("registrar", "username", "password"):
                     if k in t:
@@ -354,6 +391,47 @@ class _Loader(TableChecker):
                 expires=self.integer(t, "expires", kp, 300, 10, 86400),
                 retry_min_s=rmin, retry_max_s=rmax, outbound=outbound, dial=dial))
         return tuple(out)
+
+    def modem_trunk(self, t, name, kp, earlier) -> Trunk:
+        """An analog line on a USB voice modem: a gateway process on loopback, a peer of
+        the front; it rings its board line and carries that line's calls out."""
+        from firmware.telephony.modem.driver import COUNTRIES, PROFILES
+        for k in ("registrar", "username", "password", "peers", "dial", "transport"):
+            if k in t:
+                raise ConfigError(self.path, f"{kp}.{k}", None, None, message=(
+                    f"{self.path}: {kp}.{k}: a modem trunk is its own gateway on loopback; "
+                    f"expected no {k} (device and line say where it is)"))
+        for k in ("device", "line"):
+            if k not in t:
+                raise ConfigError(self.path, f"{kp}.{k}", None, None, message=(
+                    f"{self.path}: {kp}.{k}: missing; a modem trunk needs device (e.g. "
+                    "\"/dev/serial/by-id/usb-Conexant_...-if00\") and line (the board line it rings)"))
+        device = self.string(t, "device", kp, pattern=re.compile(r"^/\S+$"),
+                             what="an absolute device path such as /dev/serial/by-id/usb-...-if00")
+        line = t["line"]
+        if not isinstance(line, str) or line not in self.board.line_by_number:
+            self.fail(f"{kp}.line", line, f"a line of board {self.board.name!r} "
+                      f"({self.board.lines[0].number}..{self.board.lines[-1].number})")
+        for other in earlier:
+            if other.mode == "modem" and other.device == device:
+                self.fail(f"{kp}.device", device, f"a modem no other trunk uses ({other.name} has it)")
+            if other.mode == "modem" and other.line == line:
+                self.fail(f"{kp}.line", line, f"a line no other modem rings ({other.name} rings it)")
+        profile = self.string(t, "profile", kp, choices=tuple(PROFILES))
+        country = self.string(t, "country", kp, pattern=re.compile(r"^[A-Za-z]{2}$|^[0-9A-Fa-f]{2}$"),
+                              what="a country for AT+GCI: " + ", ".join(sorted(COUNTRIES))
+                              + ", or its T.35 code in hex")
+        if country and country.isalpha() and country.upper() not in COUNTRIES and \
+                not all(c in "0123456789ABCDEFabcdef" for c in country):
+            self.fail(f"{kp}.country", country, "one of " + ", ".join(sorted(COUNTRIES))
+                      + ", or a T.35 code in hex")
+        silence = self.real(t, "silence_s", kp, 30, 0, 3600)
+        outbound = t.get("outbound", True)
+        if not isinstance(outbound, bool):
+            self.fail(f"{kp}.outbound", outbound, "true or false")
+        return Trunk(name=name, mode="modem", peers=("127.0.0.1",), outbound=outbound,
+                     device=device, line=line, profile=profile, country=country,
+                     silence_s=silence)
 
     def load_numbers(self, numbers):
         if not isinstance(numbers, dict):

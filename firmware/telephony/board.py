@@ -11,6 +11,7 @@ from pathlib import Path
 
 from firmware.core.state import (Answer, Hold, Join, LineChanged, LineCleared, LineState, Release,
                                  Resume, SwitchChanged)
+from firmware.errors import ControlError
 from firmware.telephony import protocol as msg
 from firmware.telephony import routing
 
@@ -104,14 +105,26 @@ class BoardCommands:
         with self._lock:
             c = self._call_on(line)
             if c is None:
-                raise RuntimeError(f"line {line} has no call to transfer")
+                raise ControlError(f"transfer: line {line} has no call to transfer")
             try:
                 uri = routing.transfer(self.site, number)
             except routing.NoRoute as e:
-                raise RuntimeError(str(e)) from None
+                raise ControlError(f"transfer: {e}") from None
             c.patching = number
             c.worker.send(msg.PatchCall(call=c.id, uri=uri, consult=consult))
             return {"line": line, "to": number, "call": c.id, "consult": consult}
+
+    def fail_line_call(self, line: str, end: bool = False) -> bool:
+        """The trunk under the call on ``line`` broke (a modem unplugged, its gateway gone):
+        its record will say ``failed``; with ``end`` the worker hangs its leg up too."""
+        with self._lock:
+            c = self._call_on(line)
+            if c is None:
+                return False
+            c.outcome = "failed"
+            if end:
+                c.worker.send(msg.ReleaseCall(call=c.id))
+            return True
 
     def _least_loaded(self):
         return min(self.workers, key=lambda w: len(w.calls) / max(1, w.maxload or 1))

@@ -60,7 +60,7 @@ class OfficeDialling:
             return
         number = seized["digits"]
         try:
-            route = routing.outbound(self.site, number)
+            route = routing.outbound(self.site, number, seized["line"])
         except routing.NoRoute:
             route = None
         if route is None or not self.workers:

@@ -50,7 +50,7 @@ class PlacedCalls:
         if line is None or self.book.on_line(line) is not None:
             return fail("no free office line")
         try:
-            route = routing.outbound(self.site, cmd.number)
+            route = routing.outbound(self.site, cmd.number, line)
         except routing.NoRoute as e:
             return fail(str(e))
         worker = self._worker_for(route)

@@ -16,12 +16,13 @@ class Route:
     via_registrar: bool      # True: only the worker holding the registration can send it
 
 
-def outbound(site, number: str) -> Route:
-    """The URI for ``number`` over the site's outbound trunk: its ``dial`` template, else
-    its registrar (a registering trunk) or its first peer (a gateway)."""
+def outbound(site, number: str, line: str | None = None) -> Route:
+    """The URI for ``number`` over the trunk ``line`` goes out on (a modem bound to that
+    office line, else the first outbound trunk): its ``dial`` template, else its registrar
+    (a registering trunk) or its first peer (a gateway)."""
     if number.startswith(("sip:", "sips:")):
         return Route(number, None, False)
-    trunk = next((t for t in site.trunks if t.outbound), None)
+    trunk = site.outbound_trunk(line)
     if trunk is None:
         raise NoRoute("no outbound trunk in the site file")
     register = trunk.mode == "register"
@@ -38,7 +39,8 @@ def outbound(site, number: str) -> Route:
 def transfer(site, number: str) -> str:
     """A transfer's far end: the outbound trunk's ``dial`` template (the board stays in the
     media path and calls out itself)."""
-    trunk = next((t for t in site.trunks if t.outbound and t.dial), None)
+    # Not a modem: it has one line, and the caller is already on it.
+    trunk = next((t for t in site.trunks if t.outbound and t.dial and t.mode != "modem"), None)
     if trunk is None:
         raise NoRoute("no outbound trunk with a dial URI in the site file")
     return trunk.dial.replace("{number}", number)

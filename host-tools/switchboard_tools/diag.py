@@ -116,6 +116,13 @@ def _status_text(s) -> str:
             out.append(_timeclock_status_text(value))
         elif name == "telephony" and isinstance(value, dict):
             out.append(_telephony_status_text(value))
+        elif name == "modems" and isinstance(value, dict):
+            for trunk, m in value.items():
+                out.append(f"modem trunk {trunk} (line {m.get('line')}, {m.get('device')}): "
+                           f"{m.get('state')}"
+                           + (f", {m['profile']} ({m.get('maker')} {m.get('identity')})"
+                              if m.get("profile") else "")
+                           + (f": {m['error']}" if m.get("error") else ""))
         elif isinstance(value, dict) and name not in ("switches", "lamps", "faults"):
             out.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
     return "\n".join(out)
@@ -228,6 +235,17 @@ def build_parser():
 
 
 def _test_call_text(r) -> str:
+    if "trunk" in r or "off_hook" in r:        # a modem trunk's line: off-hook, dial tone?
+        if r.get("error"):
+            return f"line {r['line']}: {r['error']}\n  result      FAILED"
+        return "\n".join([
+            f"line {r['line']} (analog line on a modem):",
+            f"  off-hook    {'yes' if r.get('off_hook') else 'no'}",
+            f"  dial tone   " + ("yes" if r.get("dial_tone") else "no") + (
+                f" (DLE d after {r['dial_tone_ms']} ms)" if r.get("dial_tone_ms") is not None else
+                (" (heard, no DLE d)" if r.get("dial_tone_heard") else "")),
+            "  result      " + ("OK" if r.get("ok") else "FAILED")])
+
     def level(v):
         return "not measured" if v is None else (f"yes (level {v})" if v else "silence")
     rows = [f"line {r['line']}:",
