@@ -314,8 +314,9 @@ def main(argv=None):
         print("audio delay (median, min-max; n bursts)        modem path          SIP path")
         for way in ("line_to_earpiece", "microphone_to_line"):
             m, s = out["delay"]["modem"][way], out["delay"]["sip"][way]
-            f = lambda d: (f"{d['median_ms']} ({d['min_ms']}-{d['max_ms']}) n={d['n']}"
-                           if d["n"] else "not measured")
+            def f(d):
+                return (f"{d['median_ms']} ({d['min_ms']}-{d['max_ms']}) n={d['n']}"
+                        if d["n"] else "not measured")
             print(f"  {way.replace('_', ' '):40s} {f(m):20s}  {f(s)}")
         print(f"  added by the modem path: {out['delay'].get('added_ms')}")
     for d in out["drift"]:

@@ -241,7 +241,7 @@ def _test_call_text(r) -> str:
         return "\n".join([
             f"line {r['line']} (analog line on a modem):",
             f"  off-hook    {'yes' if r.get('off_hook') else 'no'}",
-            f"  dial tone   " + ("yes" if r.get("dial_tone") else "no") + (
+            "  dial tone   " + ("yes" if r.get("dial_tone") else "no") + (
                 f" (DLE d after {r['dial_tone_ms']} ms)" if r.get("dial_tone_ms") is not None else
                 (" (heard, no DLE d)" if r.get("dial_tone_heard") else "")),
             "  result      " + ("OK" if r.get("ok") else "FAILED")])

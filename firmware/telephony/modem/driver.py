@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from firmware.errors import SwitchboardError
 from firmware.telephony.modem import codec
-from firmware.telephony.modem.dle import ABORT_DUPLEX, END, END_STREAM, Decoder, escape
+from firmware.telephony.modem.dle import ABORT_DUPLEX, END_STREAM, Decoder, escape
 
 CR = b"\r"
 #: Country codes for ``AT+GCI`` (T.35, hex). A site file may also give the hex code itself.

@@ -133,7 +133,7 @@ class ModemTrunks:
                 self._post(Fault(f"trunk {name}", "the telephony did not start: no modem gateway"))
             return
         front = f"127.0.0.1:{tel.front.port}"
-        for name, t in self.trunks.items():
+        for t in self.trunks.values():
             self._spawn(t, front)
 
     def _spawn(self, t, front):

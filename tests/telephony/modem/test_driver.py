@@ -9,7 +9,7 @@ import serial
 from firmware.telephony.modem import codec
 from firmware.telephony.modem.driver import Driver, ModemError, ModemGone, parse_vsm, choose_format, PROFILES
 from firmware.telephony.modem.line import HangupDetector, ModemLine
-from firmware.telephony.modem.sim import BUSY, DIAL_TONE, SimModem, line_noise, tone_source
+from firmware.telephony.modem.sim import DIAL_TONE, SimModem, line_noise, tone_source
 
 
 @pytest.fixture

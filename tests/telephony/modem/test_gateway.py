@@ -39,7 +39,7 @@ class Gateway:
             try:
                 ev = self.events.get(timeout=timeout)
             except queue.Empty:
-                raise AssertionError(f"no {kind}; saw {self.seen}")
+                raise AssertionError(f"no {kind}; saw {self.seen}") from None
             if ev["ev"] == kind:
                 return ev
 
