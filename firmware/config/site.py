@@ -56,6 +56,7 @@ from pathlib import Path
 from firmware.config.board import Board
 from firmware.config.toml import TableChecker, read_toml
 from firmware.errors import ConfigError
+from firmware.timeclock.delivery import load_delivery
 
 TRANSPORTS = ("udp", "tcp", "tls")
 TRUNK_MODES = ("peer", "register")
@@ -116,6 +117,7 @@ class Site:
     overflow_action: str = "ring"
     announcement: str | None = None
     records: str | None = None    # call-record file; None: the daemon's data dir
+    delivery: object = None       # DeliveryConfig (firmware/timeclock/delivery.py) or None
 
     def line_for(self, number: str) -> str | None:
         return self.numbers.get(number)
@@ -139,10 +141,13 @@ def load_site(path, board: Board) -> Site:
     _, data = read_toml(path, "site file")
     mode = path.stat().st_mode
     site = _Loader(path, board).load(data)
-    secret = [t.name for t in site.trunks if t.password]
+    secret = [f"trunks.{t.name}.password" for t in site.trunks if t.password]
+    if site.delivery is not None and site.delivery.has_secret():
+        secret.append(site.delivery.has_secret())
     if secret and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(path, f"trunks.{secret[0]}.password", None, None, message=(
-            f"{path}: holds a trunk password but is readable by others "
+        raise ConfigError(path, secret[0], None, None, message=(
+            f"{path}: holds a {'trunk password' if secret[0].startswith('trunks') else secret[0]} "
+            "but is readable by others "
             f"(mode {stat.S_IMODE(mode):o}); expected a file only its owner can read: "
             f"run  chmod 600 {path}"))
     return site
@@ -195,7 +200,7 @@ class _Loader(TableChecker):
     # -- sections ------------------------------------------------------
     def load(self, data) -> Site:
         d = self.table(data, "", ("front", "trunks", "numbers", "customers", "positions",
-                                  "limits", "overflow", "records"))
+                                  "limits", "overflow", "records", "delivery"))
         f = self.table(d.get("front", {}), "front",
                        ("listen", "port", "transports", "tls_certificate", "tls_private_key"))
         listen = self.address(f.get("listen", "127.0.0.1"), "front.listen")
@@ -231,7 +236,7 @@ class _Loader(TableChecker):
             overflow_rings=self.integer(ov, "rings", "overflow", 0, 0, 100),
             overflow_action=self.string(ov, "action", "overflow", "ring", OVERFLOW_ACTIONS),
             announcement=self.string(ov, "announcement", "overflow"),
-            records=records)
+            records=records, delivery=load_delivery(self, d.get("delivery")))
 
     def load_trunks(self, trunks):
         if not isinstance(trunks, list):

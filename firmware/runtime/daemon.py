@@ -370,7 +370,8 @@ async def _amain(args) -> int:
     # Absolute: helpers such as Kamailio run in a directory of their own.
     daemon.data_dir = Path(args.data_dir or os.environ.get("SWITCHBOARD_DATA", "var")).resolve()
     daemon.args = args
-    daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir))
+    timeclock = timeclock_adapter.from_args(args, daemon.data_dir)
+    daemon.add_adapter(timeclock)
     if args.site:
         from firmware.config.site import load_site
         try:
@@ -380,7 +381,9 @@ async def _amain(args) -> int:
                 f"--site needs PJSUA2 for the telephony ({e}): pip install pjsua2-python on "
                 "x86_64, or build pjproject's Python binding on a Pi (README, \"On a Raspberry "
                 "Pi: building pjproject\"); or start without --site") from None
-        telephony = TelephonyAdapter(board, load_site(args.site, board), port=args.sip_port)
+        site = load_site(args.site, board)
+        timeclock.delivery = site.delivery      # [delivery]: e-mail and texts from the outbox
+        telephony = TelephonyAdapter(board, site, port=args.sip_port)
         daemon.add_adapter(telephony)
         telephony.register_commands(daemon)
         # Call records older than 30 days go; their counts stay for billing.

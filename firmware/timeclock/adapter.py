@@ -19,12 +19,23 @@ Control-socket commands (``args`` dicts): ``card`` {line}, ``type-message``
 recording?}, ``check-in`` {line | customer | caller}, ``read-back`` {slip,
 position?}, ``messages`` {customer?, line?, since?, until?, what?, search?,
 waiting?}, ``stamp`` {position, line?}, ``operator`` {position, name},
-``purge`` {}.
+``purge`` {}; the operator's console (the view's message pad, rack and dead
+box): ``draft`` {position, fields?, urgent?, line?}, ``draft-clear``
+{position}, ``pad-stamp`` {position}, ``rack`` {}, ``deadbox`` {customer?,
+since?, until?, search?, slip?, limit?}, ``history`` {customer?, caller?}.
+
+The message pad's draft is kept with its position on disk (``drafts.py``);
+the stamp key (or ``pad-stamp``) stamps it as a message for the line the pad
+was opened for, even after that line was released, and the draft is dropped
+only once the stamp is on disk. A message for a customer whose delivery is
+e-mail or text is then queued in the outbox (``delivery.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +48,8 @@ from firmware.timeclock.rack import Rack
 from firmware.core.state import (Answer, CardChanged, Fault, LineChanged, LineState, MessageWaiting,
                     StampRequest)
 from firmware.timeclock.clock import TimeClock, parse_day, system_clock
+from firmware.timeclock.delivery import Outbox, SendError
+from firmware.timeclock.drafts import Drafts, DraftError, check_fields, compose
 
 
 def _digits(number: str | None) -> str:
@@ -49,7 +62,7 @@ class TimeClockAdapter:
 
     def __init__(self, data_dir, printer: dict | None = None, clock=system_clock,
                  retention_days: int = 30, operators: dict | None = None,
-                 site_holidays=(), purge_every_s: float = 6 * 3600):
+                 site_holidays=(), purge_every_s: float = 6 * 3600, delivery=None):
         self.data_dir = Path(data_dir)
         self.printer_cfg = printer
         self.clock = clock
@@ -59,7 +72,9 @@ class TimeClockAdapter:
         self.purge_every_s = purge_every_s
         self.daemon = None
         self.tc = self.rack = self.customers = self.printer = None
-        self.drafts: dict[int, str] = {}          # position -> message typed, not yet stamped
+        self.delivery = delivery                  # DeliveryConfig from the site file, or None
+        self.pads: Drafts | None = None           # position -> draft on its message pad
+        self.outbox: Outbox | None = None
         self.cards: dict[int, dict] = {}          # position -> card on its screen
         self.offered: dict[str, dict] = {}        # ringing line -> card
         self.last_error: str | None = None
@@ -88,7 +103,10 @@ class TimeClockAdapter:
                               ("take-message", self.cmd_take_message),
                               ("check-in", self.cmd_check_in), ("read-back", self.cmd_read_back),
                               ("messages", self.cmd_messages), ("stamp", self.cmd_stamp),
-                              ("operator", self.cmd_operator), ("purge", self.cmd_purge)):
+                              ("operator", self.cmd_operator), ("purge", self.cmd_purge),
+                              ("draft", self.cmd_draft), ("draft-clear", self.cmd_draft_clear),
+                              ("pad-stamp", self.cmd_pad_stamp), ("rack", self.cmd_rack),
+                              ("deadbox", self.cmd_deadbox), ("history", self.cmd_history)):
             if hasattr(daemon, "add_command"):
                 daemon.add_command(name, handler)
 
@@ -98,6 +116,11 @@ class TimeClockAdapter:
                             lock_wait_s=5.0)
         self.rack = Rack(self.tc)
         self.customers = Customers(self.data_dir, readonly=True)
+        self.pads = Drafts(self.data_dir)
+        if self.delivery is not None:
+            self.outbox = Outbox(self.data_dir, self.delivery, names=self._name_of)
+            self._queue_missed()
+            self.outbox.start()
         self._purge()
         for line in self._board_lines():
             self._post_count(line)
@@ -120,6 +143,8 @@ class TimeClockAdapter:
             self._purge_timer.cancel()
         if self.printer:
             self.printer.stop()
+        if self.outbox:
+            self.outbox.stop()
         self._pool.submit(self._close).result()
         self._pool.shutdown(wait=True)
         self._pool = None
@@ -137,7 +162,9 @@ class TimeClockAdapter:
             "printer": self.printer.status() if self.printer else None,
             "cards": {str(p): c for p, c in self.cards.items()},
             "offered": dict(self.offered),
-            "drafts": {str(p): t for p, t in self.drafts.items()},
+            "drafts": {str(p): self._draft_text(d) for p, d in self.drafts.items()},
+            "pads": {str(p): d for p, d in self.drafts.items()},
+            "delivery": self.outbox.summary() if self.outbox else None,
             "operators": {str(p): n for p, n in self.operators.items()},
             "error": self.last_error,
             "out_of_service": self.out_of_service,
@@ -235,7 +262,7 @@ class TimeClockAdapter:
 
     # -- work done on the worker thread -------------------------------
     def _do_stamp(self, what, line, position, call=None, customer=None, text=None,
-                  recording=None):
+                  recording=None, **extra):
         try:
             self.customers.reload_if_changed()
             if customer is None and line is not None:
@@ -243,7 +270,7 @@ class TimeClockAdapter:
                 customer = cust["id"] if cust else None
             if what == "message":
                 stamp = self.rack.take(line, customer, text, position=position, call=call,
-                                       recording=recording)
+                                       recording=recording, **extra)
             else:
                 stamp = self.tc.stamp(what, line=line, customer=customer, position=position,
                                       call=call)
@@ -255,6 +282,7 @@ class TimeClockAdapter:
         if what == "message":
             self._post_count(self._customer_line(customer) or line)
             self._refresh_cards()
+            self._deliver(stamp)
         return stamp
 
     def _do_read_back(self, slip, position):
@@ -300,22 +328,107 @@ class TimeClockAdapter:
                 self._post(CardChanged(None, ln, offered.get(ln)))
         self.cards, self.offered = cards, offered
 
+    # -- the message pad (worker thread) ---------------------------------
+    @property
+    def drafts(self) -> dict[int, dict]:
+        return self.pads.all() if self.pads is not None else {}
+
+    def _draft_text(self, draft) -> str:
+        if not draft:
+            return ""
+        cust = self._customer(draft.get("customer"))
+        return compose(draft.get("fields") or {}, cust["collect"] if cust else ())
+
+    def _customer(self, cid):
+        if not cid:
+            return None
+        return next((c for c in self.customers.all() if c["id"] == cid), None)
+
+    def _save_draft(self, position, fields, urgent, line):
+        """Keep what the pad holds; the line (and so the customer) it was opened for
+        stays with it. On disk before this returns."""
+        old = self.pads.get(position) or {}
+        if line is None:
+            line = old.get("line") or self._position_line(position)
+        cust = None
+        if line is not None:
+            self.customers.reload_if_changed()
+            c = self.customers.by_line(line)
+            cust = c["id"] if c else None
+        if line != old.get("line"):
+            call = self._call_of(line)
+        else:
+            call = old.get("call") or self._call_of(line)
+        draft = {"line": line, "customer": cust, "call": call,
+                 "fields": old.get("fields", {}) if fields is None else fields,
+                 "urgent": bool(old.get("urgent")) if urgent is None else bool(urgent),
+                 "updated": self.clock().isoformat(timespec="seconds")}
+        return self.pads.put(position, draft)
+
+    def _position_line(self, position):
+        state = getattr(self.daemon, "state", None)
+        if state is not None and position in state.positions:
+            return state.positions[position].line
+        return self._lines_at.get(position)
+
+    def _stamp_key(self, position, line, call):
+        """The stamp key: the pad's draft becomes a message slip, or a plain stamp."""
+        draft = self.pads.get(position)
+        text = self._draft_text(draft)
+        if not text:
+            return self._do_stamp("stamp", line, position, call)
+        if draft.get("line") is not None:
+            # The message is for the line the pad was opened for, even once released.
+            line, call, customer = draft["line"], draft.get("call"), draft.get("customer")
+        elif line is None:
+            return self._do_stamp("stamp", None, position, call)   # the draft stays typed
+        else:
+            customer = None
+        fields = {k: v.strip() for k, v in (draft.get("fields") or {}).items() if v.strip()}
+        stamp = self._do_stamp("message", line, position, call, customer, text,
+                               fields=fields if set(fields) - {"message"} else None,
+                               urgent=True if draft.get("urgent") else None)
+        self.pads.drop(position)      # only now: the stamp is on disk
+        return stamp
+
+    # -- delivery (worker thread) -------------------------------------------
+    def _deliver(self, stamp):
+        cust = self._customer(stamp.get("customer"))
+        if cust is None or cust["delivery"]["method"] not in ("email", "text"):
+            return
+        if self.outbox is None:
+            return          # shown as "held: no [delivery] in the site file"
+        try:
+            self.outbox.enqueue(stamp, cust["delivery"]["method"], cust["delivery"]["to"])
+        except (SendError, OSError) as e:
+            print(f"switchboard: delivery: slip {stamp['slip']}: {e}", file=sys.stderr, flush=True)
+            self._post(Fault("delivery", f"slip {stamp['slip']} not queued: {e}"))
+
+    def _queue_missed(self):
+        """A crash between a stamp and its queuing: waiting messages not yet queued go now."""
+        for m in self.rack.waiting():
+            if self.outbox.get(m["slip"]) is None:
+                self._deliver(m)
+
+    def _delivery_of(self, stamp, cust):
+        method = cust["delivery"]["method"] if cust else "hold"
+        entry = self.outbox.get(stamp["slip"]) if self.outbox else None
+        if entry is not None:
+            return entry
+        if method in ("email", "text"):
+            return {"method": method, "to": cust["delivery"]["to"], "status": "held",
+                    "last_error": f"no [delivery.{method}] in the site file"
+                    if self.outbox is None or getattr(self.delivery, method) is None else None}
+        return {"method": method, "status": "held" if method == "hold" else method}
+
     # -- commands from the board ----------------------------------------
     def handle(self, command) -> None:
         if self.out_of_service or self._pool is None:
             return
         if isinstance(command, StampRequest):
-            text = self.drafts.pop(command.position, None)
-            what = "message" if text else "stamp"
-            if what == "message" and command.line is None:
-                self.drafts[command.position] = text
-                what, text = "stamp", None
-            fut = self._pool.submit(self._do_stamp, what, command.line, command.position,
-                                    self._call_of(command.line), None, text)
+            fut = self._pool.submit(self._stamp_key, command.position, command.line,
+                                    self._call_of(command.line))
             fut.add_done_callback(self._log_failure)
-            if text:
-                fut.add_done_callback(lambda f, p=command.position, t=text:
-                                      f.exception() and self._keep_draft(p, t))
         elif isinstance(command, Answer):
             fut = self._pool.submit(self._do_stamp, "answer", command.line, command.position,
                                     self._call_of(command.line))
@@ -332,13 +445,6 @@ class TimeClockAdapter:
                            if ln.state is LineState.RINGING}
             self._pool.submit(self._refresh_cards, lines_at, ringing)
 
-    def _keep_draft(self, position, text):
-        """A message whose stamp failed stays typed at its position (nothing is lost)."""
-        loop = getattr(self.daemon, "loop", None)
-        if loop is not None:
-            loop.call_soon_threadsafe(self.drafts.setdefault, position, text)
-        else:
-            self.drafts.setdefault(position, text)
 
     def _call_of(self, line):
         state = getattr(self.daemon, "state", None)
@@ -383,7 +489,7 @@ class TimeClockAdapter:
     async def cmd_type_message(self, args):
         pos = self._arg(args, "position", int, default=1)
         text = self._arg(args, "text")
-        self.drafts[pos] = text
+        await self._run(self._save_draft, pos, {"message": text}, None, None)
         return {"position": pos, "draft": text}
 
     async def cmd_take_message(self, args):
@@ -445,6 +551,164 @@ class TimeClockAdapter:
         else:
             stamps = await self._run(self._search, args, pool=self._reader)
         return {"stamps": stamps}
+
+    async def cmd_draft(self, args):
+        pos = self._arg(args, "position", int, default=1)
+        unknown = sorted(set(args) - {"position", "fields", "urgent", "line"})
+        if unknown:
+            raise ControlError(f"draft: unknown {', '.join(unknown)}; expected position, "
+                               "fields, urgent, line")
+        try:
+            fields = check_fields(args["fields"]) if "fields" in args else None
+        except DraftError as e:
+            raise ControlError(str(e)) from None
+        urgent = args.get("urgent")
+        if urgent is not None and not isinstance(urgent, bool):
+            raise ControlError(f"urgent = {urgent!r}: expected true or false")
+        line = self._arg(args, "line", required=False)
+        draft = await self._run(self._save_draft, pos, fields, urgent, line)
+        return {"position": pos, "draft": draft}
+
+    async def cmd_draft_clear(self, args):
+        pos = self._arg(args, "position", int, default=1)
+        await self._run(self.pads.drop, pos)
+        return {"position": pos, "draft": None}
+
+    async def cmd_pad_stamp(self, args):
+        pos = self._arg(args, "position", int, default=1)
+        if not self._draft_text(self.pads.get(pos) if self.pads else None):
+            raise ControlError(f"position {pos}: the message pad is empty; type the message "
+                               "first (a plain stamp is the stamp key)")
+        line = self._position_line(pos)
+        stamp = await self._run(self._stamp_key, pos, line, self._call_of(line))
+        return {"stamp": stamp}
+
+    def _rack_view(self):
+        """Every customer with messages waiting, oldest first, with age and delivery."""
+        self.customers.reload_if_changed()
+        now = self.clock()
+        by = {}
+        for m in self.rack.waiting():
+            cust = self._customer(m.get("customer"))
+            key = m.get("customer") or f"line {m.get('line')}"
+            box = by.setdefault(key, {"customer": m.get("customer"),
+                                      "name": cust["name"] if cust else None,
+                                      "line": cust["line"] if cust else m.get("line"),
+                                      "delivery": cust["delivery"] if cust else None,
+                                      "messages": []})
+            age = (now - dt.datetime.fromisoformat(m["time"])).total_seconds()
+            box["messages"].append({**m, "age_s": max(0, int(age)),
+                                    "sent": self._delivery_of(m, cust)})
+        boxes = sorted(by.values(), key=lambda b: b["messages"][0]["slip"])
+        return {"rack": boxes, "waiting": sum(len(b["messages"]) for b in boxes),
+                "now": now.isoformat(timespec="seconds")}
+
+    async def cmd_rack(self, args):
+        return await self._run(self._rack_view)
+
+    def _deadbox(self, args):
+        """Past slips found by customer, date, text or slip number: each message with
+        its read-back, its delivery and its call record."""
+        limit = args.get("limit", 200)
+        slip = args.get("slip")
+        since = parse_day(args["since"], "since") if args.get("since") else None
+        until = parse_day(args["until"], "until") if args.get("until") else None
+        tc = TimeClock(self.data_dir, readonly=True)
+        try:
+            stamps = tc.stamps(since=since, until=until, customer=args.get("customer") or None,
+                               search=args.get("search") or None)
+        finally:
+            tc.close()
+        msgs = [s for s in stamps if s["what"] == "message"]
+        backs = {s["of"]: s for s in stamps if s["what"] == "read-back" and s.get("of")}
+        if slip is not None:
+            msgs = [s for s in msgs if s["slip"] == slip or backs.get(s["slip"], {}).get("slip") == slip]
+            if not msgs:    # a read-back slip asked for by its own number
+                msgs = [dict(b, slip=b["of"], what="message") for b in backs.values()
+                        if b["slip"] == slip]
+        msgs = sorted(msgs, key=lambda s: -s["slip"])
+        total = len(msgs)
+        msgs = msgs[:limit]
+        calls = self._calls_by_id({m.get("call") for m in msgs if m.get("call")})
+        out = []
+        for m in msgs:
+            cust = self._customer(m.get("customer"))
+            out.append({**m, "name": cust["name"] if cust else None,
+                        "read_back": backs.get(m["slip"]),
+                        "sent": self._delivery_of(m, cust),
+                        "call_record": calls.get(m.get("call"))})
+        return {"slips": out, "found": total, "shown": len(out)}
+
+    def _calls_file(self):
+        return self.data_dir / "calls.jsonl"
+
+    def _read_calls(self, want):
+        out = []
+        try:
+            with open(self._calls_file(), encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        r = json.loads(line)
+                    except ValueError:
+                        continue
+                    if want(r):
+                        out.append(r)
+        except FileNotFoundError:
+            pass
+        return out
+
+    def _calls_by_id(self, ids):
+        if not ids:
+            return {}
+        return {r["id"]: r for r in self._read_calls(lambda r: r.get("id") in ids)}
+
+    async def cmd_deadbox(self, args):
+        for k in ("customer", "since", "until", "search"):
+            if args.get(k) is not None and not isinstance(args[k], str):
+                raise ControlError(f"{k} = {args[k]!r}: expected text")
+        slip = args.get("slip")
+        if slip not in (None, ""):
+            try:
+                args = {**args, "slip": int(slip)}
+            except (TypeError, ValueError):
+                raise ControlError(f"slip = {slip!r}: expected a slip number") from None
+        else:
+            args = {**args, "slip": None}
+        limit = args.get("limit", 200)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 5000:
+            raise ControlError(f"limit = {limit!r}: expected a number from 1 to 5000")
+        return await self._run(self._deadbox, args, pool=self._reader)
+
+    def _history(self, customer, caller, n=5):
+        """The card's history: this caller's and this customer's last calls and messages."""
+        cust = self._customer(customer) if customer else None
+        want = _digits(caller) if caller else ""
+        line = cust["line"] if cust else None
+        calls = self._read_calls(lambda r: (want and _digits(r.get("caller")) == want)
+                                 or (line and r.get("line") == line))
+        calls.sort(key=lambda r: r.get("offered") or "")
+        by_caller = [r for r in calls if want and _digits(r.get("caller")) == want][-n:][::-1]
+        by_customer = [r for r in calls if line and r.get("line") == line][-n:][::-1]
+        msgs = []
+        if cust is not None:
+            tc = TimeClock(self.data_dir, readonly=True)
+            try:
+                msgs = [s for s in tc.stamps(customer=cust["id"], what="message")][-n:][::-1]
+            finally:
+                tc.close()
+        caller_msgs = [m for m in msgs if want and want in _digits(
+            (m.get("fields") or {}).get("number") or "")]
+        return {"customer": customer, "caller": caller, "caller_calls": by_caller,
+                "customer_calls": by_customer, "messages": msgs, "caller_messages": caller_msgs}
+
+    async def cmd_history(self, args):
+        for k in ("customer", "caller"):
+            if args.get(k) is not None and not isinstance(args[k], str):
+                raise ControlError(f"{k} = {args[k]!r}: expected text")
+        if not args.get("customer") and not args.get("caller"):
+            raise ControlError("history: expected customer or caller")
+        return await self._run(self._history, args.get("customer"), args.get("caller"),
+                               pool=self._reader)
 
     async def cmd_operator(self, args):
         pos = self._arg(args, "position", int, default=1)
