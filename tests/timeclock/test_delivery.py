@@ -7,8 +7,6 @@ that refuses; and the daemon stopping with messages still queued.
 """
 
 import datetime as dt
-import email
-import socket
 import time
 
 import pytest
@@ -22,44 +20,11 @@ from firmware.timeclock.customers import Customers
 from firmware.timeclock.delivery import DeliveryConfig, EmailConfig, TextConfig
 
 from fakemodem import FakeModem
+from mailbox_support import Inbox, free_port
 from test_customers import MARY
 from test_timeclock_adapter import TZ, MiniDaemon, settle
 
 EMAIL_MARY = {**MARY, "delivery": {"method": "email", "to": "mary@example.net"}}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps what it receives, or misbehaves on request."""
-
-    def __init__(self):
-        self.messages = []
-        self.mode = "accept"        # "refuse" (550), "later" (451), "drop" (hang up at DATA)
-        self.drops = 0
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.mode == "refuse":
-            return "550 5.1.1 no such mailbox here"
-        if self.mode == "later":
-            return "451 4.3.0 mailbox busy, try later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.mode == "drop":
-            self.mode = "accept"
-            self.drops += 1
-            server.transport.close()          # gone before the reply: unknown outcome
-            return "421 gone"
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK queued"
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@
   const COMPACT_LINES = 24;         // more lines than this: the compact grid
   const LOG_MAX = 60;
   const TOKEN = new URLSearchParams(location.search).get("token");
+  if (TOKEN) document.getElementById("console-link").href = "console?token=" + encodeURIComponent(TOKEN);
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => {
