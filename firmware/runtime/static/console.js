@@ -158,11 +158,12 @@
           v = ln.caller;                               // caller ID, editable
         }
         if (v === undefined) v = "";
-        if (input.value !== v && document.activeElement !== input) input.value = v;
-        if (document.activeElement === input && !draft && !input.value) input.value = v;
+        // A pad just built takes everything; later, the field being typed in is left alone.
+        if (input.value !== v && (pad.fresh || document.activeElement !== input)) input.value = v;
       }
       const u = pad.form.querySelector("[name=urgent]");
-      if (document.activeElement !== u) u.checked = !!(draft && draft.urgent);
+      if (pad.fresh || document.activeElement !== u) u.checked = !!(draft && draft.urgent);
+      pad.fresh = false;
       pad.form.querySelector(".saved").textContent = draft ? `kept ${draft.updated.slice(11, 19)}` : "";
     }
   }
@@ -236,6 +237,7 @@
     });
     pad.box.append(form);
     pad.form = form;
+    pad.fresh = true;
     const hist = el("div", "history");
     pad.box.append(hist);
     if (card) drawHistory(hist, card.customer, ln && ln.caller);
