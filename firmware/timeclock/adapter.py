@@ -588,8 +588,9 @@ class TimeClockAdapter:
         self.customers.reload_if_changed()
         now = self.clock()
         by = {}
+        custs = {c["id"]: c for c in self.customers.all()}
         for m in self.rack.waiting():
-            cust = self._customer(m.get("customer"))
+            cust = custs.get(m.get("customer"))
             key = m.get("customer") or f"line {m.get('line')}"
             box = by.setdefault(key, {"customer": m.get("customer"),
                                       "name": cust["name"] if cust else None,
@@ -615,8 +616,12 @@ class TimeClockAdapter:
         until = parse_day(args["until"], "until") if args.get("until") else None
         tc = TimeClock(self.data_dir, readonly=True)
         try:
-            stamps = tc.stamps(since=since, until=until, customer=args.get("customer") or None,
-                               search=args.get("search") or None)
+            day = since
+            if slip is not None and not any(args.get(k) for k in ("since", "until")):
+                day = tc.day_of(slip)       # a slip and its read-back: that day and after
+            stamps = [] if slip is not None and day is None and not since else tc.stamps(
+                since=day, until=until, customer=args.get("customer") or None,
+                search=args.get("search") or None)
         finally:
             tc.close()
         msgs = [s for s in stamps if s["what"] == "message"]
@@ -630,9 +635,10 @@ class TimeClockAdapter:
         total = len(msgs)
         msgs = msgs[:limit]
         calls = self._calls_by_id({m.get("call") for m in msgs if m.get("call")})
+        custs = {c["id"]: c for c in self.customers.all()}
         out = []
         for m in msgs:
-            cust = self._customer(m.get("customer"))
+            cust = custs.get(m.get("customer"))
             out.append({**m, "name": cust["name"] if cust else None,
                         "read_back": backs.get(m["slip"]),
                         "sent": self._delivery_of(m, cust),

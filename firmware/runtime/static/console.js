@@ -68,14 +68,25 @@
       $("title").textContent = `${snap.title || snap.board}: console`;
       drawPositions();
       drawDelivery();
-      if (view === "rack") await drawRack();
-      else refreshRackCount();
+      if (view !== "rack") refreshRackCount();
     } catch (e) { /* the event stream says when the board is gone */ }
     fetching = false;
     if (again) { again = false; resync(); }
   }
-  let soon = null;
-  function resyncSoon() { if (!soon) soon = setTimeout(() => { soon = null; resync(); }, 60); }
+  let soon = null, rackSoon = null, rackDrawing = null, rackAgain = false;
+  function resyncSoon() {
+    if (!soon) soon = setTimeout(() => { soon = null; resync(); }, 20);
+    // The rack is read on its own, beside the status: a stamp shows there at once.
+    if (view === "rack" && !rackSoon) rackSoon = setTimeout(redrawRack, 10);
+  }
+  async function redrawRack() {
+    rackSoon = null;
+    if (rackDrawing) { rackAgain = true; return; }
+    rackDrawing = drawRack();
+    await rackDrawing;
+    rackDrawing = null;
+    if (rackAgain) { rackAgain = false; redrawRack(); }
+  }
 
   function connect() {
     const es = new EventSource(q("events"));
