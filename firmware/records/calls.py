@@ -7,8 +7,9 @@ A record::
      "offered": "2026-11-22T06:01:02.345Z", "answered": "...", "ended": "...",
      "rings": 2, "position": 1, "hold_s": 12.5, "outcome": "answered"}
 
-``outcome`` is one of answered, abandoned (the caller hung up before anyone
-answered), overflowed, transferred. The writer is a small class with one
+``outcome`` is one of ``OUTCOMES``: answered, abandoned (the caller hung up
+before anyone answered), overflowed, transferred; and for calls the board
+places itself (wake-up and reminder calls) no-answer and failed. The writer is a small class with one
 method so the durable store (the time clock's) can replace it.
 """
 
@@ -17,16 +18,12 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
 
-OUTCOMES = ("answered", "abandoned", "overflowed", "transferred")
+from firmware.records.files import atomic_write
 
-
-def iso(t: float | None) -> str | None:
-    if t is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+#: Every outcome a call record may have: the board's calls, and calls it places itself.
+OUTCOMES = ("answered", "abandoned", "overflowed", "transferred", "no-answer", "failed")
 
 
 class JsonLinesRecords:
@@ -72,17 +69,6 @@ class JsonLinesRecords:
             if not old:
                 return []
             keep = [r for r in recs if str(r.get("offered") or "")[:10] >= day]
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep).encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            atomic_write(self.path, "".join(json.dumps(r, separators=(",", ":")) + "\n"
+                                            for r in keep).encode(), 0o600)
             return old

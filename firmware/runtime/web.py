@@ -198,12 +198,10 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         return web.json_response(daemon.snapshot(), headers=_SECURITY_HEADERS,
                                  dumps=_dumps)
 
-    clock = getattr(daemon, "clock", None)
-
     async def read_clock(request: web.Request):
         # Tiny and quick, so the page can time the round trip and set its
         # interrupter by the daemon's clock.
-        now = clock() if clock is not None else daemon.snapshot()["now"]
+        now = daemon.clock()
         return web.json_response({"now": now}, headers=_SECURITY_HEADERS)
 
     async def events(request: web.Request):
@@ -352,7 +350,7 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
 
 
 def _lamp_test_running(daemon) -> bool:
-    return getattr(getattr(daemon, "state", None), "lamp_test", None) is not None
+    return daemon.state.lamp_test is not None
 
 
 def _dumps(obj) -> str:

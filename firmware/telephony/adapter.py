@@ -45,7 +45,10 @@ from firmware.core.state import (Answer, CustomerAnswered, CustomerHungUp, Dial,
                      PlacedCallEnded, Release, Resume, Seize, SwitchChanged)
 from firmware.telephony.front import Front
 from firmware.telephony.pool import WorkerProc, _child_env, start_workers
-from firmware.records.calls import JsonLinesRecords, iso
+from firmware.records.calls import JsonLinesRecords
+from firmware.records.times import iso
+from firmware.runtime.adapter import Context
+from firmware.runtime.commands import LINE, Arg, Command, NotMine
 
 #: SIP final codes that mean nobody took a placed call (busy, no answer, we gave up).
 NO_ANSWER_CODES = (408, 480, 486, 487, 600, 603)
@@ -115,7 +118,7 @@ class TelephonyAdapter:
             if p.uri and p.number not in self.position_uris:
                 self.position_uris[p.number] = p.uri
         self.clock = clock
-        self.daemon = None
+        self.ctx: Context | None = None
         self.workers: list[WorkerProc] = []
         self.front: Front | None = None
         self.calls: dict[str, _Call] = {}         # call id -> call
@@ -137,16 +140,14 @@ class TelephonyAdapter:
         self._levels: dict[int, dict] = {}
 
     # -- the adapter contract -------------------------------------------
-    def start(self, daemon):
-        self.daemon = daemon
+    def start(self, ctx: Context):
+        self.ctx = ctx
         if self.run_dir is None:
-            base = getattr(daemon, "data_dir", None)
-            self.run_dir = Path(base) / "telephony" if base else \
+            self.run_dir = Path(ctx.data_dir) / "telephony" if ctx.data_dir else \
                 Path(tempfile.mkdtemp(prefix="switchboard-telephony-"))
         if self.records is None:
             path = self.site.records or (self.run_dir.parent / "calls.jsonl"
-                                         if getattr(daemon, "data_dir", None) else
-                                         self.run_dir / "calls.jsonl")
+                                         if ctx.data_dir else self.run_dir / "calls.jsonl")
             self.records = JsonLinesRecords(path)
         self.state = "starting"
         threading.Thread(target=self._start, name="telephony-start", daemon=True).start()
@@ -276,8 +277,8 @@ class TelephonyAdapter:
     # -- events from the workers (reader threads) -----------------------
     def _post(self, event):
         # Nothing after stop(): the daemon's loop and panel may already be gone.
-        if self.daemon is not None and self.state not in ("stopping", "stopped"):
-            self.daemon.post(event)
+        if self.ctx is not None and self.state not in ("stopping", "stopped"):
+            self.ctx.post(event)
 
     def _on_event(self, w: WorkerProc, ev: dict):
         kind = ev.get("ev")
@@ -543,7 +544,7 @@ class TelephonyAdapter:
             self._place(cmd.position)
             return
         seized["digits"] += cmd.digit
-        loop = getattr(self.daemon, "loop", None)
+        loop = self.ctx.loop if self.ctx is not None else None
         if loop is not None:
             old = self._dial_timers.pop(cmd.position, None)
             if old is not None:
@@ -744,43 +745,54 @@ class TelephonyAdapter:
             time.sleep(0.01)
         return None
 
-    def register_commands(self, daemon):
-        """Control-socket commands: ``ring`` and ``hangup`` through real SIP, ``test-call``."""
-        sim_hangup = daemon.commands.get("hangup")
+    def commands(self) -> list[Command]:
+        """Control-socket commands: ``ring`` and ``hangup`` through real SIP, ``test-call``, ``transfer``."""
+        line = Arg("line", LINE, required=True)
+
+        def state_of(ln):
+            return self.ctx.state.lines[ln].state.value
 
         async def ring(args):
-            line = daemon._line(args)
-            t = self.ring(line, args.get("caller"))
+            ln = args["line"]
+            t = self.ring(ln, args.get("caller"))
             deadline = time.time() + 5
             while t["rang_t"] is None and t["ended_t"] is None and time.time() < deadline:
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.02)
-            return {"line": line, "state": daemon.state.lines[line].state.value, "via": "sip",
+            return {"line": ln, "state": state_of(ln), "via": "sip",
                     "call": t["board_call"], "rang": t["rang_t"] is not None}
 
         async def hangup(args):
-            line = daemon._line(args)
-            if self.hang_up_test(line):
-                for _ in range(200):
-                    if not any(t["line"] == line for t in self.tests.values()):
-                        break
-                    await asyncio.sleep(0.01)
-                await asyncio.sleep(0.05)
-                return {"line": line, "state": daemon.state.lines[line].state.value, "via": "sip"}
-            return await sim_hangup(args)
+            ln = args["line"]
+            if not self.hang_up_test(ln):
+                raise NotMine                 # not our test caller: the board's own hangup
+            for _ in range(200):
+                if not any(t["line"] == ln for t in self.tests.values()):
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            return {"line": ln, "state": state_of(ln), "via": "sip"}
 
         async def test_call(args):
-            return await self.test_call(daemon._line(args), float(args.get("answer_s", 20)),
-                                        float(args.get("talk_s", 2)), bool(args.get("echo")))
+            return await self.test_call(args["line"], args["answer_s"], args["talk_s"],
+                                        args["echo"])
 
         async def transfer(args):
-            return self.transfer(daemon._line(args), str(args.get("to", "")),
-                                 bool(args.get("consult")))
+            return self.transfer(args["line"], args["to"], args["consult"])
 
-        daemon.add_command("transfer", transfer)
-        daemon.add_command("ring", ring)
-        daemon.add_command("hangup", hangup)
-        daemon.add_command("test-call", test_call)
+        return [
+            Command("transfer", transfer, (line, Arg("to", default=""),
+                                           Arg("consult", bool, default=False)),
+                    "patch the call on a line through to a number"),
+            Command("ring", ring, (line, Arg("caller")), "a real SIP call rings a line",
+                    replaces=True),
+            Command("hangup", hangup, (line,), "the SIP test caller on a line hangs up",
+                    replaces=True),
+            Command("test-call", test_call,
+                    (line, Arg("answer_s", float, default=20.0, min=0),
+                     Arg("talk_s", float, default=2.0, min=0), Arg("echo", bool, default=False)),
+                    "trunk test: rang, answered, audio both ways"),
+        ]
 
     async def test_call(self, line, answer_s=20.0, talk_s=2.0, echo=False) -> dict:
         """Ring ``line``, wait for it to be answered, measure audio both ways, hang up.

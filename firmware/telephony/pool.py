@@ -8,6 +8,7 @@ callback. Workers are started in parallel and each reports its own call limit.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from firmware.errors import SwitchboardError
+
+log = logging.getLogger("switchboard.telephony")
 
 
 class WorkerError(SwitchboardError, RuntimeError):
@@ -74,7 +77,7 @@ class WorkerProc:
             try:
                 self.on_event(self, ev)
             except Exception as e:          # a bad event must not kill the reader
-                print(f"telephony: worker {self.index} event {ev!r}: {e}", file=sys.stderr)
+                log.error("telephony: worker %s event %r: %s", self.index, ev, e)
         self._ready.set()
         self.on_event(self, {"ev": "exit", "worker": self.index})
 

@@ -36,20 +36,24 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import re
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from firmware.timeclock.customers import Customers, card as make_card
 from firmware.errors import ControlError, SwitchboardError
-from firmware.timeclock.printer import SlipPrinter, printer_config
+from firmware.timeclock.printer import SlipPrinter
 from firmware.timeclock.rack import Rack
 from firmware.core.state import (Answer, CardChanged, Fault, LineChanged, LineState, MessageWaiting,
                     StampRequest)
 from firmware.timeclock.clock import TimeClock, parse_day, system_clock
 from firmware.timeclock.delivery import Outbox, SendError
 from firmware.timeclock.drafts import Drafts, DraftError, check_fields, compose
+from firmware.runtime.adapter import Context
+from firmware.runtime.commands import Arg, Command
+
+log = logging.getLogger("switchboard.timeclock")
 
 
 def _digits(number: str | None) -> str:
@@ -62,7 +66,8 @@ class TimeClockAdapter:
 
     def __init__(self, data_dir, printer: dict | None = None, clock=system_clock,
                  retention_days: int = 30, operators: dict | None = None,
-                 site_holidays=(), purge_every_s: float = 6 * 3600, delivery=None):
+                 site_holidays=(), purge_every_s: float = 6 * 3600, delivery=None,
+                 calls_file=None):
         self.data_dir = Path(data_dir)
         self.printer_cfg = printer
         self.clock = clock
@@ -70,9 +75,10 @@ class TimeClockAdapter:
         self.operators = {int(k): v for k, v in (operators or {}).items()}
         self.site_holidays = tuple(site_holidays)
         self.purge_every_s = purge_every_s
-        self.daemon = None
+        self.ctx: Context | None = None
         self.tc = self.rack = self.customers = self.printer = None
         self.delivery = delivery                  # DeliveryConfig from the site file, or None
+        self.calls_file = Path(calls_file) if calls_file else self.data_dir / "calls.jsonl"
         self.pads: Drafts | None = None           # position -> draft on its message pad
         self.outbox: Outbox | None = None
         self.cards: dict[int, dict] = {}          # position -> card on its screen
@@ -88,27 +94,60 @@ class TimeClockAdapter:
         self._ringing: dict[str, str | None] = {}
 
     # -- life ------------------------------------------------------------
-    def start(self, daemon) -> None:
-        self.daemon = daemon
+    def commands(self) -> list[Command]:
+        line, position = Arg("line", required=True), Arg("position", int, default=1)
+        return [
+            Command("card", self.cmd_card, (line, Arg("position", int)),
+                    "the customer's card for a line"),
+            Command("type-message", self.cmd_type_message, (position, Arg("text", required=True)),
+                    "the message typed at a position, stamped by its stamp key"),
+            Command("take-message", self.cmd_take_message,
+                    (line, Arg("text"), position, Arg("customer"), Arg("recording")),
+                    "stamp a message and put it in the rack"),
+            Command("check-in", self.cmd_check_in,
+                    (Arg("line"), Arg("customer"), Arg("caller")),
+                    "a customer checks in: the messages waiting for them"),
+            Command("read-back", self.cmd_read_back, (Arg("slip", int, required=True), position),
+                    "a message read back: out of the rack, into the dead box"),
+            Command("messages", self.cmd_messages,
+                    (Arg("customer"), Arg("line"), Arg("since"), Arg("until"), Arg("what"),
+                     Arg("search"), Arg("waiting", bool)),
+                    "stamps, searched; or the messages waiting"),
+            Command("stamp", self.cmd_stamp, (position, Arg("line")), "a plain time stamp"),
+            Command("operator", self.cmd_operator, (position, Arg("name", required=True)),
+                    "the operator's name at a position, for the answer phrase"),
+            Command("purge", self.cmd_purge, (), "drop dead-box slips past retention now"),
+            # The operator's console (the view's message pad, rack and dead box).
+            Command("draft", self.cmd_draft,
+                    (position, Arg("fields", dict, expected='an object of field name to text, e.g. '
+                                   '{"name": "Mrs Lee", "message": "ring back"}'),
+                     Arg("urgent", bool), Arg("line")),
+                    "keep what a position's message pad holds (on disk)"),
+            Command("draft-clear", self.cmd_draft_clear, (position,),
+                    "throw a position's draft away"),
+            Command("pad-stamp", self.cmd_pad_stamp, (position,),
+                    "stamp the pad's draft, as the stamp key does"),
+            Command("rack", self.cmd_rack, (), "every customer's waiting messages, with age"),
+            Command("deadbox", self.cmd_deadbox,
+                    (Arg("customer"), Arg("since"), Arg("until"), Arg("search"),
+                     Arg("slip", int, min=1, expected="a slip number"),
+                     Arg("limit", int, default=200, min=1, max=5000)),
+                    "past slips with their stamps, delivery and call record"),
+            Command("history", self.cmd_history, (Arg("customer"), Arg("caller")),
+                    "a caller's and a customer's last calls and messages"),
+        ]
+
+    def start(self, ctx: Context) -> None:
+        self.ctx = ctx
         try:
             self._pool.submit(self._open).result()
         except (SwitchboardError, OSError) as e:
             # The board must keep answering calls: the time clock alone goes out of
             # service, with the fault lamp lit and the reason in status and replies.
             self.out_of_service = str(e)
-            print(f"switchboard: timeclock: out of service: {e}", file=sys.stderr, flush=True)
+            log.error("timeclock: out of service: %s", e)
             self._post(Fault("timeclock", f"out of service: {e}"))
         self._schedule_purge()
-        for name, handler in (("card", self.cmd_card), ("type-message", self.cmd_type_message),
-                              ("take-message", self.cmd_take_message),
-                              ("check-in", self.cmd_check_in), ("read-back", self.cmd_read_back),
-                              ("messages", self.cmd_messages), ("stamp", self.cmd_stamp),
-                              ("operator", self.cmd_operator), ("purge", self.cmd_purge),
-                              ("draft", self.cmd_draft), ("draft-clear", self.cmd_draft_clear),
-                              ("pad-stamp", self.cmd_pad_stamp), ("rack", self.cmd_rack),
-                              ("deadbox", self.cmd_deadbox), ("history", self.cmd_history)):
-            if hasattr(daemon, "add_command"):
-                daemon.add_command(name, handler)
 
     def _open(self):
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -172,11 +211,15 @@ class TimeClockAdapter:
 
     # -- helpers (worker thread) ----------------------------------------
     def _post(self, event):
-        if self.daemon is not None:
-            self.daemon.post(event)
+        if self.ctx is not None:
+            self.ctx.post(event)
+
+    def _state(self):
+        """The board's state, when there is a board (None for the adapter on its own)."""
+        return self.ctx.state if self.ctx is not None else None
 
     def _board_lines(self):
-        state = getattr(self.daemon, "state", None)
+        state = self._state()
         if state is not None:
             return [n for n in state.lines if state.board.line(n).kind == "customer"]
         return [c["line"] for c in self.customers.all()]
@@ -193,7 +236,7 @@ class TimeClockAdapter:
         cust = self.customers.by_line(line)
         n = self.rack.count(line, cust["id"] if cust else None)
         self._counts[line] = n
-        state = getattr(self.daemon, "state", None)
+        state = self._state()
         if state is None or line in state.lines:
             self._post(MessageWaiting(line, n))
 
@@ -246,12 +289,12 @@ class TimeClockAdapter:
         try:
             return self.tc.purge(keep_paths=self.rack.recordings())
         except (SwitchboardError, OSError) as e:
-            print(f"switchboard: timeclock: purge: {e}", file=sys.stderr, flush=True)
+            log.error("timeclock: purge: %s", e)
             self._post(Fault("timeclock", f"purging old slips failed: {e}"))
             return {"error": str(e)}
 
     def _schedule_purge(self):
-        loop = getattr(self.daemon, "loop", None)
+        loop = self.ctx.loop if self.ctx is not None else None
         if loop is not None and self.out_of_service is None:
             self._purge_timer = loop.call_later(self.purge_every_s, self._purge_due)
 
@@ -366,7 +409,7 @@ class TimeClockAdapter:
         return self.pads.put(position, draft)
 
     def _position_line(self, position):
-        state = getattr(self.daemon, "state", None)
+        state = self._state()
         if state is not None and position in state.positions:
             return state.positions[position].line
         return self._lines_at.get(position)
@@ -401,7 +444,7 @@ class TimeClockAdapter:
         try:
             self.outbox.enqueue(stamp, cust["delivery"]["method"], cust["delivery"]["to"])
         except (SendError, OSError) as e:
-            print(f"switchboard: delivery: slip {stamp['slip']}: {e}", file=sys.stderr, flush=True)
+            log.error("delivery: slip %s: %s", stamp["slip"], e)
             self._post(Fault("delivery", f"slip {stamp['slip']} not queued: {e}"))
 
     def _queue_missed(self):
@@ -434,7 +477,7 @@ class TimeClockAdapter:
                                     self._call_of(command.line))
             fut.add_done_callback(self._log_failure)
         elif isinstance(command, LineChanged):
-            state = getattr(self.daemon, "state", None)
+            state = self._state()
             if state is None:
                 lines_at = {command.position: command.line} \
                     if command.state is LineState.OPERATOR and command.position else {}
@@ -447,7 +490,7 @@ class TimeClockAdapter:
 
 
     def _call_of(self, line):
-        state = getattr(self.daemon, "state", None)
+        state = self._state()
         if state is None or line is None or line not in state.lines:
             return None
         return state.lines[line].call
@@ -456,7 +499,7 @@ class TimeClockAdapter:
         # A store failure has already lit the fault lamp; say what went wrong either way.
         e = fut.exception()
         if e is not None:
-            print(f"switchboard: timeclock: {e}", file=sys.stderr, flush=True)
+            log.error("timeclock: %s", e)
 
     # -- control-socket commands (async, run on the daemon's loop) -------
     async def _run(self, fn, *args, pool=None):
@@ -468,41 +511,26 @@ class TimeClockAdapter:
         except SwitchboardError as e:
             raise ControlError(str(e)) from None
 
-    @staticmethod
-    def _arg(args, key, kind=str, required=True, default=None):
-        v = args.get(key, default)
-        if v is None:
-            if required:
-                raise ControlError(f"{key}: missing (expected {kind.__name__})")
-            return None
-        try:
-            return kind(v)
-        except (TypeError, ValueError):
-            raise ControlError(f"{key} = {v!r}: expected {kind.__name__}") from None
-
     async def cmd_card(self, args):
-        line = self._arg(args, "line")
-        pos = self._arg(args, "position", int, required=False)
+        line, pos = args["line"], args.get("position")
         c = await self._run(self._card, line, pos)
         return {"line": line, "card": c}
 
     async def cmd_type_message(self, args):
-        pos = self._arg(args, "position", int, default=1)
-        text = self._arg(args, "text")
+        pos, text = args["position"], args["text"]
         await self._run(self._save_draft, pos, {"message": text}, None, None)
         return {"position": pos, "draft": text}
 
     async def cmd_take_message(self, args):
-        line = self._arg(args, "line")
-        text = self._arg(args, "text", required=not args.get("recording"))
-        pos = self._arg(args, "position", int, default=1)
+        line, text, pos = args["line"], args.get("text"), args["position"]
+        if text is None and not args.get("recording"):
+            raise ControlError("take-message: text: missing (expected str)")
         stamp = await self._run(self._do_stamp, "message", line, pos, self._call_of(line),
                                 args.get("customer"), text, args.get("recording"))
         return {"stamp": stamp}
 
     async def cmd_stamp(self, args):
-        pos = self._arg(args, "position", int, default=1)
-        line = self._arg(args, "line", required=False)
+        pos, line = args["position"], args.get("line")
         stamp = await self._run(self._do_stamp, "stamp", line, pos, self._call_of(line))
         return {"stamp": stamp}
 
@@ -516,7 +544,9 @@ class TimeClockAdapter:
         elif line:
             cust = self.customers.by_line(line)
         if cust is None:
-            raise ControlError(f"no customer for {'customer ' + customer if customer else 'caller ' + caller if caller else 'line ' + str(line)}"
+            who = (f"customer {customer}" if customer else f"caller {caller}" if caller
+                   else f"line {line}")
+            raise ControlError(f"no customer for {who}"
                                " (switchboard-customers list)")
         return {"customer": cust["id"], "name": cust["name"], "line": cust["line"],
                 "waiting": self.rack.waiting(customer=cust["id"])}
@@ -526,8 +556,7 @@ class TimeClockAdapter:
                                args.get("caller"))
 
     async def cmd_read_back(self, args):
-        slip = self._arg(args, "slip", int)
-        pos = self._arg(args, "position", int, default=1)
+        slip, pos = args["slip"], args["position"]
         stamp = await self._run(self._do_read_back, slip, pos)
         return {"stamp": stamp}
 
@@ -553,29 +582,25 @@ class TimeClockAdapter:
         return {"stamps": stamps}
 
     async def cmd_draft(self, args):
-        pos = self._arg(args, "position", int, default=1)
+        pos = args["position"]
         unknown = sorted(set(args) - {"position", "fields", "urgent", "line"})
         if unknown:
             raise ControlError(f"draft: unknown {', '.join(unknown)}; expected position, "
                                "fields, urgent, line")
         try:
-            fields = check_fields(args["fields"]) if "fields" in args else None
+            fields = check_fields(args["fields"]) if args.get("fields") is not None else None
         except DraftError as e:
             raise ControlError(str(e)) from None
-        urgent = args.get("urgent")
-        if urgent is not None and not isinstance(urgent, bool):
-            raise ControlError(f"urgent = {urgent!r}: expected true or false")
-        line = self._arg(args, "line", required=False)
-        draft = await self._run(self._save_draft, pos, fields, urgent, line)
+        draft = await self._run(self._save_draft, pos, fields, args.get("urgent"), args.get("line"))
         return {"position": pos, "draft": draft}
 
     async def cmd_draft_clear(self, args):
-        pos = self._arg(args, "position", int, default=1)
+        pos = args["position"]
         await self._run(self.pads.drop, pos)
         return {"position": pos, "draft": None}
 
     async def cmd_pad_stamp(self, args):
-        pos = self._arg(args, "position", int, default=1)
+        pos = args["position"]
         if not self._draft_text(self.pads.get(pos) if self.pads else None):
             raise ControlError(f"position {pos}: the message pad is empty; type the message "
                                "first (a plain stamp is the stamp key)")
@@ -645,13 +670,10 @@ class TimeClockAdapter:
                         "call_record": calls.get(m.get("call"))})
         return {"slips": out, "found": total, "shown": len(out)}
 
-    def _calls_file(self):
-        return self.data_dir / "calls.jsonl"
-
     def _read_calls(self, want):
         out = []
         try:
-            with open(self._calls_file(), encoding="utf-8") as f:
+            with open(self.calls_file, encoding="utf-8") as f:
                 for line in f:
                     try:
                         r = json.loads(line)
@@ -669,20 +691,6 @@ class TimeClockAdapter:
         return {r["id"]: r for r in self._read_calls(lambda r: r.get("id") in ids)}
 
     async def cmd_deadbox(self, args):
-        for k in ("customer", "since", "until", "search"):
-            if args.get(k) is not None and not isinstance(args[k], str):
-                raise ControlError(f"{k} = {args[k]!r}: expected text")
-        slip = args.get("slip")
-        if slip not in (None, ""):
-            try:
-                args = {**args, "slip": int(slip)}
-            except (TypeError, ValueError):
-                raise ControlError(f"slip = {slip!r}: expected a slip number") from None
-        else:
-            args = {**args, "slip": None}
-        limit = args.get("limit", 200)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 5000:
-            raise ControlError(f"limit = {limit!r}: expected a number from 1 to 5000")
         return await self._run(self._deadbox, args, pool=self._reader)
 
     def _history(self, customer, caller, n=5):
@@ -708,56 +716,15 @@ class TimeClockAdapter:
                 "customer_calls": by_customer, "messages": msgs, "caller_messages": caller_msgs}
 
     async def cmd_history(self, args):
-        for k in ("customer", "caller"):
-            if args.get(k) is not None and not isinstance(args[k], str):
-                raise ControlError(f"{k} = {args[k]!r}: expected text")
         if not args.get("customer") and not args.get("caller"):
             raise ControlError("history: expected customer or caller")
         return await self._run(self._history, args.get("customer"), args.get("caller"),
                                pool=self._reader)
 
     async def cmd_operator(self, args):
-        pos = self._arg(args, "position", int, default=1)
-        self.operators[pos] = self._arg(args, "name")
+        self.operators[args["position"]] = args["name"]
         await self._run(self._refresh_cards)
         return {"operators": {str(p): n for p, n in self.operators.items()}}
 
     async def cmd_purge(self, args):
         return await self._run(self._purge)
-
-
-# -- the daemon's options ------------------------------------------------------
-def add_arguments(ap) -> None:
-    """The daemon's command-line options for the time clock and slip printer."""
-    import os
-    g = ap.add_argument_group("time clock and slip printer")
-    g.add_argument("--printer", default=os.environ.get("SWITCHBOARD_PRINTER"),
-                   help="the slip printer's serial port (ESC/POS), e.g. /dev/serial0; "
-                        "default $SWITCHBOARD_PRINTER, or none (stamps are only stored)")
-    g.add_argument("--printer-speed", type=int, default=9600,
-                   help="its speed in baud, as on its self-test slip (default 9600)")
-    g.add_argument("--paper-mm", type=int, default=58, help="paper width: 58, 76 or 80 mm")
-    g.add_argument("--retention-days", type=int, default=30,
-                   help="keep dead-box slips and call records this many days (at least 30)")
-    g.add_argument("--operator", action="append", default=[], metavar="POSITION=NAME",
-                   help='operator at a position, for the answer phrase: "1=Becky" (repeat)')
-
-
-def from_args(args, data_dir) -> TimeClockAdapter:
-    """A TimeClockAdapter as the daemon's options ask; ConfigError names a bad option."""
-    from firmware.errors import ConfigError
-    printer = None
-    if args.printer:
-        printer = printer_config({"port": args.printer, "speed": args.printer_speed,
-                                  "paper_mm": args.paper_mm}, "command line", "--printer")
-    if args.retention_days < 30:
-        raise ConfigError("command line", "--retention-days", args.retention_days,
-                          "at least 30 days")
-    ops = {}
-    for text in args.operator:
-        pos, sep, name = text.partition("=")
-        if not sep or not pos.strip().isdigit() or not name.strip():
-            raise ConfigError("command line", "--operator", text, "POSITION=NAME, e.g. 1=Becky")
-        ops[int(pos)] = name.strip()
-    return TimeClockAdapter(data_dir, printer=printer, retention_days=args.retention_days,
-                            operators=ops)

@@ -37,7 +37,8 @@ from tinydb import TinyDB
 from tinydb.table import Document
 
 from firmware.errors import SwitchboardError
-from firmware.records.journal import JournalStorage, StoreError, fsync_dir, verify_journal
+from firmware.records.files import fsync_dir
+from firmware.records.journal import JournalStorage, StoreError, verify_journal
 
 WHATS = ("message", "read-back", "answer", "stamp")
 FIELDS = ("slip", "time", "line", "customer", "position", "what", "call", "text")

@@ -1,13 +1,17 @@
 """What the reporting host tools share: finding shipped data files, and
-printing a clear error (never a traceback) in text or JSON."""
+a clear error (never a traceback) in text or JSON."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
+from firmware import logs
 from firmware.errors import SwitchboardError
+
+log = logging.getLogger("switchboard.tools")
 
 
 def shipped(relpath: str) -> Path | None:
@@ -19,15 +23,18 @@ def shipped(relpath: str) -> Path | None:
     return inst if inst.exists() else None
 
 
-def run(main_body, as_json: bool) -> int:
-    """Run a tool's body; a SwitchboardError becomes one line on stderr and exit 2."""
+def run(prog: str, main_body, args) -> int:
+    """Run a tool's body with logging set up (``args.verbose``); a SwitchboardError
+    becomes one line (on stderr, or as JSON with ``args.json``) and exit 2."""
+    logs.setup(prog, args.verbose)
     try:
         return main_body() or 0
     except SwitchboardError as e:
-        if as_json:
+        if args.json:
             print(json.dumps({"ok": False, "error": str(e)}))
         else:
-            print(f"error: {e}", file=sys.stderr)
+            log.error("%s", e)
+        log.debug("details", exc_info=True)
         return 2
 
 

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 import sys
 
+from firmware import logs
+from firmware.logs import add_verbose
 from firmware.runtime import paths
 from firmware.timeclock.customers import detail_lines
+
+
+log = logging.getLogger("switchboard.diag")
 
 
 class DiagError(Exception):
@@ -38,12 +44,14 @@ class Client:
         self.file = self.sock.makefile("rb")
 
     def send(self, cmd, **args):
+        log.debug("to %s: %s %s", self.path, cmd, json.dumps(args))
         self.sock.sendall((json.dumps({"cmd": cmd, "args": args}) + "\n").encode())
 
     def read(self) -> dict:
         line = self.file.readline()
         if not line:
             raise DiagError("the daemon closed the connection")
+        log.debug("from the daemon: %s", line.decode(errors="replace").rstrip())
         return json.loads(line)
 
     def call(self, cmd, **args) -> dict:
@@ -155,6 +163,7 @@ def _common(defaults=True):
                    default=False if defaults else argparse.SUPPRESS, help="print JSON for scripts")
     p.add_argument("--socket", default=None if defaults else argparse.SUPPRESS,
                    help="the daemon's control socket (default: as the daemon chooses)")
+    add_verbose(p, sub=not defaults)
     return p
 
 
@@ -412,10 +421,11 @@ def _timeclock_run(client, args):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    logs.setup("switchboard-diag", args.verbose)
     try:
         return run(args)
     except DiagError as e:
-        print(f"switchboard-diag: {e}", file=sys.stderr)
+        log.error("%s", e)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -424,7 +434,7 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except socket.timeout:
-        print("switchboard-diag: the daemon did not answer in time", file=sys.stderr)
+        log.error("the daemon did not answer in time")
         return 2
 
 

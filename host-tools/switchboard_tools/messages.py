@@ -17,18 +17,23 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
 from firmware.timeclock.customers import Customers
+from firmware import logs
 from firmware.errors import SwitchboardError
+from firmware.logs import add_verbose
 from firmware.timeclock.rack import Rack
 from firmware.records.journal import StoreError, verify_journal
 from firmware.timeclock.clock import FIELDS, WHATS, TimeClock, parse_day
 
 DEFAULT_DATA = os.environ.get("SWITCHBOARD_DATA", "var")
 CSV_FIELDS = FIELDS + ("of", "recording", "status")
+
+log = logging.getLogger("switchboard.messages")
 
 
 def _filters(p):
@@ -103,9 +108,12 @@ def main(argv=None) -> int:
     sub.add_parser("verify", help="check every journal's checksums and the slip numbers")
     c = sub.add_parser("counts", help="per-customer counts for a month (billing)")
     c.add_argument("month", help="YYYY-MM")
+    add_verbose(ap)
     for sp in sub.choices.values():
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+        add_verbose(sp, sub=True)
     ns = ap.parse_args(argv)
+    logs.setup("switchboard-messages", ns.verbose)
 
     try:
         data = Path(ns.data)
@@ -168,7 +176,8 @@ def main(argv=None) -> int:
             text = "\n".join(f"{c or '(no customer)':<24} " + "  ".join(
                 f"{w} {n}" for w, n in v.items()) for c, v in result.items()) or "no stamps"
     except (SwitchboardError, StoreError) as err:
-        print(f"switchboard-messages: {err}", file=sys.stderr)
+        log.error("%s", err)
+        log.debug("details", exc_info=True)
         return 2
     print(json.dumps(result, indent=2) if ns.json else text)
     return code

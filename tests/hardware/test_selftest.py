@@ -202,7 +202,8 @@ def test_ok__the_sim_faults_fool_the_daemons_panel_too():
 
 def test_fail__bad_fault_text_is_a_clear_error():
     sim = SimBoard(BOARDS["desk"])
-    with pytest.raises(ConfigError, match="expected swap:KEY,KEY, short:KEY,KEY, rewire:KEY,INPUT, swap-lamps:LAMP,LAMP or short-chain"):
+    with pytest.raises(ConfigError, match="expected swap:KEY,KEY, short:KEY,KEY, rewire:KEY,INPUT, "
+                                          "swap-lamps:LAMP,LAMP or short-chain"):
         apply_fault(sim, "swap:line-201")
     with pytest.raises(Exception, match="no key 'line-999'"):
         apply_fault(sim, "swap:line-201,line-999")

@@ -492,7 +492,8 @@ class InProcess:
 
         from firmware.runtime import web
         from firmware.config.board import find_board, load_board
-        from firmware.runtime.daemon import Daemon, choose_panel
+        from firmware.app import choose_panel
+        from firmware.runtime.daemon import Daemon
 
         self.web_args = web_args
         started = threading.Event()

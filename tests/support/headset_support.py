@@ -192,7 +192,7 @@ def wait_sipp(proc: subprocess.Popen, timeout: float = 30) -> int:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        raise AssertionError("SIPp did not finish in time")
+        raise AssertionError("SIPp did not finish in time") from None
 
 
 def ensure_tools():

@@ -23,6 +23,7 @@ import wave
 from pathlib import Path
 
 from firmware.core.state import BoardState, KeyChanged, LineState
+from firmware.runtime.adapter import Context
 from firmware.telephony.front import free_port
 
 from conftest import ROOT, project_env
@@ -47,6 +48,10 @@ class BoardLoop:
     def add_adapter(self, a):
         self.adapters.append(a)
 
+    def context(self) -> Context:
+        """What the daemon gives an adapter (``firmware.runtime.adapter``)."""
+        return Context(self.board, self.data_dir, self.post, loop=self.loop, state=self.state)
+
     def _run(self):
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
@@ -55,7 +60,7 @@ class BoardLoop:
         self._thread.start()
         self.call(lambda: self._apply(self.state.start(time.monotonic())))
         for a in self.adapters:
-            self.call(lambda a=a: a.start(self))
+            self.call(lambda a=a: a.start(self.context()))
         self._ticker = self.loop.call_soon_threadsafe(self._tick)
 
     def _tick(self):
@@ -144,7 +149,7 @@ def finish(proc, timeout):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        raise AssertionError("SIPp did not finish in time")
+        raise AssertionError("SIPp did not finish in time") from None
 
 
 def ulaw_tone(path, hz=1000, seconds=4):

@@ -173,3 +173,44 @@ def test_ok__a_relative_data_dir_works_as_run_sim_uses_it(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         out.close()
+
+
+def test_ok__retention_days_covers_the_call_records(tmp_path):
+    """--retention-days reaches call retention too (it used to keep call records
+    30 days whatever the option said): with 60, a call from 45 days ago stays."""
+    from datetime import datetime, timedelta, timezone
+    have_tools()
+    data = tmp_path / "var"
+    data.mkdir()
+    now = datetime.now(timezone.utc)
+    recs = [{"id": f"c{age}", "line": "201", "direction": "in", "kind": "call", "caller": "5551234",
+             "callee": "201", "offered": (now - timedelta(days=age)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+             "answered": None, "ended": None, "rings": 1, "position": None, "hold_s": 0,
+             "outcome": "abandoned"} for age in (45, 10)]
+    (data / "calls.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    sock = tmp_path / "ctl.sock"
+    out = open(tmp_path / "daemon.out", "wb")
+    proc = subprocess.Popen(python_cmd("firmware.runtime.daemon", "--sim", "--board", "desk",
+                                       "--site", "boards/desk.site.toml", "--sip-port", "0",
+                                       "--retention-days", "60", "--socket", sock, "--no-web",
+                                       "--data-dir", data),
+                            stdout=out, stderr=subprocess.STDOUT, env=project_env())
+    try:
+        wait_for(lambda: b"switchboard: ready" in (tmp_path / "daemon.out").read_bytes()
+                 or proc.poll() is not None, 30, "the daemon ready")
+        assert proc.poll() is None, (tmp_path / "daemon.out").read_text()
+        last = wait_for(lambda: diag(sock, "status")[1]["call-retention"]["last"], 20,
+                        "call retention's first run")
+        st = diag(sock, "status")[1]["call-retention"]
+        assert st["retention_days"] == 60 and st["error"] is None
+        assert last["purged"] == 0 and last["cutoff"] == (now.date() - timedelta(days=60)).isoformat()
+        kept = [json.loads(x)["id"] for x in (data / "calls.jsonl").read_text().splitlines()]
+        assert kept[:2] == ["c45", "c10"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out.close()

@@ -42,10 +42,6 @@ from firmware.telephony.pj.support import own_stdout, play_tone, tone_generator
 HOLD_TONE = (425, 600, 2400)   # Hz, on ms, off ms: a soft beep every 3 s
 
 
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
-
-
 def request_user(whole_msg: str) -> str:
     """The user part of the Request-URI of an INVITE (the called number / DID)."""
     first = whole_msg.split("\r\n", 1)[0].split(" ")

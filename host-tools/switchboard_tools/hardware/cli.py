@@ -21,16 +21,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from firmware.config.board import Board, find_board, load_board, shipped_boards
+from firmware import logs
 from firmware.errors import SwitchboardError
+from firmware.logs import add_verbose
 
 from switchboard_tools.hardware.bom import bom_path, bom_total, check_bom, hardware_dir, read_bom
 from switchboard_tools.hardware.drawings import render_dot, wiring_dot
-from switchboard_tools.hardware.tables import (CHAIN_COLUMNS, PIN_COLUMNS, HardwareError, _csv,
+from switchboard_tools.hardware.tables import (CHAIN_COLUMNS, PIN_COLUMNS, _csv,
                                               chain_map, markdown_table, pin_table)
+
+log = logging.getLogger("switchboard.hardware")
 
 
 def generate(board: Board, out: Path, pictures=("svg",)) -> list[Path]:
@@ -91,6 +96,8 @@ def main(argv=None) -> int:
     # --json is accepted after the subcommand too.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    add_verbose(ap)
+    add_verbose(common, sub=True)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def add(name, help):
@@ -115,6 +122,7 @@ def main(argv=None) -> int:
     from switchboard_tools.hardware.selftest import add_arguments
     add_arguments(p)
     args = ap.parse_args(argv)
+    logs.setup("switchboard-hardware", args.verbose)
     try:
         return _run(args)
     except BrokenPipeError:         # the reader (head, less) went away: nothing to say
@@ -123,7 +131,8 @@ def main(argv=None) -> int:
         if args.json:
             print(json.dumps({"ok": False, "error": str(e)}))
         else:
-            print(f"switchboard-hardware: {e}", file=sys.stderr)
+            log.error("%s", e)
+        log.debug("details", exc_info=True)
         return 2
 
 
