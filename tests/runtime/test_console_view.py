@@ -9,9 +9,7 @@ e-mail reaches an SMTP server on loopback, the customer checks in, the
 message is read back, the lamp goes dark and the slip is found in the dead box.
 """
 
-import email
 import json
-import re
 import subprocess
 import time
 

@@ -22,7 +22,7 @@ def decode_submit_pdu(pdu: str) -> tuple[str, str]:
     sem = b[i:i + octets].hex().upper()
     digits = "".join(sem[j + 1] + sem[j] for j in range(0, len(sem), 2)).rstrip("F")
     i += octets
-    pid, dcs, vp, udl = b[i], b[i + 1], b[i + 2], b[i + 3]
+    dcs, udl = b[i + 1], b[i + 3]     # of PID, DCS, validity period, user-data length
     assert dcs == 0x08, f"DCS {dcs:02x}: expected UCS-2"
     text = b[i + 4:i + 4 + udl].decode("utf-16-be")
     return ("+" if toa == 0x91 else "") + digits, text

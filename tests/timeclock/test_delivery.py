@@ -22,7 +22,7 @@ from firmware.timeclock.delivery import DeliveryConfig, EmailConfig, TextConfig
 from fakemodem import FakeModem
 from mailbox_support import Inbox, free_port
 from test_customers import MARY
-from test_timeclock_adapter import TZ, MiniDaemon, settle
+from test_timeclock_adapter import TZ, MiniDaemon
 
 EMAIL_MARY = {**MARY, "delivery": {"method": "email", "to": "mary@example.net"}}
 
