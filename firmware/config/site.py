@@ -41,6 +41,10 @@ installation reaches the network, and holds its secrets::
     rings = 5
     action = "ring"         # or "message": announce and record a voice message
 
+    [delivery.email]        # messages by e-mail and text: firmware/timeclock/delivery.py
+    relay = "smtp.example.net"
+    password = "secret"     # the same rule as a trunk's password
+
 Everything is checked before the daemon starts, with the file, the key path,
 the bad value and what was expected.
 """
