@@ -87,8 +87,11 @@ def adapters(config: Config, wall_clock=utc_now) -> list:
         out.append(CallRetentionAdapter(records, config.data_dir,
                                         retention_days=config.retention_days))
     # Wake-up and reminder calls: the schedule is kept in the data directory.
-    out.append(ScheduleAdapter(config.data_dir / "schedule.json", config.tz, clock=wall_clock,
-                               can_place=config.site is not None))
+    schedule = ScheduleAdapter(config.data_dir / "schedule.json", config.tz, clock=wall_clock,
+                               can_place=config.site is not None)
+    out.append(schedule)
+    # An urgent message for a customer with an on-call contact is called out by it.
+    out[0].call_out, out[0].call_out_state = schedule.call_out, schedule.call_out_state
     return out
 
 

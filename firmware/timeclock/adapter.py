@@ -56,6 +56,11 @@ from firmware.runtime.commands import Arg, Command
 log = logging.getLogger("switchboard.timeclock")
 
 
+def callout_id(stamp) -> str:
+    """The scheduled call that calls an urgent message out: one per slip."""
+    return f"urgent-{stamp['slip']}"
+
+
 def _digits(number: str | None) -> str:
     d = re.sub(r"[^0-9]", "", number or "")
     return d[-10:]          # compare national numbers: +1 555 010 1234 == 5550101234
@@ -79,6 +84,10 @@ class TimeClockAdapter:
         self.tc = self.rack = self.customers = self.printer = None
         self.delivery = delivery                  # DeliveryConfig from the site file, or None
         self.calls_file = Path(calls_file) if calls_file else self.data_dir / "calls.jsonl"
+        # Urgent messages called out to the on-call contact: the scheduled calls'
+        # call_out(id, customer, number, message) and call_out_state(id), set by app.py.
+        self.call_out = None
+        self.call_out_state = None
         self.pads: Drafts | None = None           # position -> draft on its message pad
         self.outbox: Outbox | None = None
         self.cards: dict[int, dict] = {}          # position -> card on its screen
@@ -160,6 +169,9 @@ class TimeClockAdapter:
             self.outbox = Outbox(self.data_dir, self.delivery, names=self._name_of)
             self._queue_missed()
             self.outbox.start()
+        for m in self.rack.waiting():       # an urgent call-out a crash kept from being set up
+            if m.get("urgent") and self.call_out_state and self._callout_of(m) is None:
+                self._urgent(m)
         self._purge()
         for line in self._board_lines():
             self._post_count(line)
@@ -326,6 +338,7 @@ class TimeClockAdapter:
             self._post_count(self._customer_line(customer) or line)
             self._refresh_cards()
             self._deliver(stamp)
+            self._urgent(stamp)
         return stamp
 
     def _do_read_back(self, slip, position):
@@ -447,10 +460,27 @@ class TimeClockAdapter:
             log.error("delivery: slip %s: %s", stamp["slip"], e)
             self._post(Fault("delivery", f"slip {stamp['slip']} not queued: {e}"))
 
+    def _urgent(self, stamp):
+        """An urgent message for a customer with an on-call contact is also called out."""
+        cust = self._customer(stamp.get("customer"))
+        if not stamp.get("urgent") or cust is None or not cust["on_call"] or not self.call_out:
+            return
+        contact = cust["on_call"][0]
+        number = re.sub(r"[^0-9+*#]", "", contact["number"])
+        said = stamp.get("text") or "a message was recorded; call the service"
+        self.call_out(callout_id(stamp), cust["id"], number,
+                      f"This is the answering service with an urgent message for "
+                      f"{cust['name']}, slip {stamp['slip']}. {said}. Again: {said}.")
+
+    def _callout_of(self, stamp):
+        if not stamp.get("urgent") or not self.call_out_state:
+            return None
+        return self.call_out_state(callout_id(stamp))
+
     def _queue_missed(self):
         """A crash between a stamp and its queuing: waiting messages not yet queued go now."""
         for m in self.rack.waiting():
-            if self.outbox.get(m["slip"]) is None:
+            if self.outbox is not None and self.outbox.get(m["slip"]) is None:
                 self._deliver(m)
 
     def _delivery_of(self, stamp, cust):
@@ -624,7 +654,8 @@ class TimeClockAdapter:
                                       "messages": []})
             age = (now - dt.datetime.fromisoformat(m["time"])).total_seconds()
             box["messages"].append({**m, "age_s": max(0, int(age)),
-                                    "sent": self._delivery_of(m, cust)})
+                                    "sent": self._delivery_of(m, cust),
+                                    "callout": self._callout_of(m)})
         boxes = sorted(by.values(), key=lambda b: b["messages"][0]["slip"])
         return {"rack": boxes, "waiting": sum(len(b["messages"]) for b in boxes),
                 "now": now.isoformat(timespec="seconds")}
@@ -667,6 +698,7 @@ class TimeClockAdapter:
             out.append({**m, "name": cust["name"] if cust else None,
                         "read_back": backs.get(m["slip"]),
                         "sent": self._delivery_of(m, cust),
+                        "callout": self._callout_of(m),
                         "call_record": calls.get(m.get("call"))})
         return {"slips": out, "found": total, "shown": len(out)}
 

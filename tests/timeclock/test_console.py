@@ -176,3 +176,51 @@ def test_ok__rack_check_in_read_back_dead_box_history(rig):
     assert len(h["caller_messages"]) == 2
     with pytest.raises(ControlError, match="expected customer or caller"):
         d.call("history")
+
+
+def test_ok__urgent_message_called_out_to_the_on_call_contact(tmp_path):
+    """The scheduled calls' machinery places it at the next minute and the outcome
+    shows on the slip in the rack and the dead box; not urgent, or no on-call: no call."""
+    from firmware.core.state import PlacedCallOutcome, ScheduledCallDue
+    from firmware.schedule.scheduler import ScheduleAdapter
+
+    cs = Customers(tmp_path)
+    cs.add({**HOLD_MARY, "on_call": [{"label": "Joe", "number": "555-0142"}]})
+    cs.add({**HOLD_MARY, "id": "acme", "name": "Acme Plumbing", "line": "202", "kind": "plumber",
+            "instructions": []})
+    cs.close()
+    clock = Clock()
+    now = [dt.datetime(2026, 11, 24, 15, 0, 20, tzinfo=dt.timezone.utc)]
+    d = MiniDaemon()
+    a = TimeClockAdapter(tmp_path, clock=clock)
+    sched = ScheduleAdapter(tmp_path / "schedule.json", dt.timezone.utc, clock=lambda: now[0])
+    sched.data_dir = tmp_path           # what MiniDaemon hands its Context
+    a.call_out, a.call_out_state = sched.call_out, sched.call_out_state
+    d.add_adapter(a)
+    d.add_adapter(sched)
+    try:
+        d.call("draft", position=1, line="201", fields={"message": "burst pipe at the shop"},
+               urgent=True)
+        slip = d.call("pad-stamp", position=1)["stamp"]["slip"]
+        d.call("draft", position=1, line="201", fields={"message": "not urgent"})
+        d.call("pad-stamp", position=1)
+        d.call("draft", position=1, line="202", fields={"message": "no on-call"}, urgent=True)
+        d.call("pad-stamp", position=1)
+        settle(a)
+        msg = d.call("rack")["rack"][0]["messages"][0]
+        assert msg["callout"] == {"state": "scheduled", "number": "5550142",
+                                  "due": "2026-11-24 15:01"}
+        assert d.call("rack")["rack"][0]["messages"][1]["callout"] is None
+        assert d.call("rack")["rack"][1]["messages"][0]["callout"] is None
+        now[0] += dt.timedelta(seconds=45)
+        sched.poll()
+        [due] = [e for e in d.events.queue if isinstance(e, ScheduledCallDue)]
+        assert due.number == "5550142" and due.mode == "auto"
+        assert "urgent message for Mary's Gloves" in due.message and "burst pipe" in due.message
+        assert d.call("deadbox", slip=slip)["slips"][0]["callout"]["state"] == "calling"
+        sched.handle(PlacedCallOutcome(due.occurrence, "w0-7", "answered"))
+        co = d.call("deadbox", slip=slip)["slips"][0]["callout"]
+        assert co["state"] == "answered" and co["calls"] == ["w0-7"] and co["attempts"] == 1
+    finally:
+        sched.stop()
+        a.stop()

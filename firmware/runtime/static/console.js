@@ -360,8 +360,13 @@
   function slipRow(m, second) {
     const row = el("div", "slip" + (m.urgent ? " urgent" : ""));
     row.dataset.slip = m.slip;
-    row.append(el("span", "no", `#${m.slip}`), el("span", "age", second),
-               el("span", "text", m.text || "(recording)"), sentChip(m.sent));
+    const text = el("span", "text", m.text || "(recording)");
+    if (m.callout) {
+      const c = el("span", "st callout " + m.callout.state, `call-out ${m.callout.state}`);
+      c.title = [m.callout.number, m.callout.note].filter(Boolean).join(": ");
+      text.append(" ", c);
+    }
+    row.append(el("span", "no", `#${m.slip}`), el("span", "age", second), text, sentChip(m.sent));
     return row;
   }
 
