@@ -32,11 +32,11 @@ with the file, the key path, the value and what was expected.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from firmware.config.toml import TableChecker, read_toml
+from firmware.config.shipped import shipped_dir
 from firmware.errors import ConfigError
 
 #: The dial pad's keys, in the order of a telephone keypad.
@@ -179,10 +179,7 @@ def key_name_for_digit(position: int, digit: str) -> str:
 
 def boards_dir() -> Path:
     """Where shipped board files live: the source tree, or the installed share dir."""
-    here = Path(__file__).resolve().parents[2] / "boards"
-    if here.is_dir():
-        return here
-    return Path(sys.prefix) / "share" / "switchboard" / "boards"
+    return shipped_dir("boards")
 
 
 def shipped_boards() -> list[Path]:

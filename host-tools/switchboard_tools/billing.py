@@ -29,9 +29,10 @@ from switchboard_tools.office import billing
 from firmware.records import datadir, recordset
 from firmware.records.times import zone
 from firmware.errors import ConfigError
+from firmware.config.shipped import shipped
 from firmware.logs import add_verbose
 
-from switchboard_tools._common import dumps, run, shipped
+from switchboard_tools._common import dumps, run
 
 
 def parser():

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import project_env, python_cmd
+from procs import add_customer
 
 
 class DaemonProcess:
@@ -209,14 +210,7 @@ def test_ok__tas100_board_runs_with_its_chains(tmp_path):
 def test_ok__call_back_a_number_from_the_customers_card(tmp_path):
     data = tmp_path / "var"
     data.mkdir()
-    add = subprocess.run(python_cmd("switchboard_tools.customers", "--data", data, "add",
-                                    "--id", "marys-gloves", "--name", "Mary's Gloves",
-                                    "--line", "201", "--kind", "shop", "--plan", "basic",
-                                    "--contract-start", "2026-11-01",
-                                    "--emergency", "Mary=555-0101",
-                                    "--alternate", "Shop=555-0199"),
-                         env=project_env(), capture_output=True, text=True, timeout=30)
-    assert add.returncode == 0, add.stderr
+    add_customer(data, "--emergency", "Mary=555-0101", "--alternate", "Shop=555-0199")
     d = DaemonProcess(tmp_path)
     try:
         r = d.diag("callback", "201", check=False)      # nothing seized yet

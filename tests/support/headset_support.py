@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import socket
 import subprocess
 import sys
 import threading
@@ -19,14 +18,9 @@ from pathlib import Path
 
 from conftest import project_env, python_cmd
 from board_support import wait_for  # noqa: F401 (tests import it from here too)
+from firmware.telephony.front import free_port
 
 HERE = Path(__file__).resolve().parent
-
-
-def free_port(kind=socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class JsonProc:

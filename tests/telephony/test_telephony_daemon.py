@@ -2,40 +2,45 @@
 
 import json
 import subprocess
+from contextlib import contextmanager
 
 import pytest
 
 from conftest import project_env, python_cmd
+from procs import stop
 from telephony_support import have_tools, wait_for
 
 pytestmark = pytest.mark.telephony
+
+
+@contextmanager
+def site_daemon(tmp_path, until: bytes, *extra):
+    """The daemon on the desk board's site file; yields its control socket once it
+    has printed ``until``."""
+    have_tools()
+    sock = tmp_path / "ctl.sock"
+    out = open(tmp_path / "daemon.out", "wb")
+    proc = subprocess.Popen(python_cmd("firmware.runtime.daemon", "--sim", "--board", "desk",
+                                       "--site", "boards/desk.site.toml", "--sip-port", "0",
+                                       "--socket", sock, "--no-web", *extra),
+                            stdout=out, stderr=subprocess.STDOUT, env=project_env())
+    try:
+        wait_for(lambda: until in (tmp_path / "daemon.out").read_bytes()
+                 or proc.poll() is not None, 60, until.decode())
+        assert proc.poll() is None, (tmp_path / "daemon.out").read_text()
+        yield sock
+    finally:
+        stop(proc, 20)
+        out.close()
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     """One daemon for this module's tests: starting 2 workers, Kamailio and 2 positions
     takes seconds."""
-    have_tools()
     tmp_path = tmp_path_factory.mktemp("daemon")
-    sock = tmp_path / "ctl.sock"
-    out = open(tmp_path / "daemon.out", "wb")
-    proc = subprocess.Popen(python_cmd("firmware.runtime.daemon", "--sim", "--board", "desk",
-                                       "--site", "boards/desk.site.toml", "--sip-port", "0",
-                                       "--socket", sock, "--no-web", "--data-dir", tmp_path / "var"),
-                            stdout=out, stderr=subprocess.STDOUT, env=project_env())
-    try:
-        wait_for(lambda: b"telephony ready" in (tmp_path / "daemon.out").read_bytes()
-                 or proc.poll() is not None, 60, "telephony ready")
-        assert proc.poll() is None, (tmp_path / "daemon.out").read_text()
+    with site_daemon(tmp_path, b"telephony ready", "--data-dir", tmp_path / "var") as sock:
         yield sock, tmp_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        out.close()
 
 
 def diag(sock, *args, timeout=60):
@@ -179,7 +184,6 @@ def test_ok__retention_days_covers_the_call_records(tmp_path):
     """--retention-days reaches call retention too (it used to keep call records
     30 days whatever the option said): with 60, a call from 45 days ago stays."""
     from datetime import datetime, timedelta, timezone
-    have_tools()
     data = tmp_path / "var"
     data.mkdir()
     now = datetime.now(timezone.utc)
@@ -188,17 +192,7 @@ def test_ok__retention_days_covers_the_call_records(tmp_path):
              "answered": None, "ended": None, "rings": 1, "position": None, "hold_s": 0,
              "outcome": "abandoned"} for age in (45, 10)]
     (data / "calls.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    sock = tmp_path / "ctl.sock"
-    out = open(tmp_path / "daemon.out", "wb")
-    proc = subprocess.Popen(python_cmd("firmware.runtime.daemon", "--sim", "--board", "desk",
-                                       "--site", "boards/desk.site.toml", "--sip-port", "0",
-                                       "--retention-days", "60", "--socket", sock, "--no-web",
-                                       "--data-dir", data),
-                            stdout=out, stderr=subprocess.STDOUT, env=project_env())
-    try:
-        wait_for(lambda: b"switchboard: ready" in (tmp_path / "daemon.out").read_bytes()
-                 or proc.poll() is not None, 30, "the daemon ready")
-        assert proc.poll() is None, (tmp_path / "daemon.out").read_text()
+    with site_daemon(tmp_path, b"switchboard: ready", "--retention-days", "60", "--data-dir", data) as sock:
         last = wait_for(lambda: diag(sock, "status")[1]["call-retention"]["last"], 20,
                         "call retention's first run")
         st = diag(sock, "status")[1]["call-retention"]
@@ -206,11 +200,3 @@ def test_ok__retention_days_covers_the_call_records(tmp_path):
         assert last["purged"] == 0 and last["cutoff"] == (now.date() - timedelta(days=60)).isoformat()
         kept = [json.loads(x)["id"] for x in (data / "calls.jsonl").read_text().splitlines()]
         assert kept[:2] == ["c45", "c10"]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        out.close()

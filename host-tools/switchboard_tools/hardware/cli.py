@@ -22,21 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
 from firmware.config.board import Board, find_board, load_board, shipped_boards
-from firmware import logs
 from firmware.errors import SwitchboardError
 from firmware.logs import add_verbose
 
+from switchboard_tools._common import run
 from switchboard_tools.hardware.bom import bom_path, bom_total, check_bom, hardware_dir, read_bom
 from switchboard_tools.hardware.drawings import render_dot, wiring_dot
 from switchboard_tools.hardware.tables import (CHAIN_COLUMNS, PIN_COLUMNS, _csv,
                                               chain_map, markdown_table, pin_table)
 
-log = logging.getLogger("switchboard.hardware")
 
 
 def generate(board: Board, out: Path, pictures=("svg",)) -> list[Path]:
@@ -126,18 +124,7 @@ def main(argv=None) -> int:
     from switchboard_tools.hardware.selftest import add_arguments
     add_arguments(p)
     args = ap.parse_args(argv)
-    logs.setup("switchboard-hardware", args.verbose)
-    try:
-        return _run(args)
-    except BrokenPipeError:         # the reader (head, less) went away: nothing to say
-        return 1
-    except (SwitchboardError, OSError) as e:
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(e)}))
-        else:
-            log.error("%s", e)
-        log.debug("details", exc_info=True)
-        return 2
+    return run("switchboard-hardware", lambda: _run(args), args, errors=(SwitchboardError, OSError))
 
 
 def _run(args) -> int:
