@@ -83,6 +83,7 @@ def adapters(config: Config, wall_clock=utc_now) -> list:
         records = JsonLinesRecords(config.site.records or config.data_dir / "calls.jsonl")
         out.append(TelephonyAdapter(config.board, config.site, port=config.sip_port,
                                     run_dir=config.data_dir / "telephony", records=records))
+        out[-1].screen = out[0].screen          # blocked callers are refused before they ring
         # Call records older than --retention-days go; their counts stay for billing.
         out.append(CallRetentionAdapter(records, config.data_dir,
                                         retention_days=config.retention_days))

@@ -129,6 +129,7 @@ class TelephonyAdapter:
         self.error: str | None = None
         self.limit: int | None = None
         self.turned_away = 0
+        self.screen = None        # (line, caller) -> a block-list entry refusing it (app.py)
         self.restarts = 0
         self._lock = threading.RLock()
         self._ready = threading.Event()
@@ -376,6 +377,10 @@ class TelephonyAdapter:
         cid = ev["call"]
         if line is None:
             w.send(op="release", call=cid, code=404)
+            return
+        if self.screen is not None and self.screen(line, ev.get("caller")):
+            # A blocked caller (switchboard-customers block): busy, and it never rings.
+            w.send(op="release", call=cid, code=486, reason=LINE_BUSY)   # no failover
             return
         if line in self.line_call:
             # The board shows one call per line: a second caller hears busy.

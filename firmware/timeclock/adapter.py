@@ -48,6 +48,7 @@ from firmware.timeclock.rack import Rack
 from firmware.core.state import (Answer, CardChanged, Fault, LineChanged, LineState, MessageWaiting,
                     StampRequest)
 from firmware.timeclock.clock import TimeClock, parse_day, system_clock
+from firmware.timeclock.blocklist import BlockList
 from firmware.timeclock.delivery import Outbox, SendError
 from firmware.timeclock.drafts import Drafts, DraftError, check_fields, compose
 from firmware.runtime.adapter import Context
@@ -88,6 +89,9 @@ class TimeClockAdapter:
         # call_out(id, customer, number, message) and call_out_state(id), set by app.py.
         self.call_out = None
         self.call_out_state = None
+        self.blocklist: BlockList | None = None
+        self.blocked = {"count": 0, "last": None}    # callers refused at the board
+        self._callers: dict[str, str | None] = {}   # line -> caller ID of its call
         self.pads: Drafts | None = None           # position -> draft on its message pad
         self.outbox: Outbox | None = None
         self.cards: dict[int, dict] = {}          # position -> card on its screen
@@ -165,6 +169,7 @@ class TimeClockAdapter:
         self.rack = Rack(self.tc)
         self.customers = Customers(self.data_dir, readonly=True)
         self.pads = Drafts(self.data_dir)
+        self.blocklist = BlockList(self.data_dir)
         if self.delivery is not None:
             self.outbox = Outbox(self.data_dir, self.delivery, names=self._name_of)
             self._queue_missed()
@@ -216,6 +221,7 @@ class TimeClockAdapter:
             "drafts": {str(p): self._draft_text(d) for p, d in self.drafts.items()},
             "pads": {str(p): d for p, d in self.drafts.items()},
             "delivery": self.outbox.summary() if self.outbox else None,
+            "blocked": dict(self.blocked),
             "operators": {str(p): n for p, n in self.operators.items()},
             "error": self.last_error,
             "out_of_service": self.out_of_service,
@@ -363,7 +369,7 @@ class TimeClockAdapter:
             if line is not None:
                 c = self._card(line, p)
                 if c is not None:
-                    cards[p] = c
+                    cards[p] = self._flagged(c, self._callers.get(line))
         offered = {}
         for line, caller in self._ringing.items():
             c = self._card(line)
@@ -373,7 +379,7 @@ class TimeClockAdapter:
                     c = self._card(None, customer=who["id"])
                     c["check_in"] = True
             if c is not None:
-                offered[line] = c
+                offered[line] = self._flagged(c, caller)
         # Tell the board's followers (the view) about each card that changed.
         for p in sorted(set(cards) | set(self.cards)):
             if cards.get(p) != self.cards.get(p):
@@ -460,6 +466,42 @@ class TimeClockAdapter:
             log.error("delivery: slip %s: %s", stamp["slip"], e)
             self._post(Fault("delivery", f"slip {stamp['slip']} not queued: {e}"))
 
+    # -- blocked and nuisance callers -------------------------------------
+    def _flagged(self, card, caller):
+        """The card with a warning when the caller is on the block list."""
+        if not caller or self.blocklist is None:
+            return card
+        try:
+            self.blocklist.reload_if_changed()
+        except OSError as e:
+            self._post(Fault("timeclock", str(e)))
+            return card
+        e = self.blocklist.match(caller, card.get("customer"))
+        if e is None:
+            return card
+        what = "Nuisance caller" if e["action"] == "nuisance" else "Blocked caller"
+        return {**card, "warning": f"{what} ({e['pattern']})" + (f": {e['note']}" if e["note"] else "")}
+
+    def screen(self, line, caller) -> dict | None:
+        """For the telephony, before a call rings: the block-list entry that refuses it
+        (counted), or None. Runs on the daemon's loop; a damaged list refuses nobody."""
+        if self.blocklist is None or not caller:
+            return None
+        try:
+            self.blocklist.reload_if_changed()
+        except OSError as err:
+            log.error("%s", err)
+            return None
+        cust = self.customers.by_line(line) if self.customers is not None else None
+        e = self.blocklist.match(caller, cust["id"] if cust else None)
+        if e is None or e["action"] != "block":
+            return None
+        self.blocked = {"count": self.blocked["count"] + 1,
+                        "last": {"line": line, "caller": caller, "pattern": e["pattern"],
+                                 "customer": e.get("customer")}}
+        log.info("refused %s calling line %s (blocked: %s)", caller, line, e["pattern"])
+        return e
+
     def _urgent(self, stamp):
         """An urgent message for a customer with an on-call contact is also called out."""
         cust = self._customer(stamp.get("customer"))
@@ -516,6 +558,7 @@ class TimeClockAdapter:
                 lines_at = {p: pos.line for p, pos in state.positions.items()}
                 ringing = {n: ln.caller for n, ln in state.lines.items()
                            if ln.state is LineState.RINGING}
+                self._callers = {n: ln.caller for n, ln in state.lines.items() if ln.caller}
             self._pool.submit(self._refresh_cards, lines_at, ringing)
 
 

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from firmware.config.board import find_board, load_board
+from firmware.timeclock.blocklist import BlockList
 from firmware.timeclock.customers import CustomerError, Customers, detail_lines
 from firmware import logs
 from firmware.errors import SwitchboardError
@@ -128,6 +129,16 @@ def main(argv=None) -> int:
     e.add_argument("file", nargs="?", help="file to write (default: standard output)")
     i = sub.add_parser("import", help="add or replace customers from CSV (all rows or none)")
     i.add_argument("file")
+    b = sub.add_parser("block", help="refuse a caller (busy) or flag them as a nuisance")
+    b.add_argument("pattern", help="a number; * any digits, ? one (e.g. 5550199, 415555*)")
+    b.add_argument("--customer", help="only for this customer's line (default: the whole site)")
+    b.add_argument("--nuisance", action="store_true",
+                   help="let the call ring, with a warning on the card, instead of refusing it")
+    b.add_argument("--note", default="", help="why, shown on the card")
+    u = sub.add_parser("unblock", help="take a pattern off the block list")
+    u.add_argument("pattern")
+    u.add_argument("--customer")
+    sub.add_parser("blocked", help="the block list, with how many calls it refused")
     add_verbose(ap)
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
@@ -142,9 +153,19 @@ def main(argv=None) -> int:
             raise CustomerError(data, "--data", str(data), "an existing folder (the daemon's "
                                 "data folder; create it first)")
         board = load_board(find_board(ns.board)) if ns.board else None
-        readonly = ns.cmd in ("list", "show", "export")
+        readonly = ns.cmd in ("list", "show", "export", "block", "unblock", "blocked")
         cs = Customers(data, readonly=readonly, board=board)
-        if ns.cmd == "add":
+        if ns.cmd in ("block", "unblock") and ns.customer:
+            cs.get(ns.customer)                         # an unknown customer is named
+        if ns.cmd == "block":
+            result = BlockList(data).add(ns.pattern, ns.customer,
+                                         "nuisance" if ns.nuisance else "block", ns.note)
+        elif ns.cmd == "unblock":
+            BlockList(data).remove(ns.pattern, ns.customer)
+            result = {"unblocked": ns.pattern, "customer": ns.customer}
+        elif ns.cmd == "blocked":
+            result = BlockList(data).entries
+        elif ns.cmd == "add":
             result = cs.add(_fields(ns, False), source="command line")
         elif ns.cmd == "change":
             result = cs.change(ns.cid, **_fields(ns, True))
@@ -180,6 +201,12 @@ def main(argv=None) -> int:
     elif ns.cmd == "list":
         for c in result:
             print(f"{c['line']:>5}  {c['id']:<24} {c['name']}  ({c['kind']})")
+    elif ns.cmd == "blocked":
+        for e in result:
+            print(f"{e['action']:<9} {e['pattern']:<16} {e.get('customer') or '(whole site)':<20} "
+                  f"{e['note']}")
+        if not result:
+            print("nobody is blocked")
     elif ns.cmd in ("show", "add", "change"):
         print(show_text(result))
     else:

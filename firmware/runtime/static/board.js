@@ -464,6 +464,7 @@
     box.dataset.customer = c.customer || "";
     box.append(el("div", "card-name", `${c.name} · line ${c.line}`));
     box.append(el("div", "card-answer", `“${c.answer}”`));
+    if (c.warning) box.append(el("div", "card-warn", c.warning));
     const rows = [["Instructions", c.instructions], ["Collect", (c.collect || []).join(", ")],
                   ["Say it", c.pronounce],
                   ["Emergency", (c.emergency || []).map((n) => `${n.label} ${n.number}`).join(", ")],

@@ -153,7 +153,7 @@
     const draft = (tc.pads || {})[String(pos.position)] || null;
     const ln = pos.line && snap.lines.find((l) => l.number === pos.line);
     const line = (draft && draft.line) || (card && card.line) || null;
-    const key = JSON.stringify([card && card.customer, card && card.line, !!draft,
+    const key = JSON.stringify([card && card.customer, card && card.line, !!draft, card && card.warning,
                                 draft && draft.line, card && card.waiting.length, card && card.instructions]);
     if (pad.key !== key) {
       pad.key = key;
@@ -204,6 +204,7 @@
         pad.box.append(row);
       }
       if (card.on_notice) pad.box.append(el("div", "card-warn", `On notice since ${card.on_notice}`));
+      if (card.warning) pad.box.append(el("div", "card-warn nuisance", card.warning));
     } else {
       pad.box.append(el("div", "card-warn",
         `Draft for line ${draft.line || "?"}: the line was released; stamp it or clear it.`));
