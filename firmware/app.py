@@ -84,6 +84,7 @@ def adapters(config: Config, wall_clock=utc_now) -> list:
         out.append(TelephonyAdapter(config.board, config.site, port=config.sip_port,
                                     run_dir=config.data_dir / "telephony", records=records))
         out[-1].screen = out[0].screen          # blocked callers are refused before they ring
+        out[-1].recording_for = out[0].recording_for   # customers whose calls are recorded
         # Call records older than --retention-days go; their counts stay for billing.
         out.append(CallRetentionAdapter(records, config.data_dir,
                                         retention_days=config.retention_days))

@@ -21,6 +21,7 @@ The operator's console (the time clock's commands, see firmware/timeclock/adapte
     POST /api/read-back   {"slip": 12, "position": 1}  stamp one read back
     GET  /api/deadbox?customer=&since=&until=&search=&slip=   past slips
     GET  /api/history?customer=&caller=          the card's history
+    GET  /api/recording?call=                    a call's recorded conversation (WAV)
 
 Who may talk to it: it listens on 127.0.0.1 unless told otherwise. Every
 request must carry a Host header naming this machine (a loopback name, an IP
@@ -70,7 +71,7 @@ _ASSETS = {
 # no other origin, never inside someone else's frame.
 _SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; "
-                                "connect-src 'self'; img-src 'self' data:; "
+                                "connect-src 'self'; img-src 'self' data:; media-src 'self'; "
                                 "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -335,6 +336,17 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
     app.router.add_get("/api/deadbox", passthrough(
         "deadbox", ("customer", "since", "until", "search", "slip")))
     app.router.add_get("/api/history", passthrough("history", ("customer", "caller")))
+
+    async def recording(request: web.Request):
+        """A call's recorded conversation (WAV), to play in the dead box."""
+        try:
+            r = await daemon.request("recording", {"call": request.query.get("call")})
+        except (ControlError, SwitchboardError, ValueError) as e:
+            return _error(404 if "not recorded" in str(e) or "gone" in str(e) else 400,
+                          f"recording: {e}")
+        return web.FileResponse(r["path"], headers={**_SECURITY_HEADERS,
+                                                    "Content-Type": "audio/wav"})
+    app.router.add_get("/api/recording", recording)
 
     runner = WebView(app, access_log=None, shutdown_timeout=2.0)
     runner.host, runner.token = host, token

@@ -80,6 +80,8 @@ class _Call:
     dialled: str = ""
     kind: str = "call"            # "wakeup" / "reminder" for a call the board placed itself
     placed: dict | None = None    # a PlaceCall's customer, schedule and occurrence
+    recording: str | None = None  # the operator's conversation, recorded (record_calls)
+    recording_error: str | None = None
 
     def record(self) -> dict:
         extra = {} if self.placed is None else {
@@ -88,7 +90,9 @@ class _Call:
                 "caller": self.caller, "callee": self.callee, "offered": iso(self.offered),
                 "answered": iso(self.answered), "ended": iso(self.ended), "rings": self.rings,
                 "position": self.position, "hold_s": round(self.hold_s, 3),
-                "outcome": self.outcome}
+                "outcome": self.outcome,
+                **({"recording": self.recording} if self.recording else {}),
+                **({"recording_error": self.recording_error} if self.recording_error else {})}
 
 
 @dataclass
@@ -130,6 +134,7 @@ class TelephonyAdapter:
         self.limit: int | None = None
         self.turned_away = 0
         self.screen = None        # (line, caller) -> a block-list entry refusing it (app.py)
+        self.recording_for = None  # (line, call) -> a WAV path when the line's calls are recorded
         self.restarts = 0
         self._lock = threading.RLock()
         self._ready = threading.Event()
@@ -326,6 +331,10 @@ class TelephonyAdapter:
                         {"path": ev["path"], "seconds": ev["seconds"], "caller": c.caller,
                          "at": iso(self.clock())})
                     self._post(MessageWaiting(line, len(self.messages[line])))
+            elif kind == "error" and str(ev.get("message", "")).startswith("recording"):
+                c = self.calls.get(ev.get("call"))       # the call goes on, unrecorded
+                if c is not None:
+                    c.recording, c.recording_error = None, ev["message"]
             elif kind == "reg":
                 self._reg(ev)
             elif kind == "reg_retry":
@@ -470,8 +479,10 @@ class TelephonyAdapter:
         if c.answered is None and c.direction == "in":
             c.answered = self.clock()
         c.position = cmd.position
+        if c.recording is None and self.recording_for is not None:
+            c.recording = self.recording_for(c.line, c.id)
         c.worker.send(op="answer", call=c.id, position_uri=self._position_uri(cmd.position),
-                      listen=True)
+                      listen=True, record=c.recording)
 
     def _do_Join(self, cmd: Join):
         # Secrecy is off (the board only sends Join then): the operator may listen in.

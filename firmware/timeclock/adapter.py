@@ -48,6 +48,7 @@ from firmware.timeclock.rack import Rack
 from firmware.core.state import (Answer, CardChanged, Fault, LineChanged, LineState, MessageWaiting,
                     StampRequest)
 from firmware.timeclock.clock import TimeClock, parse_day, system_clock
+from firmware.records.journal import decode_line
 from firmware.timeclock.blocklist import BlockList
 from firmware.timeclock.delivery import Outbox, SendError
 from firmware.timeclock.drafts import Drafts, DraftError, check_fields, compose
@@ -55,6 +56,26 @@ from firmware.runtime.adapter import Context
 from firmware.runtime.commands import Arg, Command
 
 log = logging.getLogger("switchboard.timeclock")
+
+
+def read_call_records(path) -> list[dict]:
+    """Every whole call record in ``path``: plain JSON lines, or checksummed journal lines."""
+    out = []
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                line = line.rstrip(b"\n")
+                r = decode_line(line)
+                if r is None:
+                    try:
+                        r = json.loads(line)
+                    except ValueError:
+                        continue
+                if isinstance(r, dict):
+                    out.append(r)
+    except FileNotFoundError:
+        pass
+    return out
 
 
 def callout_id(stamp) -> str:
@@ -148,6 +169,8 @@ class TimeClockAdapter:
                     "past slips with their stamps, delivery and call record"),
             Command("history", self.cmd_history, (Arg("customer"), Arg("caller")),
                     "a caller's and a customer's last calls and messages"),
+            Command("recording", self.cmd_recording, (Arg("call", required=True),),
+                    "where a call's recorded conversation is (record_calls)"),
         ]
 
     def start(self, ctx: Context) -> None:
@@ -305,7 +328,9 @@ class TimeClockAdapter:
         """Retention: at start, then every ``purge_every_s``; a failure lights the fault lamp."""
         self._last_purge = self.clock()
         try:
-            return self.tc.purge(keep_paths=self.rack.recordings())
+            out = self.tc.purge(keep_paths=self.rack.recordings())
+            out["removed_recordings"] = self._purge_recordings()
+            return out
         except (SwitchboardError, OSError) as e:
             log.error("timeclock: purge: %s", e)
             self._post(Fault("timeclock", f"purging old slips failed: {e}"))
@@ -501,6 +526,56 @@ class TimeClockAdapter:
                                  "customer": e.get("customer")}}
         log.info("refused %s calling line %s (blocked: %s)", caller, line, e["pattern"])
         return e
+
+    # -- call recording (record_calls) ---------------------------------------
+    def recording_for(self, line, call) -> str | None:
+        """For the telephony, as the operator answers: where to record this call's
+        conversation when the line's customer has ``record_calls``, else None.
+        ``<data>/recordings/YYYY-MM-DD/<line>-<HHMMSS>-<call>.wav``; kept as long as slips."""
+        cust = self.customers.by_line(line) if self.customers is not None else None
+        if cust is None or not cust.get("record_calls"):
+            return None
+        now = self.clock()
+        folder = self.data_dir / "recordings" / now.date().isoformat()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            log.error("recording line %s: %s: %s", line, folder, e.strerror or e)
+            return None          # the call goes on, unrecorded
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", call or "call")
+        return str(folder / f"{line}-{now:%H%M%S}-{safe}.wav")
+
+    def _recording(self, call):
+        rec = next(iter(self._read_calls(lambda r: r.get("id") == call)), None)
+        if rec is None:
+            raise ControlError(f"no call record {call!r} (the dead box lists calls' ids)")
+        path = rec.get("recording")
+        root = (self.data_dir / "recordings").resolve()
+        if not path:
+            raise ControlError(f"call {call} was not recorded"
+                               + (f" ({rec['recording_error']})" if rec.get("recording_error") else ""))
+        p = Path(path).resolve()
+        if root not in p.parents or not p.is_file():
+            raise ControlError(f"call {call}: its recording {path} is gone (kept "
+                               f"{self.retention_days} days)")
+        return {"call": call, "path": str(p), "bytes": p.stat().st_size}
+
+    async def cmd_recording(self, args):
+        return await self._run(self._recording, args["call"], pool=self._reader)
+
+    def _purge_recordings(self):
+        """Conversations' recordings go with the slips, after the retention period."""
+        root = self.data_dir / "recordings"
+        cutoff = (self.clock().date() - dt.timedelta(days=self.retention_days)).isoformat()
+        gone = []
+        if root.is_dir():
+            for day in sorted(root.iterdir()):
+                if day.is_dir() and re.fullmatch(r"\d{4}-\d{2}-\d{2}", day.name) and day.name < cutoff:
+                    for f in day.iterdir():
+                        f.unlink()
+                        gone.append(str(f))
+                    day.rmdir()
+        return gone
 
     def _urgent(self, stamp):
         """An urgent message for a customer with an on-call contact is also called out."""
@@ -746,19 +821,7 @@ class TimeClockAdapter:
         return {"slips": out, "found": total, "shown": len(out)}
 
     def _read_calls(self, want):
-        out = []
-        try:
-            with open(self.calls_file, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        r = json.loads(line)
-                    except ValueError:
-                        continue
-                    if want(r):
-                        out.append(r)
-        except FileNotFoundError:
-            pass
-        return out
+        return [r for r in read_call_records(self.calls_file) if want(r)]
 
     def _calls_by_id(self, ids):
         if not ids:

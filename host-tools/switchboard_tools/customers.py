@@ -64,6 +64,8 @@ def _fields(ns, partial: bool) -> dict:
         f["delivery"] = {"method": ns.delivery or "hold", "to": ns.delivery_to}
     if ns.prepaid is not None:
         f["last_month_prepaid"] = ns.prepaid == "yes"
+    if ns.record_calls is not None:
+        f["record_calls"] = ns.record_calls == "yes"
     return f
 
 
@@ -88,6 +90,8 @@ def _record_args(p, add: bool):
     p.add_argument("--contract-start", dest="contract_start", required=add)
     p.add_argument("--notice-date", dest="notice_date")
     p.add_argument("--last-month-prepaid", dest="prepaid", choices=("yes", "no"))
+    p.add_argument("--record-calls", dest="record_calls", choices=("yes", "no"),
+                   help="record the operator's conversations on this line (default no)")
     p.add_argument("--address")
 
 
@@ -102,6 +106,8 @@ def show_text(c: dict) -> str:
     out.append(f"  plan:         {c['plan']}, since {c['contract_start']}"
                f"{', notice given ' + c['notice_date'] if c['notice_date'] else ''}"
                f"{', last month prepaid' if c['last_month_prepaid'] else ''}")
+    if c.get("record_calls"):
+        out.append("  recording:    the operator's calls on this line are recorded")
     if c["holidays"]:
         out.append(f"  holidays:     {', '.join(c['holidays'])}")
     if c["address"]:

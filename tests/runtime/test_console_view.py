@@ -10,6 +10,7 @@ message is read back, the lamp goes dark and the slip is found in the dead box.
 """
 
 import json
+import re
 import subprocess
 import time
 
@@ -228,5 +229,58 @@ def test_fail__console_api_bad_requests(tmp_path):
         code, r = call("api/read-back", json.dumps({"slip": 99}))
         assert code == 400 and "slip 99 is not waiting in the rack" in r["error"]
         assert call("api/rack") == (200, {"rack": [], "waiting": 0, "now": call("api/rack")[1]["now"]})
+    finally:
+        stop_daemon(proc)
+
+
+def test_ok__dead_box_plays_a_recorded_conversation(browser, tmp_path):  # noqa: F811
+    """A slip taken on a recorded call: the dead box shows a player for the recording,
+    which the view serves from the data folder only."""
+    import wave
+    data = tmp_path / "var"
+    customers(data, {**MARY, "record_calls": True})
+    day = data / "recordings" / "2026-11-30"
+    day.mkdir(parents=True)
+    wav = day / "201-101500-w0-1.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 8000)
+    (data / "calls.jsonl").write_text(json.dumps(
+        {"id": "w0-1", "line": "201", "direction": "in", "kind": "call", "caller": "5550123",
+         "callee": "201", "offered": "2026-11-30T15:15:00.000Z", "answered": None, "ended": None,
+         "rings": 1, "position": 1, "hold_s": 0, "outcome": "answered",
+         "recording": str(wav)}) + "\n" + json.dumps(
+        {"id": "w0-2", "line": "201", "recording": "/etc/passwd"}) + "\n")
+    from firmware.timeclock.clock import TimeClock
+    tc = TimeClock(data)
+    tc.stamp("message", line="201", customer="marys-gloves", position=1, call="w0-1",
+             text="about the invoice")
+    tc.close()
+    proc, url = start_daemon(tmp_path, "desk", "--data-dir", data)
+    try:
+        import urllib.error
+        import urllib.request
+        with urllib.request.urlopen(url + "api/recording?call=w0-1", timeout=10) as r:
+            assert r.headers["Content-Type"] == "audio/wav" and r.read()[:4] == b"RIFF"
+        for call, code, why in (("w0-2", 404, "is gone"), ("w9", 400, "no call record 'w9'")):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(url + f"api/recording?call={call}", timeout=10)
+            assert e.value.code == code and why in json.loads(e.value.read())["error"]
+        # The slip taken on that call, in the dead box, with its player.
+        page = browser.new_page()
+        page.goto(url + "console")
+        page.keyboard.press("F3")
+        page.locator("#q-search").fill("invoice")
+        page.keyboard.press("Enter")
+        expect(page.locator("#found")).to_have_text("1 slip(s)")
+        audio = page.locator("#results .dead audio")
+        expect(audio).to_have_attribute("src", re.compile(r"api/recording\?call=w0-1"))
+        duration = page.evaluate("""() => new Promise((ok) => { const a = document.querySelector(
+            '#results .dead audio'); a.preload = 'auto'; a.onloadedmetadata = () => ok(a.duration);
+            a.onerror = () => ok(-1); a.load(); })""")
+        assert abs(duration - 1.0) < 0.05, duration           # the browser plays it
+        page.close()
     finally:
         stop_daemon(proc)

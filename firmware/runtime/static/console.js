@@ -432,6 +432,13 @@
       if (c) parts.push(`call ${c.id}: from ${c.caller || "?"}, ${c.rings} ring(s), ${c.outcome}`);
       s.textContent = parts.join(" · ");
       row.append(s);
+      if (c && c.recording) {
+        const audio = el("audio", "recording");
+        audio.controls = true;
+        audio.preload = "none";
+        audio.src = q("recording", {call: c.id});
+        row.append(audio);
+      }
       d.append(row);
       box.append(d);
     }

@@ -71,6 +71,7 @@ class Leg(pj.Call):
         self.customer: Leg | None = None # the customer's phone, rung with the board
         self.answered = False            # a customer leg that picked up
         self.recorder = None             # overflow: the caller's voice message
+        self.call_rec = None             # the operator's conversation, both ways (record_calls)
         self.player = None               # overflow: the announcement
         self.message = None              # (path, started) of the message being recorded
         self.media: pj.AudioMedia | None = None
@@ -311,6 +312,7 @@ class Worker:
             leg.peer = None
             leg.media = None
             leg.player = None            # deleted here, in the loop, not in a callback
+            leg.call_rec = None          # closes a conversation's recording
 
     # -- callbacks (never block) ---------------------------------------
     def on_incoming(self, acc, prm):
@@ -461,6 +463,9 @@ class Worker:
         pos.media.startTransmit(caller.media)
         if caller.listen:
             caller.media.startTransmit(pos.media)
+        if caller.call_rec is not None:      # the conversation, both ways, into one file
+            caller.media.startTransmit(caller.call_rec)
+            pos.media.startTransmit(caller.call_rec)
         if cust is not None:                 # the operator joined (or was there first)
             pos.media.startTransmit(cust.media)
             if caller.listen:
@@ -530,6 +535,14 @@ class Worker:
             return
         leg.listen = cmd.get("listen", True)
         leg.held = False
+        if cmd.get("record") and leg.call_rec is None:
+            try:
+                leg.call_rec = pj.AudioMediaRecorder()
+                leg.call_rec.createRecorder(cmd["record"])
+                self.emit("recording", call=leg.cid, path=cmd["record"])
+            except pj.Error as e:        # a recording that cannot start never stops the call
+                leg.call_rec = None
+                self.emit("error", call=leg.cid, message=f"recording {cmd['record']}: {e.info()}")
         if leg.kind == "in" and leg.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
             leg.answer(self._status(200))
         if leg.peer is None:
