@@ -129,6 +129,7 @@ from = "Answering Service <board@example.net>"
         diag(sock, "tap", "p1-stamp")                              # the physical stamp key
         # The rack on screen, the message lamp, the printed slip, the e-mail.
         page.keyboard.press("F2")
+        expect(page.locator("#view-positions")).to_be_hidden()     # one page at a time
         row = page.locator("#rack .slip").first
         expect(row).to_contain_text("Name: Mrs Lee; Number: 5550123; Glove size: 7; "
                                     "Message: Are the gloves ready?")
