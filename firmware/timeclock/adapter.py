@@ -393,8 +393,14 @@ class TimeClockAdapter:
         for p, line in self._lines_at.items():
             if line is not None:
                 c = self._card(line, p)
+                caller = self._callers.get(line)
+                if c is None and caller:
+                    who = self._by_caller(caller)
+                    if who is not None:       # answered a customer calling in: check-in
+                        c = self._card(None, p, customer=who["id"])
+                        c["check_in"] = True
                 if c is not None:
-                    cards[p] = self._flagged(c, self._callers.get(line))
+                    cards[p] = self._flagged(c, caller)
         offered = {}
         for line, caller in self._ringing.items():
             c = self._card(line)

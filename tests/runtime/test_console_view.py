@@ -171,7 +171,8 @@ from = "Answering Service <board@example.net>"
 
 def test_ok__two_pads_when_split_and_both_screens_fit(browser, tmp_path):  # noqa: F811
     data = tmp_path / "var"
-    customers(data, {**MARY, "delivery": {"method": "hold", "to": None}},
+    customers(data, {**MARY, "delivery": {"method": "hold", "to": None},
+                     "emergency": [{"label": "Mary at home", "number": "555-0101"}]},
               {**MARY, "id": "acme", "name": "Acme Plumbing", "line": "202", "kind": "plumber",
                "collect": ["name"], "delivery": {"method": "hold", "to": None}})
     sock = tmp_path / "desk.sock"
@@ -194,6 +195,17 @@ def test_ok__two_pads_when_split_and_both_screens_fit(browser, tmp_path):  # noq
             pads = page.locator(".position")
             expect(page.locator(f'.position[data-position="{p201}"] .card-name')).to_contain_text("Mary")
             expect(page.locator(f'.position[data-position="{p202}"] .card-name')).to_contain_text("Acme")
+            if w == 800:
+                # Mary calls in from home on an office line: check-in from her card.
+                diag(sock, "ring", "901", "--caller", "555-0101")
+                diag(sock, "tap", "line-901")
+                pad1 = page.locator('.position[data-position="1"]')
+                pad1.locator("button.checkin-card").click()
+                expect(page.locator("#checkin")).to_contain_text("Check-in: Mary's Gloves")
+                diag(sock, "tap", "p1-release")
+                diag(sock, "hangup", "901")
+                diag(sock, "tap", "line-201")
+                page.keyboard.press("F1")
             # No sideways scrolling, and each pad's stamp button is on screen.
             assert page.evaluate("document.scrollingElement.scrollWidth") <= w
             for i in range(pads.count()):

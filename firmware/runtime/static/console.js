@@ -154,6 +154,7 @@
     const ln = pos.line && snap.lines.find((l) => l.number === pos.line);
     const line = (draft && draft.line) || (card && card.line) || null;
     const key = JSON.stringify([card && card.customer, card && card.line, !!draft, card && card.warning,
+                                card && card.check_in, pos.line,
                                 draft && draft.line, card && card.waiting.length, card && card.instructions]);
     if (pad.key !== key) {
       pad.key = key;
@@ -205,6 +206,12 @@
       }
       if (card.on_notice) pad.box.append(el("div", "card-warn", `On notice since ${card.on_notice}`));
       if (card.warning) pad.box.append(el("div", "card-warn nuisance", card.warning));
+      if (card.check_in) {                   // the customer calling in for their messages
+        const b = el("button", "checkin-card", `Check in: read ${card.name}'s messages`);
+        b.type = "button";
+        b.addEventListener("click", () => { show("rack"); checkIn(card.customer); });
+        pad.box.append(b);
+      }
     } else {
       pad.box.append(el("div", "card-warn",
         `Draft for line ${draft.line || "?"}: the line was released; stamp it or clear it.`));
