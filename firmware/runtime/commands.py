@@ -124,12 +124,12 @@ class Commands:
 
     def add(self, command: Command) -> None:
         """Register ``command``; a second one of a name must say it ``replaces`` the first."""
-        have = self._by_name.setdefault(command.name, [])
+        have = self._by_name.get(command.name, [])
         if have and not command.replaces:
             raise ValueError(f"control command {command.name!r} is registered twice")
         if command.replaces and not have:
             raise ValueError(f"control command {command.name!r} replaces nothing")
-        have.append(command)
+        self._by_name[command.name] = have + [command]
 
     def get(self, name: str) -> Command | None:
         have = self._by_name.get(name)
@@ -203,11 +203,12 @@ class Commands:
             v = n
         elif t is float:
             try:
-                v = float(v)
+                f = float(v)
             except (TypeError, ValueError):
                 raise self._bad(cmd, a, v) from None
-            if not math.isfinite(v):
+            if not math.isfinite(f):
                 raise self._bad(cmd, a, v)
+            v = f
         elif t is Path:
             v = self._path(cmd, a, v)
         else:

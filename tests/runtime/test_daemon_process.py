@@ -39,6 +39,17 @@ class DaemonProcess:
     def json(self, *args):
         return json.loads(self.diag("--json", *args).stdout)
 
+    def follow(self, command, act):
+        """Run a following diag command (4 events, 10 s at most) while ``act()``
+        works the board; returns the JSON lines it printed."""
+        follower = subprocess.Popen(python_cmd("switchboard_tools.diag", "--json", command,
+                                               "--count", "4", "--seconds", "10"),
+                                    env=self.env, stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        act()
+        out, _ = follower.communicate(timeout=15)
+        return [json.loads(line) for line in out.splitlines()]
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -101,28 +112,18 @@ def test_ok__split_and_secrecy_switches(daemon):
 
 
 def test_ok__events_follow_the_board(daemon):
-    follower = subprocess.Popen(python_cmd("switchboard_tools.diag", "--json", "events",
-                                           "--count", "4", "--seconds", "10"),
-                                env=daemon.env, stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    daemon.diag("ring", "204")
-    out, _ = follower.communicate(timeout=15)
-    events = [json.loads(line) for line in out.splitlines()]
+    events = daemon.follow("events", lambda: daemon.diag("ring", "204"))
     assert {"type": "line", "line": "204", "state": "ringing", "position": None,
             "rings": 1} in events
     assert {"type": "lamp", "lamp": "line-204", "cadence": "flash"} in events
 
 
 def test_ok__key_test_reports_each_key_and_keys_do_nothing(daemon):
-    tester = subprocess.Popen(python_cmd("switchboard_tools.diag", "--json", "key-test",
-                                         "--count", "4", "--seconds", "10"),
-                              env=daemon.env, stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    daemon.json("ring", "201")
-    daemon.diag("tap", "line-201")
-    daemon.diag("tap", "p2-dial-star")      # a chained key on the desk board
-    out, _ = tester.communicate(timeout=15)
-    keys = [json.loads(line) for line in out.splitlines()]
+    def press_keys():
+        daemon.json("ring", "201")
+        daemon.diag("tap", "line-201")
+        daemon.diag("tap", "p2-dial-star")      # a chained key on the desk board
+    keys = daemon.follow("key-test", press_keys)
     assert [(k["key"], k["down"]) for k in keys] == [
         ("line-201", True), ("line-201", False), ("p2-dial-star", True), ("p2-dial-star", False)]
     assert line_of(daemon.json("status"), "201")["state"] == "ringing"

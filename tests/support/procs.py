@@ -18,6 +18,16 @@ def stop(proc, seconds: float = 10.0) -> bool:
         return False
 
 
+def reap(proc) -> None:
+    """After a test with a child: kill it if it still runs, close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
 def add_customer(data, *fields):
     """``switchboard-customers --data DATA add`` Mary's Gloves on line 201 with ``fields`` added."""
     r = subprocess.run(python_cmd("switchboard_tools.customers", "--data", data, "add",
