@@ -32,7 +32,7 @@ from pathlib import Path
 
 from firmware.errors import ConfigError, SwitchboardError
 from firmware.records.files import atomic_write_json
-from firmware.core.state import Fault, PlacedCallOutcome, ScheduledCallCleared, ScheduledCallDue
+from firmware.core.state import PlacedCallOutcome, ScheduledCallCleared, ScheduledCallDue
 from firmware.runtime.adapter import Context
 from firmware.runtime.commands import Arg, Command
 
@@ -460,7 +460,7 @@ class ScheduleAdapter:
     def start(self, ctx: Context):
         self.ctx = ctx
         if self.scheduler is None:
-            self._post([Fault("schedule", f"scheduled calls out of service: {self.error}")])
+            self.ctx.fault("schedule", f"scheduled calls out of service: {self.error}")
             return
         self._post(self.scheduler.cards())                # cards shown before the restart
         self.poll()                                       # what fell due while we were down
@@ -484,10 +484,10 @@ class ScheduleAdapter:
         if err and not self._faulted:
             self.errors += 1
             self._faulted = True
-            self._post([Fault("schedule", err)])
+            self.ctx.fault("schedule", err)
         elif not err and self._faulted:
             self._faulted = False
-            self._post([Fault("schedule", None)])
+            self.ctx.fault("schedule", None)
 
     def _post(self, events):
         for e in events:

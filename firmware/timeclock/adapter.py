@@ -45,7 +45,7 @@ from firmware.timeclock.customers import Customers, card as make_card
 from firmware.errors import ControlError, SwitchboardError
 from firmware.timeclock.printer import SlipPrinter
 from firmware.timeclock.rack import Rack
-from firmware.core.state import (Answer, CardChanged, Fault, LineChanged, LineState, MessageWaiting,
+from firmware.core.state import (Answer, CardChanged, LineChanged, LineState, MessageWaiting,
                     StampRequest)
 from firmware.timeclock.clock import TimeClock, parse_day, system_clock
 from firmware.records.journal import decode_line
@@ -182,7 +182,7 @@ class TimeClockAdapter:
             # service, with the fault lamp lit and the reason in status and replies.
             self.out_of_service = str(e)
             log.error("timeclock: out of service: %s", e)
-            self._post(Fault("timeclock", f"out of service: {e}"))
+            self._fault("timeclock", f"out of service: {e}")
         self._schedule_purge()
 
     def _open(self):
@@ -205,12 +205,12 @@ class TimeClockAdapter:
             self._post_count(line)
         if self.printer_cfg:
             printer = SlipPrinter(self.printer_cfg, self.data_dir / "printed.json",
-                                  on_fault=lambda m: self._post(Fault("printer", m)),
+                                  on_fault=lambda m: self._fault("printer", m),
                                   names=self._name_of)
             try:
                 mark = printer.load_mark(default=self.tc.last_slip)
             except (SwitchboardError, OSError) as e:   # stamps go on; printing waits for a fix
-                self._post(Fault("printer", str(e)))
+                self._fault("printer", str(e))
                 return
             printer.start(self.tc.stamps_after(mark) if mark < self.tc.last_slip else [])
             self.printer = printer
@@ -254,6 +254,10 @@ class TimeClockAdapter:
     def _post(self, event):
         if self.ctx is not None:
             self.ctx.post(event)
+
+    def _fault(self, source, message):
+        if self.ctx is not None:
+            self.ctx.fault(source, message)
 
     def _state(self):
         """The board's state, when there is a board (None for the adapter on its own)."""
@@ -317,12 +321,12 @@ class TimeClockAdapter:
             self.printer.submit(stamp)
         if self.last_error:
             self.last_error = None
-            self._post(Fault("timeclock", None))
+            self._fault("timeclock", None)
         return stamp
 
     def _failed(self, err):
         self.last_error = str(err)
-        self._post(Fault("timeclock", f"cannot store stamps: {err}"))
+        self._fault("timeclock", f"cannot store stamps: {err}")
 
     def _purge(self):
         """Retention: at start, then every ``purge_every_s``; a failure lights the fault lamp."""
@@ -333,7 +337,7 @@ class TimeClockAdapter:
             return out
         except (SwitchboardError, OSError) as e:
             log.error("timeclock: purge: %s", e)
-            self._post(Fault("timeclock", f"purging old slips failed: {e}"))
+            self._fault("timeclock", f"purging old slips failed: {e}")
             return {"error": str(e)}
 
     def _schedule_purge(self):

@@ -127,6 +127,16 @@ def main(argv=None) -> int:
     return run("switchboard-hardware", lambda: _run(args), args, errors=(SwitchboardError, OSError))
 
 
+def _report_written(args, written) -> int:
+    """Say which files a command wrote: JSON, or a line each."""
+    if args.json:
+        print(json.dumps({"ok": True, "written": [str(p) for p in written]}))
+    else:
+        for p in written:
+            print(f"wrote {p}")
+    return 0
+
+
 def _run(args) -> int:
     if args.cmd == "pins":
         board = load_board(find_board(args.board))
@@ -177,22 +187,11 @@ def _run(args) -> int:
         written = []
         for name in boards:
             written += generate(load_board(find_board(name)), out)
-        if args.json:
-            print(json.dumps({"ok": True, "written": [str(p) for p in written]}))
-        else:
-            for p in written:
-                print(f"wrote {p}")
-        return 0
+        return _report_written(args, written)
     if args.cmd == "schematics":
         from switchboard_tools.hardware.schematics import draw_all
         out = Path(args.out) if args.out else hardware_dir() / "blocks"
-        written = draw_all(out)
-        if args.json:
-            print(json.dumps({"ok": True, "written": [str(p) for p in written]}))
-        else:
-            for p in written:
-                print(f"wrote {p}")
-        return 0
+        return _report_written(args, draw_all(out))
     if args.cmd == "check":
         from switchboard_tools.hardware.erc import run
         board = load_board(find_board(args.board))
