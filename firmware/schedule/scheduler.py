@@ -524,7 +524,7 @@ class ScheduleAdapter:
                                     "retries": retries, "retry_after_s": retry_after_s}, now)
             except (ScheduleError, ConfigError) as e:
                 self.ctx.log.error("urgent call-out %s: %s", schedule_id, e)
-                self._post([Fault("schedule", f"urgent call-out {schedule_id} not placed: {e}")])
+                self.ctx.fault("schedule", f"urgent call-out {schedule_id} not placed: {e}")
         loop = self.ctx.loop if self.ctx is not None else None
         if loop is not None:
             loop.call_soon_threadsafe(add)

@@ -499,7 +499,7 @@ class TimeClockAdapter:
             self.outbox.enqueue(stamp, cust["delivery"]["method"], cust["delivery"]["to"])
         except (SendError, OSError) as e:
             log.error("delivery: slip %s: %s", stamp["slip"], e)
-            self._post(Fault("delivery", f"slip {stamp['slip']} not queued: {e}"))
+            self._fault("delivery", f"slip {stamp['slip']} not queued: {e}")
 
     # -- blocked and nuisance callers -------------------------------------
     def _flagged(self, card, caller):
@@ -509,7 +509,7 @@ class TimeClockAdapter:
         try:
             self.blocklist.reload_if_changed()
         except OSError as e:
-            self._post(Fault("timeclock", str(e)))
+            self._fault("timeclock", str(e))
             return card
         e = self.blocklist.match(caller, card.get("customer"))
         if e is None:
