@@ -211,7 +211,13 @@ def test_fail__modem_refuses_then_missing(tmp_path, modem):
 
 
 # -- the site file ----------------------------------------------------------------
-SITE = '''
+TRUNK = '''
+[[trunks]]
+name = "loopback"
+mode = "peer"
+peers = ["127.0.0.1"]
+'''
+SITE = TRUNK + '''
 [delivery]
 max_tries = 5
 [delivery.email]
@@ -246,7 +252,7 @@ def test_ok__site_file_delivery_section(tmp_path):
 ])
 def test_fail__bad_delivery_section(tmp_path, text, mode, expected):
     p = tmp_path / "desk.site.toml"
-    p.write_text(text)
+    p.write_text(text if text.startswith(TRUNK) else TRUNK + text)
     p.chmod(mode)
     with pytest.raises(ConfigError, match=expected):
         load_site(p, load_board(find_board("desk")))
