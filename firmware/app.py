@@ -76,9 +76,14 @@ def adapters(config: Config, wall_clock=utc_now, simulated: bool = False) -> lis
     watch = clocksource.ClockWatch(
         clocksource.system_status if source == "system" else
         clocksource.fixed_status(source == "set", f"simulated clock, --clock-source {source}"))
-    out = [watch,
-           TimeClockAdapter(config.data_dir, printer=tc.printer, retention_days=tc.retention_days,
-                            operators=tc.operators, clock_verified=watch.is_verified)]
+    site = config.site
+    timeclock = TimeClockAdapter(config.data_dir, printer=tc.printer, retention_days=tc.retention_days,
+                                 operators=tc.operators, clock_verified=watch.is_verified,
+                                 # [delivery] in the site file: e-mail and texts from the outbox
+                                 delivery=site.delivery if site is not None else None,
+                                 calls_file=(site.records if site is not None and site.records
+                                             else config.data_dir / "calls.jsonl"))
+    out = [watch, timeclock]
     if config.site is not None:
         try:
             from firmware.telephony.adapter import TelephonyAdapter
@@ -96,6 +101,8 @@ def adapters(config: Config, wall_clock=utc_now, simulated: bool = False) -> lis
         out.append(records)      # its fault lamp and status; started before the telephony
         telephony = TelephonyAdapter(config.board, site, port=config.sip_port,
                                      run_dir=config.data_dir / "telephony", records=records)
+        telephony.screen = timeclock.screen                # blocked callers never ring
+        telephony.recording_for = timeclock.recording_for  # customers whose calls are recorded
         out.append(telephony)
         if modems is not None:
             modems.telephony = telephony
@@ -104,8 +111,11 @@ def adapters(config: Config, wall_clock=utc_now, simulated: bool = False) -> lis
         out.append(CallRetentionAdapter(records, config.data_dir,
                                         retention_days=config.retention_days))
     # Wake-up and reminder calls: the schedule is kept in the data directory.
-    out.append(ScheduleAdapter(config.data_dir / "schedule.json", config.tz, clock=wall_clock,
-                               can_place=config.site is not None))
+    schedule = ScheduleAdapter(config.data_dir / "schedule.json", config.tz, clock=wall_clock,
+                               can_place=config.site is not None)
+    out.append(schedule)
+    # An urgent message for a customer with an on-call contact is called out by it.
+    out[0].call_out, out[0].call_out_state = schedule.call_out, schedule.call_out_state
     return out
 
 

@@ -51,6 +51,10 @@ installation reaches the network, and holds its secrets::
     rings = 5
     action = "ring"         # or "message": announce and record a voice message
 
+    [delivery.email]        # messages by e-mail and text: firmware/timeclock/delivery.py
+    relay = "smtp.example.net"
+    password = "secret"     # the same rule as a trunk's password
+
 Everything is checked before the daemon starts, with the file, the key path,
 the bad value and what was expected.
 """
@@ -67,6 +71,7 @@ from pathlib import Path
 from firmware.config.board import Board
 from firmware.config.toml import TableChecker, read_toml
 from firmware.errors import ConfigError
+from firmware.timeclock.delivery import load_delivery
 
 TRANSPORTS = ("udp", "tcp", "tls")
 TRUNK_MODES = ("peer", "register", "modem")
@@ -139,6 +144,7 @@ class Site:
     overflow_action: str = "ring"
     announcement: str | None = None
     records: str | None = None    # call-record file; None: the daemon's data dir
+    delivery: object = None       # DeliveryConfig (firmware/timeclock/delivery.py) or None
 
     def line_for(self, number: str) -> str | None:
         return self.numbers.get(number)
@@ -177,10 +183,13 @@ def load_site(path, board: Board) -> Site:
         raise ConfigError(path, "trunks", None, None, message=(
             f"{path}: trunks: none; expected at least one [[trunks]] table "
             "(without one the front refuses every call)"))
-    secret = [t.name for t in site.trunks if t.password]
+    secret = [f"trunks.{t.name}.password" for t in site.trunks if t.password]
+    if site.delivery is not None and site.delivery.has_secret():
+        secret.append(site.delivery.has_secret())
     if secret and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(path, f"trunks.{secret[0]}.password", None, None, message=(
-            f"{path}: holds a trunk password but is readable by others "
+        raise ConfigError(path, secret[0], None, None, message=(
+            f"{path}: holds a {'trunk password' if secret[0].startswith('trunks') else secret[0]} "
+            "but is readable by others "
             f"(mode {stat.S_IMODE(mode):o}); expected a file only its owner can read: "
             f"run  chmod 600 {path}"))
     return site
@@ -277,7 +286,7 @@ class _Loader(TableChecker):
     # -- sections ------------------------------------------------------
     def load(self, data) -> Site:
         d = self.table(data, "", ("front", "trunks", "numbers", "customers", "positions",
-                                  "limits", "overflow", "records"))
+                                  "limits", "overflow", "records", "delivery"))
         f = self.table(d.get("front", {}), "front",
                        ("listen", "port", "transports", "tls_certificate", "tls_private_key"))
         listen = self.address(f.get("listen", "127.0.0.1"), "front.listen")
@@ -317,7 +326,7 @@ class _Loader(TableChecker):
             overflow_rings=self.integer(ov, "rings", "overflow", 0, 0, 100),
             overflow_action=self.string(ov, "action", "overflow", "ring", OVERFLOW_ACTIONS),
             announcement=self.wav(ov, "announcement", "overflow"),
-            records=records)
+            records=records, delivery=load_delivery(self, d.get("delivery")))
 
     def load_trunks(self, trunks):
         if not isinstance(trunks, list):

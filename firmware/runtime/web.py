@@ -11,6 +11,18 @@ style) and a small API over the daemon:
     POST /api/ring      {"line": "201"}          simulated board: a call comes in
     POST /api/hangup    {"line": "201"}          simulated board: the caller hangs up
 
+The operator's console (the time clock's commands, see firmware/timeclock/adapter.py):
+
+    POST /api/draft       {"position": 1, "fields": {...}, "urgent": false}  keep the pad's draft
+    POST /api/draft-clear {"position": 1}        throw the draft away
+    POST /api/stamp       {"position": 1}        stamp the pad's draft (as the stamp key does)
+    GET  /api/rack                               every customer's waiting messages
+    POST /api/check-in    {"customer": "..."}    open a customer's messages (or line, caller)
+    POST /api/read-back   {"slip": 12, "position": 1}  stamp one read back
+    GET  /api/deadbox?customer=&since=&until=&search=&slip=   past slips
+    GET  /api/history?customer=&caller=          the card's history
+    GET  /api/recording?call=                    a call's recorded conversation (WAV)
+
 Who may talk to it: it listens on 127.0.0.1 unless told otherwise. Every
 request must carry a Host header naming this machine (a loopback name, an IP
 address, the machine's own name, or one of ``allowed_hosts``), so a page on
@@ -52,12 +64,15 @@ _ASSETS = {
     "/figures": ("figures.html", "text/html"),
     "/figures.js": ("figures.js", "text/javascript"),
     "/figures.css": ("figures.css", "text/css"),
+    "/console": ("console.html", "text/html"),
+    "/console.js": ("console.js", "text/javascript"),
+    "/console.css": ("console.css", "text/css"),
 }
 # The page is plain files from this server, nothing else: no inline script,
 # no other origin, never inside someone else's frame.
 _SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; "
-                                "connect-src 'self'; img-src 'self' data:; "
+                                "connect-src 'self'; img-src 'self' data:; media-src 'self'; "
                                 "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -158,7 +173,8 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         if not guard.host_ok(request.headers.get("Host")):
             return _error(403, "this board view answers only to this machine's own name "
                                "(Host header refused)")
-        asset = request.path in ("/board.js", "/board.css", "/figures.js", "/figures.css")
+        asset = request.path in ("/board.js", "/board.css", "/figures.js", "/figures.css",
+                                 "/console.js", "/console.css")
         if not asset and not guard.token_ok(request):
             return _error(401, "this board view needs its access token: open the address "
                                "the daemon printed (…/?token=…)")
@@ -259,6 +275,32 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
             return _error(400, f"figures: {e}")
         return web.json_response(result, headers=_SECURITY_HEADERS, dumps=_dumps)
 
+    def passthrough(name: str, allowed: tuple[str, ...]):
+        """A console command: a JSON object with only ``allowed`` keys, checked by the command."""
+        async def handler(request: web.Request):
+            if request.method == "GET":
+                args = {k: v for k, v in request.query.items() if k != "token" and v != ""}
+            else:
+                try:
+                    args = await request.json()
+                except (ValueError, UnicodeDecodeError):
+                    return _error(400, f"{request.path}: the body must be a JSON object, e.g. "
+                                       + json.dumps({f: "..." for f in allowed[:2]}))
+                if not isinstance(args, dict):
+                    return _error(400, f"{request.path}: the body must be a JSON object")
+            unknown = sorted(set(args) - set(allowed))
+            if unknown:
+                return _error(400, f"{request.path}: unknown {', '.join(unknown)}; expected "
+                                   + ", ".join(allowed))
+            try:
+                result = await daemon.request(name, args)
+            except (ControlError, SwitchboardError, KeyError, ValueError) as e:
+                msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+                return _error(400, f"{name}: {msg}")
+            return web.json_response(result if result is not None else {"ok": True},
+                                     headers=_SECURITY_HEADERS, dumps=_dumps)
+        return handler
+
     async def on_shutdown(app):
         hub.stop()
         for task in list(streams):
@@ -276,6 +318,28 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
     app.router.add_post("/api/release", action("release", ("key",)))
     app.router.add_post("/api/ring", action("ring", ("line",), ("caller",)))
     app.router.add_post("/api/hangup", action("hangup", ("line",)))
+    for path, cmd, allowed in (
+            ("/api/draft", "draft", ("position", "fields", "urgent", "line")),
+            ("/api/draft-clear", "draft-clear", ("position",)),
+            ("/api/stamp", "pad-stamp", ("position",)),
+            ("/api/check-in", "check-in", ("customer", "line", "caller")),
+            ("/api/read-back", "read-back", ("slip", "position"))):
+        app.router.add_post(path, passthrough(cmd, allowed))
+    app.router.add_get("/api/rack", passthrough("rack", ()))
+    app.router.add_get("/api/deadbox", passthrough(
+        "deadbox", ("customer", "since", "until", "search", "slip")))
+    app.router.add_get("/api/history", passthrough("history", ("customer", "caller")))
+
+    async def recording(request: web.Request):
+        """A call's recorded conversation (WAV), to play in the dead box."""
+        try:
+            r = await daemon.request("recording", {"call": request.query.get("call")})
+        except (ControlError, SwitchboardError, ValueError) as e:
+            return _error(404 if "not recorded" in str(e) or "gone" in str(e) else 400,
+                          f"recording: {e}")
+        return web.FileResponse(r["path"], headers={**_SECURITY_HEADERS,
+                                                    "Content-Type": "audio/wav"})
+    app.router.add_get("/api/recording", recording)
 
     runner = WebView(app, access_log=None, shutdown_timeout=2.0)
     runner.host, runner.token = host, token

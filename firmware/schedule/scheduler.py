@@ -506,6 +506,51 @@ class ScheduleAdapter:
         return {"state": "running", **self.scheduler.status(), "errors": self.errors,
                 "save_error": self.scheduler.save_error}
 
+    # -- urgent messages called out (the time clock asks) ---------------------
+    def call_out(self, schedule_id: str, customer: str, number: str, message: str,
+                 retries: int = 2, retry_after_s: float = 300) -> None:
+        """Call ``number`` once, at the next whole minute, and speak ``message``: an
+        urgent message for a customer's on-call contact. Safe from any thread; the
+        schedule is on disk once the loop has run it. Billed as a reminder call."""
+        def add():
+            if self.scheduler is None or schedule_id in self.scheduler.schedules:
+                return
+            now = self.clock()
+            due = (now.astimezone(self.scheduler.tz) + timedelta(seconds=60)).replace(
+                second=0, microsecond=0)
+            try:
+                self.scheduler.add({"id": schedule_id, "customer": customer, "kind": "reminder",
+                                    "number": number, "message": message,
+                                    "date": due.date().isoformat(), "time": f"{due:%H:%M}",
+                                    "retries": retries, "retry_after_s": retry_after_s}, now)
+            except (ScheduleError, ConfigError) as e:
+                self.ctx.log.error("urgent call-out %s: %s", schedule_id, e)
+                self.ctx.fault("schedule", f"urgent call-out {schedule_id} not placed: {e}")
+        loop = self.ctx.loop if self.ctx is not None else None
+        if loop is not None:
+            loop.call_soon_threadsafe(add)
+        else:
+            add()
+
+    def call_out_state(self, schedule_id: str) -> dict | None:
+        """How a call-out went: "scheduled", "calling", "retry", or its outcome from the log."""
+        sch = self.scheduler
+        if sch is None:
+            return None
+        for e in reversed(sch.log):
+            if e["schedule"] == schedule_id:
+                return {"state": e["outcome"], "number": e.get("number"),
+                        "attempts": e.get("attempts"), "calls": e.get("calls"),
+                        "finished": e.get("finished"), "note": e.get("note")}
+        for o in sch.open.values():
+            if o.schedule == schedule_id:
+                return {"state": o.state, "attempts": o.attempt, "note": o.note,
+                        "number": sch.schedules.get(schedule_id, {}).get("number")}
+        if schedule_id in sch.schedules:
+            s = sch.schedules[schedule_id]
+            return {"state": "scheduled", "number": s["number"], "due": f"{s['date']} {s['time']}"}
+        return None
+
     def _need(self) -> "Scheduler":
         if self.scheduler is None:
             raise ScheduleError(f"scheduled calls are out of service: {self.error}")

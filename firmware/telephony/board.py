@@ -38,8 +38,10 @@ class BoardCommands:
         if c.answered is None and c.direction == "in":
             c.answered = self.clock()
         c.position = cmd.position
+        if c.recording is None and self.recording_for is not None:
+            c.recording = self.recording_for(c.line, c.id)
         c.worker.send(msg.AnswerCall(call=c.id, position_uri=self._position_uri(cmd.position),
-                                     listen=True))
+                                     listen=True, record=c.recording))
 
     def _do_Join(self, cmd: Join):
         # Secrecy is off (the board only sends Join then): the operator may listen in.

@@ -42,6 +42,8 @@ class Call:
     dialled: str = ""
     kind: str = "call"            # "wakeup" / "reminder" for a call the board placed itself
     placed: dict | None = None    # a PlaceCall's customer, schedule and occurrence
+    recording: str | None = None  # the operator's conversation, recorded (record_calls)
+    recording_error: str | None = None
     opened: float = field(default_factory=time.monotonic)   # when the board heard of it
     dialog: tuple | None = None   # a caller's (INVITE headers, the worker's tag): see orphans.py
     connected: bool = False       # the worker answered it (200 OK, ACKed)
@@ -56,7 +58,9 @@ class Call:
                 "caller": self.caller, "callee": self.callee, "offered": iso(self.offered),
                 "answered": iso(self.answered), "ended": iso(self.ended), "rings": self.rings,
                 "position": self.position, "hold_s": round(self.hold_s, 3),
-                "outcome": self.outcome}
+                "outcome": self.outcome,
+                **({"recording": self.recording} if self.recording else {}),
+                **({"recording_error": self.recording_error} if self.recording_error else {})}
 
 
 class CallBook:

@@ -46,6 +46,11 @@ class WorkerEvents:
             return
         if self.book.has_ended(m.call):
             return                           # reported after its end: nothing to ring
+        if self.screen is not None and self.screen(line, m.caller):
+            # A blocked caller (switchboard-customers block): busy, and it never rings.
+            w.send(msg.ReleaseCall(call=m.call, code=msg.LINE_BUSY.code,
+                                   reason=msg.LINE_BUSY.reason))     # no failover
+            return
         if self.book.on_line(line) is not None:
             # The board shows one call per line: a second caller hears busy.
             self.turned_away += 1
@@ -152,6 +157,9 @@ class WorkerEvents:
     def _ev_error(self, w, m: msg.WorkerError):
         log.warning("worker %s: %s", w.index, m.message)
         c = self.book.get(m.call) if m.call else None
+        if c is not None and m.message.startswith("recording"):
+            c.recording, c.recording_error = None, m.message      # the call goes on, unrecorded
+            return
         if c is not None and m.message.endswith(": no such call"):
             # The worker has no such call: it ended without the board hearing of it.
             self._lost(c, "call gone from its worker")

@@ -117,6 +117,7 @@ class AnswerCall(Message):
     call: str
     position_uri: str | None = None
     listen: bool = True           # the position hears the caller (off under secrecy)
+    record: str | None = None     # a WAV path: record the conversation, both ways (record_calls)
 
 
 @_message(WORKER_COMMANDS, "resume")

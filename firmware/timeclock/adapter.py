@@ -19,12 +19,23 @@ Control-socket commands (``args`` dicts): ``card`` {line}, ``type-message``
 recording?}, ``check-in`` {line | customer | caller}, ``read-back`` {slip,
 position?}, ``messages`` {customer?, line?, since?, until?, what?, search?,
 waiting?}, ``stamp`` {position, line?}, ``operator`` {position, name},
-``purge`` {}.
+``purge`` {}; the operator's console (the view's message pad, rack and dead
+box): ``draft`` {position, fields?, urgent?, line?}, ``draft-clear``
+{position}, ``pad-stamp`` {position}, ``rack`` {}, ``deadbox`` {customer?,
+since?, until?, search?, slip?, limit?}, ``history`` {customer?, caller?}.
+
+The message pad's draft is kept with its position on disk (``drafts.py``);
+the stamp key (or ``pad-stamp``) stamps it as a message for the line the pad
+was opened for, even after that line was released, and the draft is dropped
+only once the stamp is on disk. A message for a customer whose delivery is
+e-mail or text is then queued in the outbox (``delivery.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -37,10 +48,39 @@ from firmware.timeclock.rack import Rack
 from firmware.core.state import (Answer, CardChanged, LineChanged, LineState, MessageWaiting,
                     StampRequest)
 from firmware.timeclock.clock import TimeClock, parse_day, system_clock
+from firmware.records.journal import decode_line
+from firmware.timeclock.blocklist import BlockList
+from firmware.timeclock.delivery import Outbox, SendError
+from firmware.timeclock.drafts import Drafts, DraftError, check_fields, compose
 from firmware.runtime.adapter import Context
 from firmware.runtime.commands import Arg, Command
 
 log = logging.getLogger("switchboard.timeclock")
+
+
+def read_call_records(path) -> list[dict]:
+    """Every whole call record in ``path``: plain JSON lines, or checksummed journal lines."""
+    out = []
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                line = line.rstrip(b"\n")
+                r = decode_line(line)
+                if r is None:
+                    try:
+                        r = json.loads(line)
+                    except ValueError:
+                        continue
+                if isinstance(r, dict):
+                    out.append(r)
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def callout_id(stamp) -> str:
+    """The scheduled call that calls an urgent message out: one per slip."""
+    return f"urgent-{stamp['slip']}"
 
 
 def _digits(number: str | None) -> str:
@@ -53,7 +93,8 @@ class TimeClockAdapter:
 
     def __init__(self, data_dir, printer: dict | None = None, clock=system_clock,
                  retention_days: int = 30, operators: dict | None = None,
-                 site_holidays=(), purge_every_s: float = 6 * 3600, clock_verified=None):
+                 site_holidays=(), purge_every_s: float = 6 * 3600, clock_verified=None,
+                 delivery=None, calls_file=None):
         self.data_dir = Path(data_dir)
         self.clock_verified = clock_verified      # () -> bool: is the clock set (clocksource)
         self.printer_cfg = printer
@@ -64,7 +105,17 @@ class TimeClockAdapter:
         self.purge_every_s = purge_every_s
         self.ctx: Context | None = None
         self.tc = self.rack = self.customers = self.printer = None
-        self.drafts: dict[int, str] = {}          # position -> message typed, not yet stamped
+        self.delivery = delivery                  # DeliveryConfig from the site file, or None
+        self.calls_file = Path(calls_file) if calls_file else self.data_dir / "calls.jsonl"
+        # Urgent messages called out to the on-call contact: the scheduled calls'
+        # call_out(id, customer, number, message) and call_out_state(id), set by app.py.
+        self.call_out = None
+        self.call_out_state = None
+        self.blocklist: BlockList | None = None
+        self.blocked = {"count": 0, "last": None}    # callers refused at the board
+        self._callers: dict[str, str | None] = {}   # line -> caller ID of its call
+        self.pads: Drafts | None = None           # position -> draft on its message pad
+        self.outbox: Outbox | None = None
         self.cards: dict[int, dict] = {}          # position -> card on its screen
         self.offered: dict[str, dict] = {}        # ringing line -> card
         self.last_error: str | None = None
@@ -103,6 +154,26 @@ class TimeClockAdapter:
             Command("operator", self.cmd_operator, (position, Arg("name", required=True)),
                     "the operator's name at a position, for the answer phrase"),
             Command("purge", self.cmd_purge, (), "drop dead-box slips past retention now"),
+            # The operator's console (the view's message pad, rack and dead box).
+            Command("draft", self.cmd_draft,
+                    (position, Arg("fields", dict, expected='an object of field name to text, e.g. '
+                                   '{"name": "Mrs Lee", "message": "ring back"}'),
+                     Arg("urgent", bool), Arg("line")),
+                    "keep what a position's message pad holds (on disk)"),
+            Command("draft-clear", self.cmd_draft_clear, (position,),
+                    "throw a position's draft away"),
+            Command("pad-stamp", self.cmd_pad_stamp, (position,),
+                    "stamp the pad's draft, as the stamp key does"),
+            Command("rack", self.cmd_rack, (), "every customer's waiting messages, with age"),
+            Command("deadbox", self.cmd_deadbox,
+                    (Arg("customer"), Arg("since"), Arg("until"), Arg("search"),
+                     Arg("slip", int, min=1, expected="a slip number"),
+                     Arg("limit", int, default=200, min=1, max=5000)),
+                    "past slips with their stamps, delivery and call record"),
+            Command("history", self.cmd_history, (Arg("customer"), Arg("caller")),
+                    "a caller's and a customer's last calls and messages"),
+            Command("recording", self.cmd_recording, (Arg("call", required=True),),
+                    "where a call's recorded conversation is (record_calls)"),
         ]
 
     def start(self, ctx: Context) -> None:
@@ -123,6 +194,15 @@ class TimeClockAdapter:
                             lock_wait_s=5.0, clock_verified=self.clock_verified)
         self.rack = Rack(self.tc)
         self.customers = Customers(self.data_dir, readonly=True)
+        self.pads = Drafts(self.data_dir)
+        self.blocklist = BlockList(self.data_dir)
+        if self.delivery is not None:
+            self.outbox = Outbox(self.data_dir, self.delivery, names=self._name_of)
+            self._queue_missed()
+            self.outbox.start()
+        for m in self.rack.waiting():       # an urgent call-out a crash kept from being set up
+            if m.get("urgent") and self.call_out_state and self._callout_of(m) is None:
+                self._urgent(m)
         self._purge()
         for line in self._board_lines():
             self._post_count(line)
@@ -145,6 +225,8 @@ class TimeClockAdapter:
             self._purge_timer.cancel()
         if self.printer:
             self.printer.stop()
+        if self.outbox:
+            self.outbox.stop()
         self._pool.submit(self._close).result()
         self._pool.shutdown(wait=True)
         self._pool = None
@@ -162,7 +244,10 @@ class TimeClockAdapter:
             "printer": self.printer.status() if self.printer else None,
             "cards": {str(p): c for p, c in self.cards.items()},
             "offered": dict(self.offered),
-            "drafts": {str(p): t for p, t in self.drafts.items()},
+            "drafts": {str(p): self._draft_text(d) for p, d in self.drafts.items()},
+            "pads": {str(p): d for p, d in self.drafts.items()},
+            "delivery": self.outbox.summary() if self.outbox else None,
+            "blocked": dict(self.blocked),
             "operators": {str(p): n for p, n in self.operators.items()},
             "error": self.last_error,
             "out_of_service": self.out_of_service,
@@ -253,6 +338,7 @@ class TimeClockAdapter:
             out = self.tc.purge(keep_paths=self.rack.recordings())
             for what in out.get("skipped", ()):
                 log.warning("timeclock: purge: left alone a bad stored record (%s)", what)
+            out["removed_recordings"] = self._purge_recordings()
             return out
         except (SwitchboardError, OSError) as e:
             log.error("timeclock: purge: %s", e)
@@ -271,7 +357,7 @@ class TimeClockAdapter:
 
     # -- work done on the worker thread -------------------------------
     def _do_stamp(self, what, line, position, call=None, customer=None, text=None,
-                  recording=None):
+                  recording=None, **extra):
         try:
             self.customers.reload_if_changed()
             if customer is None and line is not None:
@@ -279,7 +365,7 @@ class TimeClockAdapter:
                 customer = cust["id"] if cust else None
             if what == "message":
                 stamp = self.rack.take(line, customer, text, position=position, call=call,
-                                       recording=recording)
+                                       recording=recording, **extra)
             else:
                 stamp = self.tc.stamp(what, line=line, customer=customer, position=position,
                                       call=call)
@@ -291,6 +377,8 @@ class TimeClockAdapter:
         if what == "message":
             self._post_count(self._customer_line(customer) or line)
             self._refresh_cards()
+            self._deliver(stamp)
+            self._urgent(stamp)
         return stamp
 
     def _do_read_back(self, slip, position):
@@ -314,8 +402,14 @@ class TimeClockAdapter:
         for p, line in self._lines_at.items():
             if line is not None:
                 c = self._card(line, p)
+                caller = self._callers.get(line)
+                if c is None and caller:
+                    who = self._by_caller(caller)
+                    if who is not None:       # answered a customer calling in: check-in
+                        c = self._card(None, p, customer=who["id"])
+                        c["check_in"] = True
                 if c is not None:
-                    cards[p] = c
+                    cards[p] = self._flagged(c, caller)
         offered = {}
         for line, caller in self._ringing.items():
             c = self._card(line)
@@ -325,7 +419,7 @@ class TimeClockAdapter:
                     c = self._card(None, customer=who["id"])
                     c["check_in"] = True
             if c is not None:
-                offered[line] = c
+                offered[line] = self._flagged(c, caller)
         # Tell the board's followers (the view) about each card that changed.
         for p in sorted(set(cards) | set(self.cards)):
             if cards.get(p) != self.cards.get(p):
@@ -336,22 +430,210 @@ class TimeClockAdapter:
                 self._post(CardChanged(None, ln, offered.get(ln)))
         self.cards, self.offered = cards, offered
 
+    # -- the message pad (worker thread) ---------------------------------
+    @property
+    def drafts(self) -> dict[int, dict]:
+        return self.pads.all() if self.pads is not None else {}
+
+    def _draft_text(self, draft) -> str:
+        if not draft:
+            return ""
+        cust = self._customer(draft.get("customer"))
+        return compose(draft.get("fields") or {}, cust["collect"] if cust else ())
+
+    def _customer(self, cid):
+        if not cid:
+            return None
+        return next((c for c in self.customers.all() if c["id"] == cid), None)
+
+    def _save_draft(self, position, fields, urgent, line):
+        """Keep what the pad holds; the line (and so the customer) it was opened for
+        stays with it. On disk before this returns."""
+        old = self.pads.get(position) or {}
+        if line is None:
+            line = old.get("line") or self._position_line(position)
+        cust = None
+        if line is not None:
+            self.customers.reload_if_changed()
+            c = self.customers.by_line(line)
+            cust = c["id"] if c else None
+        if line != old.get("line"):
+            call = self._call_of(line)
+        else:
+            call = old.get("call") or self._call_of(line)
+        draft = {"line": line, "customer": cust, "call": call,
+                 "fields": old.get("fields", {}) if fields is None else fields,
+                 "urgent": bool(old.get("urgent")) if urgent is None else bool(urgent),
+                 "updated": self.clock().isoformat(timespec="seconds")}
+        return self.pads.put(position, draft)
+
+    def _position_line(self, position):
+        state = self._state()
+        if state is not None and position in state.positions:
+            return state.positions[position].line
+        return self._lines_at.get(position)
+
+    def _stamp_key(self, position, line, call):
+        """The stamp key: the pad's draft becomes a message slip, or a plain stamp."""
+        draft = self.pads.get(position)
+        text = self._draft_text(draft)
+        if not text:
+            return self._do_stamp("stamp", line, position, call)
+        if draft.get("line") is not None:
+            # The message is for the line the pad was opened for, even once released.
+            line, call, customer = draft["line"], draft.get("call"), draft.get("customer")
+        elif line is None:
+            return self._do_stamp("stamp", None, position, call)   # the draft stays typed
+        else:
+            customer = None
+        fields = {k: v.strip() for k, v in (draft.get("fields") or {}).items() if v.strip()}
+        stamp = self._do_stamp("message", line, position, call, customer, text,
+                               fields=fields if set(fields) - {"message"} else None,
+                               urgent=True if draft.get("urgent") else None)
+        self.pads.drop(position)      # only now: the stamp is on disk
+        return stamp
+
+    # -- delivery (worker thread) -------------------------------------------
+    def _deliver(self, stamp):
+        cust = self._customer(stamp.get("customer"))
+        if cust is None or cust["delivery"]["method"] not in ("email", "text"):
+            return
+        if self.outbox is None:
+            return          # shown as "held: no [delivery] in the site file"
+        try:
+            self.outbox.enqueue(stamp, cust["delivery"]["method"], cust["delivery"]["to"])
+        except (SendError, OSError) as e:
+            log.error("delivery: slip %s: %s", stamp["slip"], e)
+            self._fault("delivery", f"slip {stamp['slip']} not queued: {e}")
+
+    # -- blocked and nuisance callers -------------------------------------
+    def _flagged(self, card, caller):
+        """The card with a warning when the caller is on the block list."""
+        if not caller or self.blocklist is None:
+            return card
+        try:
+            self.blocklist.reload_if_changed()
+        except OSError as e:
+            self._fault("timeclock", str(e))
+            return card
+        e = self.blocklist.match(caller, card.get("customer"))
+        if e is None:
+            return card
+        what = "Nuisance caller" if e["action"] == "nuisance" else "Blocked caller"
+        return {**card, "warning": f"{what} ({e['pattern']})" + (f": {e['note']}" if e["note"] else "")}
+
+    def screen(self, line, caller) -> dict | None:
+        """For the telephony, before a call rings: the block-list entry that refuses it
+        (counted), or None. Runs on the daemon's loop; a damaged list refuses nobody."""
+        if self.blocklist is None or not caller:
+            return None
+        try:
+            self.blocklist.reload_if_changed()
+        except OSError as err:
+            log.error("%s", err)
+            return None
+        cust = self.customers.by_line(line) if self.customers is not None else None
+        e = self.blocklist.match(caller, cust["id"] if cust else None)
+        if e is None or e["action"] != "block":
+            return None
+        self.blocked = {"count": self.blocked["count"] + 1,
+                        "last": {"line": line, "caller": caller, "pattern": e["pattern"],
+                                 "customer": e.get("customer")}}
+        log.info("refused %s calling line %s (blocked: %s)", caller, line, e["pattern"])
+        return e
+
+    # -- call recording (record_calls) ---------------------------------------
+    def recording_for(self, line, call) -> str | None:
+        """For the telephony, as the operator answers: where to record this call's
+        conversation when the line's customer has ``record_calls``, else None.
+        ``<data>/recordings/YYYY-MM-DD/<line>-<HHMMSS>-<call>.wav``; kept as long as slips."""
+        cust = self.customers.by_line(line) if self.customers is not None else None
+        if cust is None or not cust.get("record_calls"):
+            return None
+        now = self.clock()
+        folder = self.data_dir / "recordings" / now.date().isoformat()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            log.error("recording line %s: %s: %s", line, folder, e.strerror or e)
+            return None          # the call goes on, unrecorded
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", call or "call")
+        return str(folder / f"{line}-{now:%H%M%S}-{safe}.wav")
+
+    def _recording(self, call):
+        rec = next(iter(self._read_calls(lambda r: r.get("id") == call)), None)
+        if rec is None:
+            raise ControlError(f"no call record {call!r} (the dead box lists calls' ids)")
+        path = rec.get("recording")
+        root = (self.data_dir / "recordings").resolve()
+        if not path:
+            raise ControlError(f"call {call} was not recorded"
+                               + (f" ({rec['recording_error']})" if rec.get("recording_error") else ""))
+        p = Path(path).resolve()
+        if root not in p.parents or not p.is_file():
+            raise ControlError(f"call {call}: its recording {path} is gone (kept "
+                               f"{self.retention_days} days)")
+        return {"call": call, "path": str(p), "bytes": p.stat().st_size}
+
+    async def cmd_recording(self, args):
+        return await self._run(self._recording, args["call"], pool=self._reader)
+
+    def _purge_recordings(self):
+        """Conversations' recordings go with the slips, after the retention period."""
+        root = self.data_dir / "recordings"
+        cutoff = (self.clock().date() - dt.timedelta(days=self.retention_days)).isoformat()
+        gone = []
+        if root.is_dir():
+            for day in sorted(root.iterdir()):
+                if day.is_dir() and re.fullmatch(r"\d{4}-\d{2}-\d{2}", day.name) and day.name < cutoff:
+                    for f in day.iterdir():
+                        f.unlink()
+                        gone.append(str(f))
+                    day.rmdir()
+        return gone
+
+    def _urgent(self, stamp):
+        """An urgent message for a customer with an on-call contact is also called out."""
+        cust = self._customer(stamp.get("customer"))
+        if not stamp.get("urgent") or cust is None or not cust["on_call"] or not self.call_out:
+            return
+        contact = cust["on_call"][0]
+        number = re.sub(r"[^0-9+*#]", "", contact["number"])
+        said = stamp.get("text") or "a message was recorded; call the service"
+        self.call_out(callout_id(stamp), cust["id"], number,
+                      f"This is the answering service with an urgent message for "
+                      f"{cust['name']}, slip {stamp['slip']}. {said}. Again: {said}.")
+
+    def _callout_of(self, stamp):
+        if not stamp.get("urgent") or not self.call_out_state:
+            return None
+        return self.call_out_state(callout_id(stamp))
+
+    def _queue_missed(self):
+        """A crash between a stamp and its queuing: waiting messages not yet queued go now."""
+        for m in self.rack.waiting():
+            if self.outbox is not None and self.outbox.get(m["slip"]) is None:
+                self._deliver(m)
+
+    def _delivery_of(self, stamp, cust):
+        method = cust["delivery"]["method"] if cust else "hold"
+        entry = self.outbox.get(stamp["slip"]) if self.outbox else None
+        if entry is not None:
+            return entry
+        if method in ("email", "text"):
+            return {"method": method, "to": cust["delivery"]["to"], "status": "held",
+                    "last_error": f"no [delivery.{method}] in the site file"
+                    if self.outbox is None or getattr(self.delivery, method) is None else None}
+        return {"method": method, "status": "held" if method == "hold" else method}
+
     # -- commands from the board ----------------------------------------
     def handle(self, command) -> None:
         if self.out_of_service or self._pool is None:
             return
         if isinstance(command, StampRequest):
-            text = self.drafts.pop(command.position, None)
-            what = "message" if text else "stamp"
-            if what == "message" and command.line is None:
-                self.drafts[command.position] = text
-                what, text = "stamp", None
-            fut = self._pool.submit(self._do_stamp, what, command.line, command.position,
-                                    self._call_of(command.line), None, text)
+            fut = self._pool.submit(self._stamp_key, command.position, command.line,
+                                    self._call_of(command.line))
             fut.add_done_callback(self._log_failure)
-            if text:
-                fut.add_done_callback(lambda f, p=command.position, t=text:
-                                      f.exception() and self._keep_draft(p, t))
         elif isinstance(command, Answer):
             fut = self._pool.submit(self._do_stamp, "answer", command.line, command.position,
                                     self._call_of(command.line))
@@ -366,15 +648,9 @@ class TimeClockAdapter:
                 lines_at = {p: pos.line for p, pos in state.positions.items()}
                 ringing = {n: ln.caller for n, ln in state.lines.items()
                            if ln.state is LineState.RINGING}
+                self._callers = {n: ln.caller for n, ln in state.lines.items() if ln.caller}
             self._pool.submit(self._refresh_cards, lines_at, ringing)
 
-    def _keep_draft(self, position, text):
-        """A message whose stamp failed stays typed at its position (nothing is lost)."""
-        loop = self.ctx.loop if self.ctx is not None else None
-        if loop is not None:
-            loop.call_soon_threadsafe(self.drafts.setdefault, position, text)
-        else:
-            self.drafts.setdefault(position, text)
 
     def _call_of(self, line):
         state = self._state()
@@ -405,7 +681,7 @@ class TimeClockAdapter:
 
     async def cmd_type_message(self, args):
         pos, text = args["position"], args["text"]
-        self.drafts[pos] = text
+        await self._run(self._save_draft, pos, {"message": text}, None, None)
         return {"position": pos, "draft": text}
 
     async def cmd_take_message(self, args):
@@ -468,6 +744,136 @@ class TimeClockAdapter:
         else:
             stamps = await self._run(self._search, args, pool=self._reader)
         return {"stamps": stamps}
+
+    async def cmd_draft(self, args):
+        pos = args["position"]
+        unknown = sorted(set(args) - {"position", "fields", "urgent", "line"})
+        if unknown:
+            raise ControlError(f"draft: unknown {', '.join(unknown)}; expected position, "
+                               "fields, urgent, line")
+        try:
+            fields = check_fields(args["fields"]) if args.get("fields") is not None else None
+        except DraftError as e:
+            raise ControlError(str(e)) from None
+        draft = await self._run(self._save_draft, pos, fields, args.get("urgent"), args.get("line"))
+        return {"position": pos, "draft": draft}
+
+    async def cmd_draft_clear(self, args):
+        pos = args["position"]
+        await self._run(self.pads.drop, pos)
+        return {"position": pos, "draft": None}
+
+    async def cmd_pad_stamp(self, args):
+        pos = args["position"]
+        if not self._draft_text(self.pads.get(pos) if self.pads else None):
+            raise ControlError(f"position {pos}: the message pad is empty; type the message "
+                               "first (a plain stamp is the stamp key)")
+        line = self._position_line(pos)
+        stamp = await self._run(self._stamp_key, pos, line, self._call_of(line))
+        return {"stamp": stamp}
+
+    def _rack_view(self):
+        """Every customer with messages waiting, oldest first, with age and delivery."""
+        self.customers.reload_if_changed()
+        now = self.clock()
+        by = {}
+        custs = {c["id"]: c for c in self.customers.all()}
+        for m in self.rack.waiting():
+            cust = custs.get(m.get("customer"))
+            key = m.get("customer") or f"line {m.get('line')}"
+            box = by.setdefault(key, {"customer": m.get("customer"),
+                                      "name": cust["name"] if cust else None,
+                                      "line": cust["line"] if cust else m.get("line"),
+                                      "delivery": cust["delivery"] if cust else None,
+                                      "messages": []})
+            age = (now - dt.datetime.fromisoformat(m["time"])).total_seconds()
+            box["messages"].append({**m, "age_s": max(0, int(age)),
+                                    "sent": self._delivery_of(m, cust),
+                                    "callout": self._callout_of(m)})
+        boxes = sorted(by.values(), key=lambda b: b["messages"][0]["slip"])
+        return {"rack": boxes, "waiting": sum(len(b["messages"]) for b in boxes),
+                "now": now.isoformat(timespec="seconds")}
+
+    async def cmd_rack(self, args):
+        return await self._run(self._rack_view)
+
+    def _deadbox(self, args):
+        """Past slips found by customer, date, text or slip number: each message with
+        its read-back, its delivery and its call record."""
+        limit = args.get("limit", 200)
+        slip = args.get("slip")
+        since = parse_day(args["since"], "since") if args.get("since") else None
+        until = parse_day(args["until"], "until") if args.get("until") else None
+        tc = TimeClock(self.data_dir, readonly=True)
+        try:
+            day = since
+            if slip is not None and not any(args.get(k) for k in ("since", "until")):
+                day = tc.day_of(slip)       # a slip and its read-back: that day and after
+            stamps = [] if slip is not None and day is None and not since else tc.stamps(
+                since=day, until=until, customer=args.get("customer") or None,
+                search=args.get("search") or None)
+        finally:
+            tc.close()
+        msgs = [s for s in stamps if s["what"] == "message"]
+        backs = {s["of"]: s for s in stamps if s["what"] == "read-back" and s.get("of")}
+        if slip is not None:
+            msgs = [s for s in msgs if s["slip"] == slip or backs.get(s["slip"], {}).get("slip") == slip]
+            if not msgs:    # a read-back slip asked for by its own number
+                msgs = [dict(b, slip=b["of"], what="message") for b in backs.values()
+                        if b["slip"] == slip]
+        msgs = sorted(msgs, key=lambda s: -s["slip"])
+        total = len(msgs)
+        msgs = msgs[:limit]
+        calls = self._calls_by_id({m.get("call") for m in msgs if m.get("call")})
+        custs = {c["id"]: c for c in self.customers.all()}
+        out = []
+        for m in msgs:
+            cust = custs.get(m.get("customer"))
+            out.append({**m, "name": cust["name"] if cust else None,
+                        "read_back": backs.get(m["slip"]),
+                        "sent": self._delivery_of(m, cust),
+                        "callout": self._callout_of(m),
+                        "call_record": calls.get(m.get("call"))})
+        return {"slips": out, "found": total, "shown": len(out)}
+
+    def _read_calls(self, want):
+        return [r for r in read_call_records(self.calls_file) if want(r)]
+
+    def _calls_by_id(self, ids):
+        if not ids:
+            return {}
+        return {r["id"]: r for r in self._read_calls(lambda r: r.get("id") in ids)}
+
+    async def cmd_deadbox(self, args):
+        return await self._run(self._deadbox, args, pool=self._reader)
+
+    def _history(self, customer, caller, n=5):
+        """The card's history: this caller's and this customer's last calls and messages."""
+        cust = self._customer(customer) if customer else None
+        want = _digits(caller) if caller else ""
+        line = cust["line"] if cust else None
+        calls = self._read_calls(lambda r: (want and _digits(r.get("caller")) == want)
+                                 or (line and r.get("line") == line))
+        calls.sort(key=lambda r: r.get("offered") or "")
+        by_caller = [r for r in calls if want and _digits(r.get("caller")) == want][-n:][::-1]
+        by_customer = [r for r in calls if line and r.get("line") == line][-n:][::-1]
+        msgs = []
+        if cust is not None:
+            tc = TimeClock(self.data_dir, readonly=True)
+            try:
+                msgs = [s for s in tc.stamps(customer=cust["id"], what="message")][-n:][::-1]
+            finally:
+                tc.close()
+        caller_msgs = [m for m in msgs if want and want in _digits(
+            (m.get("fields") or {}).get("number") or "")]
+        return {"customer": customer, "caller": caller, "caller_calls": by_caller,
+                "customer_calls": by_customer, "messages": msgs, "caller_messages": caller_msgs}
+
+    async def cmd_history(self, args):
+        if not args.get("customer") and not args.get("caller"):
+            raise ControlError("history: expected customer or caller")
+        return await self._run(self._history, args.get("customer"), args.get("caller"),
+                               pool=self._reader)
 
     async def cmd_operator(self, args):
         self.operators[args["position"]] = args["name"]

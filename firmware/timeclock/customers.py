@@ -20,6 +20,7 @@ One record per customer, checked field by field (``validate``)::
     plan               billing plan name
     contract_start     YYYY-MM-DD; notice_date YYYY-MM-DD or null
     last_month_prepaid true/false
+    record_calls       true/false: record the operator's conversations on this line (off)
     address            optional
 
 The daemon opens the store read-only and reloads it when the host tool
@@ -46,12 +47,12 @@ DELIVERY = ("hold", "call", "text", "email")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FIELDS = ("id", "name", "line", "kind", "answer", "instructions", "collect", "pronounce",
           "emergency", "on_call", "alternate", "holidays", "delivery", "plan",
-          "contract_start", "notice_date", "last_month_prepaid", "address")
+          "contract_start", "notice_date", "last_month_prepaid", "address", "record_calls")
 REQUIRED = ("id", "name", "line", "kind", "plan", "contract_start")
 CSV_COLUMNS = ("id", "name", "line", "kind", "answer", "instructions", "collect",
                "pronounce", "emergency", "on_call", "alternate", "holidays", "delivery",
                "delivery_to", "plan", "contract_start", "notice_date", "last_month_prepaid",
-               "address")
+               "address", "record_calls")
 DEFAULT_ANSWER = "{name}, this is {operator}"
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -217,6 +218,10 @@ def validate(rec: dict, source="customer record", where_="") -> dict:
     if not isinstance(prepaid, bool):
         bad("last_month_prepaid", prepaid, "true or false")
     out["last_month_prepaid"] = prepaid
+    record = rec.get("record_calls", False)
+    if not isinstance(record, bool):
+        bad("record_calls", record, "true or false")
+    out["record_calls"] = record
     addr = rec.get("address") or ""
     if not _text(addr, blank_ok=True):
         bad("address", addr, "text")
@@ -324,6 +329,10 @@ def from_csv_row(row: dict, source, where_) -> dict:
     if flag not in ("", "yes", "no", "true", "false", "1", "0"):
         raise CustomerError(source, key("last_month_prepaid"), flag, "yes or no")
     out["last_month_prepaid"] = flag in ("yes", "true", "1")
+    flag = rec.get("record_calls", "").lower()
+    if flag not in ("", "yes", "no", "true", "false", "1", "0"):
+        raise CustomerError(source, key("record_calls"), flag, "yes or no")
+    out["record_calls"] = flag in ("yes", "true", "1")
     return out
 
 
@@ -340,6 +349,7 @@ def to_csv_row(c: dict) -> dict:
         "contract_start": c["contract_start"], "notice_date": c["notice_date"] or "",
         "last_month_prepaid": "yes" if c["last_month_prepaid"] else "no",
         "address": c["address"],
+        "record_calls": "yes" if c.get("record_calls") else "no",
     }
 
 

@@ -79,13 +79,13 @@ class Rack:
 
     # -- the operator's actions ------------------------------------------
     def take(self, line, customer, text=None, position=None, call=None,
-             recording=None) -> dict:
+             recording=None, **extra) -> dict:
         """Stamp a message (durable), then put it in the customer's pigeonhole."""
         if not (text and text.strip()) and not recording:
             raise RackError("a message needs its text (or a recording of the call)")
         stamp = self.tc.stamp("message", line=line, customer=customer, position=position,
                               call=call, text=text.strip() if text else None,
-                              recording=recording)
+                              recording=recording, **extra)
         self._apply(stamp)
         self._seen(stamp["slip"])
         return stamp
@@ -95,7 +95,8 @@ class Rack:
         msg = self.get(slip)
         stamp = self.tc.stamp("read-back", line=msg["line"], customer=msg["customer"],
                               position=position, call=msg.get("call"), text=msg.get("text"),
-                              of=slip, recording=msg.get("recording"))
+                              of=slip, recording=msg.get("recording"),
+                              fields=msg.get("fields"), urgent=msg.get("urgent"))
         self._apply(stamp)
         self._seen(stamp["slip"])
         return stamp

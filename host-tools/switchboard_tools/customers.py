@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from firmware.config.board import find_board, load_board
+from firmware.timeclock.blocklist import BlockList
 from firmware.timeclock.customers import CustomerError, Customers, detail_lines
 from firmware import logs
 from firmware.errors import SwitchboardError
@@ -63,6 +64,8 @@ def _fields(ns, partial: bool) -> dict:
         f["delivery"] = {"method": ns.delivery or "hold", "to": ns.delivery_to}
     if ns.prepaid is not None:
         f["last_month_prepaid"] = ns.prepaid == "yes"
+    if ns.record_calls is not None:
+        f["record_calls"] = ns.record_calls == "yes"
     return f
 
 
@@ -87,6 +90,8 @@ def _record_args(p, add: bool):
     p.add_argument("--contract-start", dest="contract_start", required=add)
     p.add_argument("--notice-date", dest="notice_date")
     p.add_argument("--last-month-prepaid", dest="prepaid", choices=("yes", "no"))
+    p.add_argument("--record-calls", dest="record_calls", choices=("yes", "no"),
+                   help="record the operator's conversations on this line (default no)")
     p.add_argument("--address")
 
 
@@ -101,6 +106,8 @@ def show_text(c: dict) -> str:
     out.append(f"  plan:         {c['plan']}, since {c['contract_start']}"
                f"{', notice given ' + c['notice_date'] if c['notice_date'] else ''}"
                f"{', last month prepaid' if c['last_month_prepaid'] else ''}")
+    if c.get("record_calls"):
+        out.append("  recording:    the operator's calls on this line are recorded")
     if c["holidays"]:
         out.append(f"  holidays:     {', '.join(c['holidays'])}")
     if c["address"]:
@@ -128,6 +135,16 @@ def main(argv=None) -> int:
     e.add_argument("file", nargs="?", help="file to write (default: standard output)")
     i = sub.add_parser("import", help="add or replace customers from CSV (all rows or none)")
     i.add_argument("file")
+    b = sub.add_parser("block", help="refuse a caller (busy) or flag them as a nuisance")
+    b.add_argument("pattern", help="a number; * any digits, ? one (e.g. 5550199, 415555*)")
+    b.add_argument("--customer", help="only for this customer's line (default: the whole site)")
+    b.add_argument("--nuisance", action="store_true",
+                   help="let the call ring, with a warning on the card, instead of refusing it")
+    b.add_argument("--note", default="", help="why, shown on the card")
+    u = sub.add_parser("unblock", help="take a pattern off the block list")
+    u.add_argument("pattern")
+    u.add_argument("--customer")
+    sub.add_parser("blocked", help="the block list, with how many calls it refused")
     add_verbose(ap)
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
@@ -142,9 +159,19 @@ def main(argv=None) -> int:
             raise CustomerError(data, "--data", str(data), "an existing folder (the daemon's "
                                 "data folder; create it first)")
         board = load_board(find_board(ns.board)) if ns.board else None
-        readonly = ns.cmd in ("list", "show", "export")
+        readonly = ns.cmd in ("list", "show", "export", "block", "unblock", "blocked")
         cs = Customers(data, readonly=readonly, board=board)
-        if ns.cmd == "add":
+        if ns.cmd in ("block", "unblock") and ns.customer:
+            cs.get(ns.customer)                         # an unknown customer is named
+        if ns.cmd == "block":
+            result = BlockList(data).add(ns.pattern, ns.customer,
+                                         "nuisance" if ns.nuisance else "block", ns.note)
+        elif ns.cmd == "unblock":
+            BlockList(data).remove(ns.pattern, ns.customer)
+            result = {"unblocked": ns.pattern, "customer": ns.customer}
+        elif ns.cmd == "blocked":
+            result = BlockList(data).entries
+        elif ns.cmd == "add":
             result = cs.add(_fields(ns, False), source="command line")
         elif ns.cmd == "change":
             result = cs.change(ns.cid, **_fields(ns, True))
@@ -180,6 +207,12 @@ def main(argv=None) -> int:
     elif ns.cmd == "list":
         for c in result:
             print(f"{c['line']:>5}  {c['id']:<24} {c['name']}  ({c['kind']})")
+    elif ns.cmd == "blocked":
+        for e in result:
+            print(f"{e['action']:<9} {e['pattern']:<16} {e.get('customer') or '(whole site)':<20} "
+                  f"{e['note']}")
+        if not result:
+            print("nobody is blocked")
     elif ns.cmd in ("show", "add", "change"):
         print(show_text(result))
     else:

@@ -108,6 +108,9 @@ def main(argv=None) -> int:
     e.add_argument("file", nargs="?")
     _filters(e)
     sub.add_parser("verify", help="check every journal's checksums and the slip numbers")
+    r = sub.add_parser("recordings", help="recorded conversations (customers with record_calls)")
+    r.add_argument("--customer")
+    r.add_argument("--play", metavar="CALL", help="play one call's recording (aplay)")
     c = sub.add_parser("counts", help="per-customer counts for a month (billing)")
     c.add_argument("month", help="YYYY-MM")
     add_verbose(ap)
@@ -170,6 +173,10 @@ def main(argv=None) -> int:
                     f"{result['days']} day journals, slips {result['first']}-{result['last']}")
             text = "\n".join([text] + result["problems"] + result["notes"])
             code = 0 if result["ok"] else 1
+        elif ns.cmd == "recordings":
+            result, text = _recordings(data, tc, ns)
+            if ns.play:
+                return _play(result)
         elif ns.cmd == "counts":
             if len(ns.month) != 7 or ns.month[4] != "-":
                 raise SwitchboardError(f"month {ns.month!r}: expected YYYY-MM")
@@ -183,6 +190,46 @@ def main(argv=None) -> int:
         return 2
     print(json.dumps(result, indent=2) if ns.json else text)
     return code
+
+
+def _recordings(data, tc, ns):
+    """Calls whose conversation was recorded, newest first, with the slips taken on them."""
+    from firmware.timeclock.adapter import read_call_records
+    names = {c["id"]: c for c in Customers(data, readonly=True).all()}
+    line_of = {c["line"]: c["id"] for c in names.values()}
+    recs = [r for r in read_call_records(data / "calls.jsonl") if r.get("recording")]
+    if ns.customer:
+        recs = [r for r in recs if line_of.get(r.get("line")) == ns.customer]
+    if ns.play:
+        recs = [r for r in recs if r.get("id") == ns.play]
+        if not recs:
+            raise SwitchboardError(f"call {ns.play!r}: no recorded conversation "
+                                   "(switchboard-messages recordings lists them)")
+    slips = {}
+    for s in tc.stamps(what="message"):
+        if s.get("call"):
+            slips.setdefault(s["call"], []).append(s["slip"])
+    out = [{"call": r["id"], "line": r.get("line"), "caller": r.get("caller"),
+            "offered": r.get("offered"), "recording": r["recording"],
+            "kept": Path(r["recording"]).is_file(), "slips": slips.get(r["id"], [])}
+           for r in sorted(recs, key=lambda r: r.get("offered") or "", reverse=True)]
+    text = "\n".join(f"{r['offered'] or '':<24} line {r['line']:<5} {r['call']:<10} "
+                     f"from {r['caller'] or '?':<14} slips {','.join(map(str, r['slips'])) or '-':<8} "
+                     f"{r['recording'] if r['kept'] else '(gone: past retention)'}"
+                     for r in out) or "no recorded conversations"
+    return out, text
+
+
+def _play(found):
+    import shutil
+    import subprocess
+    path = found[0]["recording"]
+    if not found[0]["kept"]:
+        raise SwitchboardError(f"{path}: gone (past the retention period)")
+    player = shutil.which("aplay")
+    if player is None:
+        raise SwitchboardError(f"no aplay to play it (apt install alsa-utils); the file is {path}")
+    return subprocess.run([player, "-q", path]).returncode
 
 
 def _to_printer(ns, stamps, names):

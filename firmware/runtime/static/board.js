@@ -12,6 +12,7 @@
   const COMPACT_LINES = 24;         // more lines than this: the compact grid
   const LOG_MAX = 60;
   const TOKEN = new URLSearchParams(location.search).get("token");
+  if (TOKEN) document.getElementById("console-link").href = "console?token=" + encodeURIComponent(TOKEN);
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => {
@@ -463,6 +464,7 @@
     box.dataset.customer = c.customer || "";
     box.append(el("div", "card-name", `${c.name} · line ${c.line}`));
     box.append(el("div", "card-answer", `“${c.answer}”`));
+    if (c.warning) box.append(el("div", "card-warn", c.warning));
     const rows = [["Instructions", c.instructions], ["Collect", (c.collect || []).join(", ")],
                   ["Say it", c.pronounce],
                   ["Emergency", (c.emergency || []).map((n) => `${n.label} ${n.number}`).join(", ")],

@@ -101,6 +101,9 @@ class Bridge:
         pos.media.startTransmit(caller.media)
         if caller.listen:
             caller.media.startTransmit(pos.media)
+        if caller.call_rec is not None:      # the conversation, both ways, into one file
+            caller.media.startTransmit(caller.call_rec)
+            pos.media.startTransmit(caller.call_rec)
         if cust is not None:                 # the operator joined (or was there first)
             pos.media.startTransmit(cust.media)
             if caller.listen:

@@ -77,6 +77,7 @@ class Leg(pj.Call):
         self.answered = False            # a customer leg that picked up
         self.patch = False               # a customer leg that is a transfer's far end
         self.recorder = None             # overflow: the caller's voice message
+        self.call_rec = None             # the operator's conversation, both ways (record_calls)
         self.player = None               # overflow's announcement, or a placed call's message
         self.message: tuple | None = None  # overflow: (path, started, announcement)
         self.media: pj.AudioMedia | None = None

@@ -247,6 +247,7 @@ class Worker:
             leg.peer = None
             leg.media = None
             leg.player = None            # deleted here, in the loop, not in a callback
+            leg.call_rec = None          # closes a conversation's recording
 
     # -- callbacks (never block) ---------------------------------------
     def on_incoming(self, acc, prm):
@@ -472,6 +473,13 @@ class Worker:
             return
         leg.listen = cmd.listen
         leg.held = False
+        if cmd.record and leg.call_rec is None:
+            try:
+                leg.call_rec = pj.AudioMediaRecorder()
+                leg.call_rec.createRecorder(cmd.record)
+            except pj.Error as e:        # a recording that cannot start never stops the call
+                leg.call_rec = None
+                self.emit(msg.WorkerError(call=leg.cid, message=f"recording {cmd.record}: {e.info()}"))
         if leg.kind == "in" and leg.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
             leg.answer(self._status(msg.Reply(200, "OK")))
         if leg.peer is None:

@@ -1,0 +1,214 @@
+"""The operator's console: stamp key to the rack on screen, and the rack and dead box
+with 30 days of a busy board's slips.
+
+1. **Stamp to rack on screen**: the real daemon (simulated desk board) and the
+   console's rack in headless Chromium; a draft is kept on position 1's pad, the
+   stamp key is tapped through the control socket, and the time until the new
+   slip's row is in the page is taken. Baseline, in the same run: the page's
+   bare ``fetch`` round trip to ``/api/clock``.
+2. **Rack and dead box at 300 000 slips** (30 days of 10 000 a day; the
+   generator of ``benchmarks/timeclock.py``): the ``rack`` command, and
+   ``deadbox`` searches by text, customer, slip number and one day, as the view
+   asks them. Baseline, in the same run: reading the same 30 day journals and
+   matching the same text with nothing else (checksum and ``json.loads`` of each file and a
+   substring test per slip).
+
+Run: ``python benchmarks/console.py [--slips 300000] [--stamps 20]`` from the
+repository root (it measures this checkout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import timeclock as gen  # noqa: E402  (benchmarks/timeclock.py: the slips' generator)
+from firmware.timeclock.adapter import TimeClockAdapter  # noqa: E402
+from firmware.timeclock.customers import Customers  # noqa: E402
+from firmware.records.journal import decode_line  # noqa: E402
+
+URL_RE = re.compile(r"(http://127\.0\.0\.1:\d+/\S*)")
+CUSTOMER = {"kind": "shop", "answer": "{name}, this is {operator}", "instructions": [],
+            "collect": ["name", "number"], "pronounce": "", "emergency": [], "on_call": [],
+            "alternate": [], "holidays": [], "delivery": {"method": "hold", "to": None},
+            "plan": "Basic 100", "contract_start": "2026-01-01", "notice_date": None,
+            "last_month_prepaid": False}
+
+
+def ms(xs):
+    xs = sorted(xs)
+    return f"{statistics.median(xs) * 1000:.1f} / {xs[min(len(xs) - 1, int(0.99 * len(xs)))] * 1000:.1f} ms"
+
+
+# -- 2. the rack and the dead box at 300 000 slips -------------------------------------
+class _Board:
+    """What the adapter needs of a daemon, for timing it alone."""
+    loop = None
+    state = None
+
+    def post(self, event):
+        pass
+
+    def add_command(self, name, handler):
+        pass
+
+
+def timed(fn, n=5):
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = fn()
+        out.append(time.perf_counter() - t)
+    return out, r
+
+
+def store(base: Path, slips: int):
+    data = base / "busy"
+    gen.PER_DAY = max(1, slips // 30)
+    took = gen.generate(data, slips)
+    cs = Customers(data)
+    for i in range(100):
+        cs.add({**CUSTOMER, "id": f"cust-{i}", "name": f"Customer {i}", "line": str(201 + i)})
+    cs.add({**CUSTOMER, "id": "rare", "name": "Seldom Called", "line": "301"})
+    cs.close()
+    return data, took
+
+
+def searches(data: Path, slips: int):
+    t = time.perf_counter()
+    a = TimeClockAdapter(data, clock=lambda: gen.TODAY + dt.timedelta(hours=10))
+    a.start(_Board())
+    opened = time.perf_counter() - t
+    w = a._pool.submit
+    rows = {}
+    try:
+        rows["rack (every customer's waiting slips)"] = timed(lambda: w(a._rack_view).result())
+        needle = f"order {slips - 4320}"  # a message slip
+        cases = {
+            f"dead box: text \"{needle}\", 30 days": {"search": needle},
+            "dead box: one customer, 30 days": {"customer": "cust-8"},
+            "dead box: seldom-called customer": {"customer": "rare"},
+            "dead box: slip number": {"slip": slips - 4320},
+            "dead box: one day": {"since": gen.TODAY.date().isoformat(),
+                                  "until": gen.TODAY.date().isoformat()},
+        }
+        for label, args in cases.items():
+            full = {"customer": None, "since": None, "until": None, "search": None, "slip": None,
+                    "limit": 200, **args}
+            rows[label] = timed(lambda full=full: a._deadbox(full), n=3)
+        # Baseline: the same files read and matched with nothing else.
+        def plain():
+            found = 0
+            for p in sorted((data / "slips").glob("*.jsonl")):
+                for line in p.read_bytes().splitlines():
+                    rec = decode_line(line)
+                    for op in rec["ops"]:
+                        d = op[2]
+                        if d and needle in (d.get("text") or "").lower():
+                            found += 1
+            return found
+        rows["baseline: read and match the 30 journals"] = timed(plain, n=3)
+    finally:
+        a.stop()
+    return opened, rows
+
+
+# -- 1. stamp key to the rack on screen -------------------------------------------------
+def control(sock, cmd, **args):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(sock))
+    s.sendall((json.dumps({"cmd": cmd, "args": args}) + "\n").encode())
+    buf = b""
+    while not buf.endswith(b"\n"):
+        buf += s.recv(65536)
+    s.close()
+    r = json.loads(buf)
+    if not r.get("ok"):
+        raise RuntimeError(r.get("error"))
+    return r["result"]
+
+
+def on_screen(base: Path, stamps: int):
+    from playwright.sync_api import sync_playwright
+    data = base / "screen"
+    data.mkdir()
+    cs = Customers(data)
+    cs.add({**CUSTOMER, "id": "marys-gloves", "name": "Mary's Gloves", "line": "201"})
+    cs.close()
+    sock = base / "ctl.sock"
+    log = open(base / "daemon.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.runtime.daemon", "--sim", "--board",
+                             "desk", "--web-port", "0", "--socket", str(sock), "--data-dir",
+                             str(data)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = None
+        for _ in range(400):
+            log.seek(0)
+            m = URL_RE.search(log.read())
+            if m:
+                url = m.group(1)
+                break
+            time.sleep(0.05)
+        assert url, "the daemon did not start"
+        lat, rtt = [], []
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                   args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = b.new_page(viewport={"width": 800, "height": 480})
+            page.goto(url + "console")
+            page.keyboard.press("F2")
+            page.wait_for_selector("#rack .idle, #rack .slip")
+            for i in range(stamps):
+                control(sock, "draft", position=1, line="201",
+                        fields={"name": f"Caller {i}", "message": f"benchmark {i}"})
+                t = time.perf_counter()
+                r = control(sock, "tap", key="p1-stamp")
+                page.wait_for_selector(f'#rack .slip:has-text("benchmark {i}")', timeout=10000)
+                lat.append(time.perf_counter() - t)
+                rtt.append(page.evaluate("""async () => { const t = performance.now();
+                    await fetch('api/clock'); return (performance.now() - t) / 1000; }"""))
+                del r
+            b.close()
+        return lat, rtt
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--slips", type=int, default=300_000)
+    ap.add_argument("--stamps", type=int, default=20)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks") as tmp:
+        base = Path(tmp)
+        lat, rtt = on_screen(base, args.stamps)
+        print(f"stamp key -> new slip in the rack on screen, median / p99 ({args.stamps} stamps): "
+              f"{ms(lat)}   baseline, the page's bare fetch round trip: {ms(rtt)}")
+        data, took = store(base, args.slips)
+        print(f"{args.slips} slips over 30 days written in {took:.1f} s")
+        opened, rows = searches(data, args.slips)
+        print(f"time clock opened (rack index, customer index) in {opened:.2f} s")
+        for label, (times, r) in rows.items():
+            n = (f"{r['found']} found" if isinstance(r, dict) and "found" in r else
+                 f"{r['waiting']} waiting" if isinstance(r, dict) else f"{r} found")
+            print(f"  {label:<48} median {statistics.median(times) * 1000:8.1f} ms  ({n})")
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    main()
