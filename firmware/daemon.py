@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from . import control, paths, timeclock_adapter
+from .runtime import systemd
 from .boardfile import find_board, load_board
 from .errors import ConfigError, ControlError, SwitchboardError
 from .gpio import Panel
@@ -358,11 +359,13 @@ def parse_args(argv=None):
 
 
 async def _amain(args) -> int:
+    notifier = systemd.Notifier.from_env()      # before any child inherits $NOTIFY_SOCKET
     board = load_board(find_board(args.board))
     panel, sim, msg = choose_panel(board, args.sim, args.pin_factory)
     if msg:
         print(f"switchboard: {msg}", file=sys.stderr)
     daemon = Daemon(board, panel, sim=sim)
+    service = systemd.ServiceNotifier(notifier, daemon)
     # Absolute: helpers such as Kamailio run in a directory of their own.
     daemon.data_dir = Path(args.data_dir or os.environ.get("SWITCHBOARD_DATA", "var")).resolve()
     daemon.args = args
@@ -405,19 +408,27 @@ async def _amain(args) -> int:
         kind = "simulated" if sim is not None else "GPIO"
         print(f"switchboard: ready: board {board.name} ({kind}), control socket {sock_path}"
               + (f", view {url}" if url else ""), flush=True)
+        service.start()     # READY=1 once every adapter is up; watchdog pets from this loop
 
     loop = asyncio.get_running_loop()
+
+    def stop():
+        service.stopping()
+        daemon.stop()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, daemon.stop)
+        loop.add_signal_handler(sig, stop)
     try:
         await daemon.run(ready)
     finally:
+        service.stopping()
         if server is not None:
             server.close()
             control.remove_socket(sock_path)
         if web_runner is not None:
             await web_runner.cleanup()
         panel.close()
+        notifier.close()
     return 0
 
 
