@@ -398,12 +398,30 @@ list_usb() {
     done
 }
 
+# Options checked before anything is changed.
+check_options() {
+    if [ -n "$board" ] && [ ! -f "$board" ] && [ ! -f "$SRC/boards/$board.toml" ]; then
+        die "--board $board: no such file, and no shipped board of that name in $SRC/boards"
+    fi
+    [ -z "$site" ] || [ -f "$site" ] || die "--site $site: no such file"
+    [ -z "$printer_usb" ] || valid_port "$printer_usb" \
+        || die "SWITCHBOARD_PRINTER_USB=$printer_usb: expected a USB port such as 1-1.2"
+    local h
+    for h in "${headset_usb[@]}"; do
+        case "$h" in
+            [12]=?*) valid_port "${h#*=}" || die "--headset-usb $h: expected a USB port such as 1-1.3 after the =" ;;
+            *) die "--headset-usb $h: expected POSITION=PORT with position 1 or 2, e.g. 1=1-1.3" ;;
+        esac
+    done
+}
+
 # -- main ------------------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "run it as root: sudo $0 $*"
 case "$action" in
     list-usb) list_usb ;;
     uninstall) uninstall ;;
     install)
+        check_options
         make_users
         install_project
         install_config

@@ -342,7 +342,8 @@ def installed(tmp_path_factory):
     r = install(root, "--board", "desk", "--site", ROOT / "boards" / "desk.site.toml",
                 "--printer-usb", "1-1.2", "--headset-usb", "1=1-1.3", "--headset-usb", "2=1-1.4",
                 "--kiosk")
-    return root, r.stdout
+    yield root, r.stdout
+    shutil.rmtree(root.parent, ignore_errors=True)
 
 
 def test_ok__the_unit_passes_systemd_analyze_verify(installed):
@@ -451,6 +452,7 @@ def test_ok__installer_again_keeps_settings_then_uninstall_and_purge(tmp_path):
     r = check_install(root, "--purged")
     assert r.returncode == 0, r.stdout
     assert "gpio:" in (root / "etc" / "group").read_text()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -462,11 +464,13 @@ def test_ok__installer_again_keeps_settings_then_uninstall_and_purge(tmp_path):
     (["--frobnicate"], "unknown option --frobnicate"),
 ])
 def test_fail__installer_says_what_is_wrong_in_one_line(tmp_path, args, message):
-    root = systemd_root(tmp_path / "root")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
     r = install(root, *args, check=False)
     assert r.returncode != 0
     assert message in r.stderr, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
+    assert os.listdir(root) == ["etc"] and os.listdir(root / "etc") == []  # nothing changed
 
 
 # -- the kiosk ----------------------------------------------------------------------
