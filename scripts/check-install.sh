@@ -142,7 +142,7 @@ in_root() { if [ -n "$R" ] && [ -x "$R/usr/bin/python3" ]; then chroot "$R" "$@"
 py=/opt/switchboard/venv/bin/python
 [ -n "$R" ] && [ ! -x "$R/usr/bin/python3" ] && py="$R$py"     # a bare tree: its venv from here
 check "the installed venv imports the daemon, the view, the telephony and the tools" \
-    in_root "$py" -c "import firmware.daemon, firmware.web, firmware.telephony.adapter, switchboard_tools.diag, gpiozero, aiohttp, serial, tinydb"
+    in_root "$py" -c "import firmware.runtime.daemon, firmware.runtime.web, firmware.telephony.adapter, switchboard_tools.diag, gpiozero, aiohttp, serial, tinydb"
 if [ "$run" = 1 ]; then
     # As the unit runs it: the switchboard user, its groups, the conf's environment.
     mkdir -p "$R/tmp"
@@ -155,7 +155,7 @@ if [ "$run" = 1 ]; then
     extra=(); [ -n "$site" ] && extra=(--sip-port 0)
     in_root "$py" "$t/notify_probe.py" --uid "$(uid switchboard)" --gid "$(gid switchboard)" \
         --groups "$groups" --conf /etc/switchboard/switchboard.conf "${prefix[@]}" -- \
-        "$py" -m firmware.daemon --sim --web-port 0 --socket "$t/control.sock" \
+        "$py" -m firmware --sim --web-port 0 --socket "$t/control.sock" \
         --data-dir "$t/data" "${extra[@]}"
     if [ $? -eq 0 ]; then ok "the installed daemon, run as switchboard, said READY=1, petted the watchdog, said STOPPING=1"
     else bad "the installed daemon did not start and stop as a service should (above)"; fi
