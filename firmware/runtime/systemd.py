@@ -257,3 +257,9 @@ class JournalFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = f"<{priority(record.levelno)}>"
         return "\n".join(prefix + line for line in super().format(record).splitlines() or [""])
+
+
+def journal_formatter(verbose: bool = False) -> JournalFormatter:
+    """The formatter for diagnostics that go to the journal: no program name either (the
+    journal records the unit and ``SyslogIdentifier=``); verbose adds the logger's name."""
+    return JournalFormatter("%(name)s: %(message)s" if verbose else "%(message)s")

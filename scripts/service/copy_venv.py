@@ -95,12 +95,16 @@ def closure(roots: list[str]) -> dict:
     return found
 
 
-def copy_dist(dist, site: Path, dest: Path) -> int:
+def copy_dist(dist, dest: Path) -> int:
+    """Copy one distribution's files (its RECORD) into site-packages ``dest``.
+
+    Files are found where the distribution lives (the venv's site-packages, or the
+    system's for a venv made with --system-site-packages)."""
     n = 0
     for f in dist.files or ():
         if f.parts and f.parts[0] == "..":       # console scripts and data outside site-packages
             continue
-        src = site / f
+        src = Path(dist.locate_file(f))
         if not src.is_file() or "__pycache__" in f.parts:
             continue
         out = dest / f
@@ -161,7 +165,7 @@ def main(argv):
     for mod in OPTIONAL_MODULES:
         roots += [d for d in pkgs.get(mod, ()) if d not in roots]
     dists = closure(roots)
-    files = sum(copy_dist(d, site, dest) for d in dists.values())
+    files = sum(copy_dist(d, dest) for d in dists.values())
     for mod in OPTIONAL_MODULES:
         if mod not in pkgs and importlib.util.find_spec(mod) is not None:
             copy_module(mod, site, dest)

@@ -169,6 +169,23 @@ def test_ok__journal_format_has_priorities_and_no_timestamp():
                                              logging.INFO, logging.DEBUG)] == [2, 3, 4, 6, 7]
 
 
+def test_ok__a_logger_on_the_journal_writes_one_prefixed_line_per_line(tmp_path):
+    stream = io.StringIO()
+    log = logging.getLogger("switchboard.test-journal")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(systemd.journal_formatter())
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.setLevel(logging.DEBUG)
+        log.info("ready: board desk")
+        log.error("printer: no paper")
+        log.debug("scan took 1 ms")
+    finally:
+        log.removeHandler(handler)
+    assert stream.getvalue() == "<6>ready: board desk\n<3>printer: no paper\n<7>scan took 1 ms\n"
+
+
 def test_ok__journal_stream_is_recognised_by_device_and_inode(tmp_path):
     f = open(tmp_path / "stream", "w")
     other = open(tmp_path / "other", "w")
