@@ -113,7 +113,17 @@ make_users() {
 # -- the project: /opt/switchboard/{src,venv} ----------------------------------------
 install_project() {
     [ -x "$venv/bin/python" ] || die "no virtual environment at $venv: run ./run-sim.sh or scripts/setup.sh first, as yourself"
-    "$SRC/scripts/install-lgpio.sh" "$venv"
+    # lgpio (setup.sh normally did it): as the clone's owner, so no root-owned files land in
+    # the clone's venv.
+    local owner home
+    owner="$(stat -c %u "$venv")"
+    if [ "$owner" = 0 ]; then
+        "$SRC/scripts/install-lgpio.sh" "$venv"
+    else
+        home="$(getent passwd "$owner" | cut -d: -f6)"
+        setpriv --reuid="$owner" --regid="$(stat -c %g "$venv")" --init-groups \
+            env HOME="${home:-/tmp}" "$SRC/scripts/install-lgpio.sh" "$venv"
+    fi
     local dest="$R$PREFIX" new="$R$PREFIX.new" base
     base="$("$venv/bin/python" -c 'import sys; print(sys._base_executable)')"
     rm -rf "$new"
