@@ -13,6 +13,16 @@ A wire is written as a pin with Klipper-style modifiers::
     "GPIO22"     active high (lamp driver input)
     "!keys:12"   bit 12 of the chain named "keys", active low
 
+A chain may carry ``clock_hz`` (the bit-bang clock rate, or the SPI speed);
+a 74HC165 chain ``marker_bits = 8`` and ``marker = 0xA5`` (a marker chip at
+its far end, strapped to that pattern); a 74HC595 chain ``loopback`` (the GPIO
+the last chip's QH' comes back on); any chain ``chips_per_board`` (how many
+chips each perfboard carries: the hardware check and the BOM count buffers,
+fuses and cables per board from it). ``[board] driver`` is ``"bitbang"`` or
+``"spi"`` (SPI0: the chains' data and clock on SPI0's pins, CE0 the latch);
+``[lamps] oe`` is the 74HC595s' output enable on a hardware-PWM pin, with
+``brightness`` (its duty) and ``soft_start_ms``. See hardware/BLOCKS.md.
+
 Pins may be named as gpiozero names them (``GPIO17``, ``BCM17``, ``BOARD11``,
 ``J8:11``). Everything is checked before the daemon starts: an unknown key, a
 pin the header does not have, a power pin, or one pin used twice is refused
@@ -38,6 +48,16 @@ CHAIN_TYPES = {
     "74HC165": ("keys", ("load", "clock", "data")),
     "74HC595": ("lamps", ("data", "clock", "latch")),
 }
+#: Optional pins of a chain, by type: the last 74HC595's QH' wired back to a GPIO.
+CHAIN_OPTIONAL_PINS = {"74HC165": (), "74HC595": ("loopback",)}
+#: The chain drivers: bit-banged GPIO, or SPI0 (one full-duplex transfer per scan).
+DRIVERS = ("bitbang", "spi")
+#: With driver = "spi" these roles sit on SPI0's pins (CE0 latches the 74HC595s).
+SPI0_PINS = {("74HC165", "data"): "GPIO9", ("74HC165", "clock"): "GPIO11",
+             ("74HC595", "data"): "GPIO10", ("74HC595", "clock"): "GPIO11",
+             ("74HC595", "latch"): "GPIO8"}
+#: Header pins with a hardware PWM channel (the 74HC595s' OE is driven from one).
+PWM_PINS = {"GPIO12": "PWM0", "GPIO18": "PWM0", "GPIO13": "PWM1", "GPIO19": "PWM1"}
 
 _WIRE_RE = re.compile(r"^(?P<mods>[\^~!]*)(?P<target>[A-Za-z0-9_:]+)$")
 _CHAIN_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -106,9 +126,21 @@ class Chain:
     pins: dict                # role -> canonical GPIO name
     chips: int
     settle_us: int
+    clock_hz: int | None = None   # bit-bang clock rate (or SPI speed); None: as fast as it goes
+    marker_bits: int = 0          # 74HC165: a far marker chip strapped to ``marker``
+    marker: int = 0xA5            # its inputs A..H, bit 0 = A (1 = tied to 3V3)
+    chips_per_board: int | None = None  # how the chips are split over boards (None: one board)
+
+    @property
+    def boards(self) -> int:
+        """Perfboards the chain is built on (the marker chip included)."""
+        chips = self.chips + (1 if self.marker_bits else 0)
+        per = self.chips_per_board or chips
+        return -(-chips // per)
 
     @property
     def bits(self) -> int:
+        """The chain's key or lamp bits (the marker chip's are not counted)."""
         return self.chips * 8
 
     @property
@@ -131,6 +163,10 @@ class Board:
     ring_seconds: float = 6.0
     hold_recall_s: float = 60.0
     description: str = ""
+    driver: str = "bitbang"       # "bitbang" or "spi" (SPI0)
+    oe: str | None = None         # the 74HC595s' OE, on a hardware-PWM pin (active low)
+    brightness: float = 1.0       # lamp duty on OE, 0.05-1.0
+    soft_start_ms: int = 0        # OE duty ramps up over this when the lamps are enabled
     line_by_number: dict[str, Line] = field(default_factory=dict)
 
     def line(self, number: str) -> Line:
@@ -318,7 +354,7 @@ class _Loader(TableChecker):
         d = self.table(self.data, "", ("board", "chains", "switches", "lamps", "positions", "lines"),
                        required=("board", "positions", "lines"))
         b = self.table(d["board"], "board", ("name", "title", "positions", "debounce_ms",
-                                              "scan_ms", "ring_seconds", "hold_recall_s"),
+                                              "scan_ms", "ring_seconds", "hold_recall_s", "driver"),
                        required=("name", "positions"))
         name = self.string(b, "name", "board")
         title = b.get("title", name)
@@ -331,16 +367,44 @@ class _Loader(TableChecker):
             ring_seconds=self.number(b, "ring_seconds", "board", 6, 1, 60),
             hold_recall_s=self.number(b, "hold_recall_s", "board", 60, 5, 3600),
         )
+        self.driver = b.get("driver", "bitbang")
+        if self.driver not in DRIVERS:
+            self.fail("board.driver", self.driver, '"bitbang" or "spi"')
         self.load_chains(d.get("chains", {}))
         self.load_positions(d["positions"], positions)
         self.load_switches(d.get("switches", {}), positions)
-        lamps = self.table(d.get("lamps", {}), "lamps", ("fault",), required=("fault",))
+        lamps = self.table(d.get("lamps", {}), "lamps",
+                           ("fault", "oe", "brightness", "soft_start_ms"), required=("fault",))
         self.add_lamp("fault", lamps["fault"], "lamps.fault", "fault")
+        output = self.load_output_enable(lamps)
         lines = self.load_lines(d["lines"], positions)
         return Board(path=self.path, name=name, title=title, positions=positions,
                      lines=tuple(lines), keys=self.keys, lamps=self.lamps,
                      chains=self.chains, description=self.description,
-                     line_by_number={ln.number: ln for ln in lines}, **timing)
+                     line_by_number={ln.number: ln for ln in lines}, driver=self.driver,
+                     **output, **timing)
+
+    def load_output_enable(self, lamps):
+        """[lamps] oe, brightness, soft_start_ms: the 74HC595s' output enable."""
+        if "oe" not in lamps:
+            for k in ("brightness", "soft_start_ms"):
+                if k in lamps:
+                    self.fail(f"lamps.{k}", lamps[k], 'no value without lamps.oe (the 74HC595s\' '
+                              'OE pin, whose PWM duty sets the brightness)')
+            return {}
+        text = lamps["oe"]
+        if not any(c.type == "74HC595" for c in self.chains.values()):
+            self.fail("lamps.oe", text, "no oe on a board without a 74HC595 lamp chain")
+        if not isinstance(text, str) or any(ch in text for ch in "^~!"):
+            self.fail("lamps.oe", text, 'a plain GPIO pin with hardware PWM, such as "GPIO12"')
+        pname, number, _ = self.gpio(text, "lamps.oe")
+        if pname not in PWM_PINS:
+            self.fail("lamps.oe", text, "a pin with hardware PWM: " + ", ".join(
+                f"{p} ({c})" for p, c in PWM_PINS.items()))
+        self.claim(pname, "lamps.oe", f"{pname} (header pin {number})", text)
+        return dict(oe=pname,
+                    brightness=self.number(lamps, "brightness", "lamps", 1.0, 0.05, 1.0),
+                    soft_start_ms=self.number(lamps, "soft_start_ms", "lamps", 0, 0, 5000, int))
 
     def load_chains(self, chains):
         self.table(chains, "chains", tuple(chains))
@@ -352,20 +416,45 @@ class _Loader(TableChecker):
                 self.fail(f"{kp}.type", c.get("type") if isinstance(c, dict) else c,
                           "74HC165 (keys) or 74HC595 (lamps)")
             carries, roles = CHAIN_TYPES[c["type"]]
-            self.table(c, kp, ("type", "chips", "settle_us") + roles,
+            optional = CHAIN_OPTIONAL_PINS[c["type"]]
+            extra = ("marker_bits", "marker") if c["type"] == "74HC165" else ()
+            self.table(c, kp, ("type", "chips", "settle_us", "clock_hz", "chips_per_board")
+                       + roles + optional + extra,
                        required=("type", "chips") + roles)
             pins = {}
-            for role in roles:
+            for role in roles + tuple(r for r in optional if r in c):
                 text = c[role]
                 if not isinstance(text, str) or any(ch in text for ch in "^~!"):
                     self.fail(f"{kp}.{role}", text, "a plain GPIO pin such as GPIO11")
                 pname, number, _ = self.gpio(text, f"{kp}.{role}")
-                self.claim(pname, f"{kp}.{role}", f"{pname} (header pin {number})", text)
+                spi = SPI0_PINS.get((c["type"], role))
+                if self.driver == "spi" and spi and pname != spi:
+                    self.fail(f"{kp}.{role}", text, f"{spi}: with board.driver = \"spi\" the "
+                              f"{c['type']} chain's {role} is on SPI0's pin")
+                if not (self.driver == "spi" and pname == "GPIO11" and role == "clock"
+                        and self.users.get(pname, ("",))[0].endswith(".clock")):
+                    # SPI0's SCLK clocks both chains at once; any other pin is used once.
+                    self.claim(pname, f"{kp}.{role}", f"{pname} (header pin {number})", text)
                 pins[role] = pname
+            marker_bits = self.number(c, "marker_bits", kp, 0, 0, 8, int)
+            if marker_bits not in (0, 8):
+                self.fail(f"{kp}.marker_bits", marker_bits, "0 or 8 (one marker chip)")
+            marker = c.get("marker", 0xA5)
+            if "marker" in c and not marker_bits:
+                self.fail(f"{kp}.marker", marker, "no marker without marker_bits = 8")
+            if isinstance(marker, bool) or not isinstance(marker, int) or not 0 < marker < 255:
+                self.fail(f"{kp}.marker", marker, "a pattern from 1 to 254 (such as 0xA5): "
+                          "all-0 and all-1 are what a dead or unplugged chain reads")
+            clock_hz = c.get("clock_hz")
+            if clock_hz is not None:
+                clock_hz = self.number(c, "clock_hz", kp, None, 1000, 10_000_000, int)
             self.chains[cname] = Chain(
                 name=cname, type=c["type"], pins=pins,
                 chips=self.number(c, "chips", kp, 1, 1, 64, int),
-                settle_us=self.number(c, "settle_us", kp, 5, 0, 10000, int))
+                settle_us=self.number(c, "settle_us", kp, 5, 0, 10000, int),
+                clock_hz=clock_hz, marker_bits=marker_bits, marker=marker,
+                chips_per_board=(self.number(c, "chips_per_board", kp, None, 1, 64, int)
+                                 if "chips_per_board" in c else None))
 
     def load_positions(self, positions, count):
         if not isinstance(positions, list) or len(positions) != count:

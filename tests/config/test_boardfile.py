@@ -161,6 +161,97 @@ def test_fail__bad_board_file(tmp_path, case):
     assert re.search(pattern, message), message
 
 
+# A board with a lamp chain too: the 74HC595s' OE, brightness and loop-back.
+LAMPS = GOOD.replace("chips = 2\n", """chips = 2
+
+[chains.lamps]
+type = "74HC595"
+data = "GPIO10"
+clock = "GPIO21"
+latch = "GPIO8"
+loopback = "GPIO25"
+chips = 1
+""", 1).replace('fault = "GPIO26"', 'fault = "GPIO26"\noe = "GPIO12"\nbrightness = 0.8\n'
+                'soft_start_ms = 250', 1)
+
+
+def test_ok__chain_timing_marker_loopback_and_output_enable(tmp_path):
+    b = load_board(write(tmp_path, LAMPS.replace("chips = 2\n", "chips = 2\nclock_hz = 50000\n"
+                                                 "marker_bits = 8\nmarker = 0x5A\n", 1)))
+    keys, lamps = b.chains["keys"], b.chains["lamps"]
+    assert (keys.clock_hz, keys.marker_bits, keys.marker, keys.bits) == (50000, 8, 0x5A, 16)
+    assert lamps.pins["loopback"] == "GPIO25" and lamps.clock_hz is None
+    assert (b.driver, b.oe, b.brightness, b.soft_start_ms) == ("bitbang", "GPIO12", 0.8, 250)
+    plain = load_board(write(tmp_path, GOOD))
+    assert (plain.oe, plain.brightness, plain.soft_start_ms, plain.driver) == (None, 1.0, 0, "bitbang")
+    assert plain.chains["keys"].marker_bits == 0 and plain.chains["keys"].boards == 1
+    split = load_board(write(tmp_path, GOOD.replace("chips = 2\n", "chips = 2\nmarker_bits = 8\n"
+                                                    "chips_per_board = 2\n", 1)))
+    assert split.chains["keys"].boards == 2        # two key chips and the marker chip
+
+
+def test_ok__spi_driver_shares_sclk_between_the_chains(tmp_path):
+    text = LAMPS.replace('clock = "GPIO21"', 'clock = "GPIO11"').replace(
+        "positions = 1", 'positions = 1\ndriver = "spi"', 1)
+    b = load_board(write(tmp_path, text))
+    assert b.driver == "spi"
+    assert b.chains["keys"].pins["clock"] == b.chains["lamps"].pins["clock"] == "GPIO11"
+    # Without the SPI driver the shared clock pin is refused as before.
+    with pytest.raises(ConfigError, match=r"both use GPIO11"):
+        load_board(write(tmp_path, text.replace('driver = "spi"', 'driver = "bitbang"')))
+
+
+# (board text, what to change, a pattern the message must match)
+BAD_LAMPS = {
+    "oe_not_pwm": (LAMPS, ('oe = "GPIO12"', 'oe = "GPIO20"'),
+                   r"lamps\.oe = 'GPIO20': expected a pin with hardware PWM: GPIO12 \(PWM0\)"),
+    "oe_without_lamp_chain": (GOOD, ('fault = "GPIO26"', 'fault = "GPIO26"\noe = "GPIO12"'),
+                              r"lamps\.oe = 'GPIO12': expected no oe on a board without a 74HC595"),
+    "oe_used_twice": (LAMPS, ('oe = "GPIO12"', 'oe = "GPIO18"'),
+                      r"lines\[0\]\.lamp and lamps\.oe both use GPIO18"),
+    "brightness_without_oe": (GOOD, ('fault = "GPIO26"', 'fault = "GPIO26"\nbrightness = 0.5'),
+                              r"lamps\.brightness = 0\.5: expected no value without lamps\.oe"),
+    "brightness_range": (LAMPS, ("brightness = 0.8", "brightness = 1.5"),
+                         r"lamps\.brightness = 1\.5: expected a number from 0\.05 to 1\.0"),
+    "soft_start_range": (LAMPS, ("soft_start_ms = 250", "soft_start_ms = 9000"),
+                         r"lamps\.soft_start_ms = 9000: expected a whole number from 0 to 5000"),
+    "marker_bits_not_a_chip": (GOOD, ("chips = 2\n", "chips = 2\nmarker_bits = 4\n"),
+                               r"chains\.keys\.marker_bits = 4: expected 0 or 8"),
+    "marker_all_ones": (GOOD, ("chips = 2\n", "chips = 2\nmarker_bits = 8\nmarker = 255\n"),
+                        r"chains\.keys\.marker = 255: expected a pattern from 1 to 254"),
+    "marker_without_bits": (GOOD, ("chips = 2\n", "chips = 2\nmarker = 0x5A\n"),
+                            r"chains\.keys\.marker = 90: expected no marker without marker_bits"),
+    "marker_on_lamp_chain": (LAMPS, ("chips = 1\n", "chips = 1\nmarker_bits = 8\n"),
+                             r"chains\.lamps\.marker_bits: unknown key"),
+    "loopback_on_key_chain": (GOOD, ("chips = 2\n", 'chips = 2\nloopback = "GPIO25"\n'),
+                              r"chains\.keys\.loopback: unknown key"),
+    "loopback_used_twice": (LAMPS, ('loopback = "GPIO25"', 'loopback = "GPIO26"'),
+                            r"lamps\.fault and chains\.lamps\.loopback both use GPIO26|"
+                            r"chains\.lamps\.loopback and lamps\.fault both use GPIO26"),
+    "clock_hz_range": (GOOD, ("chips = 2\n", "chips = 2\nclock_hz = 10\n"),
+                       r"chains\.keys\.clock_hz = 10: expected a whole number from 1000 to 10000000"),
+    "chips_per_board_range": (GOOD, ("chips = 2\n", "chips = 2\nchips_per_board = 0\n"),
+                              r"chains\.keys\.chips_per_board = 0: expected a whole number from 1"),
+    "bad_driver": (GOOD, ("positions = 1", 'positions = 1\ndriver = "i2c"'),
+                   r'board\.driver = \'i2c\': expected "bitbang" or "spi"'),
+    "spi_driver_lamp_clock_off_sclk": (LAMPS, ("positions = 1", 'positions = 1\ndriver = "spi"'),
+                                       r"chains\.lamps\.clock = 'GPIO21': expected GPIO11: with "
+                                       r'board\.driver = "spi"'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LAMPS))
+def test_fail__bad_chain_or_output_enable(tmp_path, case):
+    text, (old, new), pattern = BAD_LAMPS[case]
+    assert old in text
+    path = write(tmp_path, text.replace(old, new, 1))
+    with pytest.raises(ConfigError) as exc:
+        load_board(path)
+    message = str(exc.value)
+    assert message.startswith(str(path)), message
+    assert re.search(pattern, message), message
+
+
 def test_fail__unknown_board_name():
     with pytest.raises(ConfigError, match=r"no board named 'nope'.*desk.*tas100"):
         find_board("nope")

@@ -23,7 +23,7 @@ def _desk_with(tmp_path, old, new):
     ("BCM4", "GPIO4", 7),
     ("BOARD7", "GPIO4", 7),
     ("J8:7", "GPIO4", 7),
-    ("GPIO10", "GPIO10", 19),      # a free pin on the desk board
+    ("GPIO14", "GPIO14", 8),       # a free pin on the desk board (the UART's TXD)
 ])
 def test_ok__header_pin_names_resolve_to_the_gpio(tmp_path, pin, gpio, header_pin):
     board = load_board(_desk_with(tmp_path, LINE_201_KEY, f'key = "^!{pin}"'))
@@ -60,7 +60,7 @@ def test_fail__pin_the_header_does_not_offer_is_refused(tmp_path, pin, expected)
 @pytest.mark.parametrize("where, old, new", [
     ("a lamp", 'lamp = "GPIO18"', 'lamp = "BOARD1"'),
     ("a chain pin", 'clock = "GPIO11"', 'clock = "J8:9"'),
-    ("a switch", 'secrecy = "^!GPIO2"', 'secrecy = "^!5V"'),
+    ("a switch", 'secrecy = "^!GPIO8"', 'secrecy = "^!5V"'),
 ])
 def test_fail__power_pin_is_refused_wherever_it_is_used(tmp_path, where, old, new):
     with pytest.raises(ConfigError, match="a power or ground pin"):
@@ -68,9 +68,9 @@ def test_fail__power_pin_is_refused_wherever_it_is_used(tmp_path, where, old, ne
 
 
 @pytest.mark.parametrize("where, old, new", [
-    ("a lamp", 'lamp = "GPIO18"', 'lamp = "GPIO10"'),
-    ("a chain pin", 'clock = "GPIO11"', 'clock = "GPIO8"'),
-    ("a switch", 'secrecy = "^!GPIO2"', 'secrecy = "^!GPIO10"'),
+    ("a lamp", 'lamp = "GPIO18"', 'lamp = "GPIO15"'),
+    ("a chain pin", 'clock = "GPIO11"', 'clock = "GPIO14"'),
+    ("a switch", 'secrecy = "^!GPIO8"', 'secrecy = "^!GPIO15"'),
 ])
 def test_ok__free_pin_is_accepted_wherever_it_is_used(tmp_path, where, old, new):
     assert load_board(_desk_with(tmp_path, old, new)).name == "desk"
@@ -92,7 +92,7 @@ def test_fail__one_pin_used_twice_names_both_users(tmp_path, other, named):
 
 
 def test_ok__each_pin_once(tmp_path):
-    board = load_board(_desk_with(tmp_path, LINE_201_KEY, 'key = "^!BOARD19"'))   # GPIO10, free
+    board = load_board(_desk_with(tmp_path, LINE_201_KEY, 'key = "^!BOARD8"'))    # GPIO14, free
     pins = [w.pin for w in [k.wire for k in board.keys.values()] + [l.wire for l in board.lamps.values()]
             if w.pin]
     assert len(pins) == len(set(pins))

@@ -34,6 +34,9 @@ def test_ok__pin_table_names_every_header_wire_of_the_board(name):
         for role, pin in chain.pins.items():
             number = next(n for n, r in rows.items() if r["name"] == pin)
             expected[number] = (pin, f"{chain.name}.{role}")
+    if board.oe:        # the 74HC595s' output enable, on a hardware-PWM pin
+        number = next(n for n, r in rows.items() if r["name"] == board.oe)
+        expected[number] = (board.oe, "lamps.oe")
     assert expected, "a board wires something to the header"
     for number, (pin, what) in expected.items():
         assert rows[number]["name"] == pin
@@ -136,8 +139,8 @@ def test_ok__bom_needs_count_the_board_independently():
         assert needs["key-momentary"] == lines + position_keys
         customer = sum(ln.kind == "customer" for ln in board.lines)
         assert needs["lamp-led"] + needs.get("lamp-24v", 0) == lines + customer + 1
-        chips = {c.type: c.chips for c in board.chains.values()}
-        assert needs.get("chip:74HC165", 0) == chips.get("74HC165", 0)
+        chips = {c.type: c.chips + (1 if c.marker_bits else 0) for c in board.chains.values()}
+        assert needs.get("chip:74HC165", 0) == chips.get("74HC165", 0)   # the marker chip too
         assert needs.get("uln2803", 0) == chips.get("74HC595", 0)
         assert needs["usb-audio"] == needs["headset"] == board.positions
 
@@ -233,6 +236,19 @@ def test_ok__schematics_are_drawn_by_schemdraw(tmp_path):
             f"{committed} is stale: run switchboard-hardware schematics"
     assert "ULN2803A" in texts["lamp-24v"] and "MAX3232" in texts["printer"]
     assert "GPIO9 data" in texts["chain-165"]
+    # The figures issue 13 found wrong or missing: 74HC595 GND (pin 8), OE pulled up and
+    # driven by PWM, the loop-back; the MAX3232's charge pump; the H11AA1's two LEDs; line
+    # protection; the RTC and the TTL printer; the ribbon's buffers.
+    for text in ("GND", ">8<", "GPIO12 OE", "10k pull-up", "GPIO25"):
+        assert text in texts["chain-595"], text
+    for pin in ("C1+", "C1-", "C2+", "C2-", "V+", "V-", ">1<", ">3<", ">4<", ">5<", ">2<", ">6<"):
+        assert pin in texts["printer"], pin
+    assert "two LEDs back to back" in texts["loop-detect"]
+    for stem in ("ring-detect", "loop-detect"):
+        assert "PTC" in texts[stem] and "sidactor" in texts[stem] and "8 mm" in texts[stem]
+    assert "dtoverlay=i2c-rtc,ds3231" in texts["rtc"]
+    assert "74AHCT125" in texts["printer-ttl"] and "74LVC244" in texts["ribbon"]
+    assert "keep-alive" in texts["lamp-24v"] and "2 A T" in texts["lamp-24v"]
     # Every block is explained in BLOCKS.md and shown there.
     doc = (HARDWARE / "BLOCKS.md").read_text()
     for stem in BLOCKS:
@@ -312,3 +328,27 @@ lamp = "GPIO21"
     rows = {r["name"]: r for r in tables.pin_table(board)}
     assert rows["3V3"]["wiring"] == "3.3 V (not needed by this board)"
     assert bom.bom_needs(board).get("chip:74HC165") is None
+
+
+def test_ok__tas100_build_guide_pins_agree_with_the_header_and_the_board_file():
+    """BUILD-tas100.md's "| what | GPIOn | header pin |" rows: right pins, every used GPIO."""
+    import re
+    board = load_board(BOARDS["tas100"])
+    rows = {r["name"]: r for r in tables.pin_table(board)}
+    text = (HARDWARE / "BUILD-tas100.md").read_text()
+    named = set()
+    for line in text.splitlines():
+        m = re.match(r"^\| [^|]+ \| (GPIO[0-9]+(?:, GPIO[0-9]+)*) \| ([0-9]+(?:, [0-9]+)*) \|$", line)
+        if not m:
+            continue
+        gpios, pins = m.group(1).split(", "), [int(p) for p in m.group(2).split(", ")]
+        assert len(gpios) == len(pins), line
+        for gpio, pin in zip(gpios, pins):
+            assert rows[gpio]["pin"] == pin, line
+            named.add(gpio)
+    used = {name for name, r in rows.items() if r["kind"] in ("key", "switch", "lamp", "chain")}
+    assert used <= named, used - named
+    for step in ("switchboard-hardware check tas100", "switchboard-hardware self-test tas100",
+                 "switchboard-diag lamp-test", "switchboard-diag key-test", "tas100-chains.md",
+                 "blocks/power.svg", "Continuity", "Power-up with no Pi"):
+        assert step in text, step

@@ -84,8 +84,8 @@ def test_fail__two_keys_swapped_are_named_with_their_inputs(name, a, b, where_a,
      "the board file says keys:0 (U1 input A, DIP pin 11)"),
     ("desk", "p2-stamp", "keys:17", "p2-stamp is wired to keys:17 [p2-release], "
      "the board file says keys:18 (U3 input C, DIP pin 13)"),
-    ("desk", "line-201", "GPIO10", "line-201 is wired to GPIO10 [no key in the board file], "
-     "the board file says GPIO4 (header pin 7)"),
+    ("tas100", "p1-hold", "GPIO4", "p1-hold is wired to GPIO4 [no key in the board file], "
+     "the board file says keys:120 (U16 input A, DIP pin 11)"),
     ("tas100", "line-250", "keys:119", "line-250 is wired to keys:119 [no key in the board file], "
      "the board file says keys:49 (U7 input B, DIP pin 12)"),
 ])

@@ -10,7 +10,9 @@ from firmware.config.board import Board, boards_dir
 from firmware.errors import ConfigError
 
 
-BOM_FIELDS = ("ref", "covers", "qty", "part", "part_number", "unit_price_usd", "notes")
+# value: the part's electrical values as name=number pairs ("ohms=1000 tol=5", "amps=2"),
+# read by switchboard-hardware check (erc.py).
+BOM_FIELDS = ("ref", "covers", "qty", "part", "part_number", "value", "unit_price_usd", "notes")
 
 
 def bom_needs(board: Board) -> dict[str, int]:
@@ -19,8 +21,12 @@ def bom_needs(board: Board) -> dict[str, int]:
     direct_keys = [k for k in keys if k.wire.pin]
     direct_lamps = [lamp for lamp in board.lamps.values() if lamp.wire.pin]
     chips = Counter()
+    key_chips = 0
     for c in board.chains.values():
-        chips[c.type] += c.chips
+        chips[c.type] += c.chips + (1 if c.marker_bits else 0)   # the marker chip too
+        key_chips += c.chips if c.type == "74HC165" else 0
+    from switchboard_tools.hardware.erc import layout_needs
+    extra = layout_needs(board)
     needs = {
         "pi": 1,
         "pi-psu": 1,
@@ -38,16 +44,18 @@ def bom_needs(board: Board) -> dict[str, int]:
         "key-series-1k": len(direct_keys),
         # Keys on header pins without an internal pull need one on the board.
         "pullup-10k": sum(1 for k in direct_keys if k.wire.pull is None)
-        + 8 * chips["74HC165"],
+        + 8 * key_chips,
         "lamp-resistor": len(direct_lamps),
         "chip:74HC165": chips["74HC165"],
         "chip:74HC595": chips["74HC595"],
         "uln2803": chips["74HC595"],
-        "decoupling-100n": chips["74HC165"] + chips["74HC595"],
+        "decoupling-100n": chips["74HC165"] + chips["74HC595"] + extra.get("buffer:74HC14", 0)
+        + extra.get("buffer:74LVC244", 0),
         "socket-dip16": chips["74HC165"] + chips["74HC595"],
         "socket-dip18": chips["74HC595"],
         "chain-cable": len(board.chains),
         "lamp-psu-24v": 1 if chips["74HC595"] else 0,
+        **extra,        # buffers, termination, pulls, fuses, mains, RTC: erc.layout_needs
     }
     return {k: v for k, v in needs.items() if v}
 

@@ -9,6 +9,7 @@ with what the daemon drives::
     switchboard-hardware bom desk             # check hardware/bom-desk.csv against the board
     switchboard-hardware generate             # all of it, for every shipped board, into hardware/
     switchboard-hardware schematics           # the building blocks' schematics (schemdraw)
+    switchboard-hardware check tas100         # electrical rules check (see erc.py)
     switchboard-hardware self-test desk --sim # bench self-test (see selftest.py)
 
 Chip numbering: chip 0 is the chip wired to the Pi (for a 74HC165 chain the
@@ -111,6 +112,9 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--out", help="folder (default: hardware/)")
     p = add("schematics", "draw the building blocks' schematics (schemdraw)")
     p.add_argument("-o", "--out", help="folder (default: hardware/blocks/)")
+    p = add("check", "electrical rules check of a board from its board file and BOM")
+    p.add_argument("board")
+    p.add_argument("--csv", help="BOM file (default hardware/bom-<board>.csv)")
     p = add("self-test", "bench self-test of a wired board (see BUILD.md)")
     from switchboard_tools.hardware.selftest import add_arguments
     add_arguments(p)
@@ -193,6 +197,10 @@ def _run(args) -> int:
             for p in written:
                 print(f"wrote {p}")
         return 0
+    if args.cmd == "check":
+        from switchboard_tools.hardware.erc import run
+        board = load_board(find_board(args.board))
+        return run(board, Path(args.csv) if args.csv else bom_path(board), args.json)
     if args.cmd == "self-test":
         from switchboard_tools.hardware.selftest import run_from_args
         return run_from_args(args)

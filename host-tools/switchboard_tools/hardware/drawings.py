@@ -41,8 +41,8 @@ def wiring_dot(board: Board) -> str:
         if r["kind"] in ("key", "switch", "lamp"):
             by_kind.setdefault(r["kind"], []).append(r)
     titles = {"key": "Keys: push button from pin to GND (Pi pull-up)",
-              "switch": "Latching switches: pin to GND (fixed 1.8k pull-up)",
-              "lamp": "Lamps: pin -> 330R -> LED -> GND (or ULN2803 for 24 V bulbs)"}
+              "switch": "Latching switches: pin to GND (Pi pull-up)",
+              "lamp": "Lamps: pin -> 680R -> LED -> GND (about 2 mA)"}
     for kind in ("key", "switch", "lamp"):
         if kind not in by_kind:
             continue
@@ -104,10 +104,12 @@ def _chain_node(board: Board, chain) -> str:
                          f'<td align="left">{_esc(text)}</td></tr>')
     if is_in:
         cascade = ("Cascade: QH (pin 9) of each chip to SER (pin 10) of the chip before it; "
-                   "SER of the last chip to 3V3")
+                   + (f"marker chip after the last, inputs strapped to 0x{chain.marker:02X}, "
+                      "its SER to GND" if chain.marker_bits else "SER of the last chip to 3V3"))
     else:
         cascade = ("Cascade: QH&#39; (pin 9) of each chip to SER (pin 14) of the chip after it; "
-                   "OE (pin 13) to GND, SRCLR (pin 10) to 3V3")
+                   + ("OE (pin 13) to lamps.oe with 10k to 3V3" if board.oe else "OE (pin 13) to GND")
+                   + ", SRCLR (pin 10) to 3V3")
     cells.append(f'<tr><td colspan="3" align="left">{cascade}</td></tr>')
     if not is_in:
         cells.append('<tr><td colspan="3" align="left">Each 74HC595 drives a ULN2803 '

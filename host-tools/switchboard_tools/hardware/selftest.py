@@ -44,8 +44,9 @@ class Bench:
     exercises the same shift sequence the daemon will.
     """
 
-    #: Free pins the bench leaves alone: the HAT EEPROM's and the UART's (a serial console).
-    UNWATCHED = ("GPIO0", "GPIO1", "GPIO14", "GPIO15")
+    #: Free pins the bench leaves alone: the HAT EEPROM's, I2C1's (the DS3231 real-time
+    #: clock: claiming them as inputs would take them from the I2C driver) and the UART's.
+    UNWATCHED = ("GPIO0", "GPIO1", "GPIO2", "GPIO3", "GPIO14", "GPIO15")
 
     def __init__(self, board: Board, pin_factory=None, watch_free=True):
         from gpiozero import DigitalInputDevice, DigitalOutputDevice
@@ -54,7 +55,11 @@ class Bench:
         self.in_chains, self.out_chains, self.registers = {}, {}, {}
         self.pins_in, self.lamps_out = {}, {}
         self.free_pins = []         # watched with a pull-up: a key wired to one is found there
+        self.oe = None              # the 74HC595s' OE (active low): dark until the first write
         try:
+            if board.oe:
+                self.oe = DigitalOutputDevice(board.oe, active_high=False, initial_value=False,
+                                              pin_factory=pin_factory)
             for chain in board.chains.values():
                 if chain.type == "74HC165":
                     self.in_chains[chain.name] = ShiftInChain(chain, pin_factory)
@@ -86,6 +91,8 @@ class Bench:
             self.close()
             raise
         self._write_chains()
+        if self.oe is not None:
+            self.oe.on()            # outputs on only after a full, known pattern is latched
 
     def inputs(self) -> dict[str, bool]:
         """Every input's electrical level: ``"GPIO4"`` or ``"keys:17"`` -> high."""
@@ -110,6 +117,8 @@ class Bench:
             chain.write(list(self.registers[name]))
 
     def close(self):
+        if self.oe is not None:
+            self.oe.close()         # the pin floats: OE's 10k pull-up blanks the lamps
         for group in (self.in_chains, self.out_chains, self.pins_in, self.lamps_out):
             for dev in group.values():
                 dev.close()

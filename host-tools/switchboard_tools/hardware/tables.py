@@ -25,6 +25,7 @@ CHAIN_ROLE_TEXT = {
     "clock": "CLK (pin 2) of every chip",
     "data": "QH (pin 9) of chip 0",
     "latch": "RCLK (pin 12) of every 74HC595",
+    "loopback": "QH' (pin 9) of the last 74HC595, read back to check the chain",
 }
 CHAIN_ROLE_TEXT_595 = {"data": "SER (pin 14) of chip 0", "clock": "SRCLK (pin 11) of every chip"}
 
@@ -66,6 +67,11 @@ def _users(board: Board) -> dict[str, dict]:
             users[pin] = dict(kind="chain", what=f"{chain.name}.{role}",
                               label=f"{chain.type} chain '{chain.name}' ({chain.chips} chips)",
                               wiring=texts[role], keypath=f"chains.{chain.name}.{role}")
+    if board.oe:
+        users[board.oe] = dict(kind="chain", what="lamps.oe",
+                               label="74HC595 output enable (hardware PWM: brightness, soft start)",
+                               wiring="OE (pin 13) of every 74HC595, active low; 10k pull-up "
+                               "keeps the lamps dark", keypath="lamps.oe")
     return users
 
 
@@ -91,6 +97,9 @@ def pin_table(board: Board) -> list[dict]:
     """One row per pin of the Pi's 40-pin header, in header order."""
     users = _users(board)
     has_chains = bool(board.chains)
+    # A board with a lamp chain's OE has an interface board with its own logic supply.
+    from switchboard_tools.hardware.erc import layout
+    logic_supply = layout(board)["interface"]
     rows = []
     for number, info in sorted(_header().pins.items()):
         row = dict(pin=number, name=info.name, gpio=None, kind="", what="", label="", wiring="")
@@ -101,6 +110,9 @@ def pin_table(board: Board) -> list[dict]:
                 row.pop("keypath", None)
             elif info.name in ("GPIO0", "GPIO1"):
                 row.update(kind="reserved", wiring="HAT ID EEPROM: leave unconnected")
+            elif info.name in ("GPIO2", "GPIO3"):
+                row.update(kind="free", wiring=f"free; I2C1 {'SDA' if info.name == 'GPIO2' else 'SCL'} "
+                           "for the DS3231 real-time clock (hardware/BLOCKS.md)")
             elif info.name in ("GPIO14", "GPIO15"):
                 row.update(kind="free", wiring=f"free; UART {'TXD' if info.name == 'GPIO14' else 'RXD'} "
                            "for a TTL slip printer (hardware/BLOCKS.md)")
@@ -108,6 +120,12 @@ def pin_table(board: Board) -> list[dict]:
                 row.update(kind="free", wiring="free")
         elif info.name == "GND":
             row.update(kind="ground", wiring="ground: key commons, lamp returns, chain GND")
+        elif info.name == "3V3" and logic_supply:
+            row.update(kind="power", wiring="3.3 V: the 74LVC244, the RTC and their pulls (the chains "
+                       "have their own LM1117-3.3)")
+        elif info.name == "5V" and logic_supply and number == 2:
+            row.update(kind="power", wiring="5 V out to the chains' LM1117-3.3 (a load on the Pi's 5 V, "
+                       "never a feed into it)")
         elif info.name == "3V3":
             row.update(kind="power", wiring="3.3 V: chain chips' VCC and pull-ups" if has_chains
                        else "3.3 V (not needed by this board)")
