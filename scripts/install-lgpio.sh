@@ -7,8 +7,11 @@
 # Called by scripts/setup.sh; scripts/install-pi.sh copies the result into the service's venv.
 # On a machine that is not an ARM Linux board (an x86 laptop, CI) it does nothing unless
 # --force is given: the simulated board needs no pin library. In order:
-#   1. lgpio already importable in the venv: nothing to do;
-#   2. a ready-made wheel from PyPI (there is one for Python 3.11 on aarch64: bookworm);
+#   1. lgpio already usable in the venv: nothing to do;
+#   2. a ready-made wheel of lgpio 0.2 or later from PyPI (there is one for Python 3.11 on
+#      aarch64: bookworm). Not any wheel: PyPI's lgpio 0.0.0.2 is a py3-none-any wheel
+#      whose lgpio.py is empty, which pip would take for Python 3.13 and which imports
+#      without error but drives nothing;
 #   3. otherwise (Python 3.13 on trixie has none, and Debian has no liblgpio) lgpio's own
 #      source distribution, built with PYPI=1: its setup.py then compiles the C library into
 #      the module itself, so nothing is installed system-wide. Needs swig, gcc and the Python
@@ -22,7 +25,9 @@ py="$venv/bin/python"
 say() { echo "install-lgpio: $*" >&2; }
 
 [ -x "$py" ] || { say "no virtual environment at $venv (run scripts/setup.sh first)"; exit 1; }
-if "$py" -c "import lgpio" 2>/dev/null; then
+# Usable: the real module, with its C library (not the empty lgpio 0.0.0.2).
+usable() { "$py" -c "import lgpio; lgpio.gpiochip_open" 2>/dev/null; }
+if usable; then
     exit 0
 fi
 case "$(uname -m)" in
@@ -35,7 +40,7 @@ case "$(uname -m)" in
 esac
 
 say "installing lgpio into $venv"
-if "$py" -m pip install -q --only-binary :all: lgpio >/dev/null 2>&1; then
+if "$py" -m pip install -q --upgrade --only-binary :all: "lgpio>=0.2" >/dev/null 2>&1 && usable; then
     say "lgpio installed from a wheel"
     exit 0
 fi
@@ -52,9 +57,9 @@ if ((${#missing[@]})); then
         --no-install-recommends "${missing[@]}" >/dev/null
 fi
 say "no wheel for this Python: building lgpio and its C library from source (about 2 minutes on a Pi)"
-if ! PYPI=1 "$py" -m pip install -q --no-binary lgpio lgpio; then
+if ! PYPI=1 "$py" -m pip install -q --upgrade --force-reinstall --no-binary lgpio "lgpio>=0.2"; then
     say "building lgpio failed (see above); gpiozero cannot drive the pins without a pin library"
     exit 1
 fi
-"$py" -c "import lgpio" || { say "lgpio was built but does not import"; exit 1; }
+usable || { say "lgpio was built but does not import"; exit 1; }
 say "lgpio built and installed"
