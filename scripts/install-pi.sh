@@ -141,6 +141,12 @@ install_project() {
     install -m 0755 "$SRC/scripts/service/switchboard-kiosk" "$new/bin/switchboard-kiosk"
     chown -R root:root "$new"
     chmod -R u+rwX,go+rX,go-w "$new"
+    # A running daemon must not see its files swapped under it: stop it (install_unit starts
+    # it again once everything is in place).
+    if systemd_running && systemctl is-active --quiet "$UNIT"; then
+        systemctl stop "$UNIT"
+        say "service stopped for the update"
+    fi
     if [ -e "$dest" ]; then
         rm -rf "$dest.old"
         mv "$dest" "$dest.old"
