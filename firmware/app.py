@@ -27,7 +27,7 @@ from firmware.config import options
 from firmware.config.options import Config
 from firmware.errors import ConfigError, SwitchboardError
 from firmware.panel.gpio import Panel
-from firmware.runtime import control, paths
+from firmware.runtime import control, paths, systemd
 from firmware.runtime.daemon import Daemon
 
 log = logging.getLogger("switchboard")
@@ -127,11 +127,13 @@ def commands(config: Config) -> list:
 
 async def serve(config: Config, wall_clock=utc_now) -> int:
     """Run the daemon as ``config`` says until SIGTERM or SIGINT."""
+    notifier = systemd.Notifier.from_env()      # before any child inherits $NOTIFY_SOCKET
     board = config.board
     panel, sim, msg = choose_panel(board, config.sim, config.pin_factory)
     if msg:
         log.warning("%s", msg)
     daemon = Daemon(board, panel, sim=sim, data_dir=config.data_dir)
+    service = systemd.ServiceNotifier(notifier, daemon)
     try:
         for adapter in adapters(config, wall_clock, simulated=sim is not None):
             daemon.add_adapter(adapter)
@@ -155,19 +157,26 @@ async def serve(config: Config, wall_clock=utc_now) -> int:
         kind = "simulated" if sim is not None else "GPIO"
         print(f"switchboard: ready: board {board.name} ({kind}), control socket {sock_path}"
               + (f", view {url}" if url else ""), flush=True)
+        service.start()     # READY=1 once every adapter is up; watchdog pets from this loop
+
+    def stop():
+        service.stopping()
+        daemon.stop()
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, daemon.stop)
+        loop.add_signal_handler(sig, stop)
     try:
         await daemon.run(ready)
     finally:
+        service.stopping()
         if server is not None:
             server.close()
             control.remove_socket(sock_path)
         if web_runner is not None:
             await web_runner.cleanup()
         panel.close()
+        notifier.close()
     return 0
 
 

@@ -22,7 +22,11 @@ ROOT = "switchboard"
 
 
 def formatter(prog: str, verbose: bool) -> logging.Formatter:
-    """How a diagnostic line looks: ``prog: message``; verbose adds the level and logger."""
+    """How a diagnostic line looks: ``prog: message``; verbose adds the level and logger.
+    Under systemd, the journal's own format (priorities, no program name or timestamp)."""
+    from firmware.runtime import systemd
+    if systemd.journal_stream():
+        return systemd.journal_formatter(verbose)
     if verbose:
         return logging.Formatter(f"{prog}: %(levelname)s %(name)s: %(message)s")
     return logging.Formatter(f"{prog}: %(message)s")

@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 # DejaVu fonts for the PDF statements (any customer's name prints), espeak-ng
 # to speak wake-up and reminder messages given as text.
 # Graphviz (dot) for the wiring pictures switchboard-hardware draws.
+# systemd (systemd-analyze) and desktop-file-utils check the service's unit and the
+# kiosk's autostart entry (scripts/install-pi.sh).
 APT_PACKAGES=(
     python3-venv python3-dev gcc
     portaudio19-dev libasound2-plugins alsa-utils sox
@@ -18,6 +20,7 @@ APT_PACKAGES=(
     chromium
     fonts-dejavu-core espeak-ng
     graphviz
+    systemd desktop-file-utils
 )
 
 missing=()
@@ -41,3 +44,6 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e ".[telephony,office,test]"
     touch "$stamp"
 fi
+
+# The pin library gpiozero uses on a Raspberry Pi (does nothing on other machines).
+scripts/install-lgpio.sh .venv
