@@ -27,7 +27,7 @@ def test_ok__one_config_with_slices(tmp_path):
 
 def test_ok__every_part_built_is_an_adapter(tmp_path):
     built = app.adapters(load("--sim", "--data-dir", str(tmp_path)))
-    assert [a.name for a in built] == ["timeclock", "schedule"]
+    assert [a.name for a in built] == ["clock", "timeclock", "schedule"]
     assert all(isinstance(a, Adapter) for a in built)
     assert [c.name for c in app.commands(load("--data-dir", str(tmp_path)))] == ["figures"]
 
