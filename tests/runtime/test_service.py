@@ -251,7 +251,8 @@ def test_fail__a_stuck_event_loop_stops_the_pets_while_its_threads_run_on(tmp_pa
     """The pets come from the daemon's asyncio loop, not from a thread of their own: a
     callback that blocks the loop stops them (so systemd would restart the daemon)."""
     from firmware.config.board import find_board, load_board
-    from firmware.runtime.daemon import Daemon, choose_panel
+    from firmware.app import choose_panel
+    from firmware.runtime.daemon import Daemon
 
     ns = NotifySocket(tmp_path / "notify")
     board = load_board(find_board("desk"))
