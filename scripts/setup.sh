@@ -10,8 +10,11 @@ cd "$(dirname "$0")/.."
 # DejaVu fonts for the PDF statements (any customer's name prints), espeak-ng
 # to speak wake-up and reminder messages given as text.
 # Graphviz (dot) for the wiring pictures switchboard-hardware draws.
+# A C/C++ toolchain, SWIG and OpenSSL/opus headers to build PJSUA2 (scripts/build-pjsua2.sh)
+# and, on a Pi with no lgpio wheel for its Python, lgpio.
 APT_PACKAGES=(
     python3-venv python3-dev gcc
+    build-essential swig libssl-dev libopus-dev
     portaudio19-dev libasound2-plugins alsa-utils sox
     sip-tester kamailio baresip
     kamailio-tls-modules openssl
@@ -41,3 +44,34 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e ".[telephony,test]"
     touch "$stamp"
 fi
+
+# PJSUA2: the project's own build of pjproject's Python binding (128 calls a process, no
+# sound device), the same on every machine. The wheel is cached outside the clone per
+# release, configuration, Python and architecture: built once (about 6 min on 2 x86 cores,
+# longer on a Pi), then found in seconds.
+wheel=$(PYTHON="$PWD/.venv/bin/python" scripts/build-pjsua2.sh --print-path)
+if [ ! -f "$wheel" ]; then
+    echo "setup: building PJSUA2 (once; cached as $wheel)"
+    PYTHON="$PWD/.venv/bin/python" scripts/build-pjsua2.sh >/dev/null
+fi
+pjstamp=.venv/.pjsua2-wheel
+if [ "$(cat "$pjstamp" 2>/dev/null)" != "$(basename "$wheel")" ]; then
+    # PyPI's pjsua2-python (4 calls a process, x86_64 only) provides the same module: drop it.
+    .venv/bin/python -m pip uninstall -q -y pjsua2-python >/dev/null 2>&1 || true
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheel"
+    basename "$wheel" > "$pjstamp"
+fi
+
+# lgpio, the pin library gpiozero uses on a Pi. Bookworm's Python has an aarch64 wheel; for
+# others (trixie's Python 3.13) PyPI has only the sdist, which needs liblgpio, a C library
+# Debian does not package: build the module with that library inside it from the same sdist
+# (its PYPI=1 mode, which compiles the sdist's own C sources; needs swig and gcc).
+case "$(uname -m)" in
+    aarch64|armv7l|armv6l)
+        if ! .venv/bin/python -c "import lgpio" 2>/dev/null; then
+            echo "setup: installing lgpio (compiled with its C library, about 2 min on a Pi)"
+            .venv/bin/python -m pip install -q --only-binary lgpio lgpio 2>/dev/null \
+                || PYPI=1 .venv/bin/python -m pip install -q --no-binary lgpio lgpio
+        fi
+        ;;
+esac

@@ -1,9 +1,10 @@
 """The telephony adapter: the board's calls on real SIP, for the daemon.
 
 Start-up (in a thread, so the daemon's loop is not held up): one PJSUA2
-worker is started and reports its call limit (the PyPI wheel's is 4); enough
-further workers are started for every line to ring at once (or as many as
-the site file says); each worker is told its ``maxload`` (its limit less one
+worker is started and reports its call limit (128 with the project's build,
+scripts/build-pjsua2.sh; the PyPI wheel's was 4); enough further workers are
+started for every line to ring at once, plus a spare (or as many as the site
+file says); each worker is told its ``maxload`` (its limit less one
 slot kept for the operator's position leg, or half that where customers'
 phones are rung too) and refuses callers beyond it; a position endpoint is
 started per position; then Kamailio, the front, is started on the site's
@@ -51,6 +52,7 @@ from .records import JsonLinesRecords, iso
 NO_ANSWER_CODES = (408, 480, 486, 487, 600, 603)
 DIAL_TIMEOUT_S = 4.0      # an office line's number is complete this long after the last digit
 LINE_BUSY = "Line Busy"   # our 486: the front must not try another worker
+SPARE_WORKERS = 1         # workers beyond what every line ringing at once needs
 
 
 @dataclass
@@ -164,8 +166,12 @@ class TelephonyAdapter:
             first.start()
             self.limit = first.limit
             per = self._maxload(first.limit)
+            # Enough for every line to ring at once, and one more: a worker that dies
+            # (restarted on its port within seconds) costs no capacity, and the front
+            # fails over to the spare. With the project's build (128 calls a process)
+            # that is 2 workers for any shipped board; the PyPI wheel's 4 needed 39+.
             count = self.want_workers or math.ceil(
-                (self.site.max_calls or len(self.board.lines)) / per)
+                (self.site.max_calls or len(self.board.lines)) / per) + SPARE_WORKERS
             self.workers = start_workers(count, self._on_event, listen="127.0.0.1",
                                          limit=first.limit, log_dir=logs, first=first)
             for w in self.workers:

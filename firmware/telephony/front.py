@@ -71,6 +71,20 @@ def _regex_alternation(items) -> str:
 SETUPS_PER_WORKER_S = 12
 
 
+def setups_per_worker_s(workers) -> int:
+    """Call set-ups a second each worker is given (``workers``: (port, maxload) pairs).
+
+    A PJSUA2 process keeps each closed call's RTP and RTCP sockets in its I/O queue
+    for 500 ms. The PyPI wheel (4 calls, 64 queue slots) aborts on about 28 set-ups
+    within half a second: 12 a second. The project's build (128 calls, 1024 slots,
+    scripts/pjsua2/config_site.h) holds every slot in use plus a second's worth of
+    set-ups as large as its limit (2 x 128 sockets live + 2 x 64 closing per 500 ms):
+    a worker with room for more than 8 calls is paced at its limit a second.
+    """
+    least = min((m for _, m in workers), default=0)
+    return SETUPS_PER_WORKER_S if least <= 8 else least + 1
+
+
 def kamailio_config(*, listen: str, port: int, transports, peers, numbers, workers,
                     children: int = 4, tls_config: str | None = None) -> str:
     """The configuration text. ``workers`` is a list of (port, maxload)."""
@@ -113,9 +127,10 @@ modparam("dispatcher", "list_file", "{{DSLIST}}")
 modparam("dispatcher", "flags", 2)
 modparam("dispatcher", "ds_ping_interval", 0)
 modparam("rr", "append_fromtag", 1)
-# Call set-ups per worker per second. A PJSUA2 process has 64 I/O-queue slots and
-# frees each only 500 ms after its call's RTP sockets close: more than about 28 call
-# set-ups within half a second abort it. {{SETUPS}} a second keeps well clear.
+# Call set-ups per worker per second: a PJSUA2 process frees each I/O-queue slot only
+# 500 ms after its call's RTP sockets close (the PyPI wheel's 64 slots abort on about
+# 28 set-ups within half a second). {{SETUPS}} a second keeps well clear of this
+# build's queue (see setups_per_worker_s in front.py).
 modparam("htable", "htable", "setups=>size=6;autoexpire=3;")
 
 request_route {{
@@ -260,7 +275,7 @@ class Front:
                                        numbers=self.numbers, workers=self.workers,
                                        tls_config=str(tls_cfg) if tls_cfg else None)
                        .replace("{DSLIST}", str(ds))
-                       .replace("{SETUPS}", str(SETUPS_PER_WORKER_S)))
+                       .replace("{SETUPS}", str(setups_per_worker_s(self.workers))))
         return cfg
 
     def start(self, timeout=10.0):

@@ -1,7 +1,9 @@
-"""A PJSUA2 worker process: holds a few of the board's calls.
+"""A PJSUA2 worker process: holds the board's calls.
 
-The PyPI wheel takes at most 4 calls per process, so the board runs a pool of
-these behind its SIP front (Kamailio). Each worker:
+The project's own PJSUA2 build (scripts/build-pjsua2.sh) takes 128 calls per
+process (the PyPI wheel took 4); the board runs a small pool of these behind
+its SIP front (Kamailio): enough for every line plus one for failover. Each
+worker:
 
 - owns PJSUA2 in one thread (``threadCnt = 0``, ``mainThreadOnly``), a loop
   calling ``libHandleEvents``; the conference bridge runs on the null device;
@@ -14,8 +16,9 @@ these behind its SIP front (Kamailio). Each worker:
   SIP/RTP leg (the position endpoint auto-answers calls from loopback), and
   bridges the two legs in its conference bridge; on hold it hangs that leg up
   (freeing the slot) and plays a hold tone to the caller;
-- measures its own call limit at start-up (the wheel's is 4 whatever
-  ``maxCalls`` says) by filling its slots with calls to itself;
+- measures its own call limit at start-up (PJSUA2 caps ``maxCalls`` at the
+  build's ``PJSUA_MAX_CALLS``: 128 in the project's build, 4 in the PyPI
+  wheel) by filling its slots with calls to itself;
 - registers trunks (digest authentication) when asked, with its Contact set
   to the front, so that calls for the trunk arrive through the front.
 
@@ -40,6 +43,9 @@ import pjsua2 as pj
 from ..pjsupport import own_stdout, play_tone, tone_generator
 
 HOLD_TONE = (425, 600, 2400)   # Hz, on ms, off ms: a soft beep every 3 s
+# Call slots asked for; PJSUA2 gives at most its build's PJSUA_MAX_CALLS
+# (scripts/pjsua2/config_site.h) and the probe measures what it got.
+MAX_CALLS = 128
 
 
 def now_iso() -> str:
@@ -190,7 +196,7 @@ class Worker:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = 32
+        cfg.uaConfig.maxCalls = MAX_CALLS
         cfg.uaConfig.userAgent = f"switchboard-worker/{self.index}"
         cfg.logConfig.level = self.log_level
         cfg.logConfig.consoleLevel = self.log_level
@@ -218,7 +224,7 @@ class Worker:
         self.probing = True
         probes = []
         uri = f"sip:probe@{self.listen}:{self.port}"
-        for _ in range(64):
+        for _ in range(MAX_CALLS + 1):
             leg = Leg(self, self.acc, kind="probe")
             try:
                 leg.makeCall(uri, pj.CallOpParam(True))
