@@ -134,6 +134,8 @@ if [ -n "$sysroot" ]; then
     # trixie's libcrypto wants glibc 2.38; the cross toolchain links against 2.36. The module
     # is loaded by trixie's own Python, whose glibc has them.
     ldflags="-L$stage/lib -Wl,--allow-shlib-undefined"
+    # configure leaves SSL out of a cross build unless told where it is
+    host_flag+=(--with-ssl="$stage")
 fi
 
 cd "$src"
