@@ -137,6 +137,14 @@ def test_ok__a_burst_of_call_attempts_kills_no_worker(desk):
         calls.append((number, cid, branch))
         if i % 20 == 19:
             time.sleep(0.02)            # waves: keep within the sockets' receive buffers
+    # As a phone does (RFC 3261 timer A), an INVITE with no reply at all is sent again after
+    # 0.5 s, 1 s, 2 s: a datagram the loaded machine dropped in the burst is not a lost call.
+    for backoff in (0.5, 1.0, 2.0):
+        time.sleep(backoff)
+        for number, cid, branch in calls:
+            if not uac.replies.get(cid):
+                uac.sock.sendto(uac._msg("INVITE", number, "127.0.0.1", port, cid, branch),
+                                ("127.0.0.1", port))
     codes, deadline = [], time.time() + 30          # one deadline for every answer
     for number, cid, branch in calls:
         r = uac.wait(cid, lambda c: c == 180 or c >= 300, timeout=max(0.05, deadline - time.time()))
@@ -145,14 +153,12 @@ def test_ok__a_burst_of_call_attempts_kills_no_worker(desk):
         if c == 180:
             uac.cancel(number, "127.0.0.1", port, cid, branch)
     assert time.time() - t0 < 60
-    answered = [c for c in codes if c is not None]
-    # This UAC sends each INVITE once (a phone retransmits one unanswered after 0.5 s), so
-    # a datagram dropped on a loaded machine stays unanswered: most must be answered.
-    assert len(answered) >= 0.85 * n, (f"{n - len(answered)} of {n} attempts got no answer "
-                                       f"at all: { {c: codes.count(c) for c in set(codes)} }")
+    missing = [i for i, c in enumerate(codes) if c is None]
+    assert not missing, (f"{len(missing)} of {n} attempts got no answer at all (e.g. #{missing[:5]}): "
+                         f"{ {c: codes.count(c) for c in set(codes)} }")
     # paced: some asked to retry (503), the rest rang or found their line ringing (486, or
     # 603 for one whose line filled while its set-up was under way)
-    assert 180 in codes and 503 in codes and set(answered) <= {180, 486, 503, 603}, codes
+    assert 180 in codes and 503 in codes and set(codes) <= {180, 486, 503, 603}, codes
     time.sleep(1.5)
     assert all(w.proc.poll() is None for w in adapter.workers), "a worker died"
     wait_for(lambda: board.count(LineState.IDLE) == len(DESK.lines), 15, "every line idle again")
