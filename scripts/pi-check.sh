@@ -118,8 +118,11 @@ step "smoke test inside the root (scripts/pi_smoke.py)" smoke
 # scripts/install-pi.sh (another branch) installs the daemon as a service. When it is in the
 # tree, it is run inside the root as a Pi user would (sudo scripts/install-pi.sh) and must
 # succeed; its own checks (users, groups, files, permissions) are its business.
-if [ -x scripts/install-pi.sh ] || [ -f scripts/install-pi.sh ]; then
+if [ -f scripts/install-pi.sh ]; then
     step "scripts/install-pi.sh inside the root (the service)" in_root 'bash scripts/install-pi.sh'
+    if [ -f scripts/check-install.sh ]; then
+        step "scripts/check-install.sh --run inside the root" in_root 'bash scripts/check-install.sh --run'
+    fi
 else
     echo "pi-check: (scripts/install-pi.sh is not in this tree yet: the service install is not checked)"
 fi
