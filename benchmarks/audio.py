@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]  # a script: uses the tests' real peers
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "support"), str(ROOT)]  # a script: uses the tests' real peers
 
 from alsa_fixture import FakeCard, samples, tone  # noqa: E402
 from headset_support import PeerProc, PositionProc, pcm_wav, wav_pcm  # noqa: E402

@@ -8,7 +8,7 @@ calls), written as JSON lines, and then timed:
 
 - baseline: reading the same files and summing the calls per line with json
   alone (what any report costs at least);
-- checking the records (firmware.recordset), billing every customer, the
+- checking the records (firmware.records.recordset), billing every customer, the
   bookkeeper's CSV, the PDF statements (with and without the call pages), the
   ESC/POS slips, the figures and their three PNGs;
 - the board balance on boards/tas100.toml (115 lines), and writing the patch.
@@ -30,11 +30,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "host-tools"), str(ROOT / "benchmarks")]
 
 from busy_month import customers as make_customers, month_of_records  # noqa: E402
-from firmware import balance, billing, figures, recordset  # noqa: E402
-from firmware.boardfile import load_board  # noqa: E402
+from switchboard_tools.office import balance  # noqa: E402
+from switchboard_tools.office import billing
+from firmware.records import figures
+from switchboard_tools.office import plots
+from firmware.records import recordset
+from firmware.config.board import load_board  # noqa: E402
 
 
 def timed(fn, warm=True):
@@ -91,9 +95,9 @@ def main():
     rows.append(("figures (per line, customer, position, hour)", t))
     out = tmp / "fig"
     out.mkdir()
-    t, _ = timed(lambda: (figures.plot_calls_per_hour(fig, out / "h.png"),
-                          figures.plot_wait_distribution(fig, out / "w.png"),
-                          figures.plot_lines(fig, out / "l.png")), warm=False)
+    t, _ = timed(lambda: (plots.plot_calls_per_hour(fig, out / "h.png"),
+                          plots.plot_wait_distribution(fig, out / "w.png"),
+                          plots.plot_lines(fig, out / "l.png")), warm=False)
     rows.append(("three PNG plots (matplotlib Agg)", t))
 
     board = load_board(ROOT / "boards" / "tas100.toml")

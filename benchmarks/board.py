@@ -44,11 +44,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "host-tools")]
 
 from gpiozero import LED, Button                                    # noqa: E402
 
-from firmware.boardfile import find_board, load_board               # noqa: E402
-from firmware.daemon import Daemon                                   # noqa: E402
-from firmware.gpio import Panel                                      # noqa: E402
-from firmware.sim import SimBoard, WatchedPin                        # noqa: E402
-from firmware.state import (FLASH_ON, FLASH_PERIOD, LineCleared,     # noqa: E402
+from firmware.config.board import find_board, load_board               # noqa: E402
+from firmware.runtime.daemon import Daemon                                   # noqa: E402
+from firmware.panel.gpio import Panel                                      # noqa: E402
+from firmware.panel.sim import SimBoard, WatchedPin                        # noqa: E402
+from firmware.core.state import (FLASH_ON, FLASH_PERIOD, LineCleared,     # noqa: E402
                             LineRinging, LineState)
 from switchboard_tools.diag import Client                           # noqa: E402
 
@@ -335,7 +335,7 @@ def daemon_process(seconds, tmp):
     env = dict(os.environ, SWITCHBOARD_SOCKET=str(Path(tmp) / "run" / "control.sock"),
                PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "host-tools")]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "firmware.daemon", "--sim", "--board", "tas100", "--no-web",
+        [sys.executable, "-m", "firmware.runtime.daemon", "--sim", "--board", "tas100", "--no-web",
          "--data-dir", str(Path(tmp) / "var")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp)
     out = {}

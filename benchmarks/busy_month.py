@@ -3,7 +3,7 @@
 Deterministic for a seed: customers of the usual kinds on lines 201..,
 incoming calls with a day-time profile (busier mornings, quiet nights), some
 abandoned, message slips stamped and read back, wake-up and reminder calls.
-The records have the shapes of firmware/recordset.py.
+The records have the shapes of firmware/records/recordset.py.
 """
 
 from __future__ import annotations

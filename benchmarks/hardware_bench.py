@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from firmware.boardfile import load_board
-from firmware.gpio import Panel
-from firmware.sim import SimBoard
-from switchboard_tools import hardware as hw
-from switchboard_tools.selftest import Bench, SelfTest, SimTechnician
+from firmware.config.board import load_board
+from firmware.panel.gpio import Panel
+from firmware.panel.sim import SimBoard
+from switchboard_tools.hardware import cli
+from switchboard_tools.hardware.selftest import Bench, SelfTest, SimTechnician
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +71,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
         for b in boards:
-            hw.generate(b, Path(d))
+            cli.generate(b, Path(d))
         gen = time.perf_counter() - t
     print(f"{'generate tables + wiring SVG, desk and tas100':<52} {gen:8.2f} s")
     print(f"{'  baseline: loading both board files':<52} {load:8.2f} s")

@@ -34,13 +34,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "host-tools")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "support"), str(ROOT / "host-tools")]
 
-from firmware.boardfile import load_board                       # noqa: E402
-from firmware.sitefile import load_site                         # noqa: E402
-from firmware.state import LineRinging, LineState               # noqa: E402
+from firmware.config.board import load_board                       # noqa: E402
+from firmware.config.site import load_site                         # noqa: E402
+from firmware.core.state import LineRinging, LineState               # noqa: E402
 from firmware.telephony.adapter import TelephonyAdapter         # noqa: E402
-from firmware.telephony.records import JsonLinesRecords         # noqa: E402
+from firmware.records.calls import JsonLinesRecords         # noqa: E402
 from telephony_support import BoardLoop, PeerProc, Uac, sipp    # noqa: E402
 
 

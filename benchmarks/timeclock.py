@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from a checkout
 
-from firmware.rack import Rack  # noqa: E402
-from firmware.store import write_snapshot  # noqa: E402
-from firmware.timeclock import TimeClock  # noqa: E402
+from firmware.timeclock.rack import Rack  # noqa: E402
+from firmware.records.journal import write_snapshot  # noqa: E402
+from firmware.timeclock.clock import TimeClock  # noqa: E402
 
 PER_DAY = 1000
 TZ = dt.timezone(dt.timedelta(hours=-5))

@@ -40,7 +40,7 @@ class Daemon:
         self.tmp = tempfile.TemporaryDirectory()
         self.log = open(Path(self.tmp.name) / "log", "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware.daemon", "--sim", "--board", board, "--web-port", "0",
+            [sys.executable, "-m", "firmware.runtime.daemon", "--sim", "--board", board, "--web-port", "0",
              "--socket", str(Path(self.tmp.name) / "ctl.sock"),
              "--data-dir", str(Path(self.tmp.name) / "data")],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)

@@ -64,7 +64,7 @@ def shoot(board: str, out: Path):
         logpath = Path(tmp) / "daemon.log"
         with open(logpath, "w+") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "firmware.daemon", "--sim", "--board", board,
+                [sys.executable, "-m", "firmware.runtime.daemon", "--sim", "--board", board,
                  "--web-port", "0", "--socket", str(Path(tmp) / "ctl.sock"),
                  "--data-dir", str(Path(tmp) / "data")],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -41,7 +41,7 @@ fi
 stamp=.venv/.setup-stamp
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[telephony,test]"
+    .venv/bin/python -m pip install -q -e ".[telephony,office,test]"
     touch "$stamp"
 fi
 

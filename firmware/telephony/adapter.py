@@ -41,12 +41,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..state import (Answer, CustomerAnswered, CustomerHungUp, Dial, Fault, Hold, Join,
+from firmware.core.state import (Answer, CustomerAnswered, CustomerHungUp, Dial, Fault, Hold, Join,
                      LineChanged, LineCleared, LineRinging, LineState, MessageWaiting, PlaceCall,
                      PlacedCallEnded, Release, Resume, Seize, SwitchChanged)
-from .front import Front
-from .pool import WorkerProc, _child_env, start_workers
-from .records import JsonLinesRecords, iso
+from firmware.telephony.front import Front
+from firmware.telephony.pool import WorkerProc, _child_env, start_workers
+from firmware.records.calls import JsonLinesRecords, iso
 
 #: SIP final codes that mean nobody took a placed call (busy, no answer, we gave up).
 NO_ANSWER_CODES = (408, 480, 486, 487, 600, 603)
@@ -135,7 +135,7 @@ class TelephonyAdapter:
         self._seq = 0
         self.tests: dict[str, dict] = {}          # test callers (ring, test-call) by id
         self.messages: dict[str, list] = {}       # line -> voice messages taken on overflow
-        self.position_procs: dict = {}            # position -> firmware.position.PositionProcess
+        self.position_procs: dict = {}            # position -> firmware.telephony.pj.position.PositionProcess
         self._levels: dict[int, dict] = {}
 
     # -- the adapter contract -------------------------------------------
@@ -200,7 +200,7 @@ class TelephonyAdapter:
             self._ready.set()
 
     def _start_positions(self):
-        """An endpoint per position not given by URI: ``firmware.position`` with its headset.
+        """An endpoint per position not given by URI: ``firmware.telephony.pj.position`` with its headset.
 
         A headset that cannot be opened is a fault, and the position runs without
         one (its legs are still answered), so calls can be answered anyway."""
@@ -217,7 +217,7 @@ class TelephonyAdapter:
                 self._post(Fault(f"position p{p.number}", err))
 
     def _position_proc(self, number, headset):
-        from ..position import PositionProcess, PositionError
+        from firmware.telephony.pj.position import PositionProcess, PositionError
         proc = PositionProcess(name=f"p{number}", headset=headset, env=_child_env())
         try:
             proc.start()

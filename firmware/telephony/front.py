@@ -31,7 +31,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..errors import SwitchboardError
+from firmware.errors import SwitchboardError
 
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/aarch64-linux-gnu/kamailio/modules",
                "/usr/lib/arm-linux-gnueabihf/kamailio/modules", "/usr/lib/kamailio/modules")

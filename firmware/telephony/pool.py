@@ -1,6 +1,6 @@
 """The pool of PJSUA2 worker processes, seen from the daemon.
 
-Each worker is a child process (``firmware.telephony.worker``) speaking JSON
+Each worker is a child process (``firmware.telephony.pj.worker``) speaking JSON
 lines on its stdin/stdout; a reader thread per worker hands its events to one
 callback. Workers are started in parallel and each reports its own call limit.
 """
@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..errors import SwitchboardError
+from firmware.errors import SwitchboardError
 
 
 class WorkerError(SwitchboardError, RuntimeError):
@@ -46,7 +46,7 @@ class WorkerProc:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log = open(self.log_dir / f"worker{self.index}.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware.telephony.worker", "--index", str(self.index),
+            [sys.executable, "-m", "firmware.telephony.pj.worker", "--index", str(self.index),
              "--listen", self.listen, "--limit", str(self.limit_hint),
              "--port", str(self.want_port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,

@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from firmware import balance, recordset
-from firmware.boardfile import load_board
+from switchboard_tools.office import balance
+
+from firmware.records import recordset
+from firmware.config.board import load_board
 from firmware.errors import ConfigError
 
-from ._common import dumps, run
+from switchboard_tools._common import dumps, run
 
 
 def parser():

@@ -24,10 +24,12 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from firmware import billing, recordset
+from switchboard_tools.office import billing
+
+from firmware.records import recordset
 from firmware.errors import ConfigError
 
-from ._common import dumps, run, shipped
+from switchboard_tools._common import dumps, run, shipped
 
 
 def parser():

@@ -19,8 +19,8 @@ import os
 import sys
 from pathlib import Path
 
-from firmware.boardfile import find_board, load_board
-from firmware.customers import CustomerError, Customers, detail_lines
+from firmware.config.board import find_board, load_board
+from firmware.timeclock.customers import CustomerError, Customers, detail_lines
 from firmware.errors import SwitchboardError
 
 DEFAULT_DATA = os.environ.get("SWITCHBOARD_DATA", "var")   # as the daemon's --data-dir

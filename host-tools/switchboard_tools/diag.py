@@ -13,8 +13,8 @@ import os
 import socket
 import sys
 
-from firmware import paths
-from firmware.customers import detail_lines
+from firmware.runtime import paths
+from firmware.timeclock.customers import detail_lines
 
 
 class DiagError(Exception):
@@ -99,7 +99,7 @@ def _status_text(s) -> str:
         lamp = s["lamps"][f"line-{ln['number']}"]["cadence"]
         msgs = ""
         if ln["kind"] == "customer":
-            msgs = f"{ln['messages']} ({s['lamps'][f'msg-' + ln['number']]['cadence']})"
+            msgs = f"{ln['messages']} ({s['lamps']['msg-' + ln['number']]['cadence']})"
         out.append(f"{ln['number']:>6}  {ln['label'][:24]:<24} {ln['kind']:<8} {ln['half']:>4}  "
                    f"{ln['state']:<9} {ln['rings'] or '':>5}  {ln['position'] or '':>3}  "
                    f"{lamp:<7} {msgs}")

@@ -17,10 +17,13 @@ import sys
 from datetime import datetime, time
 from pathlib import Path
 
-from firmware import figures, recordset
+from firmware.records import figures
+from switchboard_tools.office import plots
+
+from firmware.records import recordset
 from firmware.errors import ConfigError
 
-from ._common import dumps, run
+from switchboard_tools._common import dumps, run
 
 
 def parser():
@@ -65,9 +68,9 @@ def _main(args) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        for name, fn in (("calls-per-hour.png", figures.plot_calls_per_hour),
-                         ("time-to-answer.png", figures.plot_wait_distribution),
-                         ("busiest-lines.png", figures.plot_lines)):
+        for name, fn in (("calls-per-hour.png", plots.plot_calls_per_hour),
+                         ("time-to-answer.png", plots.plot_wait_distribution),
+                         ("busiest-lines.png", plots.plot_lines)):
             fn(data, out / name)
             files.append(str(out / name))
         (out / "figures.json").write_text(json.dumps(data, indent=1), encoding="utf-8")

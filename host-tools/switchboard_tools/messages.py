@@ -21,11 +21,11 @@ import os
 import sys
 from pathlib import Path
 
-from firmware.customers import Customers
+from firmware.timeclock.customers import Customers
 from firmware.errors import SwitchboardError
-from firmware.rack import Rack
-from firmware.store import StoreError, verify_journal
-from firmware.timeclock import FIELDS, WHATS, TimeClock, parse_day
+from firmware.timeclock.rack import Rack
+from firmware.records.journal import StoreError, verify_journal
+from firmware.timeclock.clock import FIELDS, WHATS, TimeClock, parse_day
 
 DEFAULT_DATA = os.environ.get("SWITCHBOARD_DATA", "var")
 CSV_FIELDS = FIELDS + ("of", "recording", "status")
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
 
 
 def _to_printer(ns, stamps, names):
-    from firmware.printer import SlipPrinter, printer_config, render_slip
+    from firmware.timeclock.printer import SlipPrinter, printer_config, render_slip
     cfg = printer_config({"port": ns.printer, "speed": ns.speed, "paper_mm": ns.paper_mm},
                          "command line", "--printer")
     p = SlipPrinter(cfg, os.devnull)

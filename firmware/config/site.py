@@ -1,0 +1,339 @@
+"""Site files: how one installation of a board is connected to the telephone network.
+
+The board file says how the board is wired; the site file, beside it
+(``boards/desk.site.toml`` for ``boards/desk.toml``), says how this
+installation reaches the network, and holds its secrets::
+
+    [front]                 # the board's SIP front (Kamailio), where calls arrive
+    listen = "127.0.0.1"    # nothing listens beyond loopback unless written here
+    port = 5060             # 0: any free port (tests)
+    transports = ["udp", "tcp"]
+
+    [[trunks]]              # a peer: calls accepted only from these addresses
+    name = "gateway"
+    mode = "peer"
+    peers = ["192.168.1.20"]
+    outbound = true         # office lines dial out through it...
+    dial = "sip:{number}@192.168.1.20:5060"   # ...to this URI
+
+    [[trunks]]              # or registering with digest authentication
+    name = "provider"
+    mode = "register"
+    registrar = "sip:sip.example.net"
+    transport = "tls"
+    username = "4155550100"
+    password = "secret"     # then the file must be readable by its owner only
+
+    [numbers]               # called number (request user part, DID) -> board line
+    "4155550123" = "201"    # every line is also reached by its own number
+
+    [customers]             # a line's customer phone, rung together with the board:
+    "201" = "sip:201@192.168.1.30"   # when it answers, the board learns it (secrecy)
+
+    [[positions]]
+    headset = "default"     # PyAudio device of this position's headset
+
+    [limits]
+    workers = 0             # PJSUA2 worker processes; 0: enough for every line to ring
+    calls_per_worker = 0    # 0: measured at start-up (the PyPI wheel takes 4)
+
+    [overflow]
+    rings = 5
+    action = "ring"         # or "message": announce and record a voice message
+
+Everything is checked before the daemon starts, with the file, the key path,
+the bad value and what was expected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from firmware.config.board import Board
+from firmware.config.toml import TableChecker, read_toml
+from firmware.errors import ConfigError
+
+TRANSPORTS = ("udp", "tcp", "tls")
+TRUNK_MODES = ("peer", "register")
+OVERFLOW_ACTIONS = ("ring", "message")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_NUMBER_RE = re.compile(r"^\+?[0-9*#]{1,20}$")
+
+
+@dataclass(frozen=True)
+class Trunk:
+    name: str
+    mode: str                     # "peer" or "register"
+    transport: str = "udp"
+    peers: tuple[str, ...] = ()   # peer: source addresses accepted
+    registrar: str | None = None  # register: "sip:host[:port]"
+    username: str | None = None
+    password: str | None = None
+    realm: str = "*"
+    expires: int = 300
+    retry_min_s: float = 5.0      # re-registration back-off, doubling up to retry_max_s
+    retry_max_s: float = 300.0
+    outbound: bool = False        # the trunk carries the office lines' outgoing calls
+    dial: str | None = None       # URI template for outgoing calls, "{number}" in it
+
+    def public(self) -> dict:
+        """What status may show: never the password."""
+        d = {"name": self.name, "mode": self.mode, "transport": self.transport}
+        if self.mode == "peer":
+            d["peers"] = list(self.peers)
+        else:
+            d.update(registrar=self.registrar, username=self.username)
+        return d
+
+
+@dataclass(frozen=True)
+class PositionSite:
+    number: int
+    headset: str | None = None    # PyAudio device name; None: no headset (null port)
+    uri: str | None = None        # SIP URI of a position endpoint started elsewhere
+
+
+@dataclass(frozen=True)
+class Site:
+    path: Path
+    listen: str = "127.0.0.1"
+    port: int = 5060
+    transports: tuple[str, ...] = ("udp",)
+    tls_certificate: str | None = None
+    tls_private_key: str | None = None
+    trunks: tuple[Trunk, ...] = ()
+    numbers: dict = field(default_factory=dict)   # called number -> line number
+    customers: dict = field(default_factory=dict)  # line number -> customer phone URI
+    positions: tuple[PositionSite, ...] = ()
+    workers: int = 0
+    calls_per_worker: int = 0
+    max_calls: int = 0            # 0: one per board line
+    overflow_rings: int = 0       # 0: never overflow
+    overflow_action: str = "ring"
+    announcement: str | None = None
+    records: str | None = None    # call-record file; None: the daemon's data dir
+
+    def line_for(self, number: str) -> str | None:
+        return self.numbers.get(number)
+
+    def peer_addresses(self) -> list[str]:
+        out = []
+        for t in self.trunks:
+            out += [p for p in t.peers if p not in out]
+        return out
+
+
+def site_path_for(board_path) -> Path:
+    """``boards/desk.toml`` -> ``boards/desk.site.toml``."""
+    p = Path(board_path)
+    return p.with_name(p.stem + ".site.toml")
+
+
+def load_site(path, board: Board) -> Site:
+    """Read and check a site file against its board; raise ConfigError naming what is wrong."""
+    path = Path(path)
+    _, data = read_toml(path, "site file")
+    mode = path.stat().st_mode
+    site = _Loader(path, board).load(data)
+    secret = [t.name for t in site.trunks if t.password]
+    if secret and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(path, f"trunks.{secret[0]}.password", None, None, message=(
+            f"{path}: holds a trunk password but is readable by others "
+            f"(mode {stat.S_IMODE(mode):o}); expected a file only its owner can read: "
+            f"run  chmod 600 {path}"))
+    return site
+
+
+class _Loader(TableChecker):
+    def __init__(self, path: Path, board: Board):
+        super().__init__(path)
+        self.board = board
+
+    def integer(self, data, key, keypath, default, lo, hi):
+        v = data.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            self.fail(f"{keypath}.{key}", v, f"a whole number from {lo} to {hi}")
+        return v
+
+    def real(self, data, key, keypath, default, lo, hi):
+        v = data.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            self.fail(f"{keypath}.{key}", v, f"a number from {lo} to {hi}")
+        return float(v)
+
+    def string(self, data, key, keypath, default=None, choices=None, pattern=None, what=None):
+        v = data.get(key, default)
+        if v is None:
+            return None
+        if not isinstance(v, str) or (choices and v not in choices) or \
+                (pattern and not pattern.match(v)) or (not choices and not pattern and not v):
+            self.fail(f"{keypath}.{key}", v,
+                      what or (" or ".join(repr(c) for c in choices) if choices else "a string"))
+        return v
+
+    def pem(self, f, key):
+        """A PEM file named in [front], relative to the site file, that must exist."""
+        v = self.string(f, key, "front")
+        if v is None:
+            return None
+        p = Path(v) if Path(v).is_absolute() else self.path.parent / v
+        if not p.is_file():
+            self.fail(f"front.{key}", v, "an existing PEM file (a path relative to the site file "
+                      "or absolute)")
+        return str(p)
+
+    def address(self, value, keypath):
+        try:
+            return str(ipaddress.ip_address(value))
+        except (ValueError, TypeError):
+            self.fail(keypath, value, "an IP address such as 192.168.1.20")
+
+    # -- sections ------------------------------------------------------
+    def load(self, data) -> Site:
+        d = self.table(data, "", ("front", "trunks", "numbers", "customers", "positions",
+                                  "limits", "overflow", "records"))
+        f = self.table(d.get("front", {}), "front",
+                       ("listen", "port", "transports", "tls_certificate", "tls_private_key"))
+        listen = self.address(f.get("listen", "127.0.0.1"), "front.listen")
+        port = self.integer(f, "port", "front", 5060, 0, 65535)
+        transports = f.get("transports", ["udp"])
+        if not isinstance(transports, list) or not transports or \
+                any(t not in TRANSPORTS for t in transports) or len(set(transports)) != len(transports):
+            self.fail("front.transports", transports,
+                      "a list of distinct transports from: " + ", ".join(TRANSPORTS))
+        cert = self.pem(f, "tls_certificate")
+        key = self.pem(f, "tls_private_key")
+        if "tls" in transports and not (cert and key):
+            raise ConfigError(self.path, "front.tls_certificate", None, None, message=(
+                f"{self.path}: front.transports has \"tls\": expected front.tls_certificate "
+                "and front.tls_private_key (PEM file paths)"))
+        trunks = self.load_trunks(d.get("trunks", []))
+        numbers = self.load_numbers(d.get("numbers", {}))
+        customers = self.load_customers(d.get("customers", {}))
+        positions = self.load_positions(d.get("positions", []))
+        lim = self.table(d.get("limits", {}), "limits", ("workers", "calls_per_worker", "max_calls"))
+        ov = self.table(d.get("overflow", {}), "overflow", ("rings", "action", "announcement"))
+        records = d.get("records")
+        if records is not None and (not isinstance(records, str) or not records):
+            self.fail("records", records, "a file path for the call records")
+        return Site(
+            path=self.path, listen=listen, port=port, transports=tuple(transports),
+            tls_certificate=cert, tls_private_key=key, trunks=trunks, numbers=numbers,
+            customers=customers,
+            positions=positions,
+            workers=self.integer(lim, "workers", "limits", 0, 0, 256),
+            calls_per_worker=self.integer(lim, "calls_per_worker", "limits", 0, 0, 1024),
+            max_calls=self.integer(lim, "max_calls", "limits", 0, 0, 4096),
+            overflow_rings=self.integer(ov, "rings", "overflow", 0, 0, 100),
+            overflow_action=self.string(ov, "action", "overflow", "ring", OVERFLOW_ACTIONS),
+            announcement=self.string(ov, "announcement", "overflow"),
+            records=records)
+
+    def load_trunks(self, trunks):
+        if not isinstance(trunks, list):
+            self.fail("trunks", trunks, "a list of [[trunks]] tables")
+        out, names = [], set()
+        for i, t in enumerate(trunks):
+            kp = f"trunks[{i}]"
+            self.table(t, kp, ("name", "mode", "transport", "peers", "registrar", "username",
+                               "password", "realm", "expires", "retry_min_s", "retry_max_s",
+                               "outbound", "dial"), required=("name", "mode"))
+            name = self.string(t, "name", kp, pattern=_NAME_RE,
+                               what="a name of letters, digits, _ . - (up to 32)")
+            if name in names:
+                self.fail(f"{kp}.name", name, "a name no other trunk has")
+            names.add(name)
+            kp = f"trunks.{name}"
+            mode = self.string(t, "mode", kp, choices=TRUNK_MODES)
+            transport = self.string(t, "transport", kp, "udp", TRANSPORTS)
+            outbound = t.get("outbound", False)
+            if not isinstance(outbound, bool):
+                self.fail(f"{kp}.outbound", outbound, "true or false")
+            dial = self.string(t, "dial", kp, pattern=re.compile(r"^sips?:.*\{number\}.*$"),
+                               what="a SIP URI with {number} in it, e.g. sip:{number}@192.168.1.20")
+            if mode == "peer":
+                for k in ("registrar", "username", "password"):
+                    if k in t:
+                        raise ConfigError(self.path, f"{kp}.{k}", None, None, message=(
+                            f"{self.path}: {kp}.{k}: a peer trunk does not register; "
+                            "expected mode = \"register\" or no " + k))
+                peers = t.get("peers")
+                if not isinstance(peers, list) or not peers:
+                    self.fail(f"{kp}.peers", peers, "a list of the gateway's IP addresses")
+                peers = tuple(self.address(p, f"{kp}.peers[{j}]") for j, p in enumerate(peers))
+                out.append(Trunk(name=name, mode=mode, transport=transport, peers=peers,
+                                 outbound=outbound, dial=dial))
+                continue
+            for k in ("registrar", "username", "password"):
+                if k not in t:
+                    raise ConfigError(self.path, f"{kp}.{k}", None, None,
+                                      message=f"{self.path}: {kp}.{k}: missing; a registering "
+                                      "trunk needs registrar, username and password")
+            registrar = self.string(t, "registrar", kp, pattern=re.compile(
+                r"^sips?:[A-Za-z0-9.\-\[\]:]+$"), what="a SIP URI such as sip:pbx.example.net:5060")
+            host = registrar.split(":", 1)[1].rsplit(":", 1)[0].strip("[]")
+            peers = ()
+            try:
+                peers = (str(ipaddress.ip_address(host)),)
+            except ValueError:
+                pass   # a name: resolved when the front is configured
+            rmin = self.real(t, "retry_min_s", kp, 5, 1, 3600)
+            rmax = self.real(t, "retry_max_s", kp, 300, 1, 86400)
+            if rmax < rmin:
+                self.fail(f"{kp}.retry_max_s", rmax, f"at least retry_min_s ({rmin:g})")
+            out.append(Trunk(
+                name=name, mode=mode, transport=transport, peers=peers, registrar=registrar,
+                username=self.string(t, "username", kp), password=self.string(t, "password", kp),
+                realm=self.string(t, "realm", kp, "*"),
+                expires=self.integer(t, "expires", kp, 300, 10, 86400),
+                retry_min_s=rmin, retry_max_s=rmax, outbound=outbound, dial=dial))
+        return tuple(out)
+
+    def load_numbers(self, numbers):
+        if not isinstance(numbers, dict):
+            self.fail("numbers", numbers, "a table of \"called number\" = \"line number\"")
+        out = {ln.number: ln.number for ln in self.board.lines}
+        for number, line in numbers.items():
+            kp = f"numbers.{number}"
+            if not _NUMBER_RE.match(number):
+                self.fail(kp, number, "a called number of digits (a leading + allowed)")
+            if not isinstance(line, str) or line not in self.board.line_by_number:
+                self.fail(kp, line, f"a line of board {self.board.name!r} "
+                          f"({self.board.lines[0].number}..{self.board.lines[-1].number})")
+            if number in out and number in self.board.line_by_number and out[number] != line:
+                self.fail(kp, line, f"line {number} itself: {number} is a line's own number")
+            out[number] = line
+        return out
+
+    def load_customers(self, customers):
+        if not isinstance(customers, dict):
+            self.fail("customers", customers, "a table of \"line\" = \"sip:customer's phone\"")
+        out = {}
+        for line, uri in customers.items():
+            kp = f"customers.{line}"
+            spec = self.board.line_by_number.get(line)
+            if spec is None or spec.kind != "customer":
+                self.fail(kp, line, f"a customer line of board {self.board.name!r}")
+            if not isinstance(uri, str) or not re.match(r"^sips?:\S+@\S+$", uri):
+                self.fail(kp, uri, "the SIP URI of the customer's phone, e.g. sip:201@192.168.1.30")
+            out[line] = uri
+        return out
+
+    def load_positions(self, positions):
+        if not isinstance(positions, list):
+            self.fail("positions", positions, "a list of [[positions]] tables")
+        if len(positions) > self.board.positions:
+            self.fail("positions", len(positions),
+                      f"at most {self.board.positions} positions (the board has that many)")
+        out = []
+        for i, p in enumerate(positions):
+            kp = f"positions[{i}]"
+            self.table(p, kp, ("headset", "uri"))
+            uri = self.string(p, "uri", kp, pattern=re.compile(r"^sips?:\S+$"),
+                              what="a SIP URI of a position endpoint")
+            out.append(PositionSite(number=i + 1, headset=self.string(p, "headset", kp), uri=uri))
+        return tuple(out)

@@ -1,0 +1,1 @@
+"""panel: see README's Layout."""

@@ -1,0 +1,1 @@
+"""records: see README's Layout."""

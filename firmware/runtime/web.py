@@ -1,0 +1,320 @@
+"""The board view: a page served by the daemon that shows the board live.
+
+``start_web(daemon)`` serves ``firmware/web/`` (the page, its script and
+style) and a small API over the daemon:
+
+    GET  /api/status    the daemon's snapshot, as JSON
+    GET  /api/events    Server-Sent Events: a "snapshot" first, then every event
+    GET  /api/clock     the daemon's clock, for the page's interrupter
+    POST /api/press     {"key": "line-201"}      a key goes down
+    POST /api/release   {"key": "line-201"}      ... and comes back up
+    POST /api/ring      {"line": "201"}          simulated board: a call comes in
+    POST /api/hangup    {"line": "201"}          simulated board: the caller hangs up
+
+Who may talk to it: it listens on 127.0.0.1 unless told otherwise. Every
+request must carry a Host header naming this machine (a loopback name, an IP
+address, the machine's own name, or one of ``allowed_hosts``), so a page on
+another site whose name was rebound to 127.0.0.1 is refused. Every POST must
+carry the ``X-Switchboard-Request`` header, which a cross-site form cannot send
+and a cross-site script cannot send without a CORS preflight this server never
+grants. Bound beyond loopback, every request for the page or the API must also
+carry the access token (``?token=`` or the ``X-Switchboard-Token`` header);
+``start_web`` returns the address to open, token included, for the daemon to print.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import os
+import secrets
+import socket
+from pathlib import Path
+
+from aiohttp import web
+
+from firmware.errors import ControlError, SwitchboardError
+
+WEB_DIR = Path(__file__).resolve().parent / "static"
+REQUEST_HEADER = "X-Switchboard-Request"
+TOKEN_HEADER = "X-Switchboard-Token"
+KEEPALIVE_S = 15.0
+LAMP_TEST_POLL_S = 0.2
+
+_ASSETS = {
+    "/": ("index.html", "text/html"),
+    "/index.html": ("index.html", "text/html"),
+    "/board.js": ("board.js", "text/javascript"),
+    "/board.css": ("board.css", "text/css"),
+    "/figures": ("figures.html", "text/html"),
+    "/figures.js": ("figures.js", "text/javascript"),
+    "/figures.css": ("figures.css", "text/css"),
+}
+# The page is plain files from this server, nothing else: no inline script,
+# no other origin, never inside someone else's frame.
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; "
+                                "connect-src 'self'; img-src 'self' data:; "
+                                "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(value: str) -> str:
+    """The name part of a Host header: ``[::1]:8557`` -> ``::1``, ``pi:80`` -> ``pi``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else ""
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class WebView(web.AppRunner):
+    """The view's runner: an aiohttp ``AppRunner`` that also knows its own address."""
+
+    host: str = "127.0.0.1"
+    token: str | None = None
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][1]
+
+    @property
+    def url(self) -> str:
+        """The address to open, with the token when one is needed."""
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        elif ":" in host:
+            host = f"[{host}]"
+        url = f"http://{host}:{self.port}/"
+        return url + f"?token={self.token}" if self.token else url
+
+
+class _Guard:
+    """Decides who may talk to the view (see the module docstring)."""
+
+    def __init__(self, host: str, token: str | None, allowed_hosts=()):
+        self.token = token
+        names = {"localhost", host.lower()}
+        hostname = socket.gethostname().lower()
+        names |= {hostname, hostname + ".local"}   # not getfqdn(): it may wait on DNS
+        names |= {h.lower() for h in allowed_hosts}
+        self.names = names
+
+    def host_ok(self, header: str | None) -> bool:
+        if not header:
+            return False
+        name = _host_name(header)
+        if name in self.names:
+            return True
+        try:
+            ipaddress.ip_address(name)   # a literal address cannot be rebound
+            return True
+        except ValueError:
+            return False
+
+    def token_ok(self, request: web.Request) -> bool:
+        if self.token is None:
+            return True
+        given = request.headers.get(TOKEN_HEADER) or request.query.get("token") or ""
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=_SECURITY_HEADERS)
+
+
+async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
+                    token: str | None = None, allowed_hosts=()) -> tuple[WebView, str]:
+    """Serve the board view for ``daemon`` on ``host:port``.
+
+    Returns the started runner (an aiohttp ``AppRunner``) and the address to
+    print. ``port=0`` picks a free port (``runner.port``). Bound beyond
+    loopback without a token, a random one is made and the address carries it.
+    ``await runner.cleanup()`` stops it, closing open event streams.
+    """
+    if token is None and not is_loopback(host):
+        token = secrets.token_urlsafe(18)
+    guard = _Guard(host, token, allowed_hosts)
+    streams: set[asyncio.Task] = set()
+
+    @web.middleware
+    async def check_caller(request: web.Request, handler):
+        if not guard.host_ok(request.headers.get("Host")):
+            return _error(403, "this board view answers only to this machine's own name "
+                               "(Host header refused)")
+        asset = request.path in ("/board.js", "/board.css", "/figures.js", "/figures.css")
+        if not asset and not guard.token_ok(request):
+            return _error(401, "this board view needs its access token: open the address "
+                               "the daemon printed (…/?token=…)")
+        if request.method == "POST":
+            if request.headers.get(REQUEST_HEADER) is None:
+                return _error(403, f"POST needs the {REQUEST_HEADER} header "
+                                   "(cross-site requests are refused)")
+            origin = request.headers.get("Origin")
+            if origin and origin.split("://", 1)[-1].lower() != request.host.lower():
+                return _error(403, f"requests from {origin} are refused")
+        return await handler(request)
+
+    async def asset(request: web.Request):
+        name, ctype = _ASSETS[request.path]
+        try:
+            body = (WEB_DIR / name).read_bytes()
+        except OSError as e:
+            return _error(500, f"the view's file {WEB_DIR / name} is missing ({e.strerror}): "
+                               "reinstall the package")
+        return web.Response(body=body, content_type=ctype, charset="utf-8",
+                            headers=_SECURITY_HEADERS)
+
+    async def status(request: web.Request):
+        return web.json_response(daemon.snapshot(), headers=_SECURITY_HEADERS,
+                                 dumps=_dumps)
+
+    clock = getattr(daemon, "clock", None)
+
+    async def read_clock(request: web.Request):
+        # Tiny and quick, so the page can time the round trip and set its
+        # interrupter by the daemon's clock.
+        now = clock() if clock is not None else daemon.snapshot()["now"]
+        return web.json_response({"now": now}, headers=_SECURITY_HEADERS)
+
+    async def events(request: web.Request):
+        resp = web.StreamResponse(headers={
+            **_SECURITY_HEADERS,
+            "Content-Type": "text/event-stream",
+            "X-Accel-Buffering": "no",
+        })
+        queue = daemon.subscribe()
+        task = asyncio.current_task()
+        streams.add(task)
+        try:
+            await resp.prepare(request)
+            # The snapshot comes after subscribing, so nothing falls in between.
+            # Reconnect a second after losing the daemon (a restart), then read it all again.
+            await resp.write(b"retry: 1000\n\n" + _sse(daemon.snapshot(), "snapshot"))
+            loop = asyncio.get_running_loop()
+            quiet_since = loop.time()
+            testing = _lamp_test_running(daemon)
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), LAMP_TEST_POLL_S)
+                except asyncio.TimeoutError:
+                    # A lamp test lights lamps without any event: tell the page
+                    # when one starts, so it reads the lamps' levels meanwhile.
+                    now_testing = _lamp_test_running(daemon)
+                    if now_testing != testing:
+                        testing = now_testing
+                        await resp.write(_sse({"type": "lamp-test", "on": testing}))
+                    elif loop.time() - quiet_since > KEEPALIVE_S:
+                        await resp.write(b": keepalive\n\n")   # also finds gone clients
+                    else:
+                        continue
+                    quiet_since = loop.time()
+                    continue
+                await resp.write(_sse(event))
+                quiet_since = loop.time()
+        except (ConnectionError, asyncio.CancelledError):
+            pass    # the page went away, or the daemon is stopping: end the stream
+        finally:
+            streams.discard(task)
+            daemon.unsubscribe(queue)
+        return resp
+
+    def action(name: str, fields: tuple[str, ...], optional: tuple[str, ...] = ()):
+        async def handler(request: web.Request):
+            try:
+                args = await request.json()
+            except (ValueError, UnicodeDecodeError):
+                return _error(400, f"{request.path}: the body must be JSON, e.g. "
+                                   + json.dumps({f: "..." for f in fields}))
+            if not isinstance(args, dict):
+                return _error(400, f"{request.path}: the body must be a JSON object")
+            unknown = sorted(set(args) - set(fields) - set(optional))
+            bad = [f for f in fields if not isinstance(args.get(f), str) or not args[f]]
+            bad += [f for f in optional if args.get(f) is not None and not isinstance(args[f], str)]
+            if bad or unknown:
+                shape = ", ".join([f'"{f}": "..."' for f in fields] +
+                                  [f'"{f}": "..." (optional)' for f in optional])
+                why = "; ".join(([f"missing or not a string: {', '.join(bad)}"] if bad else []) +
+                                ([f"unknown: {', '.join(unknown)}"] if unknown else []))
+                return _error(400, f"{request.path}: expected {{{shape}}}; {why}")
+            try:
+                result = await daemon.request(name, args)
+            except (ControlError, SwitchboardError, KeyError, ValueError) as e:
+                msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+                return _error(400, f"{name}: {msg}")
+            return web.json_response(result if result is not None else {"ok": True},
+                                     headers=_SECURITY_HEADERS, dumps=_dumps)
+        return handler
+
+    async def figures(request: web.Request):
+        """The supervisor's figures (the ``figures`` control command) for the figures page."""
+        args = {k: request.query[k] for k in ("from", "to") if request.query.get(k)}
+        try:
+            result = await daemon.request("figures", args)
+        except (ControlError, SwitchboardError, ValueError) as e:
+            return _error(400, f"figures: {e}")
+        return web.json_response(result, headers=_SECURITY_HEADERS, dumps=_dumps)
+
+    async def on_shutdown(app):
+        for task in list(streams):
+            task.cancel()
+
+    app = web.Application(middlewares=[check_caller])
+    app.on_shutdown.append(on_shutdown)
+    for path in _ASSETS:
+        app.router.add_get(path, asset)
+    app.router.add_get("/api/status", status)
+    app.router.add_get("/api/events", events)
+    app.router.add_get("/api/clock", read_clock)
+    app.router.add_get("/api/figures", figures)
+    app.router.add_post("/api/press", action("press", ("key",)))
+    app.router.add_post("/api/release", action("release", ("key",)))
+    app.router.add_post("/api/ring", action("ring", ("line",), ("caller",)))
+    app.router.add_post("/api/hangup", action("hangup", ("line",)))
+
+    runner = WebView(app, access_log=None, shutdown_timeout=2.0)
+    runner.host, runner.token = host, token
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as e:
+        await runner.cleanup()
+        why = os.strerror(e.errno) if e.errno else str(e)
+        raise ControlError(f"board view: cannot listen on {host}:{port}: {why}; "
+                           "choose another port (--web-port) or stop what uses it") from e
+    return runner, runner.url
+
+
+def _lamp_test_running(daemon) -> bool:
+    return getattr(getattr(daemon, "state", None), "lamp_test", None) is not None
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, default=_plain)
+
+
+def _plain(obj):
+    """Enums and other plain values in events become their value or name."""
+    value = getattr(obj, "value", None)
+    if value is not None:
+        return value
+    return str(obj)
+
+
+def _sse(obj, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return (head + "data: " + _dumps(obj) + "\n\n").encode()

@@ -1,0 +1,1 @@
+"""schedule: see README's Layout."""

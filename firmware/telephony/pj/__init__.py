@@ -1,0 +1,1 @@
+"""pj: see README's Layout."""

@@ -1,0 +1,1 @@
+"""timeclock: see README's Layout."""

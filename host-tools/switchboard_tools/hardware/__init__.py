@@ -1,0 +1,1 @@
+"""hardware: see README's Layout."""

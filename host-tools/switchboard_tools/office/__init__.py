@@ -1,0 +1,1 @@
+"""office: see README's Layout."""

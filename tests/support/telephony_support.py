@@ -1,0 +1,432 @@
+"""Real peers for the telephony tests: a board loop, SIPp callers, PJSUA2 endpoints, Kamailio.
+
+``BoardLoop`` is the daemon's contract in miniature (``post`` from any thread,
+commands from ``BoardState`` handed to every adapter on one asyncio thread),
+so the telephony adapter is driven exactly as the daemon drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import queue
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import wave
+from pathlib import Path
+
+from firmware.core.state import BoardState, KeyChanged, LineState
+from firmware.telephony.front import free_port
+
+from conftest import ROOT, project_env
+from board_support import wait_for  # noqa: F401 (tests import it from here too)
+
+SIPP_DIR = ROOT / "tests" / "support" / "sipp"
+
+
+class BoardLoop:
+    def __init__(self, board, data_dir):
+        self.board = board
+        self.data_dir = Path(data_dir)
+        self.sim = True
+        self.adapters = []
+        self.events = []                      # every event posted, in order
+        self.commands = []
+        self.loop = asyncio.new_event_loop()
+        self.state = BoardState(board, time.monotonic())
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ticker = None
+
+    def add_adapter(self, a):
+        self.adapters.append(a)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(self):
+        self._thread.start()
+        self.call(lambda: self._apply(self.state.start(time.monotonic())))
+        for a in self.adapters:
+            self.call(lambda a=a: a.start(self))
+        self._ticker = self.loop.call_soon_threadsafe(self._tick)
+
+    def _tick(self):
+        self._apply(self.state.tick(time.monotonic()))
+        self._ticker = self.loop.call_later(0.05, self._tick)
+
+    def _apply(self, cmds):
+        self.commands += cmds
+        for c in cmds:
+            for a in self.adapters:
+                a.handle(c)
+
+    def post(self, event):
+        self.loop.call_soon_threadsafe(self._handle, event)
+
+    def _handle(self, event):
+        self.events.append(event)
+        self._apply(self.state.handle(event, time.monotonic()))
+
+    def call(self, fn, timeout=10.0):
+        """Run ``fn`` on the loop's thread and return its result."""
+        done, box = threading.Event(), {}
+
+        def run():
+            try:
+                box["v"] = fn()
+            except Exception as e:
+                box["e"] = e
+            done.set()
+        self.loop.call_soon_threadsafe(run)
+        assert done.wait(timeout), "the board loop is stuck"
+        if "e" in box:
+            raise box["e"]
+        return box.get("v")
+
+    def press(self, key):
+        self.post(KeyChanged(key, True))
+        time.sleep(0.03)
+        self.post(KeyChanged(key, False))
+        time.sleep(0.03)
+
+    def line(self, number):
+        return self.call(lambda: self.state.lines[number].state)
+
+    def count(self, state: LineState):
+        return self.call(lambda: sum(1 for ln in self.state.lines.values() if ln.state is state))
+
+    def faults(self):
+        return self.call(lambda: dict(self.state.faults))
+
+    def stop(self):
+        for a in reversed(self.adapters):
+            a.stop()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+# -- SIPp ----------------------------------------------------------------
+def sipp(scenario, target_port, numbers, tmp_path, *, calls=None, rate=50, hold_ms=3000,
+         limit=None, timeout_s=60, tone=None, transport="u1", tls=None):
+    """Start SIPp as a caller; returns the Popen (the caller waits on it)."""
+    csv = tmp_path / f"numbers-{time.time_ns()}.csv"
+    csv.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers))
+    sf = SIPP_DIR / scenario
+    if "@TONE@" in sf.read_text():
+        text = sf.read_text().replace("@TONE@", str(tone or SIPP_DIR / "silence.wav"))
+        sf = tmp_path / f"{time.time_ns()}-{scenario}"
+        sf.write_text(text)
+    calls = calls or len(numbers)
+    cmd = ["sipp", "-sf", str(sf), "-inf", str(csv), "-i", "127.0.0.1",
+           "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(free_port()),
+           "-m", str(calls), "-l", str(limit or calls), "-r", str(rate), "-d", str(hold_ms),
+           "-t", transport, "-timeout", f"{timeout_s}s", "-timeout_error",
+           "-trace_err", "-error_file", str(tmp_path / "sipp-errors.log"),
+           "-trace_stat", "-stf", str(tmp_path / "sipp-stat.csv"),
+           "-nostdin", f"127.0.0.1:{target_port}"]
+    if tls:
+        cmd[-1:-1] = ["-tls_cert", str(tls[0]), "-tls_key", str(tls[1])]
+    log = open(tmp_path / f"sipp-{time.time_ns()}.out", "wb")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+
+
+def finish(proc, timeout):
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError("SIPp did not finish in time")
+
+
+def ulaw_tone(path, hz=1000, seconds=4):
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(path),
+                    "synth", str(seconds), "sine", str(hz)], check=True)
+    return path
+
+
+# -- PJSUA2 endpoints (positions, customers' phones) -----------------------
+class PeerProc:
+    def __init__(self, tmp_path, name="peer", tone=0, answer_after=0.0, record=True):
+        self.dir = Path(tmp_path) / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        args = ["--tone", str(tone), "--answer-after", str(answer_after)]
+        if record:
+            args += ["--record-dir", str(self.dir)]
+        self.events: queue.Queue = queue.Queue()
+        self.seen = []
+        self.proc = subprocess.Popen([sys.executable, "-m", "firmware.telephony.pj.peer", *args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=open(self.dir / "stderr.log", "wb"),
+                                     text=True, env=project_env())
+        threading.Thread(target=self._read, daemon=True).start()
+        ready = self.next("ready", 20)
+        self.uri = ready["uri"]
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            self.seen.append(ev)
+            self.events.put(ev)
+
+    def next(self, kind, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                ev = self.events.get(timeout=max(0.01, deadline - time.time()))
+            except queue.Empty:
+                break
+            if ev["ev"] == kind:
+                return ev
+        raise AssertionError(f"{self.dir.name}: no {kind!r} within {timeout} s; saw {self.seen}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=5)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def tone_energy(wav_path, hz=1000):
+    """(energy at ``hz``, total RMS) of a 16-bit mono WAV, by a Goertzel filter.
+
+    The endpoint finishes the WAV just after it reports the call ended: wait for that."""
+    deadline = time.time() + 5
+    while True:
+        try:
+            with wave.open(str(wav_path)) as w:
+                rate, n = w.getframerate(), w.getnframes()
+                data = w.readframes(n)
+            break
+        except (wave.Error, EOFError, FileNotFoundError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+    samples = struct.unpack(f"<{len(data) // 2}h", data)
+    if not samples:
+        return 0.0, 0.0
+    k = 2 * math.cos(2 * math.pi * hz / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    power = (s1 * s1 + s2 * s2 - k * s1 * s2) / len(samples) ** 2
+    rms = math.sqrt(sum(x * x for x in samples) / len(samples))
+    return math.sqrt(power) * 2, rms
+
+
+def have_tools():
+    missing = [t for t in ("sipp", "kamailio", "sox") if shutil.which(t) is None and
+               not os.path.exists(f"/usr/sbin/{t}")]
+    assert not missing, f"missing {missing}: run scripts/setup.sh (installs them)"
+
+
+def self_signed(folder):
+    """A throw-away certificate and key for 127.0.0.1 (PEM files in ``folder``)."""
+    cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+# -- Kamailio as a registrar with digest authentication --------------------
+class Registrar:
+    """A Kamailio registrar on 127.0.0.1 (UDP and TCP): users in a db_text file, digest auth,
+    and INVITEs to a registered user relayed to its contact (as a provider would)."""
+
+    def __init__(self, tmp_path, users: dict, port=None):
+        from firmware.telephony.front import module_dir
+        self.dir = Path(tmp_path) / f"registrar-{time.time_ns()}"
+        db = self.dir / "db"
+        db.mkdir(parents=True)
+        cert, key = self_signed(self.dir)
+        (self.dir / "tls.cfg").write_text(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+            f"require_certificate = no\ncertificate = {cert}\nprivate_key = {key}\n")
+        (db / "version").write_text("table_name(string) table_version(int)\nsubscriber:7\n")
+        rows = "".join(f"{i}:{u}:127.0.0.1:{p}\n" for i, (u, p) in enumerate(users.items(), 1))
+        (db / "subscriber").write_text(
+            "id(int,auto) username(string) domain(string) password(string)\n" + rows)
+        self.port = port or free_port()
+        self.tls_port = free_port()
+        self.cfg = self.dir / "kamailio.cfg"
+        self.cfg.write_text(f"""#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+auto_aliases=no
+listen=udp:127.0.0.1:{self.port}
+listen=tcp:127.0.0.1:{self.port}
+listen=tls:127.0.0.1:{self.tls_port}
+enable_tls=yes
+mpath="{module_dir()}"
+loadmodule "tls.so"
+modparam("tls", "config", "{self.dir / 'tls.cfg'}")
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "db_text.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+modparam("auth_db", "db_url", "text://{db}")
+modparam("auth_db", "calculate_ha1", yes)
+modparam("auth_db", "password_column", "password")
+modparam("auth_db", "load_credentials", "")
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", 5)
+request_route {{
+    if (is_method("REGISTER")) {{
+        if (!auth_check("$fd", "subscriber", "1")) {{
+            auth_challenge("$fd", "0");
+            exit;
+        }}
+        if (!save("location")) {{
+            sl_reply_error();
+        }}
+        exit;
+    }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+        sl_send_reply("404", "Not Here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{
+        if (t_check_trans()) {{ t_relay(); }}
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        if (!lookup("location")) {{
+            sl_send_reply("404", "Not Registered");
+            exit;
+        }}
+        record_route();
+        t_relay();
+        exit;
+    }}
+    sl_send_reply("405", "Method Not Allowed");
+}}
+""")
+        self.proc = None
+
+    def start(self):
+        exe = shutil.which("kamailio") or "/usr/sbin/kamailio"
+        self.log = open(self.dir / "kamailio.log", "ab")
+        self.proc = subprocess.Popen([exe, "-DD", "-E", "-f", str(self.cfg), "-Y", str(self.dir),
+                                      "-P", str(self.dir / "pid"), "-m", "32", "-M", "8"],
+                                     stdout=self.log, stderr=self.log, start_new_session=True)
+        time.sleep(0.5)
+        assert self.proc.poll() is None, (self.dir / "kamailio.log").read_text()[-2000:]
+        return self
+
+    def stop(self):
+        import signal
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+
+# -- a minimal SIP caller for bursts and timing ------------------------------
+class Uac:
+    """A minimal SIP caller on one UDP socket: INVITE, wait for a reply, CANCEL."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.replies: dict[str, list] = {}
+        self.cond = threading.Condition()
+        self.n = 0
+        threading.Thread(target=self._rx, daemon=True).start()
+
+    def _rx(self):
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            t = time.perf_counter()
+            text = data.decode(errors="replace")
+            if not text.startswith("SIP/2.0"):
+                continue
+            code = int(text.split(" ", 2)[1])
+            headers = {}
+            for line in text.split("\r\n")[1:]:
+                if not line:
+                    break
+                k, _, v = line.partition(":")
+                headers.setdefault(k.strip().lower(), v.strip())
+            cid = headers.get("call-id") or headers.get("i")
+            with self.cond:
+                self.replies.setdefault(cid, []).append((t, code, headers))
+                self.cond.notify_all()
+
+    def _msg(self, method, number, host, port, cid, branch, to_tag=None):
+        sdp = ""
+        if method == "INVITE":
+            sdp = (f"v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                   f"m=audio {self.port + 2} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+        to = f"<sip:{number}@{host}>" + (f";tag={to_tag}" if to_tag else "")
+        head = (f"{method} sip:{number}@{host}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport\r\n"
+                f"Max-Forwards: 70\r\nFrom: <sip:bench@127.0.0.1>;tag=t{cid}\r\nTo: {to}\r\n"
+                f"Call-ID: {cid}\r\nCSeq: 1 {method}\r\n"
+                f"Contact: <sip:bench@127.0.0.1:{self.port}>\r\n")
+        if sdp:
+            head += "Content-Type: application/sdp\r\n"
+        return (head + f"Content-Length: {len(sdp)}\r\n\r\n{sdp}").encode()
+
+    def invite(self, number, host, port):
+        self.n += 1
+        cid = f"bench{os.getpid()}x{self.n}x{time.time_ns()}"
+        branch = f"z9hG4bK{cid}"
+        t0 = time.perf_counter()
+        self.sock.sendto(self._msg("INVITE", number, host, port, cid, branch), (host, port))
+        return cid, branch, t0
+
+    def wait(self, cid, pred, timeout=5.0):
+        deadline = time.time() + timeout
+        with self.cond:
+            while time.time() < deadline:
+                for r in self.replies.get(cid, []):
+                    if pred(r[1]):
+                        return r
+                self.cond.wait(0.05)
+        return None
+
+    def cancel(self, number, host, port, cid, branch):
+        self.sock.sendto(self._msg("CANCEL", number, host, port, cid, branch), (host, port))
+        final = self.wait(cid, lambda c: c >= 300)
+        if final is not None:
+            tag = final[2].get("to", "").partition("tag=")[2].split(";")[0] or None
+            self.sock.sendto(self._msg("ACK", number, host, port, cid, branch, tag), (host, port))
+
+
