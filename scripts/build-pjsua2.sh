@@ -53,7 +53,7 @@ done
 # --- what to build for --------------------------------------------------------------------
 if [ -n "$sysroot" ]; then
     arch=aarch64; triplet=aarch64-linux-gnu; host_flag=(--host=aarch64-linux-gnu)
-    pyinc=$(ls -d "$sysroot"/usr/include/python3.* 2>/dev/null | sort -V | tail -1)
+    pyinc=$(ls -d "$sysroot"/usr/include/python3.* 2>/dev/null | sort -V | tail -1 || true)
     [ -n "$pyinc" ] && [ -f "$pyinc/Python.h" ] \
         || die "$sysroot has no Python headers (usr/include/python3.*/Python.h): install python3-dev in it"
     pyver=${pyinc##*/python}
