@@ -26,7 +26,7 @@ for a in "$@"; do
     esac
 done
 if [ "$(id -u)" != 0 ]; then
-    exec sudo --preserve-env=XDG_CACHE_HOME,PI_ROOT,SWITCHBOARD_VENDOR "$0" "$@"
+    exec sudo --preserve-env=XDG_CACHE_HOME,PI_ROOT,PI_SUITE,SWITCHBOARD_VENDOR "$0" "$@"
 fi
 
 APT=(apt-get -o DPkg::Lock::Timeout=900)
@@ -89,17 +89,6 @@ setup_inside() {
     in_root 'uname -m; python3 --version; time scripts/setup.sh'
 }
 
-report() {
-    in_root '.venv/bin/python - <<PY
-import platform, pjsua2 as pj
-ep = pj.Endpoint(); ep.libCreate(); v = ep.libVersion().full
-print(f"pi-check: {platform.machine()} Python {platform.python_version()}, pjsua2 {v} at {pj.__file__}")
-ep.libDestroy()
-import lgpio, gpiozero
-print(f"pi-check: lgpio {lgpio.LGPIO_PY_VERSION:#x}, gpiozero {gpiozero.__version__ if hasattr(gpiozero, \"__version__\") else \"?\"}")
-PY'
-}
-
 smoke() {
     # curl for the smoke test's view check (not part of the project's set-up)
     in_root 'command -v curl >/dev/null || { apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends curl >/dev/null; }'
@@ -111,7 +100,6 @@ step "arm64 trixie root (scripts/pi-root.sh, cached)" make_root
 step "aarch64 PJSUA2 wheel (scripts/build-pjsua2.sh --sysroot, cross, cached)" cross_wheel
 step "the clone copied into the root ($DEST)" copy_repo
 step "scripts/setup.sh inside the root (the README's set-up)" setup_inside
-step "versions inside the root" report
 step "smoke test inside the root (scripts/pi_smoke.py)" smoke
 
 # ---- HOOK: the systemd service half of issue 11 ------------------------------------------

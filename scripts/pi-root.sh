@@ -7,15 +7,16 @@
 #                                      run CMD inside it (proc, sys, dev, dev/pts mounted;
 #                                      each --bind mounted read-write; all unmounted after)
 #
-# Cache: $PI_ROOT, else ${XDG_CACHE_HOME:-~/.cache}/tas-switchboard/pi-root-trixie-arm64.
+# Cache: $PI_ROOT, else ${XDG_CACHE_HOME:-~/.cache}/tas-switchboard/pi-root-$PI_SUITE-arm64
+# (PI_SUITE: trixie unless told otherwise).
 # Needs root (debootstrap, chroot, mounts). QEMU_CPU=cortex-a72 always: qemu's default CPU
 # emulates pointer authentication in software, which trixie uses on every call (~250x slower
 # than native instead of ~10x); see ../shared/FACTS.md.
 set -euo pipefail
 export QEMU_CPU=cortex-a72
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/tas-switchboard"
-ROOT="${PI_ROOT:-$CACHE/pi-root-trixie-arm64}"
-SUITE=trixie
+SUITE="${PI_SUITE:-trixie}"    # Raspberry Pi OS 13's base; bookworm for Raspberry Pi OS 12
+ROOT="${PI_ROOT:-$CACHE/pi-root-$SUITE-arm64}"
 # What the root holds besides minbase: the sysroot the cross build of PJSUA2 takes its
 # headers and libraries from (Python 3.13, OpenSSL, opus), and what pip needs.
 ROOT_PACKAGES="python3,python3-venv,python3-dev,ca-certificates,libssl-dev,libopus-dev"

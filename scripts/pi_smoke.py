@@ -66,6 +66,14 @@ def main(argv=None) -> int:
         if shutil.which(tool) is None:
             print(f"pi-smoke: {tool} is missing: run scripts/setup.sh (installs it)", file=sys.stderr)
             return 1
+    from importlib import metadata
+    versions = []
+    for dist in ("pjsua2", "lgpio", "gpiozero"):
+        try:
+            versions.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{dist} (not installed)")
+    print(f"pi-smoke: {os.uname().machine}, Python {sys.version.split()[0]}, {', '.join(versions)}")
     tmp = Path(tempfile.mkdtemp(prefix="pi-smoke-"))
     site = tmp / f"{a.board}.site.toml"
     site.write_text('[front]\nlisten = "127.0.0.1"\nport = 0\ntransports = ["udp", "tcp"]\n'
