@@ -38,11 +38,14 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
+# The stamp holds setup.cfg's hash, not its time: a copied tree (rsync -a, scripts/pi-check.sh)
+# keeps the old times.
 stamp=.venv/.setup-stamp
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
+want=$(cat setup.cfg pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[telephony,office,test]"
-    touch "$stamp"
+    echo "$want" > "$stamp"
 fi
 
 # PJSUA2: the project's own build of pjproject's Python binding (128 calls a process, no
@@ -68,10 +71,11 @@ fi
 # (its PYPI=1 mode, which compiles the sdist's own C sources; needs swig and gcc).
 case "$(uname -m)" in
     aarch64|armv7l|armv6l)
-        if ! .venv/bin/python -c "import lgpio" 2>/dev/null; then
+        # (PyPI also has lgpio 0.0.0.x, placeholders with wheels for every machine: not those.)
+        if ! .venv/bin/python -c "import lgpio, sys; sys.exit(not hasattr(lgpio, 'gpiochip_open'))" 2>/dev/null; then
             echo "setup: installing lgpio (compiled with its C library, about 2 min on a Pi)"
-            .venv/bin/python -m pip install -q --only-binary lgpio lgpio 2>/dev/null \
-                || PYPI=1 .venv/bin/python -m pip install -q --no-binary lgpio lgpio
+            .venv/bin/python -m pip install -q --only-binary lgpio "lgpio>=0.2" 2>/dev/null \
+                || PYPI=1 .venv/bin/python -m pip install -q --force-reinstall --no-binary lgpio "lgpio>=0.2"
         fi
         ;;
 esac
