@@ -71,8 +71,9 @@ fi
 # (its PYPI=1 mode, which compiles the sdist's own C sources; needs swig and gcc).
 case "$(uname -m)" in
     aarch64|armv7l|armv6l)
-        # (PyPI also has lgpio 0.0.0.x, placeholders with wheels for every machine: not those.)
-        if ! .venv/bin/python -c "import lgpio, sys; sys.exit(not hasattr(lgpio, 'gpiochip_open'))" 2>/dev/null; then
+        # (PyPI also has lgpio 0.0.0.x, old releases with wheels that pip would take: not those.)
+        if ! .venv/bin/python -c "import lgpio, sys, importlib.metadata as m
+sys.exit(tuple(map(int, m.version('lgpio').split('.')[:2])) < (0, 2))" 2>/dev/null; then
             echo "setup: installing lgpio (compiled with its C library, about 2 min on a Pi)"
             .venv/bin/python -m pip install -q --only-binary lgpio "lgpio>=0.2" 2>/dev/null \
                 || PYPI=1 .venv/bin/python -m pip install -q --force-reinstall --no-binary lgpio "lgpio>=0.2"
