@@ -89,6 +89,28 @@ setup_inside() {
     in_root 'uname -m; python3 --version; time scripts/setup.sh'
 }
 
+# The root's Debian packages (the list scripts/setup.sh installs) beside the cross build: the
+# two longest steps of a first run, one emulated (dpkg), one native (the compiler).
+wheel_and_packages() {
+    local log rc=0 pid
+    log=$(mktemp /tmp/pi-check-cross.XXXXXX)
+    cross_wheel > "$log" 2>&1 &
+    pid=$!
+    in_root 'missing=(); for p in $(scripts/setup.sh --print-apt-packages); do
+                 dpkg-query -W -f="\${Status}" "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+             done
+             if ((${#missing[@]})); then
+                 echo "pi-check: installing in the root: ${missing[*]}"
+                 apt-get -o DPkg::Lock::Timeout=900 update -qq &&
+                 DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq \
+                     --no-install-recommends "${missing[@]}" >/dev/null
+             fi' || rc=$?
+    wait "$pid" || { cat "$log"; rm -f "$log"; echo "pi-check: the cross build failed" >&2; return 1; }
+    cat "$log"
+    rm -f "$log"
+    return $rc
+}
+
 smoke() {
     # curl for the smoke test's view check (not part of the project's set-up)
     in_root 'command -v curl >/dev/null || { apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends curl >/dev/null; }'
@@ -97,8 +119,9 @@ smoke() {
 
 step "host tools (cross compilers, qemu, debootstrap)" host_tools
 step "arm64 trixie root (scripts/pi-root.sh, cached)" make_root
-step "aarch64 PJSUA2 wheel (scripts/build-pjsua2.sh --sysroot, cross, cached)" cross_wheel
 step "the clone copied into the root ($DEST)" copy_repo
+step "aarch64 PJSUA2 wheel (build-pjsua2.sh --sysroot, cross) beside the root's Debian packages" \
+    wheel_and_packages
 step "scripts/setup.sh inside the root (the README's set-up)" setup_inside
 step "smoke test inside the root (scripts/pi_smoke.py)" smoke
 

@@ -121,12 +121,20 @@ def main(argv=None) -> int:
                      "--printer-speed", "19200", "--operator", "1=Becky"],
                     stdout=out, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp)
 
+                polls = [0]
+
                 def ready():
                     if proc.poll() is not None:
                         raise SmokeFailed(f"the daemon exited ({proc.returncode}): "
                                           + (tmp / "daemon.out").read_text()[-1500:])
-                    return re.search(r"telephony ready: sip:<line>@127\.0\.0\.1:(\d+)",
-                                     (tmp / "daemon.out").read_text())
+                    m = re.search(r"telephony ready: sip:<line>@127\.0\.0\.1:(\d+)",
+                                  (tmp / "daemon.out").read_text())
+                    polls[0] += 1
+                    if not m and polls[0] % 25 == 0 and sock.exists():   # every 5 s or so
+                        tel = diag("status").get("telephony") or {}
+                        if tel.get("state") == "failed":
+                            raise SmokeFailed(f"the telephony failed to start: {tel.get('error')}")
+                    return m
                 sip_port = int(wait(ready, a.start_timeout, "telephony ready").group(1))
                 text = (tmp / "daemon.out").read_text()
                 m = re.search(r"https?://127\.0\.0\.1:(\d+)/", text)

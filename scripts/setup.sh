@@ -23,6 +23,13 @@ APT_PACKAGES=(
     graphviz
 )
 
+# --print-apt-packages: the list, for scripts/pi-check.sh (it installs them in the emulated
+# root while the PJSUA2 wheel cross-compiles beside it).
+if [ "${1:-}" = "--print-apt-packages" ]; then
+    echo "${APT_PACKAGES[@]}"
+    exit 0
+fi
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -40,7 +40,7 @@ class WorkerProc:
         self._lock = threading.Lock()
         self.calls: set[str] = set()      # board call ids held here
 
-    def start(self, timeout=20.0):
+    def start(self, timeout=120.0):   # generous: a Pi Zero, or arm64 under emulation (~10x), is slow to import PJSUA2
         log = subprocess.DEVNULL
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
