@@ -146,7 +146,7 @@ def main(argv=None) -> int:
                       f"calls, capacity {tel['capacity']}; faults: {diag('status')['faults'] or 'none'}")
             with step(f"a SIPp call (1 kHz tone) rings line {a.line}: its lamp flashes"):
                 tone = ulaw_tone(tmp / "tone.wav", 1000, 30)
-                caller = sipp("answered.xml", sip_port, [a.line], tmp, hold_ms=8000, tone=tone,
+                caller = sipp("answered.xml", sip_port, [a.line], tmp, hold_ms=60000, tone=tone,
                               timeout_s=240)
                 wait(lambda: lamp(f"line-{a.line}") == "flash", 60, f"line-{a.line} flashing")
             with step(f"switchboard-diag taps line-{a.line}: answered, the lamp steady"):
@@ -155,9 +155,9 @@ def main(argv=None) -> int:
             with step("the caller's 1 kHz tone reaches position 1's earpiece"):
                 def heard():
                     level = tone_level(card.ear("hs1", time.monotonic() - 1.0), RATE, 1000)
-                    return level if level > 0.02 else None
+                    return level if level > 1000 else None      # sample units: 3 % of full scale
                 level = wait(heard, 60, "1 kHz in position 1's earpiece", every=0.5)
-                print(f"pi-smoke:   1 kHz level {level:.3f} (full scale 1.0)")
+                print(f"pi-smoke:   1 kHz at {level:.0f} (sample units; {level / 32767:.2f} of full scale)")
             with step("the stamp key stamps a slip; the printer (a pty) prints it"):
                 diag("tap", "p1-stamp")
                 if not printer.wait_for(1, timeout=60):
@@ -173,6 +173,8 @@ def main(argv=None) -> int:
                 st = json.loads(r.stdout)
                 state = next(ln for ln in st["lines"] if ln["number"] == a.line)["state"]
                 print(f"pi-smoke:   {len(st['lines'])} lines; line {a.line} {state}")
+                if state != "operator":
+                    raise SmokeFailed(f"the view says line {a.line} is {state}, expected operator")
             with step("release: the call ends, the lamp dark"):
                 diag("tap", "p1-release")
                 wait(lambda: lamp(f"line-{a.line}") == "dark", 60, f"line-{a.line} dark")
