@@ -57,7 +57,7 @@ fi
 
 # PJSUA2: the project's own build of pjproject's Python binding (128 calls a process, no
 # sound device), the same on every machine. The wheel is cached outside the clone per
-# release, configuration, Python and architecture: built once (about 6 min on 2 x86 cores,
+# release, configuration, Python and architecture: built once (about 8 min on 2 x86 cores,
 # longer on a Pi), then found in seconds.
 wheel=$(PYTHON="$PWD/.venv/bin/python" scripts/build-pjsua2.sh --print-path)
 if [ ! -f "$wheel" ]; then
