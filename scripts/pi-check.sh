@@ -26,7 +26,7 @@ for a in "$@"; do
     esac
 done
 if [ "$(id -u)" != 0 ]; then
-    exec sudo --preserve-env=XDG_CACHE_HOME,PI_ROOT,PI_SUITE,SWITCHBOARD_VENDOR "$0" "$@"
+    exec sudo --preserve-env=XDG_CACHE_HOME,PI_ROOT,PI_SUITE,SWITCHBOARD_VENDOR bash "$repo/scripts/pi-check.sh" "$@"
 fi
 
 APT=(apt-get -o DPkg::Lock::Timeout=900)
