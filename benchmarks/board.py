@@ -14,8 +14,9 @@ baseline measured in the same run.
    TAS-100 idle, and with all 115 line lamps flashing (every line ringing).
 3. Its resident memory (VmRSS) idle and flashing, beside a bare Python process
    that imports gpiozero and asyncio and builds a MockFactory.
-4. One 74HC165 read of the TAS-100's key chain and one 74HC595 write of its
-   lamp chain, beside the chain's scan period.
+4. One scan of the TAS-100's chains (every key bit in, every lamp bit out) on
+   each driver side by side: bit-banged at the board file's clock_hz, bit-banged
+   as fast as the pins go, and SPI0 (one full-duplex transfer, on SimSpiDev).
 
 Run from the repository root: ``python benchmarks/board.py`` (about a minute).
 ``--presses N`` and ``--seconds S`` trade time for precision.
@@ -101,14 +102,12 @@ def watch_lamps(sim: SimBoard, lamps) -> dict[str, LampWatch]:
     for chain, bits in chained.items():
         chip = sim.out_chips[chain]
         latch = sim.factory.pin(chip.chain.pins["latch"])
-        chip_latch = latch.on_change
 
-        def on_latch(high, chip=chip, chip_latch=chip_latch, bits=bits):
-            chip_latch(high)
+        def on_latch(high, chip=chip, bits=bits):   # after the chip's own listener
             if high:
                 for bit, active_low, watch in bits:
                     watch.set(chip.outputs[bit] != active_low)
-        latch.on_change = on_latch
+        latch.listeners.append(on_latch)
     return watches
 
 
@@ -395,25 +394,55 @@ def bare_process(seconds):
 
 
 # -- 4. the chains -------------------------------------------------------------
-def chain_times(n=200):
-    board = load_board(find_board("tas100"))
+def spi_board_file(tmp: str) -> Path:
+    """The TAS-100 wired for driver = "spi" (its lamp clock moved to SCLK)."""
+    text = find_board("tas100").read_text()
+    text = text.replace('driver = "bitbang"', 'driver = "spi"').replace(
+        'clock = "GPIO21"', 'clock = "GPIO11"')
+    path = Path(tmp) / "tas100-spi.toml"
+    path.write_text(text)
+    return path
+
+
+def no_clock_hz_file(tmp: str) -> Path:
+    """The TAS-100 bit-banged as fast as the pins go (no clock_hz)."""
+    text = "\n".join(ln for ln in find_board("tas100").read_text().splitlines()
+                     if not ln.startswith("clock_hz"))
+    path = Path(tmp) / "tas100-fast.toml"
+    path.write_text(text)
+    return path
+
+
+def chain_times(path, n=200):
+    """Median seconds of a key read, a lamp write and a whole scan (both) on one driver."""
+    board = load_board(path)
     sim = SimBoard(board)
-    panel = Panel(board, pin_factory=sim.factory)
+    panel = Panel(board, pin_factory=sim.factory, spi=sim.spi)
     try:
-        inc = next(iter(panel._in_chains.values()))
-        outc = next(iter(panel._out_chains.values()))
-        bits = [i % 3 == 0 for i in range(outc.chain.bits)]
-        reads, writes = [], []
+        bits = [i % 3 == 0 for i in range(board.chains["lamps"].bits)]
+        for i, b in enumerate(bits):
+            panel._registers["lamps"][i] = b
+        reads, writes, scans = [], [], []
         for _ in range(n):
-            t = time.perf_counter()
-            inc.read()
-            reads.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            outc.write(bits)
-            writes.append(time.perf_counter() - t)
-        chip = next(iter(sim.out_chips.values()))
+            if panel._spi is None:
+                inc, outc = panel._in_chains["keys"], panel._out_chains["lamps"]
+                t = time.perf_counter()
+                inc.read_stream()
+                t1 = time.perf_counter()
+                outc.write(bits)
+                t2 = time.perf_counter()
+                reads.append(t1 - t)
+                writes.append(t2 - t1)
+                scans.append(t2 - t)
+            else:
+                t = time.perf_counter()
+                panel._spi.transfer(bits)      # keys in, lamps out: one transfer
+                scans.append(time.perf_counter() - t)
+        chip = sim.out_chips["lamps"]
         assert chip.outputs == bits, "the 74HC595 chain did not latch what was written"
-        return board, inc.chain, outc.chain, reads, writes
+        def med(v):
+            return statistics.median(v) if v else None
+        return board, med(reads), med(writes), med(scans)
     finally:
         panel.close()
 
@@ -454,8 +483,11 @@ def main(argv=None):
         print(f"   {label:<66} {len(s):>5} {statistics.median(s) * 1e3:>8.3f} "
               f"{pct(s, 99) * 1e3:>8.3f} {max(s) * 1e3:>8.3f}{note}")
 
-    board, inchain, outchain, reads, writes = chain_times()
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
+        chains = [("bit-bang, clock_hz = 50000 (the shipped file)", chain_times(find_board("tas100"))),
+                  ("bit-bang, no clock_hz (as fast as the pins go)",
+                   chain_times(no_clock_hz_file(tmp))),
+                  ("SPI0, one full-duplex transfer (SimSpiDev)", chain_times(spi_board_file(tmp)))]
         d = daemon_process(args.seconds, tmp)
     bare_cpu, bare_rss = bare_process(min(args.seconds, 3.0))
 
@@ -477,14 +509,25 @@ def main(argv=None):
     print(f"   {f'daemon idle, after {args.seconds:.0f} s':<52} {d['rss_idle'] / 1024:>6.1f}")
     print(f"   {f'daemon flashing, {args.seconds:.0f} s later':<52} {d['rss_flash'] / 1024:>6.1f}")
 
-    print(f"\n4. The tas100 chains on MockFactory (with the simulated chips), median of "
-          f"{len(reads)}, milliseconds")
-    print(f"   {f'74HC165 read, {inchain.chips} chips / {inchain.bits} bits':<52} "
-          f"{statistics.median(reads) * 1e3:>6.3f}   "
-          f"({statistics.median(reads) * 1e3 / board.scan_ms * 100:.1f}% of the "
-          f"{board.scan_ms} ms scan period)")
-    print(f"   {f'74HC595 write, {outchain.chips} chips / {outchain.bits} bits':<52} "
-          f"{statistics.median(writes) * 1e3:>6.3f}")
+    board = chains[0][1][0]
+    keys, lamps = board.chains["keys"], board.chains["lamps"]
+    print(f"\n4. One scan of the tas100 chains on MockFactory with the simulated chips: "
+          f"{keys.bits} key bits + {keys.marker_bits} marker bits in, {lamps.bits} lamp bits "
+          "out; median of 200, milliseconds")
+    print(f"   {'driver':<50} {'keys in':>8} {'lamps out':>10} {'scan':>8} "
+          f"{'% of ' + str(board.scan_ms) + ' ms':>9}")
+    def cell(v):
+        return f"{v * 1e3:.3f}" if v is not None else "-"
+    for label, (_, r, w, sc) in chains:
+        print(f"   {label:<50} {cell(r):>8} {cell(w):>10} {sc * 1e3:>8.3f} "
+              f"{sc * 1e3 / board.scan_ms * 100:>8.1f}%")
+    wire = (keys.bits + keys.marker_bits + lamps.bits) / keys.clock_hz
+    spi_bits = 8 * -(-max(keys.bits + keys.marker_bits, lamps.bits) // 8)
+    print(f"   (on the wires: bit-bang at {keys.clock_hz} Hz clocks "
+          f"{keys.bits + keys.marker_bits} + {lamps.bits} bits, at least {wire * 1e3:.1f} ms; "
+          f"SPI clocks {spi_bits} bits once, {spi_bits / keys.clock_hz * 1e3:.1f} ms at "
+          f"{keys.clock_hz} Hz, {spi_bits / 1e6 * 1e3:.2f} ms at 1 MHz. On MockFactory the "
+          "SPI time is the simulated chips answering each edge, not the wire.)")
     print(f"\n(total {time.monotonic() - started:.0f} s)")
     return 0
 

@@ -123,7 +123,7 @@ def most_at_once(uac, host, port, numbers, attempts):
     """Send ``attempts`` INVITEs together; count those that ring (180) before any is refused."""
     calls = [(n,) + uac.invite(n, host, port) for n in numbers[:attempts]]
     codes = []
-    for number, cid, branch, _ in calls:
+    for _number, cid, _branch, _ in calls:
         r = uac.wait(cid, lambda c: c == 180 or c >= 300, timeout=10)
         codes.append(r[1] if r else None)
     ringing = sum(1 for c in codes if c == 180)

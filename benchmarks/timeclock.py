@@ -12,7 +12,8 @@ and prints median and p99 in milliseconds, and how long the store took to
 open (with the rack's index and the customer index already built, as a
 running daemon keeps them). It also times one customer's messages for the last
 30 days ("cust 30d"), and one seldom-called customer over all history ("rare
-all": the customer index skips the days without them), as a host tool reads. Run: ``python benchmarks/timeclock.py [--stamps 300] [--dir DIR]``.
+all": the customer index skips the days without them), as a host tool reads.
+Run: ``python benchmarks/timeclock.py [--stamps 300] [--dir DIR]``.
 The folder must be on the disk you care about (not tmpfs: fsync is free there).
 """
 

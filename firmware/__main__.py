@@ -1,5 +1,5 @@
 """``python -m firmware``: the daemon (the ``switchboard`` console script)."""
 
-from firmware.runtime.daemon import main
+from firmware.app import main
 
 raise SystemExit(main())

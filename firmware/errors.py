@@ -5,6 +5,12 @@ class SwitchboardError(Exception):
     """Root of every error the switchboard raises on purpose."""
 
 
+def _short(value, limit=80) -> str:
+    """A value as written in the file, cut short: an error stays one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class ConfigError(SwitchboardError, ValueError):
     """A board file or site file is wrong.
 
@@ -19,9 +25,10 @@ class ConfigError(SwitchboardError, ValueError):
         self.expected = expected
         if message is None:
             where = f"{self.path}: {keypath}" if keypath else self.path
-            shown = f" = {value!r}" if value is not None else ""
+            shown = f" = {_short(value)}" if value is not None else ""
             message = f"{where}{shown}: expected {expected}"
-        super().__init__(message)
+        # One line whatever the file holds: control characters are shown escaped.
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
 
 class ControlError(SwitchboardError, RuntimeError):

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def project_env(**extra) -> dict:
     """Environment for a subprocess that runs the project's code from this tree."""
     env = dict(os.environ)
-    paths = [str(ROOT), str(ROOT / "host-tools")]
+    paths = [str(ROOT), str(ROOT / "host-tools"), str(ROOT / "tests" / "support")]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)

@@ -32,11 +32,11 @@ with the file, the key path, the value and what was expected.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from firmware.config.toml import TableChecker, read_toml
+from firmware.config.shipped import shipped_dir
 from firmware.errors import ConfigError
 
 #: The dial pad's keys, in the order of a telephone keypad.
@@ -179,10 +179,7 @@ def key_name_for_digit(position: int, digit: str) -> str:
 
 def boards_dir() -> Path:
     """Where shipped board files live: the source tree, or the installed share dir."""
-    here = Path(__file__).resolve().parents[2] / "boards"
-    if here.is_dir():
-        return here
-    return Path(sys.prefix) / "share" / "switchboard" / "boards"
+    return shipped_dir("boards")
 
 
 def shipped_boards() -> list[Path]:
@@ -249,8 +246,10 @@ class _Loader(TableChecker):
 
     def string(self, data, key, keypath, default=None):
         value = data.get(key, default)
-        if not isinstance(value, str) or not value:
-            self.fail(f"{keypath}.{key}", value, "a non-empty string")
+        if not isinstance(value, str) or not value or len(value) > 200 or \
+                any(ord(c) < 32 or ord(c) == 127 for c in value):
+            self.fail(f"{keypath}.{key}", value,
+                      "a non-empty string of up to 200 characters, without control characters")
         return value
 
     def gpio(self, text, keypath):
@@ -297,7 +296,7 @@ class _Loader(TableChecker):
         """Parse one wire: carries is "keys" or "lamps"."""
         if not isinstance(text, str):
             self.fail(keypath, text, 'a pin such as "^!GPIO17" or a chain bit such as "!keys:12"')
-        m = _WIRE_RE.match(text.strip())
+        m = _WIRE_RE.fullmatch(text.strip())
         if not m:
             self.fail(keypath, text, 'a pin such as "^!GPIO17" or a chain bit such as "!keys:12"')
         mods, target = m.group("mods"), m.group("target")
@@ -306,7 +305,7 @@ class _Loader(TableChecker):
         active_low = "!" in mods
         pull = "up" if "^" in mods else "down" if "~" in mods else None
         chain_name, _, bit_text = target.partition(":")
-        if _CHAIN_NAME_RE.match(chain_name) and bit_text:
+        if _CHAIN_NAME_RE.fullmatch(chain_name) and bit_text:
             return self._chain_wire(text, keypath, carries, chain_name, bit_text, pull, active_low)
         if pull and carries == "lamps":
             self.fail(keypath, text, "a lamp output without ^ or ~ (pulls are for inputs)")
@@ -378,6 +377,12 @@ class _Loader(TableChecker):
         self.add_lamp("fault", lamps["fault"], "lamps.fault", "fault")
         output = self.load_output_enable(lamps)
         lines = self.load_lines(d["lines"], positions)
+        if self.driver == "spi" and "GPIO8" in self.users and \
+                not self.users["GPIO8"][0].endswith(".latch"):
+            keypath, written = self.users["GPIO8"]
+            self.fail(keypath, written, 'a pin other than GPIO8: with board.driver = "spi" '
+                      "GPIO8 is SPI0's CE0, which the kernel's SPI driver holds (the 74HC595 "
+                      "latch, or nothing)")
         return Board(path=self.path, name=name, title=title, positions=positions,
                      lines=tuple(lines), keys=self.keys, lamps=self.lamps,
                      chains=self.chains, description=self.description,
@@ -410,7 +415,7 @@ class _Loader(TableChecker):
         self.table(chains, "chains", tuple(chains))
         for cname, c in chains.items():
             kp = f"chains.{cname}"
-            if not _CHAIN_NAME_RE.match(cname):
+            if not _CHAIN_NAME_RE.fullmatch(cname):
                 self.fail(kp, cname, "a chain name in lower case letters, digits and _")
             if not isinstance(c, dict) or c.get("type") not in CHAIN_TYPES:
                 self.fail(f"{kp}.type", c.get("type") if isinstance(c, dict) else c,
@@ -488,7 +493,7 @@ class _Loader(TableChecker):
             self.table(ln, kp, ("number", "label", "kind", "half", "key", "lamp", "message_lamp"),
                        required=("number", "kind", "key", "lamp"))
             number = ln["number"]
-            if not isinstance(number, str) or not _NUMBER_RE.match(number):
+            if not isinstance(number, str) or not _NUMBER_RE.fullmatch(number):
                 self.fail(f"{kp}.number", number, 'the line\'s number as a string of digits, e.g. "201"')
             if number in seen:
                 raise ConfigError(self.path, f"{kp}.number", number, None, message=(
@@ -499,8 +504,10 @@ class _Loader(TableChecker):
             if kind not in ("customer", "office"):
                 self.fail(f"{kp}.kind", kind, '"customer" or "office"')
             label = ln.get("label", f"Line {number}")
-            if not isinstance(label, str):
-                self.fail(f"{kp}.label", label, "a string")
+            if not isinstance(label, str) or len(label) > 200 or \
+                    any(ord(c) < 32 or ord(c) == 127 for c in label):
+                self.fail(f"{kp}.label", label,
+                          "a string of up to 200 characters, without control characters")
             if positions == 2:
                 if "half" not in ln:
                     raise ConfigError(self.path, f"{kp}.half", None, None, message=(

@@ -24,6 +24,16 @@ installation reaches the network, and holds its secrets::
     username = "4155550100"
     password = "secret"     # then the file must be readable by its owner only
 
+    [[trunks]]              # or an analog line on a USB voice modem (a gateway process)
+    name = "pots1"
+    mode = "modem"
+    device = "/dev/serial/by-id/usb-Conexant_USB_Modem_...-if00"
+    line = "901"            # the board line it rings and dials out on
+    profile = "conexant"    # optional: conexant, usr, multitech, generic (else from ATI0/+GMI)
+    country = "US"          # optional: AT+GCI (two letters, or the T.35 hex code)
+    silence_s = 30          # optional: the far end is taken to have hung up after this
+                            # long of nothing but silence (0: never)
+
     [numbers]               # called number (request user part, DID) -> board line
     "4155550123" = "201"    # every line is also reached by its own number
 
@@ -49,6 +59,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,10 +69,15 @@ from firmware.config.toml import TableChecker, read_toml
 from firmware.errors import ConfigError
 
 TRANSPORTS = ("udp", "tcp", "tls")
-TRUNK_MODES = ("peer", "register")
+TRUNK_MODES = ("peer", "register", "modem")
 OVERFLOW_ACTIONS = ("ring", "message")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _NUMBER_RE = re.compile(r"^\+?[0-9*#]{1,20}$")
+_DEVICE_RE = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+MAX_CALLS_PER_WORKER = 128   # PJSUA_MAX_CALLS of the project's pjproject build (the wheel: 4)
+MAX_PEM_BYTES = 256 * 1024
+_HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,7 @@ class Trunk:
     name: str
     mode: str                     # "peer" or "register"
     transport: str = "udp"
-    peers: tuple[str, ...] = ()   # peer: source addresses accepted
+    peers: tuple[str, ...] = ()   # source addresses (or a registrar's host name) accepted
     registrar: str | None = None  # register: "sip:host[:port]"
     username: str | None = None
     password: str | None = None
@@ -79,12 +95,19 @@ class Trunk:
     retry_max_s: float = 300.0
     outbound: bool = False        # the trunk carries the office lines' outgoing calls
     dial: str | None = None       # URI template for outgoing calls, "{number}" in it
+    device: str | None = None     # modem: the serial device (/dev/serial/by-id/...)
+    line: str | None = None       # modem: the board line the analog line rings
+    profile: str | None = None    # modem: conexant, usr, multitech, generic; None: identify
+    country: str | None = None    # modem: AT+GCI
+    silence_s: float = 30.0       # modem: silence that ends a call
 
     def public(self) -> dict:
         """What status may show: never the password."""
         d = {"name": self.name, "mode": self.mode, "transport": self.transport}
         if self.mode == "peer":
             d["peers"] = list(self.peers)
+        elif self.mode == "modem":
+            d.update(device=self.device, line=self.line, profile=self.profile)
         else:
             d.update(registrar=self.registrar, username=self.username)
         return d
@@ -120,6 +143,17 @@ class Site:
     def line_for(self, number: str) -> str | None:
         return self.numbers.get(number)
 
+    def modem_trunks(self) -> tuple[Trunk, ...]:
+        return tuple(t for t in self.trunks if t.mode == "modem")
+
+    def outbound_trunk(self, line: str | None = None) -> Trunk | None:
+        """The trunk an office line's call goes out on: the modem that line is bound to,
+        else the first outbound trunk that is not a modem."""
+        for t in self.trunks:
+            if t.mode == "modem" and t.line == line:
+                return t
+        return next((t for t in self.trunks if t.outbound and t.mode != "modem"), None)
+
     def peer_addresses(self) -> list[str]:
         out = []
         for t in self.trunks:
@@ -139,6 +173,10 @@ def load_site(path, board: Board) -> Site:
     _, data = read_toml(path, "site file")
     mode = path.stat().st_mode
     site = _Loader(path, board).load(data)
+    if not site.trunks:
+        raise ConfigError(path, "trunks", None, None, message=(
+            f"{path}: trunks: none; expected at least one [[trunks]] table "
+            "(without one the front refuses every call)"))
     secret = [t.name for t in site.trunks if t.password]
     if secret and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(path, f"trunks.{secret[0]}.password", None, None, message=(
@@ -170,7 +208,7 @@ class _Loader(TableChecker):
         if v is None:
             return None
         if not isinstance(v, str) or (choices and v not in choices) or \
-                (pattern and not pattern.match(v)) or (not choices and not pattern and not v):
+                (pattern and not pattern.fullmatch(v)) or (not choices and not pattern and not v):
             self.fail(f"{keypath}.{key}", v,
                       what or (" or ".join(repr(c) for c in choices) if choices else "a string"))
         return v
@@ -184,7 +222,51 @@ class _Loader(TableChecker):
         if not p.is_file():
             self.fail(f"front.{key}", v, "an existing PEM file (a path relative to the site file "
                       "or absolute)")
+        try:
+            head = p.read_bytes()[:MAX_PEM_BYTES]
+        except OSError as e:
+            self.fail(f"front.{key}", v, f"a readable PEM file ({e.strerror})")
+        kind = "CERTIFICATE" if key == "tls_certificate" else "PRIVATE KEY"
+        if not re.search(rb"-----BEGIN [A-Z ]*" + kind.encode() + rb"-----", head):
+            self.fail(f"front.{key}", v, f"a PEM file holding a {kind.lower()} "
+                      f"(\"-----BEGIN {kind}-----\")")
         return str(p)
+
+    def tls_pair(self, cert, key):
+        """The certificate and key must load together, as Kamailio will load them."""
+        import ssl
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError, ValueError) as e:
+            self.fail("front.tls_certificate", cert, "a PEM certificate that goes with "
+                      f"front.tls_private_key ({getattr(e, 'reason', None) or e})")
+
+    def wav(self, data, key, keypath):
+        """A WAV file, relative to the site file, that exists and reads as a WAV."""
+        v = self.string(data, key, keypath)
+        if v is None:
+            return None
+        p = Path(v) if Path(v).is_absolute() else self.path.parent / v
+        import wave
+        try:
+            if not p.is_file():
+                raise OSError("no such file")
+            with wave.open(str(p), "rb") as w:
+                w.getnframes()
+        except (OSError, EOFError, wave.Error) as e:
+            self.fail(f"{keypath}.{key}", v, f"an existing WAV file, a path relative to the "
+                      f"site file or absolute ({e})")
+        return str(p.resolve())
+
+    def bindable(self, address, keypath):
+        """The front must be able to listen there: an address this machine has."""
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.bind((address, 0))
+        except OSError as e:
+            self.fail(keypath, address, f"an address of this machine to listen on "
+                      f"({e.strerror}), e.g. 127.0.0.1 or 0.0.0.0")
 
     def address(self, value, keypath):
         try:
@@ -199,6 +281,7 @@ class _Loader(TableChecker):
         f = self.table(d.get("front", {}), "front",
                        ("listen", "port", "transports", "tls_certificate", "tls_private_key"))
         listen = self.address(f.get("listen", "127.0.0.1"), "front.listen")
+        self.bindable(listen, "front.listen")
         port = self.integer(f, "port", "front", 5060, 0, 65535)
         transports = f.get("transports", ["udp"])
         if not isinstance(transports, list) or not transports or \
@@ -211,6 +294,8 @@ class _Loader(TableChecker):
             raise ConfigError(self.path, "front.tls_certificate", None, None, message=(
                 f"{self.path}: front.transports has \"tls\": expected front.tls_certificate "
                 "and front.tls_private_key (PEM file paths)"))
+        if cert and key:
+            self.tls_pair(cert, key)
         trunks = self.load_trunks(d.get("trunks", []))
         numbers = self.load_numbers(d.get("numbers", {}))
         customers = self.load_customers(d.get("customers", {}))
@@ -226,11 +311,12 @@ class _Loader(TableChecker):
             customers=customers,
             positions=positions,
             workers=self.integer(lim, "workers", "limits", 0, 0, 256),
-            calls_per_worker=self.integer(lim, "calls_per_worker", "limits", 0, 0, 1024),
+            calls_per_worker=self.integer(lim, "calls_per_worker", "limits", 0, 0,
+                                          MAX_CALLS_PER_WORKER),
             max_calls=self.integer(lim, "max_calls", "limits", 0, 0, 4096),
             overflow_rings=self.integer(ov, "rings", "overflow", 0, 0, 100),
             overflow_action=self.string(ov, "action", "overflow", "ring", OVERFLOW_ACTIONS),
-            announcement=self.string(ov, "announcement", "overflow"),
+            announcement=self.wav(ov, "announcement", "overflow"),
             records=records)
 
     def load_trunks(self, trunks):
@@ -241,7 +327,8 @@ class _Loader(TableChecker):
             kp = f"trunks[{i}]"
             self.table(t, kp, ("name", "mode", "transport", "peers", "registrar", "username",
                                "password", "realm", "expires", "retry_min_s", "retry_max_s",
-                               "outbound", "dial"), required=("name", "mode"))
+                               "outbound", "dial", "device", "line", "profile", "country",
+                               "silence_s"), required=("name", "mode"))
             name = self.string(t, "name", kp, pattern=_NAME_RE,
                                what="a name of letters, digits, _ . - (up to 32)")
             if name in names:
@@ -255,6 +342,14 @@ class _Loader(TableChecker):
                 self.fail(f"{kp}.outbound", outbound, "true or false")
             dial = self.string(t, "dial", kp, pattern=re.compile(r"^sips?:.*\{number\}.*$"),
                                what="a SIP URI with {number} in it, e.g. sip:{number}@192.168.1.20")
+            modem_keys = [k for k in ("device", "line", "profile", "country", "silence_s") if k in t]
+            if mode != "modem" and modem_keys:
+                raise ConfigError(self.path, f"{kp}.{modem_keys[0]}", None, None, message=(
+                    f"{self.path}: {kp}.{modem_keys[0]}: only a modem trunk has it; expected "
+                    f"mode = \"modem\" or no {modem_keys[0]}"))
+            if mode == "modem":
+                out.append(self.modem_trunk(t, name, kp, out))
+                continue
             if mode == "peer":
                 for k in ("registrar", "username", "password"):
                     if k in t:
@@ -276,11 +371,15 @@ class _Loader(TableChecker):
             registrar = self.string(t, "registrar", kp, pattern=re.compile(
                 r"^sips?:[A-Za-z0-9.\-\[\]:]+$"), what="a SIP URI such as sip:pbx.example.net:5060")
             host = registrar.split(":", 1)[1].rsplit(":", 1)[0].strip("[]")
-            peers = ()
             try:
                 peers = (str(ipaddress.ip_address(host)),)
             except ValueError:
-                pass   # a name: resolved when the front is configured
+                # A name: the front lets in requests from any address it resolves to
+                # when they arrive (so a provider may move).
+                if not _HOST_RE.fullmatch(host):
+                    self.fail(f"{kp}.registrar", registrar, "a SIP URI whose host is an IP "
+                              "address or a host name, e.g. sip:pbx.example.net:5060")
+                peers = (host.lower(),)
             rmin = self.real(t, "retry_min_s", kp, 5, 1, 3600)
             rmax = self.real(t, "retry_max_s", kp, 300, 1, 86400)
             if rmax < rmin:
@@ -293,13 +392,54 @@ class _Loader(TableChecker):
                 retry_min_s=rmin, retry_max_s=rmax, outbound=outbound, dial=dial))
         return tuple(out)
 
+    def modem_trunk(self, t, name, kp, earlier) -> Trunk:
+        """An analog line on a USB voice modem: a gateway process on loopback, a peer of
+        the front; it rings its board line and carries that line's calls out."""
+        from firmware.telephony.modem.driver import COUNTRIES, PROFILES
+        for k in ("registrar", "username", "password", "peers", "dial", "transport"):
+            if k in t:
+                raise ConfigError(self.path, f"{kp}.{k}", None, None, message=(
+                    f"{self.path}: {kp}.{k}: a modem trunk is its own gateway on loopback; "
+                    f"expected no {k} (device and line say where it is)"))
+        for k in ("device", "line"):
+            if k not in t:
+                raise ConfigError(self.path, f"{kp}.{k}", None, None, message=(
+                    f"{self.path}: {kp}.{k}: missing; a modem trunk needs device (e.g. "
+                    "\"/dev/serial/by-id/usb-Conexant_...-if00\") and line (the board line it rings)"))
+        device = self.string(t, "device", kp, pattern=re.compile(r"^/\S+$"),
+                             what="an absolute device path such as /dev/serial/by-id/usb-...-if00")
+        line = t["line"]
+        if not isinstance(line, str) or line not in self.board.line_by_number:
+            self.fail(f"{kp}.line", line, f"a line of board {self.board.name!r} "
+                      f"({self.board.lines[0].number}..{self.board.lines[-1].number})")
+        for other in earlier:
+            if other.mode == "modem" and other.device == device:
+                self.fail(f"{kp}.device", device, f"a modem no other trunk uses ({other.name} has it)")
+            if other.mode == "modem" and other.line == line:
+                self.fail(f"{kp}.line", line, f"a line no other modem rings ({other.name} rings it)")
+        profile = self.string(t, "profile", kp, choices=tuple(PROFILES))
+        country = self.string(t, "country", kp, pattern=re.compile(r"^[A-Za-z]{2}$|^[0-9A-Fa-f]{2}$"),
+                              what="a country for AT+GCI: " + ", ".join(sorted(COUNTRIES))
+                              + ", or its T.35 code in hex")
+        if country and country.isalpha() and country.upper() not in COUNTRIES and \
+                not all(c in "0123456789ABCDEFabcdef" for c in country):
+            self.fail(f"{kp}.country", country, "one of " + ", ".join(sorted(COUNTRIES))
+                      + ", or a T.35 code in hex")
+        silence = self.real(t, "silence_s", kp, 30, 0, 3600)
+        outbound = t.get("outbound", True)
+        if not isinstance(outbound, bool):
+            self.fail(f"{kp}.outbound", outbound, "true or false")
+        return Trunk(name=name, mode="modem", peers=("127.0.0.1",), outbound=outbound,
+                     device=device, line=line, profile=profile, country=country,
+                     silence_s=silence)
+
     def load_numbers(self, numbers):
         if not isinstance(numbers, dict):
             self.fail("numbers", numbers, "a table of \"called number\" = \"line number\"")
         out = {ln.number: ln.number for ln in self.board.lines}
         for number, line in numbers.items():
             kp = f"numbers.{number}"
-            if not _NUMBER_RE.match(number):
+            if not _NUMBER_RE.fullmatch(number):
                 self.fail(kp, number, "a called number of digits (a leading + allowed)")
             if not isinstance(line, str) or line not in self.board.line_by_number:
                 self.fail(kp, line, f"a line of board {self.board.name!r} "
@@ -318,7 +458,7 @@ class _Loader(TableChecker):
             spec = self.board.line_by_number.get(line)
             if spec is None or spec.kind != "customer":
                 self.fail(kp, line, f"a customer line of board {self.board.name!r}")
-            if not isinstance(uri, str) or not re.match(r"^sips?:\S+@\S+$", uri):
+            if not isinstance(uri, str) or not re.fullmatch(r"sips?:\S+@\S+", uri):
                 self.fail(kp, uri, "the SIP URI of the customer's phone, e.g. sip:201@192.168.1.30")
             out[line] = uri
         return out
@@ -335,5 +475,7 @@ class _Loader(TableChecker):
             self.table(p, kp, ("headset", "uri"))
             uri = self.string(p, "uri", kp, pattern=re.compile(r"^sips?:\S+$"),
                               what="a SIP URI of a position endpoint")
-            out.append(PositionSite(number=i + 1, headset=self.string(p, "headset", kp), uri=uri))
+            headset = self.string(p, "headset", kp, pattern=_DEVICE_RE,
+                                  what="a sound device's name (printable, up to 128 characters)")
+            out.append(PositionSite(number=i + 1, headset=headset, uri=uri))
         return tuple(out)

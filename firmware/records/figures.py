@@ -18,6 +18,9 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
+from firmware.errors import ControlError
+from firmware.runtime.commands import Arg, Command
+
 #: Upper edges (seconds) of the time-to-answer histogram's bins; the last is open.
 WAIT_BINS = (5, 10, 15, 20, 25, 30, 40, 50, 60, 90, 120)
 
@@ -151,15 +154,15 @@ def _histogram(values) -> list[int]:
     return counts
 
 
-def add_command(daemon, tz=timezone.utc):
+def command(data_dir, tz=timezone.utc) -> Command:
     """``figures`` on the control socket (and so for the board's view): the
-    figures of the daemon's own records, ``{"from": "YYYY-MM-DD", "to":
+    figures of the records in ``data_dir``, ``{"from": "YYYY-MM-DD", "to":
     "YYYY-MM-DD"}`` (local days, ``to`` excluded; default: today)."""
     import asyncio
     from datetime import timedelta as _td
 
-    from firmware.errors import ControlError
-    from firmware.records.recordset import from_data_dir, parse_date
+    from firmware.records.datadir import from_data_dir
+    from firmware.records.recordset import parse_date
 
     def work(args):
         today = datetime.now(tz).date()
@@ -167,8 +170,8 @@ def add_command(daemon, tz=timezone.utc):
             lo = parse_date(args.get("from") or today.isoformat(), ("figures", "from"))
             hi = parse_date(args["to"], ("figures", "to")) if args.get("to") else lo + _td(days=1)
         except ValueError as e:
-            raise ControlError(str(e))
-        data = from_data_dir(daemon.data_dir, tz, lo - _td(days=1), hi)
+            raise ControlError(str(e)) from None
+        data = from_data_dir(data_dir, tz, lo - _td(days=1), hi)
         start = datetime.combine(lo, datetime.min.time(), tz)
         end = datetime.combine(hi, datetime.min.time(), tz)
         out = compute(data["calls"], data["stamps"], data["customers"], tz, start, end)
@@ -176,5 +179,8 @@ def add_command(daemon, tz=timezone.utc):
         return out
 
     async def handler(args):
-        return await asyncio.get_running_loop().run_in_executor(None, work, dict(args or {}))
-    daemon.add_command("figures", handler)
+        return await asyncio.get_running_loop().run_in_executor(None, work, dict(args))
+    return Command("figures", handler,
+                   (Arg("from", help="first local day, YYYY-MM-DD (default today)"),
+                    Arg("to", help="the day after the last, YYYY-MM-DD")),
+                   "the supervisor's figures of the daemon's own records")

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from tinydb.storages import Storage
 
+from firmware.records.files import atomic_write, fsync_dir
 from firmware.errors import SwitchboardError
 
 
@@ -48,27 +49,6 @@ class StoreCorrupt(StoreError):
         super().__init__(f"{path}: byte {offset}: {why}; the lines after it are intact, "
                          "so this is damage, not a torn write: keep a copy of the file and "
                          "run 'switchboard-messages verify' to see every bad line")
-
-
-def fsync_dir(path) -> None:
-    """Make a file's creation, rename or removal in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: new file, fsync, rename, fsync the directory."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def encode_line(obj) -> bytes:

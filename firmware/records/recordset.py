@@ -23,29 +23,21 @@ Shapes (extra keys are kept and ignored):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from firmware.records.journal import decode_line
 from firmware.errors import ConfigError
+from firmware.records.calls import OUTCOMES
 
 DIRECTIONS = ("in", "out")
 CALL_KINDS = ("call", "wakeup", "reminder")
-OUTCOMES = ("answered", "abandoned", "overflowed", "transferred", "no-answer", "failed")
 STAMP_WHATS = ("message", "read-back", "answer", "stamp")
 #: Counts a retention summary carries for one customer and month.
 COUNT_FIELDS = ("calls_offered", "calls_answered", "wakeups_answered",
                 "reminders_answered", "messages", "read_backs")
-
-
-def zone(name: str | None, path="settings", keypath="timezone") -> tzinfo:
-    if not name or name == "UTC":
-        return timezone.utc
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(path, keypath, name, "an IANA time zone such as \"Europe/London\"")
 
 
 def parse_time(value, where: tuple, tz: tzinfo = timezone.utc, *, optional=False):
@@ -90,7 +82,7 @@ def parse_month(text: str, where=("command line", "--month")) -> tuple[date, dat
         y, m = (int(p) for p in str(text).split("-"))
         first = date(y, m, 1)
     except (ValueError, TypeError):
-        raise ConfigError(where[0], where[1], text, "a month such as \"2026-11\"")
+        raise ConfigError(where[0], where[1], text, "a month such as \"2026-11\"") from None
     nxt = date(y + (m == 12), 1 if m == 12 else m + 1, 1)
     return first, nxt
 
@@ -269,13 +261,16 @@ def counts_from_timeclock(docs, tz=timezone.utc) -> list[dict]:
     return list(acc.values())
 
 
+_CRC_LINE = re.compile(r"[0-9a-f]{8} [\[{]")
+
+
 def read_json_records(path, table: str | None = None) -> list[dict]:
     """Records from a JSON list, JSON lines, or a TinyDB file (one table or all)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(p, "", None, None, message=f"{p}: cannot read: {e.strerror}")
+        raise ConfigError(p, "", None, None, message=f"{p}: cannot read: {e.strerror}") from None
     stripped = text.strip()
     if not stripped:
         return []
@@ -287,6 +282,10 @@ def read_json_records(path, table: str | None = None) -> list[dict]:
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
+            rec = decode_line(line.encode()) if _CRC_LINE.match(line) else None
+            if rec is not None:       # a checksummed line (call records, journals)
+                data.append(rec)
+                continue
             try:
                 data.append(json.loads(line))
             except json.JSONDecodeError as e:
@@ -294,7 +293,7 @@ def read_json_records(path, table: str | None = None) -> list[dict]:
                     break      # a last line torn by a power cut: it was never acknowledged
                 raise ConfigError(p, f"line {n}", line[:60], None, message=(
                     f"{p}: line {n}: not JSON ({e.msg}); expected a JSON list, JSON lines "
-                    "or a TinyDB file"))
+                    "or a TinyDB file")) from None
         return data
     if isinstance(data, list):
         return data
@@ -336,42 +335,3 @@ def load_counts(path, tz=timezone.utc, table=None) -> list[dict]:
     out = [check_count(r, (str(path), f"[{i}]"), tz) for i, r in enumerate(recs)
            if not (isinstance(r, dict) and "day" in r)]
     return out + counts_from_timeclock(daily, tz)
-
-
-def from_data_dir(data_dir, tz=timezone.utc, since: date | None = None, until: date | None = None,
-                  billable=("answered", "transferred")) -> dict:
-    """Everything the reports need from the daemon's data folder, read-only:
-    the telephony's ``calls.jsonl``, the time clock's day journals and its
-    counts of purged days, the customers' store and the schedule's log (which
-    names the customer of each wake-up and reminder call)."""
-    d = Path(data_dir)
-    if not d.is_dir():
-        raise ConfigError(d, "", None, None, message=f"{d}: no such folder; give the daemon's "
-                          "data folder (its --data-dir, $SWITCHBOARD_DATA or ./var)")
-    out = {"customers": [], "calls": [], "stamps": [], "counts": []}
-    raw_calls = read_json_records(d / "calls.jsonl") if (d / "calls.jsonl").exists() else []
-    if (d / "schedule.json").exists():
-        from firmware.schedule.scheduler import billing_records
-        log = json.loads((d / "schedule.json").read_text(encoding="utf-8")).get("log", [])
-        raw_calls = billing_records(log, raw_calls)
-    out["calls"] = [call_from(r, (str(d / "calls.jsonl"), f"[{i}]"), tz) for i, r in enumerate(raw_calls)]
-    from firmware.records.retention import load_counts, monthly_summaries
-    out["counts"] += monthly_summaries(load_counts(d), billable, tz)
-    if (d / "customers.jsonl").exists():
-        from firmware.timeclock.customers import Customers
-        store = Customers(d, readonly=True)
-        try:
-            out["customers"] = [check_customer(c, (str(store.path), f"customers.{c.get('id')}"))
-                                for c in store.all()]
-        finally:
-            store.db.close()
-    if (d / "slips").is_dir():
-        from firmware.timeclock.clock import TimeClock
-        tc = TimeClock(d, readonly=True)
-        try:
-            out["stamps"] = [stamp_from(s, (str(d / "slips"), f"slip {s.get('slip')}"), tz)
-                             for s in tc.stamps(since, until)]
-            out["counts"] += counts_from_timeclock([dict(x) for x in tc.meta.table("counts").all()], tz)
-        finally:
-            tc.meta.close()
-    return out

@@ -14,13 +14,15 @@ slips.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 from firmware.records.recordset import call_from
-from firmware.schedule.scheduler import write_atomically
+from firmware.records.files import atomic_write_json
 
 COUNTS_FILE = "call-counts.json"
+log = logging.getLogger("switchboard.retention")
 
 
 def _owner(customers, line, day):
@@ -69,7 +71,7 @@ def purge(records, data_dir, today: date, customers=(), retention_days: int = 30
     counts = {(d["day"], d["customer"]): d for d in load_counts(data_dir)}
     counts.update(day_counts(old, customers))          # set per day: a re-run changes nothing
     path = Path(data_dir) / COUNTS_FILE
-    write_atomically(path, sorted(counts.values(), key=lambda d: (d["day"], d["customer"])))
+    atomic_write_json(path, sorted(counts.values(), key=lambda d: (d["day"], d["customer"])))
     removed = records.remove_before(cutoff)
     return {"purged": len(removed), "cutoff": cutoff}
 
@@ -119,25 +121,26 @@ class CallRetentionAdapter:
 
     def run_once(self) -> dict:
         try:
-            records = self.records() if callable(self.records) else self.records
-            if records is None:
-                return {}
-            self.last = purge(records, self.data_dir, self.clock().date(), self._customers(),
+            self.last = purge(self.records, self.data_dir, self.clock().date(), self._customers(),
                               self.retention_days)
             self.error = None
         except (OSError, ValueError) as e:
             self.error = f"{type(e).__name__}: {e}"
+            log.error("call retention: %s", self.error)
         return self.last
 
-    def start(self, daemon):
+    def commands(self) -> list:
+        return []
+
+    def start(self, ctx):
         import asyncio
 
         async def loop():
             while True:
                 await asyncio.get_running_loop().run_in_executor(None, self.run_once)
                 await asyncio.sleep(self.every_s)
-        if getattr(daemon, "loop", None) is not None:
-            self._task = daemon.loop.create_task(loop())
+        if ctx.loop is not None:
+            self._task = ctx.loop.create_task(loop())
 
     def handle(self, command):
         pass

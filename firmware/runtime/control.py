@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import stat
 import struct
 from pathlib import Path
 
-from firmware.errors import ControlError, SwitchboardError
+from firmware.errors import SwitchboardError
 
+log = logging.getLogger("switchboard.control")
 MAX_LINE = 64 * 1024
 
 
@@ -84,6 +86,11 @@ async def serve(daemon, path: Path) -> asyncio.AbstractServer:
     return server
 
 
+def _short(v, limit=120) -> str:
+    text = v if isinstance(v, str) else repr(v)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 async def _send(writer, obj):
     writer.write((json.dumps(obj, default=str) + "\n").encode())
     await writer.drain()
@@ -111,39 +118,36 @@ async def _client(daemon, reader, writer):
                 args = req.get("args") or {}
                 if not isinstance(args, dict):
                     raise ValueError
-            except ValueError:
+            except (ValueError, RecursionError):   # RecursionError: JSON nested too deep
                 await _send(writer, {"ok": False, "error": 'expected one JSON object a line: '
                                      '{"cmd": "status", "args": {}}'})
                 continue
-            cmd = req["cmd"]
+            name = req["cmd"]
             try:
-                if cmd == "events":
-                    await _follow(daemon, writer, args)
-                elif cmd == "key-test":
-                    await _key_test(daemon, writer, args)
-                elif cmd == "lamp-test" and args.get("follow"):
-                    await _lamp_test(daemon, writer, args)
+                cmd = daemon.commands.find(name)
+                if cmd.stream is not None and cmd.streams(args):
+                    args = daemon.commands.check(cmd, args)
+                    await cmd.stream(args, lambda obj: _send(writer, obj))
                 else:
-                    result = await daemon.request(cmd, args)
+                    result = await daemon.request(name, args)
                     await _send(writer, {"ok": True, "result": result})
-            except ControlError as e:
+            except SwitchboardError as e:    # ControlError, or a part's own (a bad schedule)
                 await _send(writer, {"ok": False, "error": str(e)})
+            except (ConnectionError, asyncio.CancelledError):
+                raise
+            except Exception as e:   # a bug: the client still gets an answer, the daemon goes on
+                log.error("control: %s %s: %s: %s", _short(name), _short(args),
+                          type(e).__name__, e, exc_info=log.isEnabledFor(logging.DEBUG))
+                await _send(writer, {"ok": False, "error": (
+                    f"{_short(name)}: could not be carried out ({type(e).__name__}: "
+                    f"{_short(str(e))}); the daemon carries on")})
     except (ConnectionError, BrokenPipeError):
         pass
     finally:
         writer.close()
 
 
-def _limits(args):
-    seconds = args.get("seconds")
-    count = args.get("count")
-    for name, v in (("seconds", seconds), ("count", count)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
-            raise ControlError(f"{name} = {v!r}: expected a positive number")
-    return seconds, count
-
-
-async def _stream(daemon, writer, seconds, count, want=lambda ev: True, stop=lambda ev: False):
+async def _stream(daemon, send, seconds, count, want=lambda ev: True, stop=lambda ev: False):
     q = daemon.subscribe()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds if seconds else None
@@ -158,42 +162,42 @@ async def _stream(daemon, writer, seconds, count, want=lambda ev: True, stop=lam
             except asyncio.TimeoutError:
                 break
             if want(ev):
-                await _send(writer, {"event": ev})
+                await send({"event": ev})
                 sent += 1
             if stop(ev):
                 break
     finally:
         daemon.unsubscribe(q)
-    await _send(writer, {"ok": True, "done": True, "count": sent})
+    await send({"ok": True, "done": True, "count": sent})
 
 
-async def _follow(daemon, writer, args):
-    seconds, count = _limits(args)
-    await _send(writer, {"ok": True, "following": daemon.board.name})
-    await _stream(daemon, writer, seconds, count)
+# -- the following commands' streams (registered with their commands by the daemon) ----
+async def events_stream(daemon, args, send):
+    """``events``: every event on the board until ``seconds`` or ``count``."""
+    await send({"ok": True, "following": daemon.board.name})
+    await _stream(daemon, send, args.get("seconds"), args.get("count"))
 
 
-async def _key_test(daemon, writer, args):
-    """Report each key as a technician presses it; the keys do nothing else meanwhile."""
-    seconds, count = _limits(args)
+async def key_test_stream(daemon, args, send):
+    """``key-test``: report each key as a technician presses it; the keys do nothing else meanwhile."""
     await daemon.request("key-test", {"on": True})
     try:
-        await _send(writer, {"ok": True, "key_test": True,
-                             "keys": list(daemon.board.keys)})
-        await _stream(daemon, writer, seconds, count, want=lambda ev: ev["type"] == "key")
+        await send({"ok": True, "key_test": True, "keys": list(daemon.board.keys)})
+        await _stream(daemon, send, args.get("seconds"), args.get("count"),
+                      want=lambda ev: ev["type"] == "key")
     finally:
         await daemon.request("key-test", {"on": False})
 
 
-async def _lamp_test(daemon, writer, args):
+async def lamp_test_stream(daemon, args, send):
+    """``lamp-test`` with ``follow``: each lamp as it is lit."""
     result = await daemon.request("lamp-test", args)
-    await _send(writer, {"ok": True, "result": result})
+    await send({"ok": True, "result": result})
     order = result["lamps"]
     loop = asyncio.get_running_loop()
     start = loop.time()
     for i, lamp in enumerate(order):
         await asyncio.sleep(max(0.0, start + i * result["step_s"] - loop.time()))
-        await _send(writer, {"event": {"type": "lamp-test", "lamp": lamp,
-                                       "index": i + 1, "of": len(order)}})
+        await send({"event": {"type": "lamp-test", "lamp": lamp, "index": i + 1, "of": len(order)}})
     await asyncio.sleep(result["step_s"])
-    await _send(writer, {"ok": True, "done": True, "count": len(order)})
+    await send({"ok": True, "done": True, "count": len(order)})

@@ -8,27 +8,26 @@ to whoever follows the board (the diagnostic tool, the view).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import enum
-import os
-import signal
+import functools
+import logging
 import sys
 import time
 from pathlib import Path
 
-from firmware.runtime import control
-
-from firmware.runtime import paths
-
-from firmware.timeclock import adapter as timeclock_adapter
-from firmware.config.board import find_board, load_board
-from firmware.errors import ConfigError, ControlError, SwitchboardError
+from firmware.core.state import (BoardState, BusyOut, CustomerAnswered, CustomerHungUp,
+                                 DialNumber, Fault, KeyChanged, KeyReport, KeyTest, LampCadence, LampTest,
+                                 LineChanged, LineCleared, LineRinging, Notice, SetLamp,
+                                 SwitchChanged)
+from firmware.errors import ControlError
 from firmware.panel.gpio import Panel
-from firmware.core.state import (BoardState, BusyOut, CustomerAnswered, CustomerHungUp, DialNumber, KeyChanged,
-                    KeyTest, LampCadence, LampTest, LineChanged, LineCleared, LineRinging,
-                    Notice, SetLamp, SwitchChanged, KeyReport)
+from firmware.runtime import control
+from firmware.runtime.adapter import Adapter, Context
+from firmware.runtime.commands import KEY, LINE, Arg, Command, Commands
+
+log = logging.getLogger("switchboard")
 
 
 def event_dict(cmd) -> dict:
@@ -54,32 +53,41 @@ def event_dict(cmd) -> dict:
 class Daemon:
     """The board's state, its panel, its adapters and its followers, on one loop."""
 
-    def __init__(self, board, panel: Panel, *, sim=None, clock=time.monotonic):
+    def __init__(self, board, panel: Panel, *, sim=None, clock=time.monotonic,
+                 data_dir: Path | None = None):
         self.board = board
         self.panel = panel
         self.sim = sim
         self.clock = clock
+        self.data_dir = data_dir
         self.state = BoardState(board, clock(), keys_down=panel.keys_down())
-        self.adapters = []
-        self.commands = {}
+        self.adapters: list[Adapter] = []
+        self.commands = Commands(board)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._followers: set[asyncio.Queue] = set()
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self.started_at = time.time()
         self.lamp_changes = 0
-        for name in ("status", "press", "release", "tap", "ring", "hangup",
-                     "customer-answer", "customer-hangup", "busy", "lamp-test", "key-test",
-                     "callback"):
-            self.commands[name] = getattr(self, "_cmd_" + name.replace("-", "_"))
+        for cmd in self._builtin_commands():
+            self.commands.add(cmd)
 
     # -- wiring ------------------------------------------------------------
-    def add_adapter(self, adapter):
+    def add_adapter(self, adapter: Adapter):
+        """An adapter (``firmware.runtime.adapter``): its commands now, its start with the loop."""
         self.adapters.append(adapter)
+        for cmd in adapter.commands():
+            self.commands.add(cmd)
 
-    def add_command(self, name, handler):
-        """A control-socket command: ``async handler(args: dict) -> dict``."""
-        self.commands[name] = handler
+    def add_command(self, command: Command):
+        """A control-socket command that belongs to no adapter (``firmware.runtime.commands``)."""
+        self.commands.add(command)
+
+    def context(self, adapter) -> Context:
+        """What ``adapter`` is given when the loop starts."""
+        return Context(board=self.board, data_dir=self.data_dir, post=self.post,
+                       clock=self.clock, loop=self.loop, state=self.state,
+                       log=logging.getLogger(f"switchboard.{adapter.name}"))
 
     def post(self, event):
         """Hand an event to the board's state; safe from any thread."""
@@ -108,8 +116,8 @@ class Daemon:
                 try:
                     adapter.handle(cmd)
                 except Exception as e:      # one broken adapter must not stop the board
-                    print(f"switchboard: {adapter.name}: {type(e).__name__}: {e}",
-                          file=sys.stderr)
+                    log.error("%s: %s: %s", adapter.name, type(e).__name__, e)
+                    log.debug("%s: handling %r", adapter.name, cmd, exc_info=True)
 
     def subscribe(self) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue()
@@ -134,11 +142,8 @@ class Daemon:
         return snap
 
     async def request(self, name: str, args: dict) -> dict:
-        handler = self.commands.get(name)
-        if handler is None:
-            raise ControlError(f"unknown command {name!r}; commands: "
-                               + ", ".join(sorted(self.commands)))
-        return await handler(args or {})
+        """Run a control command (checked against its declared arguments)."""
+        return await self.commands.run(name, args or {})
 
     # -- the loop ----------------------------------------------------------
     async def run(self, ready=None):
@@ -146,9 +151,11 @@ class Daemon:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._apply(self.state.start(self.clock()))
-        self.panel.start(lambda name, down: self.post(KeyChanged(name, down)))
+        # Chain faults (a wrong marker, a bad loop-back) light the fault lamp.
+        self.panel.start(lambda name, down: self.post(KeyChanged(name, down)),
+                         lambda source, message: self.post(Fault(source, message)))
         for adapter in self.adapters:
-            adapter.start(self)
+            adapter.start(self.context(adapter))
         if ready is not None:
             await ready()
         try:
@@ -169,7 +176,7 @@ class Daemon:
                 try:
                     adapter.stop()
                 except Exception as e:
-                    print(f"switchboard: stopping {adapter.name}: {e}", file=sys.stderr)
+                    log.error("stopping %s: %s", adapter.name, e)
             for lamp in self.board.lamps:
                 self.panel.set_lamp(lamp, False)
             self.panel.flush()
@@ -180,103 +187,114 @@ class Daemon:
             self._wake.set()
 
     # -- built-in commands -------------------------------------------------
+    def _builtin_commands(self) -> list[Command]:
+        line = Arg("line", LINE, required=True)
+        key = Arg("key", KEY, required=True)
+        follow = (Arg("seconds", float, min=0.001, expected="a positive number"),
+                  Arg("count", int, min=1, expected="a positive number"))
+        return [
+            Command("status", self._cmd_status, help="the whole board"),
+            Command("press", self._cmd_press, (key,), "a key goes down (simulated board)"),
+            Command("release", self._cmd_release, (key,), "a key comes up (simulated board)"),
+            Command("tap", self._cmd_tap, (key,), "press and release (simulated board)"),
+            Command("ring", self._cmd_ring, (line, Arg("caller")),
+                    "a call comes in on a line (simulated board)"),
+            Command("hangup", self._cmd_hangup, (line,), "the caller hangs up (simulated board)"),
+            Command("customer-answer", self._cmd_customer_answer, (line,),
+                    "the customer answers their own phone (simulated board)"),
+            Command("customer-hangup", self._cmd_customer_hangup, (line,),
+                    "the customer hangs up (simulated board)"),
+            Command("busy", self._cmd_busy, (line, Arg("on", bool, default=True)),
+                    "busy a line out, or back in"),
+            Command("lamp-test", self._cmd_lamp_test,
+                    (Arg("step_s", float, default=0.25, min=0.01, max=10,
+                         expected="0.01 to 10 seconds"), Arg("follow", bool)),
+                    "light every lamp in turn",
+                    stream=functools.partial(control.lamp_test_stream, self),
+                    streams=lambda args: bool(args.get("follow"))),
+            Command("key-test", self._cmd_key_test, (Arg("on", bool, default=True), *follow),
+                    "report each key as it is pressed; the keys do nothing else meanwhile",
+                    stream=functools.partial(control.key_test_stream, self)),
+            Command("events", self._cmd_events, follow, "follow the board live",
+                    stream=functools.partial(control.events_stream, self)),
+            Command("callback", self._cmd_callback,
+                    (line, Arg("contact", default="emergency",
+                               choices=("emergency", "on_call", "alternate"),
+                               expected="emergency, on_call or alternate"),
+                     Arg("index", int, default=0, min=0), Arg("position", int)),
+                    "dial a number from the line's customer card on a seized office line"),
+        ]
+
     def _need_sim(self, what):
         if self.sim is None:
             raise ControlError(f"{what} works on the simulated board only; on a real board "
                                "press the key itself")
 
-    def _line(self, args) -> str:
-        line = str(args.get("line", ""))
-        if line not in self.board.line_by_number:
-            raise ControlError(f"no line {line!r} on the {self.board.name} board; lines: "
-                               + ", ".join(ln.number for ln in self.board.lines))
-        return line
-
-    def _key(self, args) -> str:
-        key = str(args.get("key", ""))
-        if key not in self.board.keys:
-            raise ControlError(f"no key {key!r} on the {self.board.name} board; keys are named "
-                               "as in the board file: line-201, p1-hold, p1-release, p1-stamp, "
-                               "p1-dial-5, p1-dial-star, secrecy, split")
-        return key
-
     async def _settle(self):
-        # Chained keys are read by the scanner: wait a scan or two for the edge.
+        # Chained keys are read by the scanner and taken when two scans agree: wait
+        # for three more scans (one may have begun before the edge), at most 2 s.
         if any(c.type == "74HC165" for c in self.board.chains.values()):
-            await asyncio.sleep(2.5 * self.board.scan_ms / 1000.0)
-        else:
-            await asyncio.sleep(0)
+            target = self.panel.scans + 3
+            deadline = time.monotonic() + 2.0
+            while self.panel.scans < target and time.monotonic() < deadline:
+                await asyncio.sleep(self.board.scan_ms / 1000.0)
+        await asyncio.sleep(0)                   # the key's event, posted by the scan
 
     async def _cmd_status(self, args):
         return self.snapshot()
 
+    async def _cmd_events(self, args):
+        raise ControlError("events: follows the board on the control socket only "
+                           "(switchboard-diag events)")
+
     async def _cmd_press(self, args):
         self._need_sim("press")
-        key = self._key(args)
-        self.sim.press(key)
+        self.sim.press(args["key"])
         await self._settle()
-        return {"key": key, "down": True}
+        return {"key": args["key"], "down": True}
 
     async def _cmd_release(self, args):
         self._need_sim("release")
-        key = self._key(args)
-        self.sim.release(key)
+        self.sim.release(args["key"])
         await self._settle()
-        return {"key": key, "down": False}
+        return {"key": args["key"], "down": False}
 
     async def _cmd_tap(self, args):
         await self._cmd_press(args)
         await asyncio.sleep(self.board.debounce_ms / 1000.0 + 0.01)
         return await self._cmd_release(args)
 
+    def _line_event(self, what, event):
+        self._need_sim(what)
+        self.handle(event)
+        return {"line": event.line, "state": self.state.lines[event.line].state.value}
+
     async def _cmd_ring(self, args):
-        self._need_sim("ring")
-        line = self._line(args)
-        self.handle(LineRinging(line, args.get("caller")))
-        return {"line": line, "state": self.state.lines[line].state.value}
+        return self._line_event("ring", LineRinging(args["line"], args.get("caller")))
 
     async def _cmd_hangup(self, args):
-        self._need_sim("hangup")
-        line = self._line(args)
-        self.handle(LineCleared(line, "caller hung up"))
-        return {"line": line, "state": self.state.lines[line].state.value}
+        return self._line_event("hangup", LineCleared(args["line"], "caller hung up"))
 
     async def _cmd_customer_answer(self, args):
-        self._need_sim("customer-answer")
-        line = self._line(args)
-        self.handle(CustomerAnswered(line))
-        return {"line": line, "state": self.state.lines[line].state.value}
+        return self._line_event("customer-answer", CustomerAnswered(args["line"]))
 
     async def _cmd_customer_hangup(self, args):
-        self._need_sim("customer-hangup")
-        line = self._line(args)
-        self.handle(CustomerHungUp(line))
-        return {"line": line, "state": self.state.lines[line].state.value}
+        return self._line_event("customer-hangup", CustomerHungUp(args["line"]))
 
     async def _cmd_busy(self, args):
-        line = self._line(args)
-        on = args.get("on", True)
-        if not isinstance(on, bool):
-            raise ControlError(f"busy: on = {on!r}: expected true or false")
-        self.handle(BusyOut(line, on))
+        line = args["line"]
+        self.handle(BusyOut(line, args["on"]))
         return {"line": line, "state": self.state.lines[line].state.value}
 
     async def _cmd_lamp_test(self, args):
-        step = args.get("step_s", 0.25)
-        if not isinstance(step, (int, float)) or not 0.01 <= step <= 10:
-            raise ControlError(f"lamp-test: step_s = {step!r}: expected 0.01 to 10 seconds")
-        self.handle(LampTest(float(step)))
+        step = args["step_s"]
+        self.handle(LampTest(step))
         return {"lamps": list(self.board.lamps), "step_s": step,
                 "seconds": round(step * len(self.board.lamps), 2)}
 
     async def _cmd_callback(self, args):
         """Call a customer back: dial a number from their card on a seized office line."""
-        line = self._line(args)
-        which = args.get("contact", "emergency")
-        if which not in ("emergency", "on_call", "alternate"):
-            raise ControlError(f"callback: contact = {which!r}: expected emergency, on_call "
-                               "or alternate")
-        index = args.get("index", 0)
+        line, which, index = args["line"], args["contact"], args["index"]
         position = args.get("position", self.state.serving_position(line))
         if position not in self.state.positions:
             raise ControlError(f"callback: position = {position!r}: expected one of "
@@ -285,7 +303,7 @@ class Daemon:
             raise ControlError("callback: no customer records on this board (time clock off)")
         card = (await self.request("card", {"line": line})).get("card") or {}
         numbers = card.get(which) or []
-        if not isinstance(index, int) or not 0 <= index < len(numbers):
+        if not 0 <= index < len(numbers):
             raise ControlError(f"callback: line {line}'s card has {len(numbers)} {which} "
                                f"number(s); index = {index!r}")
         contact = numbers[index]
@@ -301,139 +319,14 @@ class Daemon:
                 "on_line": self.state.positions[position].line}
 
     async def _cmd_key_test(self, args):
-        on = args.get("on", True)
-        if not isinstance(on, bool):
-            raise ControlError(f"key-test: on = {on!r}: expected true or false")
-        self.handle(KeyTest(on))
-        return {"key_test": on}
-
-
-def choose_panel(board, want_sim: bool, pin_factory: str | None):
-    """Return (panel, sim, message): the real pins when there are some, else the simulator."""
-    from firmware.panel.sim import SimBoard
-    if not want_sim:
-        from gpiozero import Device
-        try:
-            if pin_factory:
-                os.environ["GPIOZERO_PIN_FACTORY"] = pin_factory
-            factory = Device._default_pin_factory()
-        except Exception as e:   # gpiozero raises BadPinFactory, ImportError, ...
-            msg = (f"no GPIO on this machine ({type(e).__name__}: {e}); running the "
-                   "simulated board instead (pass --sim to choose it)")
-        else:
-            return Panel(board, pin_factory=factory), None, None
-    else:
-        msg = None
-    sim = SimBoard(board)
-    return Panel(board, pin_factory=sim.factory), sim, msg
-
-
-def parse_args(argv=None):
-    ap = argparse.ArgumentParser(
-        prog="switchboard",
-        description="Run an answering-service switchboard: keys and lamps on GPIO, "
-                    "a control socket for switchboard-diag, and the board's view.")
-    ap.add_argument("--board", default=os.environ.get("SWITCHBOARD_BOARD", "desk"),
-                    help="board file, or a shipped board's name (desk, tas100); default desk")
-    ap.add_argument("--sim", action="store_true",
-                    help="run the simulated board (gpiozero MockFactory) instead of real pins")
-    ap.add_argument("--pin-factory", default=None,
-                    help="gpiozero pin factory (lgpio, rpigpio, pigpio, native); "
-                         "default: GPIOZERO_PIN_FACTORY or gpiozero's choice")
-    ap.add_argument("--socket", default=None, help="control socket path (default: "
-                    "$SWITCHBOARD_SOCKET, /run/switchboard/control.sock or a per-user one)")
-    ap.add_argument("--web-allow-host", action="append", default=[], metavar="NAME",
-                    help="another name the view may be reached by (e.g. the Pi's LAN DNS "
-                         "name); repeatable")
-    ap.add_argument("--web-host", default="127.0.0.1",
-                    help="address the board's view listens on (default 127.0.0.1)")
-    ap.add_argument("--web-port", type=int, default=8557,
-                    help="port of the board's view (0 picks a free one; default 8557)")
-    ap.add_argument("--no-web", action="store_true", help="do not serve the board's view")
-    ap.add_argument("--site", default=os.environ.get("SWITCHBOARD_SITE"),
-                    help="site file (trunks, numbers, headsets): starts the telephony, e.g. "
-                         "boards/desk.site.toml; without it calls are only simulated")
-    ap.add_argument("--sip-port", type=int, default=None,
-                    help="override the site file's front port (0 picks a free one)")
-    ap.add_argument("--data-dir", default=None,
-                    help="where records are kept (default: $SWITCHBOARD_DATA or ./var)")
-    timeclock_adapter.add_arguments(ap)
-    return ap.parse_args(argv)
-
-
-async def _amain(args) -> int:
-    board = load_board(find_board(args.board))
-    panel, sim, msg = choose_panel(board, args.sim, args.pin_factory)
-    if msg:
-        print(f"switchboard: {msg}", file=sys.stderr)
-    daemon = Daemon(board, panel, sim=sim)
-    # Absolute: helpers such as Kamailio run in a directory of their own.
-    daemon.data_dir = Path(args.data_dir or os.environ.get("SWITCHBOARD_DATA", "var")).resolve()
-    daemon.args = args
-    daemon.add_adapter(timeclock_adapter.from_args(args, daemon.data_dir))
-    if args.site:
-        from firmware.config.site import load_site
-        try:
-            from firmware.telephony.adapter import TelephonyAdapter
-        except ImportError as e:
-            raise SwitchboardError(
-                f"--site needs PJSUA2 for the telephony ({e}): pip install pjsua2-python on "
-                "x86_64, or build pjproject's Python binding on a Pi (README, \"On a Raspberry "
-                "Pi: building pjproject\"); or start without --site") from None
-        telephony = TelephonyAdapter(board, load_site(args.site, board), port=args.sip_port)
-        daemon.add_adapter(telephony)
-        telephony.register_commands(daemon)
-        # Call records older than 30 days go; their counts stay for billing.
-        from firmware.records.retention import CallRetentionAdapter
-        daemon.add_adapter(CallRetentionAdapter(lambda: telephony.records, daemon.data_dir))
-    # Wake-up and reminder calls: the schedule is kept in the data directory.
-    from firmware.records.recordset import zone
-    from firmware.schedule.scheduler import ScheduleAdapter, clock_from_env
-    daemon.add_adapter(ScheduleAdapter(daemon.data_dir / "schedule.json",
-                                       zone(os.environ.get("SWITCHBOARD_TZ"), "SWITCHBOARD_TZ", ""),
-                                       clock=clock_from_env()))
-    from firmware.records import figures
-    figures.add_command(daemon, zone(os.environ.get("SWITCHBOARD_TZ"), "SWITCHBOARD_TZ", ""))
-    sock_path = Path(args.socket) if args.socket else paths.control_socket()
-    web_runner = None
-    server = None
-
-    async def ready():
-        nonlocal server, web_runner
-        server = await control.serve(daemon, sock_path)
-        url = None
-        if not args.no_web:
-            from firmware.runtime import web
-            web_runner, url = await web.start_web(daemon, args.web_host, args.web_port,
-                                                  allowed_hosts=tuple(args.web_allow_host))
-        kind = "simulated" if sim is not None else "GPIO"
-        print(f"switchboard: ready: board {board.name} ({kind}), control socket {sock_path}"
-              + (f", view {url}" if url else ""), flush=True)
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, daemon.stop)
-    try:
-        await daemon.run(ready)
-    finally:
-        if server is not None:
-            server.close()
-            control.remove_socket(sock_path)
-        if web_runner is not None:
-            await web_runner.cleanup()
-        panel.close()
-    return 0
+        self.handle(KeyTest(args["on"]))
+        return {"key_test": args["on"]}
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return asyncio.run(_amain(args))
-    except (ConfigError, SwitchboardError, OSError) as e:
-        print(f"switchboard: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
+    """The ``switchboard`` command (``python -m firmware.runtime.daemon``): see ``firmware.app``."""
+    from firmware.app import main as app_main
+    return app_main(argv)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ REQUEST_HEADER = "X-Switchboard-Request"
 TOKEN_HEADER = "X-Switchboard-Token"
 KEEPALIVE_S = 15.0
 LAMP_TEST_POLL_S = 0.2
+MAX_EVENT_STREAMS = 32    # open views (event streams) at once: a kiosk and a few browsers
 
 _ASSETS = {
     "/": ("index.html", "text/html"),
@@ -150,6 +151,7 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         token = secrets.token_urlsafe(18)
     guard = _Guard(host, token, allowed_hosts)
     streams: set[asyncio.Task] = set()
+    hub = _EventHub(daemon)
 
     @web.middleware
     async def check_caller(request: web.Request, handler):
@@ -183,61 +185,49 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         return web.json_response(daemon.snapshot(), headers=_SECURITY_HEADERS,
                                  dumps=_dumps)
 
-    clock = getattr(daemon, "clock", None)
-
     async def read_clock(request: web.Request):
         # Tiny and quick, so the page can time the round trip and set its
         # interrupter by the daemon's clock.
-        now = clock() if clock is not None else daemon.snapshot()["now"]
+        now = daemon.clock()
         return web.json_response({"now": now}, headers=_SECURITY_HEADERS)
 
     async def events(request: web.Request):
+        if len(hub.clients) >= MAX_EVENT_STREAMS:
+            return _error(503, f"/api/events: {MAX_EVENT_STREAMS} views are already open, "
+                               "the most this board serves; close one and reload")
         resp = web.StreamResponse(headers={
             **_SECURITY_HEADERS,
             "Content-Type": "text/event-stream",
             "X-Accel-Buffering": "no",
         })
-        queue = daemon.subscribe()
+        queue = hub.add()
         task = asyncio.current_task()
         streams.add(task)
         try:
             await resp.prepare(request)
-            # The snapshot comes after subscribing, so nothing falls in between.
+            # The snapshot comes after joining the hub, so nothing falls in between.
             # Reconnect a second after losing the daemon (a restart), then read it all again.
             await resp.write(b"retry: 1000\n\n" + _sse(daemon.snapshot(), "snapshot"))
-            loop = asyncio.get_running_loop()
-            quiet_since = loop.time()
-            testing = _lamp_test_running(daemon)
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), LAMP_TEST_POLL_S)
+                    data = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                 except asyncio.TimeoutError:
-                    # A lamp test lights lamps without any event: tell the page
-                    # when one starts, so it reads the lamps' levels meanwhile.
-                    now_testing = _lamp_test_running(daemon)
-                    if now_testing != testing:
-                        testing = now_testing
-                        await resp.write(_sse({"type": "lamp-test", "on": testing}))
-                    elif loop.time() - quiet_since > KEEPALIVE_S:
-                        await resp.write(b": keepalive\n\n")   # also finds gone clients
-                    else:
-                        continue
-                    quiet_since = loop.time()
-                    continue
-                await resp.write(_sse(event))
-                quiet_since = loop.time()
+                    data = b": keepalive\n\n"      # also finds gone clients
+                if data is None:                   # fell too far behind: the page reconnects
+                    break
+                await resp.write(data)
         except (ConnectionError, asyncio.CancelledError):
             pass    # the page went away, or the daemon is stopping: end the stream
         finally:
             streams.discard(task)
-            daemon.unsubscribe(queue)
+            hub.remove(queue)
         return resp
 
     def action(name: str, fields: tuple[str, ...], optional: tuple[str, ...] = ()):
         async def handler(request: web.Request):
             try:
                 args = await request.json()
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 return _error(400, f"{request.path}: the body must be JSON, e.g. "
                                    + json.dumps({f: "..." for f in fields}))
             if not isinstance(args, dict):
@@ -270,6 +260,7 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
         return web.json_response(result, headers=_SECURITY_HEADERS, dumps=_dumps)
 
     async def on_shutdown(app):
+        hub.stop()
         for task in list(streams):
             task.cancel()
 
@@ -299,8 +290,73 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
     return runner, runner.url
 
 
+class _EventHub:
+    """One reader of the daemon's events for every open view.
+
+    Each event is encoded once and the same bytes are queued to every stream,
+    and one timer (not one per view) watches for a lamp test starting or
+    ending. A view that falls ``MAX_BEHIND`` events behind is closed (its page
+    reconnects and reads the whole board again) rather than held in memory.
+    """
+
+    MAX_BEHIND = 2000
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self.clients: set[asyncio.Queue] = set()
+        self.source: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
+        self.testing = _lamp_test_running(daemon)
+
+    def add(self) -> asyncio.Queue:
+        if self.source is None:
+            self.source = self.daemon.subscribe()
+            self.task = asyncio.get_running_loop().create_task(self._pump())
+        else:
+            self._fan_out_pending()     # what came before this view joined is not its news
+        q: asyncio.Queue = asyncio.Queue()
+        self.clients.add(q)
+        return q
+
+    def remove(self, q):
+        self.clients.discard(q)
+
+    def stop(self):
+        if self.task is not None:
+            self.task.cancel()
+        if self.source is not None:
+            self.daemon.unsubscribe(self.source)
+        self.source = self.task = None
+
+    def _send(self, data: bytes):
+        for q in list(self.clients):
+            if q.qsize() >= self.MAX_BEHIND:
+                self.clients.discard(q)
+                q.put_nowait(None)
+            else:
+                q.put_nowait(data)
+
+    def _fan_out_pending(self):
+        while self.source is not None and not self.source.empty():
+            self._send(_sse(self.source.get_nowait()))
+
+    async def _pump(self):
+        while True:
+            try:
+                event = await asyncio.wait_for(self.source.get(), LAMP_TEST_POLL_S)
+            except asyncio.TimeoutError:
+                # A lamp test lights lamps without any event: tell the pages when
+                # one starts, so they read the lamps' levels meanwhile.
+                now_testing = _lamp_test_running(self.daemon)
+                if now_testing != self.testing:
+                    self.testing = now_testing
+                    self._send(_sse({"type": "lamp-test", "on": now_testing}))
+                continue
+            self._send(_sse(event))
+
+
 def _lamp_test_running(daemon) -> bool:
-    return getattr(getattr(daemon, "state", None), "lamp_test", None) is not None
+    return daemon.state.lamp_test is not None
 
 
 def _dumps(obj) -> str:

@@ -25,15 +25,16 @@ always either handled or reported.
 from __future__ import annotations
 
 import json
-import os
 import re
-import time as _time
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
-from firmware.errors import ConfigError, SwitchboardError
-from firmware.core.state import Fault, PlacedCallOutcome, ScheduledCallCleared, ScheduledCallDue
+from firmware.errors import ConfigError, ControlError, SwitchboardError
+from firmware.records.files import atomic_write_json
+from firmware.core.state import PlacedCallOutcome, ScheduledCallCleared, ScheduledCallDue
+from firmware.runtime.adapter import Context
+from firmware.runtime.commands import Arg, Command
 
 REPEATS = ("once", "daily", "weekdays")
 MODES = ("auto", "operator")
@@ -121,25 +122,6 @@ def occurrences(sched: dict, after: datetime, upto: datetime, tz) -> list[dateti
     return out
 
 
-# -- durable state ----------------------------------------------------------------
-def write_atomically(path: Path, data: dict) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    blob = json.dumps(data, indent=1, sort_keys=True).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, blob)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 @dataclass
 class _Occ:
     id: str
@@ -191,7 +173,7 @@ class Scheduler:
         except json.JSONDecodeError as e:
             raise ConfigError(self.path, "", None, None, message=(
                 f"{self.path}: not valid JSON ({e.msg} at line {e.lineno}); it is only ever replaced "
-                "whole, so this is damage: restore it from a backup"))
+                "whole, so this is damage: restore it from a backup")) from None
         self.checked_until = datetime.fromisoformat(data["checked_until"]) if data.get("checked_until") else None
         for i, s in enumerate(data.get("schedules", [])):
             s = check_schedule(s, (str(self.path), f"schedules[{i}]"))
@@ -206,7 +188,7 @@ class Scheduler:
         ``strict`` (a change someone asked for) it is an error they see."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(self.path, {
+            atomic_write_json(self.path, {
                 "version": 1, "checked_until": self.checked_until.isoformat(),
                 "schedules": list(self.schedules.values()),
                 "open": [o.to_json() for o in self.open.values()], "log": self.log})
@@ -443,36 +425,48 @@ class ScheduleAdapter:
 
     name = "schedule"
 
-    def __init__(self, path, tz=timezone.utc, clock=None, period_s: float = 1.0):
+    def __init__(self, path, tz=timezone.utc, clock=None, period_s: float = 1.0,
+                 can_place: bool = True):
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.period_s = period_s
-        self.daemon = None
+        self.ctx: Context | None = None
         self._task = None
         self.errors = 0
         self._faulted = False
+        self.data_dir = Path(path).parent
         try:
             self.scheduler = Scheduler(path, tz, self.clock())
             self.error = None
         except (ConfigError, OSError) as e:
             # A damaged schedule puts only the scheduled calls out of service.
             self.scheduler, self.error = None, str(e)
+        if self.scheduler is not None:
+            # Without telephony, "auto" calls become cards for the operator.
+            self.scheduler.can_place = can_place
 
-    def start(self, daemon):
-        self.daemon = daemon
-        if hasattr(daemon, "add_command"):
-            daemon.add_command("schedule-add", self._cmd_add)
-            daemon.add_command("schedule-remove", self._cmd_remove)
-            daemon.add_command("schedule-list", self._cmd_list)
-            daemon.add_command("schedule-done", self._cmd_done)
+    def commands(self) -> list[Command]:
+        return [
+            Command("schedule-add", self._cmd_add, (Arg("schedule", dict),),
+                    "add a schedule: {schedule: {...}}, or its fields themselves"),
+            Command("schedule-remove", self._cmd_remove, (Arg("id", required=True),),
+                    "remove a schedule and cancel its open calls"),
+            Command("schedule-list", self._cmd_list, (Arg("last", int, default=50, min=0),),
+                    "the schedules, open calls and the last log entries"),
+            Command("schedule-done", self._cmd_done,
+                    (Arg("occurrence", required=True), Arg("outcome", required=True),
+                     Arg("call")),
+                    "the operator placed (or gave up on) a call shown on the board"),
+        ]
+
+    def start(self, ctx: Context):
+        self.ctx = ctx
         if self.scheduler is None:
-            self._post([Fault("schedule", f"scheduled calls out of service: {self.error}")])
+            self.ctx.fault("schedule", f"scheduled calls out of service: {self.error}")
             return
-        self.scheduler.can_place = any(getattr(a, "name", "") == "telephony"
-                                       for a in getattr(daemon, "adapters", ()))
         self._post(self.scheduler.cards())                # cards shown before the restart
         self.poll()                                       # what fell due while we were down
-        if getattr(daemon, "loop", None) is not None:
-            self._task = daemon.loop.create_task(self._run())
+        if ctx.loop is not None:
+            self._task = ctx.loop.create_task(self._run())
 
     async def _run(self):
         import asyncio
@@ -491,14 +485,14 @@ class ScheduleAdapter:
         if err and not self._faulted:
             self.errors += 1
             self._faulted = True
-            self._post([Fault("schedule", err)])
+            self.ctx.fault("schedule", err)
         elif not err and self._faulted:
             self._faulted = False
-            self._post([Fault("schedule", None)])
+            self.ctx.fault("schedule", None)
 
     def _post(self, events):
         for e in events:
-            self.daemon.post(e)
+            self.ctx.post(e)
 
     def handle(self, command):
         if isinstance(command, PlacedCallOutcome) and self.scheduler is not None:
@@ -522,28 +516,28 @@ class ScheduleAdapter:
             self._task.cancel()
 
     async def _cmd_add(self, args):
-        return {"ok": True, "schedule": self._need().add(args.get("schedule") or args, self.clock())}
+        rec = args.get("schedule") or args
+        msg = rec.get("message") if isinstance(rec, dict) else None
+        if isinstance(msg, str) and msg.startswith("file:"):
+            # Over the control socket a recorded message must be a file in the data dir.
+            root = self.data_dir.resolve()
+            path = (root / msg[5:]).resolve() if msg[5:] and "\0" not in msg else root
+            if root not in path.parents:
+                raise ControlError(f"schedule-add: message = {msg[:80]!r}: expected file:<a WAV "
+                                   f"file in the data directory {root}>")
+            rec = {**rec, "message": f"file:{path}"}
+        return {"ok": True, "schedule": self._need().add(rec, self.clock())}
 
     async def _cmd_remove(self, args):
-        self._post(self._need().remove(str(args.get("id")), self.clock()))
+        self._post(self._need().remove(args["id"], self.clock()))
         return {"ok": True}
 
     async def _cmd_list(self, args):
         s = self._need()
         return {"ok": True, "schedules": list(s.schedules.values()), "open": s.status()["open"],
-                "log": s.log[-int(args.get("last", 50)):]}
+                "log": s.log[-args["last"]:]}
 
     async def _cmd_done(self, args):
-        self._post(self._need().operator_done(str(args.get("occurrence")), str(args.get("outcome")),
+        self._post(self._need().operator_done(args["occurrence"], args["outcome"],
                                               self.clock(), args.get("call")))
         return {"ok": True}
-
-
-def clock_from_env():
-    """A clock for tests run as processes: ``SWITCHBOARD_FAKE_NOW`` (ISO time)
-    plus the seconds since start-up; the real clock otherwise."""
-    fake = os.environ.get("SWITCHBOARD_FAKE_NOW")
-    if not fake:
-        return lambda: datetime.now(timezone.utc)
-    base, t0 = datetime.fromisoformat(fake), _time.monotonic()
-    return lambda: base + timedelta(seconds=_time.monotonic() - t0)

@@ -25,18 +25,22 @@ waiting?}, ``stamp`` {position, line?}, ``operator`` {position, name},
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from firmware.timeclock.customers import Customers, card as make_card
 from firmware.errors import ControlError, SwitchboardError
-from firmware.timeclock.printer import SlipPrinter, printer_config
+from firmware.timeclock.printer import SlipPrinter
 from firmware.timeclock.rack import Rack
-from firmware.core.state import (Answer, CardChanged, Fault, LineChanged, LineState, MessageWaiting,
+from firmware.core.state import (Answer, CardChanged, LineChanged, LineState, MessageWaiting,
                     StampRequest)
 from firmware.timeclock.clock import TimeClock, parse_day, system_clock
+from firmware.runtime.adapter import Context
+from firmware.runtime.commands import Arg, Command
+
+log = logging.getLogger("switchboard.timeclock")
 
 
 def _digits(number: str | None) -> str:
@@ -49,15 +53,16 @@ class TimeClockAdapter:
 
     def __init__(self, data_dir, printer: dict | None = None, clock=system_clock,
                  retention_days: int = 30, operators: dict | None = None,
-                 site_holidays=(), purge_every_s: float = 6 * 3600):
+                 site_holidays=(), purge_every_s: float = 6 * 3600, clock_verified=None):
         self.data_dir = Path(data_dir)
+        self.clock_verified = clock_verified      # () -> bool: is the clock set (clocksource)
         self.printer_cfg = printer
         self.clock = clock
         self.retention_days = retention_days
         self.operators = {int(k): v for k, v in (operators or {}).items()}
         self.site_holidays = tuple(site_holidays)
         self.purge_every_s = purge_every_s
-        self.daemon = None
+        self.ctx: Context | None = None
         self.tc = self.rack = self.customers = self.printer = None
         self.drafts: dict[int, str] = {}          # position -> message typed, not yet stamped
         self.cards: dict[int, dict] = {}          # position -> card on its screen
@@ -73,29 +78,49 @@ class TimeClockAdapter:
         self._ringing: dict[str, str | None] = {}
 
     # -- life ------------------------------------------------------------
-    def start(self, daemon) -> None:
-        self.daemon = daemon
+    def commands(self) -> list[Command]:
+        line, position = Arg("line", required=True), Arg("position", int, default=1)
+        return [
+            Command("card", self.cmd_card, (line, Arg("position", int)),
+                    "the customer's card for a line"),
+            Command("type-message", self.cmd_type_message, (position, Arg("text", required=True)),
+                    "the message typed at a position, stamped by its stamp key"),
+            Command("take-message", self.cmd_take_message,
+                    (line, Arg("text"), position, Arg("customer"),
+                     Arg("recording", Path, under=lambda: self.data_dir,
+                         expected=f"a recording's file in the data directory {self.data_dir}")),
+                    "stamp a message and put it in the rack"),
+            Command("check-in", self.cmd_check_in,
+                    (Arg("line"), Arg("customer"), Arg("caller")),
+                    "a customer checks in: the messages waiting for them"),
+            Command("read-back", self.cmd_read_back, (Arg("slip", int, required=True), position),
+                    "a message read back: out of the rack, into the dead box"),
+            Command("messages", self.cmd_messages,
+                    (Arg("customer"), Arg("line"), Arg("since"), Arg("until"), Arg("what"),
+                     Arg("search"), Arg("waiting", bool)),
+                    "stamps, searched; or the messages waiting"),
+            Command("stamp", self.cmd_stamp, (position, Arg("line")), "a plain time stamp"),
+            Command("operator", self.cmd_operator, (position, Arg("name", required=True)),
+                    "the operator's name at a position, for the answer phrase"),
+            Command("purge", self.cmd_purge, (), "drop dead-box slips past retention now"),
+        ]
+
+    def start(self, ctx: Context) -> None:
+        self.ctx = ctx
         try:
             self._pool.submit(self._open).result()
         except (SwitchboardError, OSError) as e:
             # The board must keep answering calls: the time clock alone goes out of
             # service, with the fault lamp lit and the reason in status and replies.
             self.out_of_service = str(e)
-            print(f"switchboard: timeclock: out of service: {e}", file=sys.stderr, flush=True)
-            self._post(Fault("timeclock", f"out of service: {e}"))
+            log.error("timeclock: out of service: %s", e)
+            self._fault("timeclock", f"out of service: {e}")
         self._schedule_purge()
-        for name, handler in (("card", self.cmd_card), ("type-message", self.cmd_type_message),
-                              ("take-message", self.cmd_take_message),
-                              ("check-in", self.cmd_check_in), ("read-back", self.cmd_read_back),
-                              ("messages", self.cmd_messages), ("stamp", self.cmd_stamp),
-                              ("operator", self.cmd_operator), ("purge", self.cmd_purge)):
-            if hasattr(daemon, "add_command"):
-                daemon.add_command(name, handler)
 
     def _open(self):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.tc = TimeClock(self.data_dir, clock=self.clock, retention_days=self.retention_days,
-                            lock_wait_s=5.0)
+                            lock_wait_s=5.0, clock_verified=self.clock_verified)
         self.rack = Rack(self.tc)
         self.customers = Customers(self.data_dir, readonly=True)
         self._purge()
@@ -103,12 +128,12 @@ class TimeClockAdapter:
             self._post_count(line)
         if self.printer_cfg:
             printer = SlipPrinter(self.printer_cfg, self.data_dir / "printed.json",
-                                  on_fault=lambda m: self._post(Fault("printer", m)),
+                                  on_fault=lambda m: self._fault("printer", m),
                                   names=self._name_of)
             try:
                 mark = printer.load_mark(default=self.tc.last_slip)
             except (SwitchboardError, OSError) as e:   # stamps go on; printing waits for a fix
-                self._post(Fault("printer", str(e)))
+                self._fault("printer", str(e))
                 return
             printer.start(self.tc.stamps_after(mark) if mark < self.tc.last_slip else [])
             self.printer = printer
@@ -145,11 +170,19 @@ class TimeClockAdapter:
 
     # -- helpers (worker thread) ----------------------------------------
     def _post(self, event):
-        if self.daemon is not None:
-            self.daemon.post(event)
+        if self.ctx is not None:
+            self.ctx.post(event)
+
+    def _fault(self, source, message):
+        if self.ctx is not None:
+            self.ctx.fault(source, message)
+
+    def _state(self):
+        """The board's state, when there is a board (None for the adapter on its own)."""
+        return self.ctx.state if self.ctx is not None else None
 
     def _board_lines(self):
-        state = getattr(self.daemon, "state", None)
+        state = self._state()
         if state is not None:
             return [n for n in state.lines if state.board.line(n).kind == "customer"]
         return [c["line"] for c in self.customers.all()]
@@ -166,7 +199,7 @@ class TimeClockAdapter:
         cust = self.customers.by_line(line)
         n = self.rack.count(line, cust["id"] if cust else None)
         self._counts[line] = n
-        state = getattr(self.daemon, "state", None)
+        state = self._state()
         if state is None or line in state.lines:
             self._post(MessageWaiting(line, n))
 
@@ -206,25 +239,28 @@ class TimeClockAdapter:
             self.printer.submit(stamp)
         if self.last_error:
             self.last_error = None
-            self._post(Fault("timeclock", None))
+            self._fault("timeclock", None)
         return stamp
 
     def _failed(self, err):
         self.last_error = str(err)
-        self._post(Fault("timeclock", f"cannot store stamps: {err}"))
+        self._fault("timeclock", f"cannot store stamps: {err}")
 
     def _purge(self):
         """Retention: at start, then every ``purge_every_s``; a failure lights the fault lamp."""
         self._last_purge = self.clock()
         try:
-            return self.tc.purge(keep_paths=self.rack.recordings())
+            out = self.tc.purge(keep_paths=self.rack.recordings())
+            for what in out.get("skipped", ()):
+                log.warning("timeclock: purge: left alone a bad stored record (%s)", what)
+            return out
         except (SwitchboardError, OSError) as e:
-            print(f"switchboard: timeclock: purge: {e}", file=sys.stderr, flush=True)
-            self._post(Fault("timeclock", f"purging old slips failed: {e}"))
+            log.error("timeclock: purge: %s", e)
+            self._fault("timeclock", f"purging old slips failed: {e}")
             return {"error": str(e)}
 
     def _schedule_purge(self):
-        loop = getattr(self.daemon, "loop", None)
+        loop = self.ctx.loop if self.ctx is not None else None
         if loop is not None and self.out_of_service is None:
             self._purge_timer = loop.call_later(self.purge_every_s, self._purge_due)
 
@@ -321,7 +357,7 @@ class TimeClockAdapter:
                                     self._call_of(command.line))
             fut.add_done_callback(self._log_failure)
         elif isinstance(command, LineChanged):
-            state = getattr(self.daemon, "state", None)
+            state = self._state()
             if state is None:
                 lines_at = {command.position: command.line} \
                     if command.state is LineState.OPERATOR and command.position else {}
@@ -334,14 +370,14 @@ class TimeClockAdapter:
 
     def _keep_draft(self, position, text):
         """A message whose stamp failed stays typed at its position (nothing is lost)."""
-        loop = getattr(self.daemon, "loop", None)
+        loop = self.ctx.loop if self.ctx is not None else None
         if loop is not None:
             loop.call_soon_threadsafe(self.drafts.setdefault, position, text)
         else:
             self.drafts.setdefault(position, text)
 
     def _call_of(self, line):
-        state = getattr(self.daemon, "state", None)
+        state = self._state()
         if state is None or line is None or line not in state.lines:
             return None
         return state.lines[line].call
@@ -350,7 +386,7 @@ class TimeClockAdapter:
         # A store failure has already lit the fault lamp; say what went wrong either way.
         e = fut.exception()
         if e is not None:
-            print(f"switchboard: timeclock: {e}", file=sys.stderr, flush=True)
+            log.error("timeclock: %s", e)
 
     # -- control-socket commands (async, run on the daemon's loop) -------
     async def _run(self, fn, *args, pool=None):
@@ -362,41 +398,27 @@ class TimeClockAdapter:
         except SwitchboardError as e:
             raise ControlError(str(e)) from None
 
-    @staticmethod
-    def _arg(args, key, kind=str, required=True, default=None):
-        v = args.get(key, default)
-        if v is None:
-            if required:
-                raise ControlError(f"{key}: missing (expected {kind.__name__})")
-            return None
-        try:
-            return kind(v)
-        except (TypeError, ValueError):
-            raise ControlError(f"{key} = {v!r}: expected {kind.__name__}") from None
-
     async def cmd_card(self, args):
-        line = self._arg(args, "line")
-        pos = self._arg(args, "position", int, required=False)
+        line, pos = args["line"], args.get("position")
         c = await self._run(self._card, line, pos)
         return {"line": line, "card": c}
 
     async def cmd_type_message(self, args):
-        pos = self._arg(args, "position", int, default=1)
-        text = self._arg(args, "text")
+        pos, text = args["position"], args["text"]
         self.drafts[pos] = text
         return {"position": pos, "draft": text}
 
     async def cmd_take_message(self, args):
-        line = self._arg(args, "line")
-        text = self._arg(args, "text", required=not args.get("recording"))
-        pos = self._arg(args, "position", int, default=1)
+        line, text, pos = args["line"], args.get("text"), args["position"]
+        if text is None and not args.get("recording"):
+            raise ControlError("take-message: text: missing (expected str)")
+        rec = args.get("recording")
         stamp = await self._run(self._do_stamp, "message", line, pos, self._call_of(line),
-                                args.get("customer"), text, args.get("recording"))
+                                args.get("customer"), text, str(rec) if rec else None)
         return {"stamp": stamp}
 
     async def cmd_stamp(self, args):
-        pos = self._arg(args, "position", int, default=1)
-        line = self._arg(args, "line", required=False)
+        pos, line = args["position"], args.get("line")
         stamp = await self._run(self._do_stamp, "stamp", line, pos, self._call_of(line))
         return {"stamp": stamp}
 
@@ -410,7 +432,9 @@ class TimeClockAdapter:
         elif line:
             cust = self.customers.by_line(line)
         if cust is None:
-            raise ControlError(f"no customer for {'customer ' + customer if customer else 'caller ' + caller if caller else 'line ' + str(line)}"
+            who = (f"customer {customer}" if customer else f"caller {caller}" if caller
+                   else f"line {line}")
+            raise ControlError(f"no customer for {who}"
                                " (switchboard-customers list)")
         return {"customer": cust["id"], "name": cust["name"], "line": cust["line"],
                 "waiting": self.rack.waiting(customer=cust["id"])}
@@ -420,8 +444,7 @@ class TimeClockAdapter:
                                args.get("caller"))
 
     async def cmd_read_back(self, args):
-        slip = self._arg(args, "slip", int)
-        pos = self._arg(args, "position", int, default=1)
+        slip, pos = args["slip"], args["position"]
         stamp = await self._run(self._do_read_back, slip, pos)
         return {"stamp": stamp}
 
@@ -447,47 +470,9 @@ class TimeClockAdapter:
         return {"stamps": stamps}
 
     async def cmd_operator(self, args):
-        pos = self._arg(args, "position", int, default=1)
-        self.operators[pos] = self._arg(args, "name")
+        self.operators[args["position"]] = args["name"]
         await self._run(self._refresh_cards)
         return {"operators": {str(p): n for p, n in self.operators.items()}}
 
     async def cmd_purge(self, args):
         return await self._run(self._purge)
-
-
-# -- the daemon's options ------------------------------------------------------
-def add_arguments(ap) -> None:
-    """The daemon's command-line options for the time clock and slip printer."""
-    import os
-    g = ap.add_argument_group("time clock and slip printer")
-    g.add_argument("--printer", default=os.environ.get("SWITCHBOARD_PRINTER"),
-                   help="the slip printer's serial port (ESC/POS), e.g. /dev/serial0; "
-                        "default $SWITCHBOARD_PRINTER, or none (stamps are only stored)")
-    g.add_argument("--printer-speed", type=int, default=9600,
-                   help="its speed in baud, as on its self-test slip (default 9600)")
-    g.add_argument("--paper-mm", type=int, default=58, help="paper width: 58, 76 or 80 mm")
-    g.add_argument("--retention-days", type=int, default=30,
-                   help="keep dead-box slips and call records this many days (at least 30)")
-    g.add_argument("--operator", action="append", default=[], metavar="POSITION=NAME",
-                   help='operator at a position, for the answer phrase: "1=Becky" (repeat)')
-
-
-def from_args(args, data_dir) -> TimeClockAdapter:
-    """A TimeClockAdapter as the daemon's options ask; ConfigError names a bad option."""
-    from firmware.errors import ConfigError
-    printer = None
-    if args.printer:
-        printer = printer_config({"port": args.printer, "speed": args.printer_speed,
-                                  "paper_mm": args.paper_mm}, "command line", "--printer")
-    if args.retention_days < 30:
-        raise ConfigError("command line", "--retention-days", args.retention_days,
-                          "at least 30 days")
-    ops = {}
-    for text in args.operator:
-        pos, sep, name = text.partition("=")
-        if not sep or not pos.strip().isdigit() or not name.strip():
-            raise ConfigError("command line", "--operator", text, "POSITION=NAME, e.g. 1=Becky")
-        ops[int(pos)] = name.strip()
-    return TimeClockAdapter(data_dir, printer=printer, retention_days=args.retention_days,
-                            operators=ops)

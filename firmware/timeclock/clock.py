@@ -10,7 +10,10 @@ A stamp is plain data (others build on this shape)::
 its customer: ``of`` names the message's slip, ``text`` and ``recording`` are
 copied from it, so this slip is the dead-box record), "answer" (a call answered) or
 "stamp" (the stamp key with no message). A message may carry ``recording``,
-the path of the call's recording, instead of or beside its text.
+the path of the call's recording, instead of or beside its text. A stamp made
+while the system clock was not known to be set (no NTP synchronisation, no
+real-time clock: ``clocksource``) carries ``"unverified": true``; readers
+treat a stamp without the field as verified.
 
 Stamps live in one journal per day, ``<data>/slips/YYYY-MM-DD.jsonl``
 (``store.JournalStorage``), each document keyed by its slip number, so one
@@ -37,7 +40,8 @@ from tinydb import TinyDB
 from tinydb.table import Document
 
 from firmware.errors import SwitchboardError
-from firmware.records.journal import JournalStorage, StoreError, fsync_dir, verify_journal
+from firmware.records.files import fsync_dir
+from firmware.records.journal import JournalStorage, StoreError, verify_journal
 
 WHATS = ("message", "read-back", "answer", "stamp")
 FIELDS = ("slip", "time", "line", "customer", "position", "what", "call", "text")
@@ -64,8 +68,11 @@ class TimeClock:
     """Stamps, kept by day. One writer (the daemon); host tools open ``readonly``."""
 
     def __init__(self, data_dir, clock=system_clock, readonly: bool = False,
-                 retention_days: int = 30, lock_wait_s: float = 0.0):
+                 retention_days: int = 30, lock_wait_s: float = 0.0, clock_verified=None):
         self.dir = Path(data_dir)
+        # Whether the clock is known to be set (clocksource.ClockWatch.is_verified);
+        # a stamp made while it is not carries "unverified": true.
+        self.clock_verified = clock_verified
         self.slips_dir = self.dir / "slips"
         self.clock = clock
         self.readonly = readonly
@@ -142,9 +149,12 @@ class TimeClock:
             raise StampError(f"what = {what!r}: expected one of {', '.join(WHATS)}")
         if position is not None and (not isinstance(position, int) or position < 1):
             raise StampError(f"position = {position!r}: expected a position number (1, 2, ...)")
-        for name, v in (("line", line), ("customer", customer), ("call", call), ("text", text)):
+        for name, v in (("line", line), ("customer", customer), ("call", call), ("text", text),
+                        ("recording", extra.get("recording"))):
             if v is not None and not isinstance(v, str):
                 raise StampError(f"{name} = {v!r}: expected text or nothing")
+        if extra.get("recording") is not None and self.recording_path(extra["recording"]) is None:
+            raise StampError(f"recording = {extra['recording']!r}: expected a file in {self.dir}")
         now = self.clock()
         day = now.date().isoformat()
         if self._day is None or day > self._day:
@@ -158,6 +168,8 @@ class TimeClock:
                  "customer": customer, "position": position, "what": what,
                  "call": call, "text": text}
         stamp.update({k: v for k, v in extra.items() if v is not None})
+        if self.clock_verified is not None and not self.clock_verified():
+            stamp["unverified"] = True
         # One short fsynced line, whatever the day's size (TinyDB's insert is O(day)).
         self._db.storage.insert(TABLE, slip, stamp)
         self._db.table(TABLE).clear_cache()
@@ -273,15 +285,16 @@ class TimeClock:
         customer, so running it again gives the same totals.
         """
         cutoff = (self.clock().date() - dt.timedelta(days=self.retention_days)).isoformat()
-        keep = {os.path.abspath(p) for p in keep_paths}
-        purged, files = [], []
+        keep = {os.path.abspath(p) for p in keep_paths if isinstance(p, str) and "\0" not in p}
+        purged, files, skipped = [], [], []
         for day in self.days():
             if day >= cutoff:
                 continue
             stamps = self.read_day(day)
             counts = defaultdict(Counter)
             for s in stamps:
-                counts[s.get("customer") or ""][s["what"]] += 1
+                cust = s.get("customer")
+                counts[cust if isinstance(cust, str) else ""][str(s.get("what"))] += 1
             table = self.meta.table("counts")
             for cust, c in counts.items():
                 doc = {"day": day, "customer": cust, **{w: c.get(w, 0) for w in WHATS}}
@@ -294,15 +307,37 @@ class TimeClock:
             for s in stamps:
                 # A message's recording goes with its read-back (the dead-box slip),
                 # which is purged 30 days after the read-back, not after the message.
-                rec = s.get("recording") if s["what"] == "read-back" else None
-                if rec and os.path.abspath(rec) not in keep and os.path.isfile(rec):
-                    os.unlink(rec)
-                    files.append(rec)
+                rec = s.get("recording") if s.get("what") == "read-back" else None
+                if rec is None:
+                    continue
+                path = self.recording_path(rec)
+                if path is None:
+                    # Stored by an older version that took any value: never a
+                    # file outside the data directory, never a crash.
+                    skipped.append(f"slip {s.get('slip')}: recording = {rec!r}")
+                    continue
+                if path not in keep and os.path.isfile(path):
+                    os.unlink(path)
+                    files.append(path)
             self._path(day).unlink()
             fsync_dir(self.slips_dir)
             self.index.table("days").remove(lambda d, day=day: d["day"] == day)
             purged.append(day)
-        return {"purged_days": purged, "removed_files": files, "cutoff": cutoff}
+        out = {"purged_days": purged, "removed_files": files, "cutoff": cutoff}
+        if skipped:
+            out["skipped"] = skipped
+        return out
+
+    def recording_path(self, rec) -> str | None:
+        """A stored recording's absolute path, or None unless it is a file name
+        inside the data directory (the only files a purge may remove)."""
+        if not isinstance(rec, str) or not rec or "\0" in rec:
+            return None
+        root = os.path.realpath(self.dir)
+        path = os.path.realpath(os.path.join(root, rec))
+        if os.path.commonpath([root, path]) != root or path == root:
+            return None
+        return path
 
     def monthly_counts(self, month: str) -> dict:
         """{customer: {what: n}} for one month "YYYY-MM", purged days included."""

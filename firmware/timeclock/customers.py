@@ -441,7 +441,7 @@ class Customers:
                 seen[rec[k]] = n
             recs.append((where_, rec))
         mine = {c["id"] for _, c in recs}
-        for where_, rec in recs:
+        for _where, rec in recs:
             other = self._by_line.get(rec["line"])
             if other is not None and other["id"] != rec["id"] and other["id"] not in mine:
                 raise CustomerError(source, f"{where_}line", rec["line"],
@@ -450,7 +450,7 @@ class Customers:
                 self._check_line(rec, source, where_)
         # Lines may move between imported customers: clear those first.
         self._by_line = {k: v for k, v in self._by_line.items() if v["id"] not in mine}
-        for where_, rec in recs:
+        for _where, rec in recs:
             self.table.upsert(rec, where("id") == rec["id"])
             self._by_line[rec["line"]] = rec
         return [c for _, c in recs]

@@ -31,7 +31,7 @@ from pathlib import Path
 import serial
 
 from firmware.errors import ConfigError, SwitchboardError
-from firmware.records.journal import atomic_write
+from firmware.records.files import atomic_write
 
 ESC, GS, DLE, EOT = b"\x1b", b"\x1d", b"\x10", b"\x04"
 INIT = ESC + b"@"
@@ -98,6 +98,8 @@ def render_slip(stamp: dict, columns: int = 32, customer_name: str | None = None
 
     t = stamp["time"]
     lines = [f"{t[:10]}  {t[11:19]}"]
+    if stamp.get("unverified"):
+        lines.append("TIME UNVERIFIED: clock not set")
     if stamp.get("line"):
         lines.append(f"Line {stamp['line']}")
     who = customer_name or stamp.get("customer")
@@ -157,7 +159,7 @@ class SlipPrinter:
             self._save_mark()
         except (ValueError, KeyError, TypeError):
             raise SwitchboardError(f"{self.mark_path}: unreadable printed-up-to mark; "
-                                   "write {\"printed_upto\": N} with the last slip on paper")
+                                   "write {\"printed_upto\": N} with the last slip on paper") from None
         return self.printed
 
     def _save_mark(self, slip=None):

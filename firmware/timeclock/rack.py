@@ -122,7 +122,7 @@ class Rack:
         return len(self.waiting(line=line))
 
     def recordings(self) -> list[str]:
-        return [d["recording"] for d in self.table.all() if d.get("recording")]
+        return [d["recording"] for d in self.table.all() if isinstance(d.get("recording"), str)]
 
     def close(self) -> None:
         self.db.close()

@@ -1,33 +1,31 @@
 """What the reporting host tools share: finding shipped data files, and
-printing a clear error (never a traceback) in text or JSON."""
+a clear error (never a traceback) in text or JSON."""
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
+import logging
 
+from firmware import logs
 from firmware.errors import SwitchboardError
 
-
-def shipped(relpath: str) -> Path | None:
-    """A data file shipped with the project: this tree's copy, else the installed one."""
-    here = Path(__file__).resolve().parent.parent.parent / relpath
-    if here.exists():
-        return here
-    inst = Path(sys.prefix) / "share" / "switchboard" / relpath
-    return inst if inst.exists() else None
+log = logging.getLogger("switchboard.tools")
 
 
-def run(main_body, as_json: bool) -> int:
-    """Run a tool's body; a SwitchboardError becomes one line on stderr and exit 2."""
+def run(prog: str, main_body, args, errors=(SwitchboardError,)) -> int:
+    """Run a tool's body with logging set up (``args.verbose``); an error of
+    ``errors`` becomes one line (on stderr, or as JSON with ``args.json``) and exit 2."""
+    logs.setup(prog, args.verbose)
     try:
         return main_body() or 0
-    except SwitchboardError as e:
-        if as_json:
+    except BrokenPipeError:         # the reader (head, less) went away: nothing to say
+        return 1
+    except errors as e:
+        if args.json:
             print(json.dumps({"ok": False, "error": str(e)}))
         else:
-            print(f"error: {e}", file=sys.stderr)
+            log.error("%s", e)
+        log.debug("details", exc_info=True)
         return 2
 
 

@@ -17,9 +17,11 @@ import sys
 
 from switchboard_tools.office import balance
 
-from firmware.records import recordset
+from firmware.records import datadir, recordset
+from firmware.records.times import zone
 from firmware.config.board import load_board
 from firmware.errors import ConfigError
+from firmware.logs import add_verbose
 
 from switchboard_tools._common import dumps, run
 
@@ -39,6 +41,7 @@ def parser():
     p.add_argument("--out", help="write the patched board file here")
     p.add_argument("--diff", action="store_true", help="print the change as a unified diff")
     p.add_argument("--json", action="store_true")
+    add_verbose(p)
     return p
 
 
@@ -54,16 +57,16 @@ def _hours(text):
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    return run(lambda: _main(args), args.json)
+    return run("switchboard-balance", lambda: _main(args), args)
 
 
 def _main(args) -> int:
     board = load_board(args.board)
-    tz = recordset.zone(args.timezone, "command line", "--timezone")
+    tz = zone(args.timezone, "command line", "--timezone")
     if args.calls is None and args.data_dir is None:
         raise ConfigError("command line", "--calls", None, None,
                           message="command line: give --calls FILE or --data-dir DIR")
-    data = recordset.from_data_dir(args.data_dir, tz) if args.data_dir else {"calls": [], "customers": []}
+    data = datadir.from_data_dir(args.data_dir, tz) if args.data_dir else {"calls": [], "customers": []}
     calls = recordset.load_calls(args.calls, tz, table="calls") if args.calls else data["calls"]
     customers = recordset.load_customers(args.customers, table="customers") if args.customers \
         else data["customers"]

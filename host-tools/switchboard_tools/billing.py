@@ -26,10 +26,13 @@ from pathlib import Path
 
 from switchboard_tools.office import billing
 
-from firmware.records import recordset
+from firmware.records import datadir, recordset
+from firmware.records.times import zone
 from firmware.errors import ConfigError
+from firmware.config.shipped import shipped
+from firmware.logs import add_verbose
 
-from switchboard_tools._common import dumps, run, shipped
+from switchboard_tools._common import dumps, run
 
 
 def parser():
@@ -52,12 +55,13 @@ def parser():
     p.add_argument("--trace", action="append", metavar="ID",
                    help="show where a call id or slip number went on the bills, with its record")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_verbose(p)
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    return run(lambda: _main(args), args.json)
+    return run("switchboard-billing", lambda: _main(args), args)
 
 
 def _main(args) -> int:
@@ -65,9 +69,9 @@ def _main(args) -> int:
     if plans_path is None:
         raise ConfigError("--plans", "", None, None, message="no plans file: pass --plans FILE")
     cfg = billing.load_plans(plans_path)
-    tz = recordset.zone(args.timezone, "command line", "--timezone") if args.timezone else cfg.tz
+    tz = zone(args.timezone, "command line", "--timezone") if args.timezone else cfg.tz
     first, nxt = recordset.parse_month(args.month)
-    data = recordset.from_data_dir(args.data_dir, tz, first - timedelta(days=1), nxt,
+    data = datadir.from_data_dir(args.data_dir, tz, first - timedelta(days=1), nxt,
                                    cfg.billable_outcomes) if args.data_dir \
         else {"customers": None, "calls": None, "stamps": [], "counts": []}
     if args.customers is None and data["customers"] is None:
@@ -111,7 +115,7 @@ def _main(args) -> int:
             port = serial.serial_for_url(args.printer, baudrate=args.baud, timeout=2, write_timeout=10)
         except (serial.SerialException, ValueError) as e:
             raise ConfigError("command line", "--printer", args.printer,
-                              f"a serial port or pyserial URL that opens ({e})")
+                              f"a serial port or pyserial URL that opens ({e})") from None
         with port:
             for st in statements:
                 port.write(billing.to_escpos(st, args.width, cfg.service))

@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
 from firmware.config.board import find_board, load_board
 from firmware.timeclock.customers import CustomerError, Customers, detail_lines
+from firmware import logs
 from firmware.errors import SwitchboardError
+from firmware.logs import add_verbose
 
 DEFAULT_DATA = os.environ.get("SWITCHBOARD_DATA", "var")   # as the daemon's --data-dir
+
+log = logging.getLogger("switchboard.customers")
 
 
 def _pair(text, a, b):
@@ -123,10 +128,13 @@ def main(argv=None) -> int:
     e.add_argument("file", nargs="?", help="file to write (default: standard output)")
     i = sub.add_parser("import", help="add or replace customers from CSV (all rows or none)")
     i.add_argument("file")
+    add_verbose(ap)
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
         p.add_argument("--board", default=argparse.SUPPRESS)
+        add_verbose(p, sub=True)
     ns = ap.parse_args(argv)
+    logs.setup("switchboard-customers", ns.verbose)
 
     try:
         data = Path(ns.data)
@@ -164,7 +172,8 @@ def main(argv=None) -> int:
             result = {"imported": [c["id"] for c in cs.import_csv(text, source=ns.file)]}
         cs.close()
     except SwitchboardError as err:
-        print(f"switchboard-customers: {err}", file=sys.stderr)
+        log.error("%s", err)
+        log.debug("details", exc_info=True)
         return 2
     if ns.json:
         print(json.dumps(result, indent=2))

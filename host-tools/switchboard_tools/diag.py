@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 import sys
 
+from firmware import logs
+from firmware.logs import add_verbose
 from firmware.runtime import paths
 from firmware.timeclock.customers import detail_lines
+
+
+log = logging.getLogger("switchboard.diag")
 
 
 class DiagError(Exception):
@@ -38,12 +44,14 @@ class Client:
         self.file = self.sock.makefile("rb")
 
     def send(self, cmd, **args):
+        log.debug("to %s: %s %s", self.path, cmd, json.dumps(args))
         self.sock.sendall((json.dumps({"cmd": cmd, "args": args}) + "\n").encode())
 
     def read(self) -> dict:
         line = self.file.readline()
         if not line:
             raise DiagError("the daemon closed the connection")
+        log.debug("from the daemon: %s", line.decode(errors="replace").rstrip())
         return json.loads(line)
 
     def call(self, cmd, **args) -> dict:
@@ -108,6 +116,13 @@ def _status_text(s) -> str:
             out.append(_timeclock_status_text(value))
         elif name == "telephony" and isinstance(value, dict):
             out.append(_telephony_status_text(value))
+        elif name == "modems" and isinstance(value, dict):
+            for trunk, m in value.items():
+                out.append(f"modem trunk {trunk} (line {m.get('line')}, {m.get('device')}): "
+                           f"{m.get('state')}"
+                           + (f", {m['profile']} ({m.get('maker')} {m.get('identity')})"
+                              if m.get("profile") else "")
+                           + (f": {m['error']}" if m.get("error") else ""))
         elif isinstance(value, dict) and name not in ("switches", "lamps", "faults"):
             out.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
     return "\n".join(out)
@@ -155,6 +170,7 @@ def _common(defaults=True):
                    default=False if defaults else argparse.SUPPRESS, help="print JSON for scripts")
     p.add_argument("--socket", default=None if defaults else argparse.SUPPRESS,
                    help="the daemon's control socket (default: as the daemon chooses)")
+    add_verbose(p, sub=not defaults)
     return p
 
 
@@ -219,6 +235,17 @@ def build_parser():
 
 
 def _test_call_text(r) -> str:
+    if "trunk" in r or "off_hook" in r:        # a modem trunk's line: off-hook, dial tone?
+        if r.get("error"):
+            return f"line {r['line']}: {r['error']}\n  result      FAILED"
+        return "\n".join([
+            f"line {r['line']} (analog line on a modem):",
+            f"  off-hook    {'yes' if r.get('off_hook') else 'no'}",
+            "  dial tone   " + ("yes" if r.get("dial_tone") else "no") + (
+                f" (DLE d after {r['dial_tone_ms']} ms)" if r.get("dial_tone_ms") is not None else
+                (" (heard, no DLE d)" if r.get("dial_tone_heard") else "")),
+            "  result      " + ("OK" if r.get("ok") else "FAILED")])
+
     def level(v):
         return "not measured" if v is None else (f"yes (level {v})" if v else "silence")
     rows = [f"line {r['line']}:",
@@ -412,10 +439,11 @@ def _timeclock_run(client, args):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    logs.setup("switchboard-diag", args.verbose)
     try:
         return run(args)
     except DiagError as e:
-        print(f"switchboard-diag: {e}", file=sys.stderr)
+        log.error("%s", e)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -424,7 +452,7 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except socket.timeout:
-        print("switchboard-diag: the daemon did not answer in time", file=sys.stderr)
+        log.error("the daemon did not answer in time")
         return 2
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 from firmware.records import figures
 from switchboard_tools.office import plots
 
-from firmware.records import recordset
+from firmware.records import datadir, recordset
+from firmware.records.times import zone
 from firmware.errors import ConfigError
+from firmware.logs import add_verbose
 
 from switchboard_tools._common import dumps, run
 
@@ -38,20 +40,21 @@ def parser():
     p.add_argument("--line", action="append", help="only this line (repeatable)")
     p.add_argument("--out", help="directory for the PNGs and figures.json")
     p.add_argument("--json", action="store_true")
+    add_verbose(p)
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    return run(lambda: _main(args), args.json)
+    return run("switchboard-figures", lambda: _main(args), args)
 
 
 def _main(args) -> int:
-    tz = recordset.zone(args.timezone, "command line", "--timezone")
+    tz = zone(args.timezone, "command line", "--timezone")
     if args.calls is None and args.data_dir is None:
         raise ConfigError("command line", "--calls", None, None,
                           message="command line: give --calls FILE or --data-dir DIR")
-    data = recordset.from_data_dir(args.data_dir, tz) if args.data_dir else \
+    data = datadir.from_data_dir(args.data_dir, tz) if args.data_dir else \
         {"calls": [], "stamps": [], "customers": []}
     calls = recordset.load_calls(args.calls, tz, table="calls") if args.calls else data["calls"]
     stamps = recordset.load_stamps(args.stamps, tz, table="stamps") if args.stamps else data["stamps"]

@@ -17,18 +17,23 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
 from firmware.timeclock.customers import Customers
+from firmware import logs
 from firmware.errors import SwitchboardError
+from firmware.logs import add_verbose
 from firmware.timeclock.rack import Rack
 from firmware.records.journal import StoreError, verify_journal
 from firmware.timeclock.clock import FIELDS, WHATS, TimeClock, parse_day
 
 DEFAULT_DATA = os.environ.get("SWITCHBOARD_DATA", "var")
-CSV_FIELDS = FIELDS + ("of", "recording", "status")
+CSV_FIELDS = FIELDS + ("of", "recording", "status", "unverified")
+
+log = logging.getLogger("switchboard.messages")
 
 
 def _filters(p):
@@ -62,12 +67,14 @@ def _line(s) -> str:
     extra = f" of {s['of']}" if s.get("of") else ""
     status = f"  [{s['status']}]" if s.get("status") else ""
     text = s.get("text") or (f"(recording {s['recording']})" if s.get("recording") else "")
-    return (f"{s['slip']:>7}  {s['time']}  {s['what']:<9}{extra:<8} {s.get('line') or '-':>5}  "
+    when = f"{s['time']}?" if s.get("unverified") else s["time"]   # ? : clock was not set
+    return (f"{s['slip']:>7}  {when}  {s['what']:<9}{extra:<8} {s.get('line') or '-':>5}  "
             f"{s.get('customer') or '-':<20} {text}{status}")
 
 
 def _slip_text(s, name) -> str:
-    out = [f"--- {s['what'].upper()}  No. {s['slip']}  {s['time']}",
+    out = [f"--- {s['what'].upper()}  No. {s['slip']}  {s['time']}"
+           + ("  (time unverified: clock not set)" if s.get("unverified") else ""),
            f"    {name or s.get('customer') or '-'}  line {s.get('line') or '-'}  "
            f"position {s.get('position') or '-'}"]
     if s.get("text"):
@@ -103,9 +110,12 @@ def main(argv=None) -> int:
     sub.add_parser("verify", help="check every journal's checksums and the slip numbers")
     c = sub.add_parser("counts", help="per-customer counts for a month (billing)")
     c.add_argument("month", help="YYYY-MM")
+    add_verbose(ap)
     for sp in sub.choices.values():
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+        add_verbose(sp, sub=True)
     ns = ap.parse_args(argv)
+    logs.setup("switchboard-messages", ns.verbose)
 
     try:
         data = Path(ns.data)
@@ -168,7 +178,8 @@ def main(argv=None) -> int:
             text = "\n".join(f"{c or '(no customer)':<24} " + "  ".join(
                 f"{w} {n}" for w, n in v.items()) for c, v in result.items()) or "no stamps"
     except (SwitchboardError, StoreError) as err:
-        print(f"switchboard-messages: {err}", file=sys.stderr)
+        log.error("%s", err)
+        log.debug("details", exc_info=True)
         return 2
     print(json.dumps(result, indent=2) if ns.json else text)
     return code

@@ -237,12 +237,17 @@ BAD_LAMPS = {
     "spi_driver_lamp_clock_off_sclk": (LAMPS, ("positions = 1", 'positions = 1\ndriver = "spi"'),
                                        r"chains\.lamps\.clock = 'GPIO21': expected GPIO11: with "
                                        r'board\.driver = "spi"'),
+    "spi_driver_ce0_used": (GOOD, ('fault = "GPIO26"', 'fault = "GPIO8"'),
+                            r"lamps\.fault = 'GPIO8': expected a pin other than GPIO8: with "
+                            r'board\.driver = "spi" GPIO8 is SPI0\'s CE0'),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_LAMPS))
 def test_fail__bad_chain_or_output_enable(tmp_path, case):
     text, (old, new), pattern = BAD_LAMPS[case]
+    if case == "spi_driver_ce0_used":
+        text = text.replace("positions = 1", 'positions = 1\ndriver = "spi"', 1)
     assert old in text
     path = write(tmp_path, text.replace(old, new, 1))
     with pytest.raises(ConfigError) as exc:

@@ -93,7 +93,7 @@ def test_fail__one_pin_used_twice_names_both_users(tmp_path, other, named):
 
 def test_ok__each_pin_once(tmp_path):
     board = load_board(_desk_with(tmp_path, LINE_201_KEY, 'key = "^!BOARD8"'))    # GPIO14, free
-    pins = [w.pin for w in [k.wire for k in board.keys.values()] + [l.wire for l in board.lamps.values()]
+    pins = [w.pin for w in [k.wire for k in board.keys.values()] + [lamp.wire for lamp in board.lamps.values()]
             if w.pin]
     assert len(pins) == len(set(pins))
 

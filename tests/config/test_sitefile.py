@@ -100,7 +100,7 @@ def test_fail__missing_file(tmp_path):
 
 
 def test_ok__customer_phones(tmp_path):
-    p = write(tmp_path, '[customers]\n"201" = "sip:201@192.168.1.30"\n')
+    p = write(tmp_path, GOOD_REGISTER + '[customers]\n"201" = "sip:201@192.168.1.30"\n')
     assert load_site(p, DESK).customers == {"201": "sip:201@192.168.1.30"}
 
 

@@ -173,7 +173,7 @@ def test_ok__fault_lamp_lights_while_any_fault_stands():
 def test_ok__bounces_within_the_debounce_time_are_one_press():
     r = Run().ev(LineRinging("201"))
     answers = 0
-    for i, down in enumerate([True, False, True, False, True]):
+    for down in [True, False, True, False, True]:
         r.ev(KeyChanged("line-201", down), dt=0.002)
         answers += sum(isinstance(c, Answer) for c in r.out)
     r.at(0.05)

@@ -378,7 +378,8 @@ def test_ok__host_tool_writes_statements_csv_and_prints_slips(tmp_path):
 
 
 @pytest.mark.parametrize("mutate,needle", [
-    (lambda recs: recs[2].update(offered="yesterday"), "calls.jsonl: [2].offered = 'yesterday': expected an ISO 8601 time"),
+    (lambda recs: recs[2].update(offered="yesterday"),
+     "calls.jsonl: [2].offered = 'yesterday': expected an ISO 8601 time"),
     (lambda recs: recs[4].update(outcome="maybe"), "calls.jsonl: [4].outcome = 'maybe': expected one of answered"),
     (lambda recs: recs[1].pop("direction"), "calls.jsonl: [1].direction: missing"),
 ])

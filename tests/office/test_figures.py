@@ -124,9 +124,8 @@ def test_ok__figures_on_the_control_socket_for_the_boards_view(tmp_path):
     board = load_board(find_board("desk"))
     sim = SimBoard(board)
     panel = Panel(board, pin_factory=sim.factory)
-    daemon = Daemon(board, panel, sim=sim)
-    daemon.data_dir = data
-    figures.add_command(daemon, UTC)
+    daemon = Daemon(board, panel, sim=sim, data_dir=data)
+    daemon.add_command(figures.command(data, UTC))
     ready = threading.Event()
 
     async def on_ready():

@@ -10,6 +10,14 @@ from firmware.panel.sim import SimBoard
 from firmware.core.state import FLASH_ON
 
 from board_support import request, running, wait_until
+from chain_boards import DRIVERS, tas100_path
+
+
+@pytest.fixture(params=DRIVERS)
+def tas100(request, tmp_path):
+    """(board, path): the TAS-100 on each chain driver in turn."""
+    path = tas100_path(request.param, tmp_path)
+    return load_board(path), path
 
 
 def test_ok__direct_key_pin_to_lamp_pin_on_the_desk_board():
@@ -43,13 +51,14 @@ def test_ok__direct_key_pin_to_lamp_pin_on_the_desk_board():
         assert time.monotonic() - t0 < 2
 
 
-def test_ok__chained_key_and_lamp_on_the_tas100_board():
-    with running("tas100") as (daemon, sim):
+def test_ok__chained_key_and_lamp_on_the_tas100_board(tas100):
+    board, path = tas100
+    with running(str(path)) as (daemon, sim):
         out = sim.out_chips["lamps"]
         bit = daemon.board.lamps["line-300"].wire.bit
         request(daemon, "ring", line="300")
-        assert wait_until(lambda: out.outputs[bit])            # flashing: lit first half
-        assert wait_until(lambda: not out.outputs[bit])        # ... and dark the other half
+        assert wait_until(lambda: sim.lamp_lit("line-300"))    # flashing: lit first half
+        assert wait_until(lambda: not sim.lamp_lit("line-300"))  # ... and dark the other half
         sim.press("line-300")                                # through the 74HC165 chain
         assert wait_until(lambda: daemon.state.lines["300"].state.value == "operator")
         sim.release("line-300")
@@ -57,12 +66,17 @@ def test_ok__chained_key_and_lamp_on_the_tas100_board():
         assert out.outputs[bit] and sim.lamp_lit("line-300")
         # No other lamp is lit: the shift sequence put the bit in the right place.
         assert [i for i, v in enumerate(out.outputs) if v] == [bit]
+        assert daemon.state.faults == {}
 
 
-def test_ok__74hc595_shift_and_latch_sequence():
-    board = load_board(find_board("tas100"))
+def _rising(pin):
+    return sum(1 for a, b in zip(pin.states, pin.states[1:]) if b.state and not a.state)
+
+
+def test_ok__74hc595_shift_and_latch_sequence(tas100):
+    board, _ = tas100
     sim = SimBoard(board)
-    panel = Panel(board, pin_factory=sim.factory)
+    panel = Panel(board, pin_factory=sim.factory, spi=sim.spi)
     try:
         chip = sim.out_chips["lamps"]
         clock = sim.factory.pin(board.chains["lamps"].pins["clock"])
@@ -73,9 +87,11 @@ def test_ok__74hc595_shift_and_latch_sequence():
         panel.set_lamp("msg-201", True)
         panel.set_lamp("line-215", True)
         panel.flush()
-        rising = sum(1 for a, b in zip(clock.states, clock.states[1:]) if b.state and not a.state)
-        assert rising == board.chains["lamps"].bits          # one clock per bit
-        assert [s.state for s in latch.states] == [False, True, False]   # one latch pulse, after
+        # One clock per bit (SPI: whole bytes, the lamps' bits last), one latch pulse after.
+        assert _rising(clock) == (board.chains["lamps"].bits if board.driver == "bitbang"
+                                  else 8 * -(-board.chains["lamps"].bits // 8))
+        assert _rising(latch) == 1                           # RCLK (SPI: CE0 rising at the end)
+        assert latch.states[-1].state == (board.driver == "spi")   # CE0 idles high, RCLK low
         assert chip.latches == latches + 1
         lit = {i for i, v in enumerate(chip.outputs) if v}
         assert lit == {board.lamps["msg-201"].wire.bit, board.lamps["line-215"].wire.bit}
@@ -85,10 +101,10 @@ def test_ok__74hc595_shift_and_latch_sequence():
         panel.close()
 
 
-def test_ok__74hc165_load_then_shift_sequence():
-    board = load_board(find_board("tas100"))
+def test_ok__74hc165_load_then_shift_sequence(tas100):
+    board, _ = tas100
     sim = SimBoard(board)
-    panel = Panel(board, pin_factory=sim.factory)
+    panel = Panel(board, pin_factory=sim.factory, spi=sim.spi)
     try:
         chain = board.chains["keys"]
         load = sim.factory.pin(chain.pins["load"])
@@ -96,14 +112,17 @@ def test_ok__74hc165_load_then_shift_sequence():
         seen = []
         panel.on_key = lambda name, down: seen.append((name, down))
         panel.scan()
+        panel.scan()
         load.clear_states()
         clock.clear_states()
         sim.press("p2-dial-hash")
         sim.press("line-201")
         panel.scan()
-        assert [s.state for s in load.states] == [True, False, True]   # one parallel load
-        rising = sum(1 for a, b in zip(clock.states, clock.states[1:]) if b.state and not a.state)
-        assert rising == chain.bits
+        assert [bool(s.state) for s in load.states] == [True, False, True]   # one parallel load
+        # Every key bit and the marker chip's 8 (SPI: the transfer is the longer chain's).
+        assert _rising(clock) == (chain.bits + 8 if board.driver == "bitbang" else 216)
+        assert seen == []                       # one scan is not enough to believe a key
+        panel.scan()
         assert sorted(seen) == [("line-201", True), ("p2-dial-hash", True)]
     finally:
         panel.close()

@@ -131,7 +131,7 @@ def test_ok__the_bill_is_the_same_before_and_after_a_purge_in_the_middle_of_the_
 def test_ok__adapter_purges_on_its_clock_and_reports(tmp_path):
     store = JsonLinesRecords(tmp_path / "calls.jsonl")
     write_all(store, month_of_calls())
-    a = callretention.CallRetentionAdapter(lambda: store, tmp_path,
+    a = callretention.CallRetentionAdapter(store, tmp_path,
                                            clock=lambda: datetime(2026, 11, 25, 3, tzinfo=UTC))
     assert a.run_once() == {"purged": 30, "cutoff": "2026-10-26"}
     assert a.status() == {"last": {"purged": 30, "cutoff": "2026-10-26"}, "error": None, "retention_days": 30}

@@ -15,6 +15,7 @@ from firmware.records.journal import encode_line
 from firmware.timeclock.clock import TimeClock
 
 from conftest import project_env
+from procs import reap
 
 CHILD = Path(__file__).resolve().parents[1] / "support" / "crash_child.py"
 KILLS = 30
@@ -44,11 +45,7 @@ def run_until_killed(data, seed, rnd) -> list[dict]:
         p.wait(10)
         buf += p.stdout.read()
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdout.close()
-        p.stderr.close()
+        reap(p)
     # Only whole lines were acknowledged (the last may be cut by the kill).
     for line in buf.split(b"\n")[:-1]:
         acked.append(json.loads(line))
@@ -138,11 +135,7 @@ def test_ok__daemon_killed_while_taking_messages_keeps_every_acknowledged_one(tm
             p.wait(10)
             s.close()
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            p.stdout.close()
-            p.stderr.close()
+            reap(p)
         tc = TimeClock(data)
         stored = {x["slip"]: x for x in tc.stamps()}
         for slip, x in acked.items():

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import project_env, python_cmd
+from procs import add_customer
 
 
 class DaemonProcess:
@@ -37,6 +38,17 @@ class DaemonProcess:
 
     def json(self, *args):
         return json.loads(self.diag("--json", *args).stdout)
+
+    def follow(self, command, act):
+        """Run a following diag command (4 events, 10 s at most) while ``act()``
+        works the board; returns the JSON lines it printed."""
+        follower = subprocess.Popen(python_cmd("switchboard_tools.diag", "--json", command,
+                                               "--count", "4", "--seconds", "10"),
+                                    env=self.env, stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        act()
+        out, _ = follower.communicate(timeout=15)
+        return [json.loads(line) for line in out.splitlines()]
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -100,28 +112,18 @@ def test_ok__split_and_secrecy_switches(daemon):
 
 
 def test_ok__events_follow_the_board(daemon):
-    follower = subprocess.Popen(python_cmd("switchboard_tools.diag", "--json", "events",
-                                           "--count", "4", "--seconds", "10"),
-                                env=daemon.env, stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    daemon.diag("ring", "204")
-    out, _ = follower.communicate(timeout=15)
-    events = [json.loads(line) for line in out.splitlines()]
+    events = daemon.follow("events", lambda: daemon.diag("ring", "204"))
     assert {"type": "line", "line": "204", "state": "ringing", "position": None,
             "rings": 1} in events
     assert {"type": "lamp", "lamp": "line-204", "cadence": "flash"} in events
 
 
 def test_ok__key_test_reports_each_key_and_keys_do_nothing(daemon):
-    tester = subprocess.Popen(python_cmd("switchboard_tools.diag", "--json", "key-test",
-                                         "--count", "4", "--seconds", "10"),
-                              env=daemon.env, stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    daemon.json("ring", "201")
-    daemon.diag("tap", "line-201")
-    daemon.diag("tap", "p2-dial-star")      # a chained key on the desk board
-    out, _ = tester.communicate(timeout=15)
-    keys = [json.loads(line) for line in out.splitlines()]
+    def press_keys():
+        daemon.json("ring", "201")
+        daemon.diag("tap", "line-201")
+        daemon.diag("tap", "p2-dial-star")      # a chained key on the desk board
+    keys = daemon.follow("key-test", press_keys)
     assert [(k["key"], k["down"]) for k in keys] == [
         ("line-201", True), ("line-201", False), ("p2-dial-star", True), ("p2-dial-star", False)]
     assert line_of(daemon.json("status"), "201")["state"] == "ringing"
@@ -209,14 +211,7 @@ def test_ok__tas100_board_runs_with_its_chains(tmp_path):
 def test_ok__call_back_a_number_from_the_customers_card(tmp_path):
     data = tmp_path / "var"
     data.mkdir()
-    add = subprocess.run(python_cmd("switchboard_tools.customers", "--data", data, "add",
-                                    "--id", "marys-gloves", "--name", "Mary's Gloves",
-                                    "--line", "201", "--kind", "shop", "--plan", "basic",
-                                    "--contract-start", "2026-11-01",
-                                    "--emergency", "Mary=555-0101",
-                                    "--alternate", "Shop=555-0199"),
-                         env=project_env(), capture_output=True, text=True, timeout=30)
-    assert add.returncode == 0, add.stderr
+    add_customer(data, "--emergency", "Mary=555-0101", "--alternate", "Shop=555-0199")
     d = DaemonProcess(tmp_path)
     try:
         r = d.diag("callback", "201", check=False)      # nothing seized yet
@@ -230,3 +225,30 @@ def test_ok__call_back_a_number_from_the_customers_card(tmp_path):
         assert r.returncode == 2 and "has 1 emergency number(s)" in r.stderr
     finally:
         d.stop()
+
+
+def test_ok__tas100_on_spi_runs_with_its_chains(tmp_path):
+    """driver = "spi": the simulated board's SimSpiDev stands in for spidev."""
+    from firmware.config.board import find_board
+    text = find_board("tas100").read_text().replace('driver = "bitbang"', 'driver = "spi"')
+    spi = tmp_path / "tas100-spi.toml"
+    spi.write_text(text.replace('clock = "GPIO21"', 'clock = "GPIO11"'))
+    d = DaemonProcess(tmp_path, board=spi)
+    try:
+        d.json("ring", "300")
+        d.diag("tap", "line-300")
+        s = d.json("status")
+        assert line_of(s, "300")["state"] == "operator" and s["faults"] == {}
+    finally:
+        assert d.stop() == 0
+
+
+def test_fail__clock_not_set_lights_the_fault_lamp(tmp_path):
+    d = DaemonProcess(tmp_path, extra=("--clock-source", "unset"))
+    try:
+        s = d.json("status")
+        assert s["faults"]["clock"].startswith("clock not set: simulated clock")
+        assert s["clock"]["set"] is False
+        assert "fault" in s["lamps"] and s["lamps"]["fault"] != "dark"
+    finally:
+        assert d.stop() == 0

@@ -54,7 +54,7 @@ def test_ok__figures_api_and_page(served, tmp_path):
 
 
 def test_ok__a_wakeup_call_card_on_the_board_view(tmp_path):
-    """The real daemon, its clock started at 06:29:57 (SWITCHBOARD_FAKE_NOW): an
+    """The real daemon, its clock started at 06:29:57 (tests/support/daemon_at.py): an
     operator-mode wake-up call for 06:30 winks office line 902 and shows its
     card; reported done with switchboard-diag, the card goes and the lamp darkens."""
     import subprocess
@@ -64,9 +64,9 @@ def test_ok__a_wakeup_call_card_on_the_board_view(tmp_path):
     from test_view import URL_RE
     log = open(tmp_path / "daemon.log", "w+")
     sock = tmp_path / "d.sock"
-    proc = subprocess.Popen(python_cmd("firmware.runtime.daemon", "--sim", "--board", "desk", "--web-port", "0",
-                                       "--socket", sock, "--data-dir", tmp_path / "var"),
-                            env=project_env(SWITCHBOARD_FAKE_NOW="2026-11-23T06:29:57+00:00"),
+    proc = subprocess.Popen(python_cmd("daemon_at", "2026-11-23T06:29:57+00:00", "--sim", "--board", "desk",
+                                       "--web-port", "0", "--socket", sock, "--data-dir", tmp_path / "var"),
+                            env=project_env(),
                             stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, url = _time.monotonic() + 20, None

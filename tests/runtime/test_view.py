@@ -18,7 +18,10 @@ import pytest
 from PIL import Image, ImageStat
 from playwright.sync_api import expect, sync_playwright
 
+import board_support
+import procs
 from conftest import project_env, python_cmd
+from procs import add_customer
 
 pytestmark = pytest.mark.browser
 
@@ -51,12 +54,7 @@ def start_daemon(tmp_path, board="desk", *extra):
 
 
 def stop_daemon(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    if not procs.stop(proc, 10):
         pytest.fail("the daemon did not stop within 10 s of SIGTERM")
 
 
@@ -170,11 +168,7 @@ def brightness(png: bytes, boxes) -> list:
 
 
 def wait_for(cond, what, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {seconds:g} s for {what}")
-        time.sleep(0.05)
+    board_support.wait_for(cond, seconds, what)
 
 
 def ring(page, line, caller=None):
@@ -492,7 +486,8 @@ class InProcess:
 
         from firmware.runtime import web
         from firmware.config.board import find_board, load_board
-        from firmware.runtime.daemon import Daemon, choose_panel
+        from firmware.app import choose_panel
+        from firmware.runtime.daemon import Daemon
 
         self.web_args = web_args
         started = threading.Event()
@@ -699,15 +694,8 @@ def test_ok__message_waiting_and_fault_lamps(browser):
 def test_ok__the_customers_card_shows_as_the_line_rings_and_while_answered(browser, tmp_path):
     data = tmp_path / "var"
     data.mkdir()
-    add = subprocess.run(python_cmd("switchboard_tools.customers", "--data", data, "add",
-                                    "--id", "marys-gloves", "--name", "Mary's Gloves",
-                                    "--line", "201", "--kind", "shop", "--plan", "basic",
-                                    "--contract-start", "2026-11-01",
-                                    "--instruction", "always=Ask for the glove size",
-                                    "--collect", "name", "--collect", "size",
-                                    "--emergency", "Mary=555-0101"),
-                         env=project_env(), capture_output=True, text=True, timeout=30)
-    assert add.returncode == 0, add.stderr
+    add_customer(data, "--instruction", "always=Ask for the glove size",
+                 "--collect", "name", "--collect", "size", "--emergency", "Mary=555-0101")
     proc, url = start_daemon(tmp_path, "desk", "--data-dir", data, "--operator", "1=Becky")
     ctx = browser.new_context(viewport={"width": 1280, "height": 800})
     try:

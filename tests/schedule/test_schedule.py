@@ -17,6 +17,8 @@ from firmware.schedule import scheduler as schedule
 from firmware.config.board import load_board
 from firmware.errors import ConfigError
 from firmware.records.recordset import call_from, check_customer
+from firmware.runtime.adapter import Context
+from firmware.runtime.commands import Commands
 from firmware.core.state import (BoardState, Cadence, LampCadence, PlaceCall, PlacedCallEnded, PlacedCallOutcome,
                             ScheduledCallCleared, ScheduledCallDue)
 
@@ -64,7 +66,8 @@ def test_fail__bad_schedule(change, needle):
 def test_fail__missing_key():
     rec = wake()
     del rec["number"]
-    with pytest.raises(ConfigError, match=r"schedule: number: missing; expected a number to dial \(digits\) or a SIP URI"):
+    with pytest.raises(ConfigError,
+                       match=r"schedule: number: missing; expected a number to dial \(digits\) or a SIP URI"):
         schedule.check_schedule(rec)
 
 
@@ -247,14 +250,16 @@ class MiniDaemon:
 
     def __init__(self, board):
         self.board, self.state, self.loop = board, BoardState(board, 0.0), None
-        self.adapters, self.commands, self.control = [], [], {}
+        self.adapters, self.commands, self.control = [], [], Commands(board)
         self.now = 0.0
 
     def add_adapter(self, a):
         self.adapters.append(a)
+        for cmd in a.commands():
+            self.control.add(cmd)
 
-    def add_command(self, name, handler):
-        self.control[name] = handler
+    def context(self):
+        return Context(self.board, None, self.post, loop=self.loop, state=self.state)
 
     def post(self, event):
         self.now += 0.01
@@ -271,6 +276,9 @@ class StandInTelephony:
     def __init__(self):
         self.placed = []
 
+    def commands(self):
+        return []
+
     def handle(self, cmd):
         if isinstance(cmd, PlaceCall):
             self.placed.append(cmd)
@@ -284,8 +292,8 @@ def test_ok__adapter_places_the_call_and_records_the_outcome_for_billing(tmp_pat
     tel = StandInTelephony()
     d.add_adapter(tel)
     d.add_adapter(a)
-    a.start(d)
-    assert set(d.control) == {"schedule-add", "schedule-remove", "schedule-list", "schedule-done"}
+    a.start(d.context())
+    assert set(d.control.names()) == {"schedule-add", "schedule-remove", "schedule-list", "schedule-done"}
     clock[0] = at(6, 30)
     a.poll()
     place = [c for c in d.commands if isinstance(c, PlaceCall)]
@@ -304,7 +312,8 @@ def test_ok__adapter_places_the_call_and_records_the_outcome_for_billing(tmp_pat
     cust = check_customer({"id": "C1", "line": "205", "name": "Dr. A", "plan": "standard",
                            "contract_start": "2026-01-01"})
     st = billing.bill_month([cust], cfg, "2026-11", [call_from(r) for r in recs], (), (), UTC)[0][0]
-    assert [(i.code, i.calls, str(i.amount)) for i in st.items if i.code == "wakeup"] == [("wakeup", ("out-9",), "0.50")]
+    wakeups = [(i.code, i.calls, str(i.amount)) for i in st.items if i.code == "wakeup"]
+    assert wakeups == [("wakeup", ("out-9",), "0.50")]
     a.stop()
 
 
@@ -313,8 +322,8 @@ def test_ok__control_commands(tmp_path):
     d = MiniDaemon(load_board(ROOT / "boards" / "desk.toml"))
     a = schedule.ScheduleAdapter(tmp_path / "schedule.json", UTC, clock=lambda: clock[0])
     d.add_adapter(a)
-    a.start(d)
-    run = lambda name, args: asyncio.run(d.control[name](args))       # noqa: E731
+    a.start(d.context())
+    run = lambda name, args: asyncio.run(d.control.run(name, args))       # noqa: E731
     assert run("schedule-add", {"schedule": wake(mode="operator")})["ok"]
     clock[0] = at(6, 30)
     a.poll()
@@ -333,7 +342,8 @@ def test_ok__control_commands(tmp_path):
 
 
 def daemon_with_schedule(path, clock):
-    adapter = schedule.ScheduleAdapter(path, UTC, clock=lambda: clock[0], period_s=0.02)
+    adapter = schedule.ScheduleAdapter(path, UTC, clock=lambda: clock[0], period_s=0.02,
+                                       can_place=False)       # this daemon has no telephony
     return running("desk", adapters=(adapter,))
 
 
@@ -391,10 +401,11 @@ def test_ok__idle_ticks_write_seldom_and_a_crash_repeats_nothing(tmp_path):
 def test_ok__without_telephony_an_automatic_call_becomes_a_card(tmp_path):
     clock = [at(6, 29)]
     d = MiniDaemon(load_board(ROOT / "boards" / "desk.toml"))
-    a = schedule.ScheduleAdapter(tmp_path / "schedule.json", UTC, clock=lambda: clock[0])
+    a = schedule.ScheduleAdapter(tmp_path / "schedule.json", UTC, clock=lambda: clock[0],
+                                 can_place=False)
     a.scheduler.add(wake(mode="auto"), clock[0])
     d.add_adapter(a)
-    a.start(d)
+    a.start(d.context())
     clock[0] = at(6, 30)
     a.poll()
     assert not any(isinstance(c, PlaceCall) for c in d.commands)
@@ -424,13 +435,14 @@ def test_fail__a_damaged_schedule_puts_only_scheduled_calls_out_of_service(tmp_p
     d = MiniDaemon(load_board(ROOT / "boards" / "desk.toml"))
     a = schedule.ScheduleAdapter(tmp_path / "schedule.json", UTC, clock=lambda: at(6))
     d.add_adapter(a)
-    a.start(d)
+    a.start(d.context())
     snap = d.state.snapshot(1.0)
     assert snap["lamps"]["fault"]["cadence"] == "steady"
-    assert "scheduled calls out of service" in snap["faults"]["schedule"] and "schedule.json" in snap["faults"]["schedule"]
+    fault = snap["faults"]["schedule"]
+    assert "scheduled calls out of service" in fault and "schedule.json" in fault
     assert a.status()["state"] == "out of service"
     with pytest.raises(schedule.ScheduleError, match="scheduled calls are out of service: .*not valid JSON"):
-        asyncio.run(d.control["schedule-list"]({}))
+        asyncio.run(d.control.run("schedule-list", {}))
     assert (tmp_path / "schedule.json").read_text().endswith('"schedules": [')     # left as it was
 
 
@@ -441,7 +453,7 @@ def test_ok__a_disk_that_fails_lights_the_fault_lamp_and_the_call_still_goes_out
     a = schedule.ScheduleAdapter(tmp_path / "schedule.json", UTC, clock=lambda: clock[0])
     a.scheduler.add(wake(), clock[0])
     d.add_adapter(a)
-    a.start(d)
+    a.start(d.context())
     (tmp_path / "schedule.json.tmp").mkdir()          # the next write cannot make its temporary file
     clock[0] = at(6, 30)
     a.poll()

@@ -16,7 +16,7 @@ def running(board_name="desk", adapters=()):
     """Yield (daemon, sim) with the daemon's loop running; stop and close after."""
     board = load_board(find_board(board_name))
     sim = SimBoard(board)
-    panel = Panel(board, pin_factory=sim.factory)
+    panel = Panel(board, pin_factory=sim.factory, spi=sim.spi)
     daemon = Daemon(board, panel, sim=sim)
     for adapter in adapters:
         daemon.add_adapter(adapter)
@@ -41,21 +41,26 @@ def request(daemon, name, **args):
     return asyncio.run_coroutine_threadsafe(daemon.request(name, args), daemon.loop).result(5)
 
 
-def wait_until(predicate, timeout=3.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return False
+def poll(pred, timeout: float, step: float = 0.05):
+    """``pred()``'s first true value within ``timeout`` seconds, else None.
+
+    The one waiting loop of the tests: ``wait_for`` and ``wait_until`` are it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v or None
+        time.sleep(step)
+
+
+def wait_until(predicate, timeout=3.0) -> bool:
+    """True once ``predicate()`` is; False after ``timeout`` seconds."""
+    return poll(predicate, timeout, 0.002) is not None
 
 
 def wait_for(pred, timeout: float, what: str, step: float = 0.05):
     """Wait until ``pred()`` is true and return its value; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    v = poll(pred, timeout, step)
+    if v is None:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return v

@@ -8,25 +8,24 @@ so the telephony adapter is driven exactly as the daemon drives it.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
-import queue
 import shutil
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 import wave
 from pathlib import Path
 
 from firmware.core.state import BoardState, KeyChanged, LineState
+from firmware.runtime.adapter import Context
 from firmware.telephony.front import free_port
 
-from conftest import ROOT, project_env
+from conftest import ROOT
 from board_support import wait_for  # noqa: F401 (tests import it from here too)
+from peers import PeerProc  # noqa: F401 (tests import it from here too)
 
 SIPP_DIR = ROOT / "tests" / "support" / "sipp"
 
@@ -47,6 +46,10 @@ class BoardLoop:
     def add_adapter(self, a):
         self.adapters.append(a)
 
+    def context(self) -> Context:
+        """What the daemon gives an adapter (``firmware.runtime.adapter``)."""
+        return Context(self.board, self.data_dir, self.post, loop=self.loop, state=self.state)
+
     def _run(self):
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
@@ -55,7 +58,7 @@ class BoardLoop:
         self._thread.start()
         self.call(lambda: self._apply(self.state.start(time.monotonic())))
         for a in self.adapters:
-            self.call(lambda a=a: a.start(self))
+            self.call(lambda a=a: a.start(self.context()))
         self._ticker = self.loop.call_soon_threadsafe(self._tick)
 
     def _tick(self):
@@ -144,7 +147,7 @@ def finish(proc, timeout):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        raise AssertionError("SIPp did not finish in time")
+        raise AssertionError("SIPp did not finish in time") from None
 
 
 def ulaw_tone(path, hz=1000, seconds=4):
@@ -153,53 +156,7 @@ def ulaw_tone(path, hz=1000, seconds=4):
     return path
 
 
-# -- PJSUA2 endpoints (positions, customers' phones) -----------------------
-class PeerProc:
-    def __init__(self, tmp_path, name="peer", tone=0, answer_after=0.0, record=True):
-        self.dir = Path(tmp_path) / name
-        self.dir.mkdir(parents=True, exist_ok=True)
-        args = ["--tone", str(tone), "--answer-after", str(answer_after)]
-        if record:
-            args += ["--record-dir", str(self.dir)]
-        self.events: queue.Queue = queue.Queue()
-        self.seen = []
-        self.proc = subprocess.Popen([sys.executable, "-m", "firmware.telephony.pj.peer", *args],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(self.dir / "stderr.log", "wb"),
-                                     text=True, env=project_env())
-        threading.Thread(target=self._read, daemon=True).start()
-        ready = self.next("ready", 20)
-        self.uri = ready["uri"]
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            self.seen.append(ev)
-            self.events.put(ev)
-
-    def next(self, kind, timeout):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                ev = self.events.get(timeout=max(0.01, deadline - time.time()))
-            except queue.Empty:
-                break
-            if ev["ev"] == kind:
-                return ev
-        raise AssertionError(f"{self.dir.name}: no {kind!r} within {timeout} s; saw {self.seen}")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=5)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
+# -- PJSUA2 endpoints (positions, customers' phones): peers.PeerProc ----------
 
 
 def tone_energy(wav_path, hz=1000):

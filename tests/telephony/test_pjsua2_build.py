@@ -12,7 +12,7 @@ from importlib import metadata
 
 import pytest
 
-from firmware.telephony.adapter import SPARE_WORKERS
+from firmware.telephony.supervisor import SPARE_WORKERS
 from firmware.telephony.front import setups_per_worker_s
 from firmware.telephony.pool import WorkerProc
 

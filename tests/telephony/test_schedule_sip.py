@@ -142,7 +142,7 @@ def test_ok__no_answer_is_retried_after_a_scheduler_restart_then_given_up(no_ans
         def swap():
             sched.stop()
             loop.adapters[loop.adapters.index(sched)] = fresh
-            fresh.start(loop)
+            fresh.start(loop.context())
         loop.call(swap)
         clock[0] = DUE + timedelta(minutes=1)
         assert loop.call(lambda: fresh.scheduler.open[occ.id].state) == "retry"   # not due yet

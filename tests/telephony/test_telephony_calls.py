@@ -168,7 +168,7 @@ def test_ok__a_burst_of_call_attempts_kills_no_worker(desk):
     try:
         wait_for(lambda: board.line("201") is LineState.RINGING, 10, "201 ringing after the burst")
     except AssertionError:
-        raise AssertionError((t, adapter.line_call, board.line("201"), adapter.status()["calls"]))
+        raise AssertionError((t, adapter.line_call, board.line("201"), adapter.status()["calls"])) from None
     adapter.hang_up_test("201")
 
 

@@ -67,7 +67,7 @@ def test_ok__32_calls_ringing_talking_and_held_at_once(tas100, tmp_path):
     board, adapter, position = tas100
     lines = ALL_LINES[:32]
     before = len(adapter.records.read())
-    seen_before = sum(1 for e in position.seen if e["ev"] == "incoming")
+    seen_before = sum(1 for e in position.seen if e["event"] == "incoming")
     caller = sipp("answered.xml", adapter.front.port, lines, tmp_path, rate=100,
                   hold_ms=6000, timeout_s=60, tone=None)
     wait_for(lambda: board.count(LineState.RINGING) == 32, 20, "32 lines ringing")
@@ -87,4 +87,4 @@ def test_ok__32_calls_ringing_talking_and_held_at_once(tas100, tmp_path):
     assert {r["outcome"] for r in recs} == {"answered"} and {r["position"] for r in recs} == {1}
     assert sum(1 for r in recs if r["hold_s"] > 0) == 31   # all but the last one picked up
     # the position took one leg at a time: a leg per pick-up, hung up on hold
-    assert sum(1 for e in position.seen if e["ev"] == "incoming") - seen_before == 32
+    assert sum(1 for e in position.seen if e["event"] == "incoming") - seen_before == 32

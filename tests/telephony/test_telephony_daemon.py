@@ -2,40 +2,47 @@
 
 import json
 import subprocess
+from contextlib import contextmanager
 
 import pytest
 
+from firmware.records.calls import JsonLinesRecords
+
 from conftest import project_env, python_cmd
+from procs import stop
 from telephony_support import have_tools, wait_for
 
 pytestmark = pytest.mark.telephony
+
+
+@contextmanager
+def site_daemon(tmp_path, until: bytes, *extra):
+    """The daemon on the desk board's site file; yields its control socket once it
+    has printed ``until``."""
+    have_tools()
+    sock = tmp_path / "ctl.sock"
+    out = open(tmp_path / "daemon.out", "wb")
+    proc = subprocess.Popen(python_cmd("firmware.runtime.daemon", "--sim", "--board", "desk",
+                                       "--site", "boards/desk.site.toml", "--sip-port", "0",
+                                       "--socket", sock, "--no-web", *extra),
+                            stdout=out, stderr=subprocess.STDOUT, env=project_env())
+    try:
+        wait_for(lambda: until in (tmp_path / "daemon.out").read_bytes()
+                 or proc.poll() is not None, 60, until.decode())
+        assert proc.poll() is None, (tmp_path / "daemon.out").read_text()
+        yield sock
+    finally:
+        stop(proc, 20)
+        out.close()
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     """One daemon for this module's tests: starting 2 workers, Kamailio and 2 positions
     takes seconds."""
-    have_tools()
     tmp_path = tmp_path_factory.mktemp("daemon")
-    sock = tmp_path / "ctl.sock"
-    out = open(tmp_path / "daemon.out", "wb")
-    proc = subprocess.Popen(python_cmd("firmware.runtime.daemon", "--sim", "--board", "desk",
-                                       "--site", "boards/desk.site.toml", "--sip-port", "0",
-                                       "--socket", sock, "--no-web", "--data-dir", tmp_path / "var"),
-                            stdout=out, stderr=subprocess.STDOUT, env=project_env())
-    try:
-        wait_for(lambda: b"telephony ready" in (tmp_path / "daemon.out").read_bytes()
-                 or proc.poll() is not None, 60, "telephony ready")
-        assert proc.poll() is None, (tmp_path / "daemon.out").read_text()
+    with site_daemon(tmp_path, b"telephony ready", "--data-dir", tmp_path / "var") as sock:
         yield sock, tmp_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        out.close()
 
 
 def diag(sock, *args, timeout=60):
@@ -64,7 +71,7 @@ def test_ok__ring_goes_through_sip_and_status_shows_capacity(daemon):
     wait_for(lambda: next(ln for ln in diag(sock, "status")[1]["lines"]
                           if ln["number"] == "201")["state"] == "idle", 5, "201 idle")
     # the call was recorded in the daemon's data dir
-    recs = [json.loads(x) for x in (tmp / "var" / "calls.jsonl").read_text().splitlines()]
+    recs = JsonLinesRecords(tmp / "var" / "calls.jsonl").read()   # checksummed lines
     assert recs[-1]["line"] == "201" and recs[-1]["outcome"] == "abandoned"
 
 
@@ -142,7 +149,7 @@ def test_ok__every_key_and_switch_on_a_real_call_through_the_diag_tool(daemon):
     switches = [(e["switch"], e["on"]) for e in events if e["type"] == "switch"]
     assert switches == [("secrecy", True), ("secrecy", False), ("split", True), ("split", False)]
     # The SIP side saw it too: the call record has the answer, the hold and the end.
-    recs = [json.loads(x) for x in (tmp / "var" / "calls.jsonl").read_text().splitlines()]
+    recs = JsonLinesRecords(tmp / "var" / "calls.jsonl").read()   # checksummed lines
     rec = [r for r in recs if r["line"] == "204"][-1]
     assert rec["answered"] and rec["ended"] and rec["position"] == 1 and rec["hold_s"] > 0
 
@@ -173,3 +180,25 @@ def test_ok__a_relative_data_dir_works_as_run_sim_uses_it(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         out.close()
+
+
+def test_ok__retention_days_covers_the_call_records(tmp_path):
+    """--retention-days reaches call retention too (it used to keep call records
+    30 days whatever the option said): with 60, a call from 45 days ago stays."""
+    from datetime import datetime, timedelta, timezone
+    data = tmp_path / "var"
+    data.mkdir()
+    now = datetime.now(timezone.utc)
+    recs = [{"id": f"c{age}", "line": "201", "direction": "in", "kind": "call", "caller": "5551234",
+             "callee": "201", "offered": (now - timedelta(days=age)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+             "answered": None, "ended": None, "rings": 1, "position": None, "hold_s": 0,
+             "outcome": "abandoned"} for age in (45, 10)]
+    (data / "calls.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with site_daemon(tmp_path, b"switchboard: ready", "--retention-days", "60", "--data-dir", data) as sock:
+        last = wait_for(lambda: diag(sock, "status")[1]["call-retention"]["last"], 20,
+                        "call retention's first run")
+        st = diag(sock, "status")[1]["call-retention"]
+        assert st["retention_days"] == 60 and st["error"] is None
+        assert last["purged"] == 0 and last["cutoff"] == (now.date() - timedelta(days=60)).isoformat()
+        kept = [json.loads(x)["id"] for x in (data / "calls.jsonl").read_text().splitlines()]
+        assert kept[:2] == ["c45", "c10"]

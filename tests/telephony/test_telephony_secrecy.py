@@ -55,7 +55,7 @@ def test_ok__customer_answered_secrecy_keeps_the_operator_out_until_switched_off
     assert board.line("201") is LineState.CUSTOMER
     assert any(isinstance(c, Notice) and "secrecy" in c.text for c in board.commands)
     time.sleep(1.5)
-    assert not any(e["ev"] == "incoming" for e in position.seen), \
+    assert not any(e["event"] == "incoming" for e in position.seen), \
         "the position was given a leg on a call the customer answered, under secrecy"
     board.post(KeyChanged("secrecy", False))         # switch off: the operator may join
     time.sleep(0.1)

@@ -14,6 +14,8 @@ from firmware.errors import ControlError
 from firmware.core.state import BoardState, CardChanged, Fault, KeyChanged, LineRinging, ShowCard
 from firmware.timeclock.clock import TimeClock
 from firmware.timeclock.adapter import TimeClockAdapter
+from firmware.runtime.adapter import Context
+from firmware.runtime.commands import Commands
 
 from test_customers import MARY
 
@@ -28,7 +30,8 @@ class MiniDaemon:
         self.t = 1000.0
         self.state = BoardState(self.board, self.t)
         self.events = queue.Queue()
-        self.commands = {}
+        self.commands = Commands(self.board)
+        self.loop = None
         self.adapters = []
         self.seen = []            # every event posted by adapters
         self.shown = []           # ShowCard commands, as the view would receive them
@@ -37,12 +40,11 @@ class MiniDaemon:
     def post(self, event):
         self.events.put(event)
 
-    def add_command(self, name, handler):
-        self.commands[name] = handler
-
     def add_adapter(self, a):
         self.adapters.append(a)
-        a.start(self)
+        for cmd in a.commands():
+            self.commands.add(cmd)
+        a.start(Context(self.board, a.data_dir, self.post, loop=self.loop, state=self.state))
 
     def feed(self, event):
         self.t += 0.05
@@ -74,7 +76,7 @@ class MiniDaemon:
         self.feed(KeyChanged(key, False))
 
     def call(self, name, **args):
-        return asyncio.run(self.commands[name](args))
+        return asyncio.run(self.commands.run(name, args))
 
     def lamp(self, name):
         return self.state.snapshot(self.t)["lamps"][name]["cadence"]
@@ -88,7 +90,7 @@ def rig(tmp_path):
             "alternate": [{"label": "Joe's mobile", "number": "+1 555 010 7777"}],
             "instructions": []})
     cs.close()
-    clock = lambda: dt.datetime(2026, 11, 24, 10, 0, tzinfo=TZ)   # a Tuesday morning
+    clock = lambda: dt.datetime(2026, 11, 24, 10, 0, tzinfo=TZ)   # a Tuesday morning  # noqa: E731
     d = MiniDaemon()
     a = TimeClockAdapter(tmp_path, clock=clock, operators={1: "Becky"})
     d.add_adapter(a)

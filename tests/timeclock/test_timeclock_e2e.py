@@ -15,6 +15,7 @@ import pytest
 from firmware.timeclock.customers import Customers
 from firmware.timeclock.clock import TimeClock
 
+from procs import stop
 from conftest import project_env, python_cmd
 from fakeprinter import FakePrinter
 from test_customers import MARY
@@ -64,12 +65,7 @@ def daemon(tmp_path):
         assert "ready" in line, line + p.stderr.read()
         yield sock, data, printer, p
     finally:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p, 10)
         p.stdout.close()
         p.stderr.close()
         printer.close()

@@ -3,7 +3,7 @@
 It answers every call (after ``--answer-after`` seconds, 180 Ringing till
 then), optionally plays a tone into the call and records what it hears to a
 WAV file per call, and reports on stdout as JSON lines (``ready``,
-``incoming``, ``confirmed``, ``ended``). It owns PJSUA2 the same way the
+``incoming``, ``confirmed``, ``ended``; one ``{"event": ...}`` object a line). It owns PJSUA2 the same way the
 workers do: one thread, ``libHandleEvents`` in a loop, calls dropped outside
 callbacks, all before ``libDestroy``. Reading ``quit`` on stdin stops it.
 
@@ -85,7 +85,7 @@ class Peer:
         self.cmds = queue.Queue()
 
     def emit(self, ev, **kw):
-        kw.update(ev=ev, t=time.time())
+        kw.update(event=ev, t=time.time())
         self.out.put(kw)
 
     def run(self):

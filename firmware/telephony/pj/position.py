@@ -10,10 +10,12 @@ Run as a process, one per position:
 
     python -m firmware.telephony.pj.position --port 0 --headset "USB Audio Device" [--name p1]
 
-It prints one JSON line when ready, `{"event": "ready", "uri": "sip:p1@127.0.0.1:PORT",
-"port": PORT, ...}`, then one JSON line per event (incoming, answered,
-rejected, media, ended). It reads JSON lines on stdin: `{"cmd": "status"}`,
-`{"cmd": "hangup"}` (every leg, or `"call": ID`), `{"cmd": "quit"}`.
+It speaks the protocol of ``firmware.telephony.protocol`` (position commands
+and events). It prints one JSON line when ready, `{"event": "ready", "uri":
+"sip:p1@127.0.0.1:PORT", "port": PORT, ...}`, then one JSON line per event
+(incoming, answered, rejected, media, ended). It reads JSON lines on stdin:
+`{"cmd": "status"}`, `{"cmd": "hangup"}` (every leg, or `"call": ID`),
+`{"cmd": "quit"}`; anything else is answered with an `error` event naming it.
 End of stdin also quits, so the process dies with the daemon that feeds it.
 
 One thread owns PJSUA2 (threadCnt = 0, mainThreadOnly, one loop calling
@@ -27,7 +29,6 @@ from __future__ import annotations
 import argparse
 import functools
 import ipaddress
-import json
 import os
 import queue
 import sys
@@ -35,6 +36,8 @@ import threading
 import time
 
 from firmware.errors import SwitchboardError
+from firmware.telephony import protocol as msg
+from firmware.telephony.children import ChildProcess
 from firmware.telephony.pj.headset import Headset, HeadsetError
 from firmware.telephony.pj.support import own_stdout
 
@@ -103,8 +106,8 @@ class Position:
 
     # -- output ------------------------------------------------------------
 
-    def emit(self, event: str, **fields) -> None:
-        self.out.write(json.dumps({"event": event, **fields}) + "\n")
+    def emit(self, event: msg.Message) -> None:
+        self.out.write(msg.encode(event) + "\n")
         self.out.flush()
 
     # -- start and stop (PJSUA2 thread) --------------------------------------
@@ -206,15 +209,16 @@ class Position:
     def run(self) -> None:
         self.start()
         try:
-            self.emit("ready", name=self.name, uri=self.uri, host=self.bind, port=self.port,
-                      pid=os.getpid(), headset=self.headset.status() if self.headset else None)
+            self.emit(msg.PositionReady(name=self.name, uri=self.uri, host=self.bind,
+                                        port=self.port, pid=os.getpid(),
+                                        headset=self.headset.status() if self.headset else None))
             while not self._quit:
                 self.ep.libHandleEvents(10)
                 self._reap()
                 self._commands()
         finally:
             self.stop()
-            self.emit("stopped", name=self.name)
+            self.emit(msg.PositionStopped(name=self.name))
 
     def _reap(self) -> None:
         while self._dead:
@@ -230,30 +234,24 @@ class Position:
             self.do(cmd)
 
     def do(self, cmd) -> None:
-        if not isinstance(cmd, dict) or not isinstance(cmd.get("cmd"), str):
-            self.emit("error", message=f"expected a JSON object with a \"cmd\" string, got {cmd!r}")
-            return
-        name = cmd["cmd"]
-        if name == "__bad__":
-            self.emit("error", message=f"not a JSON line: {cmd['line']!r} ({cmd['error']})")
-        elif name == "status":
-            self.emit("status", **self.status())
-        elif name == "hangup":
+        """One command off the queue: a message, or the ``ProtocolError`` its line was."""
+        if isinstance(cmd, msg.ProtocolError):
+            self.emit(msg.PositionErrorEv(message=str(cmd)))
+        elif isinstance(cmd, msg.PositionStatusRequest):
+            self.emit(msg.PositionStatus(**self.status()))
+        elif isinstance(cmd, msg.PositionHangup):
             pj = _pj()
-            target = cmd.get("call")
             hung = []
             for cid, call in list(self.calls.items()):
-                if target is None or target == cid:
+                if cmd.call is None or cmd.call == cid:
                     try:
                         call.hangup(pj.CallOpParam(True))
                         hung.append(cid)
                     except Exception as exc:
-                        self.emit("error", message=f"hangup of call {cid} failed: {exc}")
-            self.emit("hangup", calls=hung)
-        elif name == "quit":
+                        self.emit(msg.PositionErrorEv(message=f"hangup of call {cid} failed: {exc}"))
+            self.emit(msg.PositionHungUp(calls=hung))
+        elif isinstance(cmd, msg.PositionQuit):
             self._quit = True
-        else:
-            self.emit("error", message=f"unknown command {name!r}: expected status, hangup or quit")
 
     def status(self) -> dict:
         calls = []
@@ -281,24 +279,25 @@ class Position:
         op = pj.CallOpParam()
         if not self.allowed(src):
             self.counts["rejected"] += 1
-            self.emit("rejected", call=prm.callId, source=src, code=403)
-            op.statusCode = 403
-            op.reason = "Forbidden: not an allowed address for this position"
+            self.emit(msg.PositionRejected(call=prm.callId, source=src, code=msg.NOT_ALLOWED.code))
+            op.statusCode = msg.NOT_ALLOWED.code
+            op.reason = msg.NOT_ALLOWED.reason
             call.hangup(op)
             return
         active = sum(1 for c in self.calls.values() if c.state != "DISCONNECTED")
         if active > self.max_calls:
-            op.statusCode = 486
+            op.statusCode = msg.POSITION_BUSY.code
             call.hangup(op)
-            self.emit("rejected", call=prm.callId, source=src, code=486)
+            self.emit(msg.PositionRejected(call=prm.callId, source=src,
+                                           code=msg.POSITION_BUSY.code))
             return
         call.remote = call.getInfo().remoteUri
-        self.emit("incoming", call=prm.callId, source=src, remote=call.remote)
+        self.emit(msg.PositionIncoming(call=prm.callId, source=src, remote=call.remote))
         op.statusCode = 200
         call.answer(op)
         call.answered = True
         self.counts["answered"] += 1
-        self.emit("answered", call=prm.callId)
+        self.emit(msg.PositionAnswered(call=prm.callId))
 
     def media_changed(self, call) -> None:
         pj = _pj()
@@ -313,14 +312,14 @@ class Position:
                         self.headset.forget(call.audio_port)  # a re-INVITE moved its port
                     self.headset.connect(media)
                 call.audio_port = media.getPortId()
-                self.emit("media", call=call.cid, state="active", port=call.audio_port)
+                self.emit(msg.PositionMedia(call=call.cid, state="active", port=call.audio_port))
             elif call.audio_port is not None:  # held or gone: the operator hears nothing of it
                 if self.headset is not None:
                     if mi.status == pj.PJSUA_CALL_MEDIA_NONE:  # its port is gone already
                         self.headset.forget(call.audio_port)
                     else:
                         self.headset.disconnect(call.getAudioMedia(mi.index))
-                self.emit("media", call=call.cid, state=_media_state(mi.status))
+                self.emit(msg.PositionMedia(call=call.cid, state=_media_state(mi.status)))
                 call.audio_port = None
 
     def state_changed(self, call) -> None:
@@ -335,8 +334,8 @@ class Position:
             self._dead.append(call)
             if info.lastStatusCode not in (403, 486) or call.answered:
                 self.counts["ended"] += 1
-                self.emit("ended", call=call.cid, code=info.lastStatusCode,
-                          reason=info.lastReason)
+                self.emit(msg.PositionEnded(call=call.cid, code=info.lastStatusCode,
+                                            reason=info.lastReason))
 
 
 def _media_state(status) -> str:
@@ -352,7 +351,8 @@ def guarded(position, fn, *args) -> None:
         fn(*args)
     except Exception as exc:  # noqa: BLE001 - anything raised here would abort the process
         info = getattr(exc, "info", None)
-        position.emit("error", message=f"{fn.__name__}: {info() if callable(info) else exc}")
+        position.emit(msg.PositionErrorEv(
+            message=f"{fn.__name__}: {info() if callable(info) else exc}"))
 
 
 @functools.cache
@@ -390,28 +390,35 @@ def _classes():
 class PositionProcess:
     """A position endpoint run as a child process, for the daemon to start, query and stop.
 
-    `on_event(event)` is called on a reader thread for every line the child
-    prints (incoming, answered, media, ended, rejected, error...); hand it to
-    the daemon's loop with `daemon.post` or `loop.call_soon_threadsafe`.
+    `on_event(event)` is called on a reader thread for every event the child
+    prints (incoming, answered, media, ended, rejected, error...), as the JSON
+    object of the protocol's message; hand it to the daemon's loop with
+    `daemon.post` or `loop.call_soon_threadsafe`. The child is a
+    ``ChildProcess``: it dies with the daemon.
     """
 
     def __init__(self, *, name: str, headset: str | None = None, bind: str = "127.0.0.1",
-                 port: int = 0, allow=None, args=(), env=None, on_event=None,
+                 port: int = 0, allow=None, args=(), env=None, on_event=None, on_exit=None,
                  log=None, python: str = sys.executable):
-        self.cmd = [python, "-m", "firmware.telephony.pj.position", "--name", name, "--bind", bind,
-                    "--port", str(port)]
+        self.name = name
+        argv = ["--name", name, "--bind", bind, "--port", str(port)]
         if headset:
-            self.cmd += ["--headset", headset]
+            argv += ["--headset", headset]
         for a in allow or ():
-            self.cmd += ["--allow", a]
-        self.cmd += [str(a) for a in args]
-        self.env = env
-        self.log = log  # a path: the child's stderr (PJSUA2 and ALSA chatter) is appended there
+            argv += ["--allow", a]
+        argv += [str(a) for a in args]
         self.on_event = on_event
-        self.proc = None
+        self.on_exit = on_exit          # called once when the child is gone
         self.ready: dict | None = None
         self._replies: queue.Queue = queue.Queue()
-        self._lock = threading.Lock()
+        self.child = ChildProcess(f"position {name}", "firmware.telephony.pj.position", argv,
+                                  events=msg.POSITION_EVENTS, on_message=self._message,
+                                  on_exit=self._exited,
+                                  log_path=log, env=env, python=python)
+
+    @property
+    def proc(self):
+        return self.child.proc
 
     @property
     def uri(self) -> str | None:
@@ -419,37 +426,26 @@ class PositionProcess:
 
     def start(self, timeout: float = 120.0) -> dict:   # slow machines: see pool.WorkerProc.start
         """Start the child and wait for it to be ready; PositionError says why it was not."""
-        import subprocess
-
-        err = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        try:
-            self.proc = subprocess.Popen(self.cmd, env=self.env, text=True,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=err)
-        finally:
-            if self.log:
-                err.close()  # the child has its own copy
-        threading.Thread(target=self._read, daemon=True, name="position-reader").start()
+        self.child.start()
         ev = self._wait(("ready", "error", "eof"), timeout)
         if ev is None or ev["event"] != "ready":
             why = ev.get("message", "it exited") if ev else f"not ready within {timeout} s"
             self.stop()
-            raise PositionError(f"position {self.cmd[self.cmd.index('--name') + 1]!r} "
-                                f"did not start: {why}")
+            raise PositionError(f"position {self.name!r} did not start: {why}")
         self.ready = ev
         return ev
 
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if ev.get("event") in ("ready", "status", "error", "hangup", "stopped"):
-                self._replies.put(ev)
-            if self.on_event is not None:
-                self.on_event(ev)
+    def _exited(self):
         self._replies.put({"event": "eof"})
+        if self.on_exit is not None:
+            self.on_exit(self)
+
+    def _message(self, m: msg.Message):
+        ev = msg.as_dict(m)
+        if m.wire in ("ready", "status", "error", "hangup", "stopped"):
+            self._replies.put(ev)
+        if self.on_event is not None:
+            self.on_event(ev)
 
     def _wait(self, events, timeout):
         deadline = time.monotonic() + timeout
@@ -462,51 +458,33 @@ class PositionProcess:
                 return ev
         return None
 
-    def _send(self, **cmd) -> None:
-        with self._lock:
-            self.proc.stdin.write(json.dumps(cmd) + "\n")
-            self.proc.stdin.flush()
+    def alive(self) -> bool:
+        return self.child.alive()
 
     def status(self, timeout: float = 5.0) -> dict:
-        self._send(cmd="status")
+        self.child.send(msg.PositionStatusRequest())
         ev = self._wait(("status",), timeout)
         if ev is None:
             raise PositionError(f"position did not answer a status request within {timeout} s")
         return ev
 
     def hangup(self, call: int | None = None) -> None:
-        self._send(cmd="hangup", **({} if call is None else {"call": call}))
+        self.child.send(msg.PositionHangup(call=call))
 
     def stop(self, timeout: float = 5.0) -> int | None:
         """Ask it to quit (hangs up, tears PJSUA2 down in order); kill it if it hangs."""
-        import subprocess
-
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            try:
-                self._send(cmd="quit")
-                self.proc.stdin.close()
-            except (OSError, ValueError):
-                pass
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return self.child.stop(msg.PositionQuit(), timeout)
 
 
-def _read_stdin(q: queue.Queue, out) -> None:
+def _read_stdin(q: queue.Queue) -> None:
     for line in sys.stdin:
-        line = line.strip()
-        if not line:
+        if not line.strip():
             continue
         try:
-            q.put(json.loads(line))
-        except json.JSONDecodeError as exc:
-            q.put({"cmd": "__bad__", "line": line, "error": str(exc)})
-    q.put({"cmd": "quit"})  # stdin closed: the daemon is gone
+            q.put(msg.decode(msg.POSITION_COMMANDS, line))
+        except msg.ProtocolError as exc:
+            q.put(exc)
+    q.put(msg.PositionQuit())  # stdin closed: the daemon is gone
 
 
 def main(argv=None) -> int:
@@ -543,23 +521,23 @@ def main(argv=None) -> int:
                        max_calls=args.max_calls, codecs=args.codecs.split(","),
                        log_level=args.log_level, out=out)
     except SwitchboardError as exc:
-        print(json.dumps({"event": "error", "message": str(exc)}), file=out, flush=True)
+        print(msg.encode(msg.PositionErrorEv(message=str(exc))), file=out, flush=True)
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    threading.Thread(target=_read_stdin, args=(pos.commands, sys.stdout), daemon=True,
+    threading.Thread(target=_read_stdin, args=(pos.commands,), daemon=True,
                      name="position-stdin").start()
     try:
         pos.run()
     except (HeadsetError, PositionError) as exc:
-        print(json.dumps({"event": "error", "message": str(exc)}), file=out, flush=True)
+        print(msg.encode(msg.PositionErrorEv(message=str(exc))), file=out, flush=True)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # PJSUA2 raises its own Error type (e.g. port in use)
         info = getattr(exc, "info", None)
-        msg = info() if callable(info) else str(exc)
-        print(json.dumps({"event": "error", "message": f"position failed to start: {msg}"}),
+        text = info() if callable(info) else str(exc)
+        print(msg.encode(msg.PositionErrorEv(message=f"position failed to start: {text}")),
               file=out, flush=True)
-        print(f"error: position failed to start: {msg}", file=sys.stderr)
+        print(f"error: position failed to start: {text}", file=sys.stderr)
         return 2
     return 0
 

@@ -6,7 +6,8 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-from firmware.config.board import Board, boards_dir
+from firmware.config.board import Board
+from firmware.config.shipped import shipped_dir
 from firmware.errors import ConfigError
 
 
@@ -65,7 +66,7 @@ def bom_path(board: Board) -> Path:
 
 
 def hardware_dir() -> Path:
-    return boards_dir().parent / "hardware"
+    return shipped_dir("hardware")
 
 
 def read_bom(path: Path) -> list[dict]:

@@ -27,11 +27,14 @@ from pathlib import Path
 
 from firmware.config.board import Board, find_board, load_board, shipped_boards
 from firmware.errors import SwitchboardError
+from firmware.logs import add_verbose
 
+from switchboard_tools._common import run
 from switchboard_tools.hardware.bom import bom_path, bom_total, check_bom, hardware_dir, read_bom
 from switchboard_tools.hardware.drawings import render_dot, wiring_dot
-from switchboard_tools.hardware.tables import (CHAIN_COLUMNS, PIN_COLUMNS, HardwareError, _csv,
+from switchboard_tools.hardware.tables import (CHAIN_COLUMNS, PIN_COLUMNS, _csv,
                                               chain_map, markdown_table, pin_table)
+
 
 
 def generate(board: Board, out: Path, pictures=("svg",)) -> list[Path]:
@@ -92,6 +95,8 @@ def main(argv=None) -> int:
     # --json is accepted after the subcommand too.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    add_verbose(ap)
+    add_verbose(common, sub=True)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def add(name, help):
@@ -119,16 +124,17 @@ def main(argv=None) -> int:
     from switchboard_tools.hardware.selftest import add_arguments
     add_arguments(p)
     args = ap.parse_args(argv)
-    try:
-        return _run(args)
-    except BrokenPipeError:         # the reader (head, less) went away: nothing to say
-        return 1
-    except (SwitchboardError, OSError) as e:
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(e)}))
-        else:
-            print(f"switchboard-hardware: {e}", file=sys.stderr)
-        return 2
+    return run("switchboard-hardware", lambda: _run(args), args, errors=(SwitchboardError, OSError))
+
+
+def _report_written(args, written) -> int:
+    """Say which files a command wrote: JSON, or a line each."""
+    if args.json:
+        print(json.dumps({"ok": True, "written": [str(p) for p in written]}))
+    else:
+        for p in written:
+            print(f"wrote {p}")
+    return 0
 
 
 def _run(args) -> int:
@@ -181,22 +187,11 @@ def _run(args) -> int:
         written = []
         for name in boards:
             written += generate(load_board(find_board(name)), out)
-        if args.json:
-            print(json.dumps({"ok": True, "written": [str(p) for p in written]}))
-        else:
-            for p in written:
-                print(f"wrote {p}")
-        return 0
+        return _report_written(args, written)
     if args.cmd == "schematics":
         from switchboard_tools.hardware.schematics import draw_all
         out = Path(args.out) if args.out else hardware_dir() / "blocks"
-        written = draw_all(out)
-        if args.json:
-            print(json.dumps({"ok": True, "written": [str(p) for p in written]}))
-        else:
-            for p in written:
-                print(f"wrote {p}")
-        return 0
+        return _report_written(args, draw_all(out))
     if args.cmd == "check":
         from switchboard_tools.hardware.erc import run
         board = load_board(find_board(args.board))

@@ -354,7 +354,7 @@ def _check_3v3(board, parts, lay, add, gpio_total):
     pi.append(("DS3231 real-time clock", parts.get("rtc", "ma", why="the RTC's supply current")))
     if lay["interface"]:
         pi.append(("74LVC244 at the Pi", parts.get("buffer:74LVC244", "icc_ma")))
-        pi.append((f"OE pull-up at the Pi, pulled low",
+        pi.append(("OE pull-up at the Pi, pulled low",
                    VCC / parts.get("pullup-oe", "ohms") * 1000))
         amps = parts.get("logic-3v3", "amps", why="the chain logic's 3.3 V regulator")
         pmax = parts.get("logic-3v3", "pmax_w")

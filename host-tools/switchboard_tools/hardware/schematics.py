@@ -80,7 +80,7 @@ def lamp_24v(d):
     d += elm.Capacitor(polar=True).down(1.6).label("220 µF\n50 V bulk", loc="bottom")
     d += elm.Ground()
     # Keep-alive: a resistor across the driver output pre-heats the dark bulb.
-    ka = getattr(uln, "C1")
+    ka = uln.C1
     x = ka[0] + 1.6
     d += elm.Dot().at((x, ka[1]))
     d += elm.Resistor().down(2.4).at((x, ka[1])).label("4.7 kΩ ½ W\nkeep-alive\n(one per lamp)", loc="bottom")
@@ -487,11 +487,14 @@ def ribbon(d):
         "10-way ribbon\n1 GND\n2 SH/LD or SRCLK\n3 GND\n4 CLK or RCLK\n5 GND\n6 data (SER / QH)\n"
         "7 GND\n8 OE (lamps) / n.c.\n9 3V3 logic\n10 GND"))
     d += elm.Line().at(rib.E).right(0.8)
-    d += (hc := flow.Box(w=3.8, h=3.6).anchor("W").label("chain board\n74HC14: each line\nthrough two\ninverters\n(Schmitt)"))
+    d += (hc := flow.Box(w=3.8, h=3.6).anchor("W").label(
+        "chain board\n74HC14: each line\nthrough two\ninverters\n(Schmitt)"))
     d += elm.Line().at(hc.E).right(1.2)
-    d += flow.Box(w=3.6, h=3.6).anchor("W").label("7 x 74HC165\nor 4 x 74HC595\n+ ULN2803\n100 µF bulk\n100 nF per chip")
+    d += flow.Box(w=3.6, h=3.6).anchor("W").label(
+        "7 x 74HC165\nor 4 x 74HC595\n+ ULN2803\n100 µF bulk\n100 nF per chip")
     d += elm.Label().at((0, -4.6)).label(
-        "At each chain board: 10k pull-downs on SH/LD, CLK, SRCLK, RCLK before the 74HC14; 10k pull-up on OE and on a SER "
+        "At each chain board: 10k pull-downs on SH/LD, CLK, SRCLK, RCLK before the 74HC14; "
+        "10k pull-up on OE and on a SER "
         "that comes from another board.\nData leaving a board (QH, QH') goes through two 74HC14 gates and 33 Ω. "
         "24 V never shares this connector: it has its own screw terminal.", halign="left")
 

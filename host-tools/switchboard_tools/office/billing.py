@@ -37,7 +37,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from firmware.errors import ConfigError
-from firmware.records.recordset import month_of, parse_month, zone
+from firmware.records.recordset import month_of, parse_month
+from firmware.records.times import zone
 
 ROUNDINGS = ("ROUND_HALF_UP", "ROUND_HALF_EVEN", "ROUND_UP", "ROUND_DOWN", "ROUND_CEILING",
              "ROUND_FLOOR", "ROUND_HALF_DOWN")
@@ -108,9 +109,9 @@ def load_plans(path) -> BillingConfig:
         with open(p, "rb") as fh:
             data = tomllib.load(fh)
     except OSError as e:
-        raise ConfigError(p, "", None, None, message=f"{p}: cannot read: {e.strerror}")
+        raise ConfigError(p, "", None, None, message=f"{p}: cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(p, "", None, None, message=f"{p}: not valid TOML: {e}")
+        raise ConfigError(p, "", None, None, message=f"{p}: not valid TOML: {e}") from None
     for k in data:
         if k not in ("service", "billing", "plans"):
             raise ConfigError(p, k, None, None, message=f"{p}: {k}: unknown section; "

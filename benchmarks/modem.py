@@ -1,0 +1,332 @@
+"""An analog line on a USB voice modem against a SIP trunk: audio delay, and the drift buffer.
+
+    .venv/bin/python benchmarks/modem.py [--calls 2] [--minutes 10] [--json]
+
+1. **Audio delay, modem path beside SIP path, in one run** of the real daemon (a process:
+   the simulated desk board, Kamailio, PJSUA2 workers, position p1 with its headset on the
+   FIFO-paced ALSA file-plugin card of tests/support/alsa_fixture.py):
+
+   - modem path: ``SimModem`` (a pseudo-terminal pair, mu-law, paced at 8000 bytes/s) is
+     line 901's modem; its far end sends 1 kHz bursts (200 ms of each second). Line ->
+     earpiece is from the moment the simulated modem wrote a burst's first byte to the pty
+     to the moment ALSA's file plugin wrote its onset to the earpiece; microphone -> line
+     from the moment ALSA read a burst from the microphone to the moment the simulated
+     modem read its onset off the pty (a real modem adds its own playout buffer after that);
+   - SIP path: a bare PJSUA2 endpoint (tests/support/pjsua_peer.py) calls line 201 through
+     the front and plays the same bursts; line -> earpiece from its player's start, and
+     microphone -> line to its recorder.
+
+   "Added" is the modem path's median less the SIP path's median, each way.
+
+2. **The drift buffer over a long call, in simulated time.** The buffer
+   (``firmware.telephony.modem.drift.DriftBuffer``) is driven with the two clocks' own
+   schedules, not in real time: the modem delivers 64-sample reads (what a CDC-ACM read of
+   the CX93001 returns) at its own clock, 0.1 % fast or 0.1 % slow, each read's arrival
+   jittered by up to +-4 ms (seeded), and the bridge takes a 20 ms frame on its exact
+   clock. The order of events is that of the two schedules merged, which is what the real
+   threads see; the time is counted, not waited for, so 10 minutes take a second or so.
+   Printed: the buffer's level (its standing delay) over the call, samples dropped or
+   inserted, underruns, and what a plain FIFO reaches in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "support"), str(ROOT)]  # the tests' real peers
+
+from alsa_fixture import FakeCard, samples, tone  # noqa: E402
+from conftest import project_env, python_cmd  # noqa: E402
+from headset_support import PeerProc, pcm_wav, wav_pcm  # noqa: E402
+
+from firmware.telephony.modem.drift import DriftBuffer  # noqa: E402
+from firmware.telephony.modem.sim import SimModem  # noqa: E402
+
+RATE = 16000
+LEAD_S, ON_S, PERIOD_S, BURSTS = 0.5, 0.2, 1.0, 5
+AMP = 0.5
+
+
+def burst_train(rate):
+    pcm = bytearray(int(LEAD_S * rate) * 2)
+    for _ in range(BURSTS):
+        pcm += tone(1000, ON_S, rate, AMP)
+        pcm += bytes(int((PERIOD_S - ON_S) * rate) * 2)
+    return bytes(pcm)
+
+
+def burst_source(i0, n):
+    """The modem's far end: 1 kHz for the first 200 ms of every second (sample clock)."""
+    import math
+    return [int(AMP * 32767 * math.sin(2 * math.pi * 1000 * i / 8000)) if i % 8000 < 1600 else 0
+            for i in range(i0, i0 + n)]
+
+
+def onsets(pcm, rate, threshold=0.25 * AMP * 32767):
+    x = samples(pcm)
+    found, quiet_since = [], -rate
+    gap = int(0.3 * rate)
+    for i, v in enumerate(x):
+        if abs(v) > threshold:
+            if i - quiet_since > gap:
+                found.append(i / rate)
+            quiet_since = i
+    return found
+
+
+def timed_onsets(chunks, rate):
+    """Onset times in a stream given as [(time of the chunk's first sample, pcm)]."""
+    stream = b"".join(p for _, p in chunks)
+    offs, acc = [], 0
+    for _, p in chunks:
+        offs.append(acc)
+        acc += len(p)
+    out = []
+    for sec in onsets(stream, rate):
+        byte = int(round(sec * rate)) * 2
+        k = bisect.bisect_right(offs, byte) - 1
+        out.append(chunks[k][0] + (byte - offs[k]) / (2 * rate))
+    return out
+
+
+def say(card, pcm):
+    """Queue a train for the microphone; returns the card's byte count where it starts."""
+    h = card.headsets["hs1"]
+    with h.lock:
+        base = h.said + len(h.mic_queue)
+    card.say("hs1", pcm)
+    return base
+
+
+def mic_start(card, base):
+    """When ALSA read the first byte of the train that starts at byte ``base``."""
+    t, said = next((t, s) for t, s in card.mic_log("hs1") if s >= base)
+    return t - (said - base) / (2 * RATE)
+
+
+def match(sent, got):
+    out = []
+    for s in sent:
+        after = [g - s for g in got if 0 <= g - s < PERIOD_S / 2]
+        if after:
+            out.append(after[0])
+    return out
+
+
+class Board:
+    """The daemon as a process, driven with switchboard-diag."""
+
+    def __init__(self, tmp, card, sim):
+        self.tmp = tmp
+        site = tmp / "desk.site.toml"
+        site.write_text(f'[front]\nport = 0\n[[trunks]]\nname = "lo"\nmode = "peer"\n'
+                        'peers = ["127.0.0.1"]\n[[trunks]]\nname = "pots1"\nmode = "modem"\n'
+                        f'device = "{sim.path}"\nline = "901"\n[[positions]]\nheadset = "hs1"\n')
+        self.out = open(tmp / "daemon.out", "wb")
+        self.proc = subprocess.Popen(
+            python_cmd("firmware.runtime.daemon", "--sim", "--board", "desk", "--site", site,
+                       "--sip-port", "0", "--socket", tmp / "ctl.sock", "--no-web",
+                       "--data-dir", tmp / "var"),
+            stdout=self.out, stderr=subprocess.STDOUT, env=project_env(**card.env()))
+        self.wait(lambda: b"telephony ready" in (tmp / "daemon.out").read_bytes(), 120, "telephony")
+        self.wait(lambda: self.status().get("modems", {}).get("pots1", {}).get("state") == "ready",
+                  30, "the modem")
+        self.front = int(self.status()["telephony"]["front"].rsplit(":", 1)[1])
+
+    def diag(self, *args):
+        r = subprocess.run(python_cmd("switchboard_tools.diag", *args, "--socket",
+                                      self.tmp / "ctl.sock", "--json"),
+                           capture_output=True, text=True, env=project_env(), timeout=60)
+        return json.loads(r.stdout) if r.stdout.startswith("{") else {}
+
+    def status(self):
+        return self.diag("status")
+
+    def line(self, n):
+        return next(ln for ln in self.status()["lines"] if ln["number"] == n)
+
+    def wait(self, pred, timeout, what):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the daemon exited: {(self.tmp / 'daemon.out').read_text()[-2000:]}")
+            try:
+                if pred():
+                    return
+            except (KeyError, StopIteration, ValueError):
+                pass
+            time.sleep(0.1)
+        raise SystemExit(f"timed out waiting for {what}")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.out.close()
+
+
+def modem_call(board, sim, card):
+    secs = LEAD_S + BURSTS * PERIOD_S + 0.8
+    sim.ring("5551234", period=1.0, rings=30, source=burst_source)
+    board.wait(lambda: board.line("901")["state"] == "ringing", 20, "901 ringing")
+    board.diag("tap", "line-901")
+    board.wait(lambda: sim.streaming, 10, "off-hook")
+    time.sleep(1.0)
+    t_ear0 = time.monotonic()
+    t_mic = time.monotonic()
+    base = say(card, burst_train(RATE))
+    time.sleep(secs)
+    ear = [(t, p) for t, p in card.ear_timed("hs1") if t >= t_ear0 - 0.5]
+    # line -> earpiece: when did each burst's first sample leave the modem?
+    sent = [(t, first, n) for t, first, n in sim.sent if t >= t_ear0 - 1.0]
+    starts = []
+    for t, first, n in sent:
+        k = -(-first // 8000) * 8000                  # the next burst start at or after first
+        if k < first + n:
+            starts.append(t)
+    to_ear = match(starts, timed_onsets(ear, RATE))
+    heard0 = mic_start(card, base)
+    mic_sent = [heard0 + LEAD_S + k * PERIOD_S for k in range(BURSTS)]
+    heard = [(t, p) for t, p in sim.heard if t >= t_mic]
+    # each chunk's arrival stamps its last sample: shift to its first
+    heard = [(t - len(p) / 2 / 8000, p) for t, p in heard]
+    to_line = match(mic_sent, timed_onsets(heard, 8000))
+    board.diag("tap", "p1-release")
+    board.wait(lambda: not sim.streaming, 10, "on-hook")
+    return to_ear, to_line
+
+
+def sip_call(board, card, tmp, i):
+    secs = LEAD_S + BURSTS * PERIOD_S + 0.8
+    train = pcm_wav(tmp / "train8k.wav", burst_train(8000), 8000)
+    rec = tmp / f"sip-rec{i}.wav"
+    with PeerProc(tmp, name=f"sip{i}", call=f"sip:201@127.0.0.1:{board.front}", record=rec,
+                  play=train, seconds=secs + 6, codec="PCMU") as a:
+        board.wait(lambda: board.line("201")["state"] == "ringing", 20, "201 ringing")
+        board.diag("tap", "line-201")
+        ma = a.next("media", 15)
+        time.sleep(0.5)
+        base = say(card, burst_train(RATE))
+        a.next("done", secs + 30)
+    ear = card.ear_timed("hs1")
+    to_ear = match([ma["play_at"] + LEAD_S + k * PERIOD_S for k in range(BURSTS)],
+                   timed_onsets(ear, RATE))
+    heard0 = mic_start(card, base)
+    pa, ra = wav_pcm(rec)
+    got = [ma["record_at"] + t for t in onsets(pa, ra)]
+    sent = [heard0 + LEAD_S + k * PERIOD_S for k in range(BURSTS)]
+    if "MODEM_BENCH_DEBUG" in __import__("os").environ:
+        print("sip mic: sent", [round(x - heard0, 3) for x in sent], "got",
+              [round(x - heard0, 3) for x in got], ra, len(pa), file=sys.stderr)
+    to_line = match(sent, got)
+    board.wait(lambda: board.line("201")["state"] == "idle", 15, "201 idle")
+    return to_ear, to_line
+
+
+def drift_run(drift, minutes, naive=False, seed=1):
+    """Simulated time: the modem's reads at its clock (jittered), the bridge's frames at its own."""
+    rnd = random.Random(seed)
+    b = DriftBuffer()
+    fifo = fifo_short = 0
+    chunk, gap = 64, 64 / (8000 * (1 + drift))
+    k_in, t_out = 0, 0.0
+    end = minutes * 60
+    levels = []
+    next_in = 0.0
+    while t_out < end:
+        if next_in <= t_out:
+            b.put(bytes(2 * chunk))
+            fifo += chunk
+            k_in += 1
+            next_in = k_in * gap + rnd.uniform(-0.004, 0.004)
+        else:
+            b.take()
+            fifo_short += fifo < 160
+            fifo = max(0, fifo - 160)
+            t_out += 0.02
+            levels.append(b.level_ms)
+    settled = sorted(levels[250:])
+    return {"drift_pct": drift * 100, "minutes": minutes,
+            "level_ms": {"min": settled[0], "median": statistics.median(settled),
+                         "p99": settled[int(0.99 * (len(settled) - 1))], "max": settled[-1]},
+            "dropped": b.dropped, "inserted": b.inserted, "underruns": b.underruns,
+            "overflows": b.overflows, "plain_fifo_end_ms": round(fifo / 8, 1),
+            "plain_fifo_short_frames": fifo_short}
+
+
+def summary(vals):
+    if not vals:
+        return {"n": 0}
+    return {"n": len(vals), "median_ms": round(statistics.median(vals) * 1000, 1),
+            "min_ms": round(min(vals) * 1000, 1), "max_ms": round(max(vals) * 1000, 1)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=2, help="calls on each path")
+    ap.add_argument("--minutes", type=float, default=10.0, help="simulated call length (drift)")
+    ap.add_argument("--no-audio", action="store_true", help="only the drift buffer")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    out = {"drift": [drift_run(d, a.minutes) for d in (0.001, -0.001)]}
+    if not a.no_audio:
+        tmp = Path(tempfile.mkdtemp(prefix="modem-bench-"))
+        (tmp / "by-id").mkdir()
+        sim = SimModem("conexant", link=tmp / "by-id" / "usb-Conexant_USB_Modem-if00")
+        card = FakeCard(tmp / "home", ["hs1"], rate=RATE)
+        card.start()
+        board = Board(tmp, card, sim)
+        res = {"modem": ([], []), "sip": ([], [])}
+        try:
+            for i in range(a.calls):
+                e, m = modem_call(board, sim, card)
+                res["modem"][0].extend(e)
+                res["modem"][1].extend(m)
+                e, m = sip_call(board, card, tmp, i)
+                res["sip"][0].extend(e)
+                res["sip"][1].extend(m)
+        finally:
+            board.stop()
+            card.stop()
+            sim.stop()
+        out["delay"] = {p: {"line_to_earpiece": summary(v[0]), "microphone_to_line": summary(v[1])}
+                        for p, v in res.items()}
+        for way in ("line_to_earpiece", "microphone_to_line"):
+            m, s = out["delay"]["modem"][way], out["delay"]["sip"][way]
+            if m["n"] and s["n"]:
+                out["delay"].setdefault("added_ms", {})[way] = round(m["median_ms"] - s["median_ms"], 1)
+    if a.json:
+        print(json.dumps(out, indent=1))
+        return
+    if "delay" in out:
+        print("audio delay (median, min-max; n bursts)        modem path          SIP path")
+        for way in ("line_to_earpiece", "microphone_to_line"):
+            m, s = out["delay"]["modem"][way], out["delay"]["sip"][way]
+            def f(d):
+                return (f"{d['median_ms']} ({d['min_ms']}-{d['max_ms']}) n={d['n']}"
+                        if d["n"] else "not measured")
+            print(f"  {way.replace('_', ' '):40s} {f(m):20s}  {f(s)}")
+        print(f"  added by the modem path: {out['delay'].get('added_ms')}")
+    for d in out["drift"]:
+        lv = d["level_ms"]
+        print(f"drift buffer, modem clock {d['drift_pct']:+.1f} %, {d['minutes']:g} min simulated: "
+              f"level min/median/p99/max {lv['min']:.1f}/{lv['median']:.1f}/{lv['p99']:.1f}/"
+              f"{lv['max']:.1f} ms; dropped {d['dropped']}, inserted {d['inserted']}, "
+              f"underruns {d['underruns']}; a plain FIFO ends at {d['plain_fifo_end_ms']} ms "
+              f"with {d['plain_fifo_short_frames']} frames it could not fill")
+
+
+if __name__ == "__main__":
+    main()

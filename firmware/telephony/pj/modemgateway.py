@@ -1,0 +1,425 @@
+"""An FXO-to-SIP gateway for one USB voice modem: one analog line, one process.
+
+It does what an Ethernet FXO gateway in front of the board would do, on loopback:
+
+- the analog line rings: once the caller ID block has come (or the second ring, or
+  ``cid_wait_s``), an INVITE goes to the board's front for ``--line`` (``sip:901@front``),
+  From the caller's number (``unknown`` when none came, ``anonymous`` when withheld) with
+  the caller's name as display name; the rings stopping before anyone answered CANCELs it;
+- the board answers (200 OK): the modem goes off-hook in full-duplex voice and the call's
+  audio is bridged through an ``AudioMediaPort`` (8000 Hz, 16-bit, 20 ms frames) fed from
+  and drained into the line's drift buffers, which the serial thread fills and empties;
+- a BYE from the board puts the line back on-hook; the far end hanging up (the modem's
+  DLE codes, or the line's audio) sends BYE;
+- an INVITE from the board (an office line dialling out) is dialled with ``ATD``: 180
+  while it dials, 200 once the modem says ``VCON``, 486/480/503 for BUSY / NO ANSWER /
+  NO DIALTONE; RFC 2833 digits from the board are played into the line as DTMF tones;
+- INVITEs are accepted only from ``--allow`` (loopback: the board's front and workers);
+  anyone else gets 403, and a second call while the line is busy 486.
+
+PJSUA2 is owned by the main thread (``threadCnt = 0``, a ``libHandleEvents`` loop); the
+modem by ``ModemLine``'s thread; they meet only in queues. Events go out as JSON lines
+on stdout (``ready``, ``modem_ready``, ``modem_fault``, ``offer``, ``answered``,
+``ended``, ``call_lost``, ``test_result``, ``status``); commands come in on stdin
+(``{"op": "status"}``, ``{"op": "test", "seconds": 4}``, ``{"op": "hangup"}``,
+``{"op": "quit"}``).
+
+Run: ``python -m firmware.telephony.pj.modemgateway --name pots1 --device /dev/serial/by-id/...
+--line 901 --front 127.0.0.1:5070``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import ipaddress
+import json
+import os
+import queue
+import sys
+import threading
+import time
+
+import pjsua2 as pj
+
+from firmware.telephony.modem.line import FRAME, ModemLine
+from firmware.telephony.pj.support import own_stdout
+from firmware.telephony.pj.worker import StderrLog, account_config, request_user
+
+CLOCK = 8000
+LOST_HANGUP_S = 2.0          # a call on a modem that vanished is hung up by then at the latest
+
+
+def _port_class():
+    class LinePort(pj.AudioMediaPort):
+        """The analog line on the bridge; callbacks run on PJSUA2's media clock."""
+
+        def __init__(self, line: ModemLine):
+            super().__init__()
+            self.line = line
+            self.silence = bytes(2 * FRAME)
+
+        def onFrameRequested(self, frame):       # the bridge pulls what the line carries
+            try:
+                data = self.line.rx.take_bytes() if self.line.state == "voice" else self.silence
+            except Exception:
+                data = self.silence
+            frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+            frame.buf = pj.ByteVector(data)
+            frame.size = len(data)
+
+        def onFrameReceived(self, frame):        # the bridge pushes what goes down the line
+            if self.line.state == "voice" and frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO \
+                    and frame.size:
+                self.line.tx.put(bytes(frame.buf))
+
+    return LinePort
+
+
+class Leg(pj.Call):
+    def __init__(self, gw, acc, call_id=pj.PJSUA_INVALID_ID, direction="in"):
+        super().__init__(acc, call_id)
+        self.gw = gw
+        self.direction = direction      # "in": the line rang the board; "out": the board dials
+        self.media = None
+        self.dead = False
+        self.confirmed = False
+        self.caller_acc = None
+
+    def onCallState(self, prm):
+        ci = self.getInfo()
+        self.gw.on_state(self, ci.state, ci.lastStatusCode, ci.lastReason)
+
+    def onCallMediaState(self, prm):
+        ci = self.getInfo()
+        for i, mi in enumerate(ci.media):
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                self.media = self.getAudioMedia(i)
+                self.gw.connect_audio(self)
+                return
+
+    def onDtmfDigit(self, prm):
+        self.gw.line.commands.put(("dtmf", prm.digit))
+
+
+class Account(pj.Account):
+    def __init__(self, gw):
+        super().__init__()
+        self.gw = gw
+
+    def onIncomingCall(self, prm):
+        self.gw.on_incoming(self, prm)
+
+
+class Gateway:
+    def __init__(self, a):
+        self.a = a
+        self.name = a.name
+        self.events: queue.Queue = queue.Queue()
+        self.commands: queue.Queue = queue.Queue()
+        self.from_line: queue.Queue = queue.Queue()
+        self.allow = [ipaddress.ip_network(n, strict=False) for n in a.allow]
+        self.line = ModemLine(a.device, self._from_line, profile=a.profile, country=a.country,
+                              silence_s=a.silence_s, tone_s=a.tone_s, cid_wait_s=a.cid_wait_s,
+                              ring_gone_s=a.ring_gone_s, retry_min_s=a.retry_min_s,
+                              retry_max_s=a.retry_max_s,
+                              log=lambda m: sys.stderr.write(f"modem {a.name}: {m}\n"))
+        self.leg: Leg | None = None
+        self.dead: list[Leg] = []
+        self.old_accs: list = []
+        self.timers: list = []
+        self.quit = False
+        self.modem = {"state": "opening"}
+
+    # -- plumbing --------------------------------------------------------------
+    def emit(self, ev, **kw):
+        kw.update(ev=ev, trunk=self.name, t=time.time())
+        self.events.put(kw)
+        if ev != "status":                       # the technician's log: every event
+            sys.stderr.write(f"modem {self.name}: {ev} "
+                             f"{ {k: v for k, v in kw.items() if k not in ('ev', 'trunk', 't')} }\n")
+
+    def _from_line(self, ev, **kw):          # the serial thread: hand over, never touch PJSUA2
+        self.from_line.put((ev, kw))
+
+    def _reader(self):
+        for raw in sys.stdin:
+            raw = raw.strip()
+            if raw:
+                try:
+                    self.commands.put(json.loads(raw))
+                except ValueError:
+                    self.emit("error", message=f"not JSON: {raw[:80]}")
+        self.commands.put({"op": "quit"})
+
+    def _writer(self, stream):
+        while True:
+            item = self.events.get()
+            if item is None:
+                return
+            stream.write(json.dumps(item) + "\n")
+            stream.flush()
+
+    # -- PJSUA2 ------------------------------------------------------------------
+    def start(self):
+        self.ep = pj.Endpoint()
+        self.ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = 4
+        cfg.uaConfig.userAgent = f"switchboard-modem/{self.name}"
+        cfg.logConfig.level = cfg.logConfig.consoleLevel = self.a.log_level
+        self.log_writer = StderrLog()
+        cfg.logConfig.writer = self.log_writer
+        cfg.medConfig.noVad = True
+        cfg.medConfig.clockRate = CLOCK
+        cfg.medConfig.sndClockRate = CLOCK
+        self.ep.libInit(cfg)
+        self.ep.audDevManager().setNullDev()
+        tc = pj.TransportConfig()
+        tc.boundAddress = self.a.bind
+        tc.port = self.a.port
+        tid = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
+        self.port = int(self.ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        self.ep.libStart()
+        self.acc = Account(self)
+        self.acc.create(account_config(f"sip:modem-{self.name}@{self.a.bind}:{self.port}",
+                                       self.a.bind), True)
+        fmt = pj.MediaFormatAudio()
+        fmt.type = pj.PJMEDIA_TYPE_AUDIO
+        fmt.id = pj.PJMEDIA_FORMAT_L16
+        fmt.clockRate = CLOCK
+        fmt.channelCount = 1
+        fmt.bitsPerSample = 16
+        fmt.frameTimeUsec = 20000
+        fmt.avgBps = fmt.maxBps = CLOCK * 16
+        self.port_media = _port_class()(self.line)
+        self.port_media.createPort(f"modem:{self.name}"[:30], fmt)
+        self.emit("ready", port=self.port, pid=os.getpid(), uri=f"sip:{{number}}@{self.a.bind}:{self.port}")
+        self.line.start()
+
+    def run(self):
+        threading.Thread(target=self._reader, daemon=True).start()
+        writer = threading.Thread(target=self._writer, args=(sys.stdout,), daemon=True)
+        writer.start()
+        try:
+            self.start()
+            while not self.quit:
+                # SIP and RTP wake the loop at once; the line's events wait for the
+                # timeout, so poll briskly only while there is a call
+                self.ep.libHandleEvents(10 if self.leg is not None else 40)
+                self.reap()
+                self._timers()
+                while True:
+                    try:
+                        ev, kw = self.from_line.get_nowait()
+                    except queue.Empty:
+                        break
+                    self.on_line(ev, kw)
+                while True:
+                    try:
+                        cmd = self.commands.get_nowait()
+                    except queue.Empty:
+                        break
+                    self.do(cmd)
+        finally:
+            self.shutdown()
+            self.events.put(None)
+            writer.join(timeout=2)
+
+    def shutdown(self):
+        self.line.stop()
+        if not hasattr(self, "ep"):
+            return
+        try:
+            self.ep.hangupAllCalls()
+        except pj.Error:
+            pass
+        deadline = time.time() + 2
+        while self.leg is not None and not self.leg.dead and time.time() < deadline:
+            self.ep.libHandleEvents(10)
+        self.leg = None
+        self.dead.clear()
+        self.old_accs.clear()
+        gc.collect()
+        self.acc.shutdown()
+        del self.acc
+        del self.port_media
+        self.ep.libDestroy()
+        del self.ep
+
+    def _timers(self):
+        now = time.time()
+        due = [t for t in self.timers if t[0] <= now]
+        if due:
+            self.timers = [t for t in self.timers if t[0] > now]
+            for _, fn in due:
+                fn()
+
+    def reap(self):
+        while self.dead:
+            leg = self.dead.pop()
+            if self.leg is leg:
+                self.leg = None
+            leg.media = None
+            if leg.caller_acc is not None:
+                self.old_accs.append(leg.caller_acc)
+                leg.caller_acc = None
+        if len(self.old_accs) > 2:          # caller-ID accounts, deleted outside callbacks
+            for acc in self.old_accs[:-2]:
+                acc.shutdown()
+            del self.old_accs[:-2]
+
+    @staticmethod
+    def _prm(code):
+        p = pj.CallOpParam(True)
+        p.statusCode = code
+        return p
+
+    def _hangup(self, leg, code=None):
+        if leg is None or leg.dead:
+            return
+        try:
+            leg.hangup(self._prm(code) if code else pj.CallOpParam(True))
+        except pj.Error:
+            pass
+
+    # -- SIP side ------------------------------------------------------------------
+    def on_incoming(self, acc, prm):
+        leg = Leg(self, acc, prm.callId, direction="out")
+        src = prm.rdata.srcAddress.rsplit(":", 1)[0].strip("[]")
+        try:
+            allowed = any(ipaddress.ip_address(src) in n for n in self.allow)
+        except ValueError:
+            allowed = False
+        if not allowed:
+            self.emit("rejected", src=prm.rdata.srcAddress, code=403)
+            leg.hangup(self._prm(403))
+            self.dead.append(leg)
+            return
+        if self.leg is not None or self.line.state != "idle":
+            leg.hangup(self._prm(486))
+            self.dead.append(leg)
+            return
+        number = request_user(prm.rdata.wholeMsg)
+        self.leg = leg
+        leg.answer(self._prm(180))
+        self.line.commands.put(("dial", number))
+        self.emit("dialling", number=number)
+
+    def on_state(self, leg, state, code, reason):
+        if state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            if leg.dead:
+                return
+            leg.dead = True
+            self.dead.append(leg)
+            if leg is self.leg:
+                # the board hung up (or turned the call away): the line goes back on-hook
+                self.line.commands.put(("release",))
+                self.emit("ended", direction=leg.direction, code=code, reason=reason)
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED and leg is self.leg:
+            leg.confirmed = True
+            if leg.direction == "in":            # the operator answered: off-hook
+                self.line.commands.put(("answer",))
+                self.emit("answered")
+
+    def connect_audio(self, leg):
+        if leg is not self.leg or leg.media is None:
+            return
+        leg.media.startTransmit(self.port_media)
+        self.port_media.startTransmit(leg.media)
+
+    # -- the line's events ---------------------------------------------------------
+    def on_line(self, ev, kw):
+        if ev in ("modem_ready", "modem_fault"):
+            self.modem = {"state": "ready" if ev == "modem_ready" else "fault", **kw}
+        if ev == "offer":
+            self._offer(kw)
+        elif ev == "ring_stopped":
+            if self.leg is not None and self.leg.direction == "in" and not self.leg.confirmed:
+                self._hangup(self.leg)              # CANCEL: the caller gave up
+        elif ev == "dialled":
+            if self.leg is not None and self.leg.direction == "out":
+                self.leg.answer(self._prm(200))
+        elif ev == "dial_failed":
+            if self.leg is not None and self.leg.direction == "out":
+                self._hangup(self.leg, kw.get("code") or 500)
+        elif ev in ("far_end_hangup", "answer_failed"):
+            self._hangup(self.leg)
+        elif ev == "modem_fault" and kw.get("in_call") and self.leg is not None:
+            # the daemon marks the call failed, then asks us to hang up; never later than this
+            leg = self.leg
+            self.timers.append((time.time() + LOST_HANGUP_S, lambda: self._hangup(leg)))
+            self.emit("call_lost", message=kw.get("message"))
+        self.emit(ev, **kw)
+
+    def _offer(self, cid):
+        if self.leg is not None:
+            return
+        number = cid.get("number")
+        user = number if number and all(c.isalnum() or c in "+-_.*#" for c in number) else \
+            ("anonymous" if cid.get("absent") == "private" else "unknown")
+        name = (cid.get("name") or "").replace('"', "'")
+        uri = f"sip:{user}@{self.a.bind}:{self.port}"
+        acc = Account(self)
+        acc.create(account_config(f'"{name}" <{uri}>' if name else uri, self.a.bind), False)
+        leg = Leg(self, acc, direction="in")
+        leg.caller_acc = acc
+        try:
+            leg.makeCall(f"sip:{self.a.line}@{self.a.front}", pj.CallOpParam(True))
+        except pj.Error as e:
+            self.emit("error", message=f"INVITE to the board: {e.info()}")
+            self.old_accs.append(acc)
+            return
+        self.leg = leg
+
+    # -- commands --------------------------------------------------------------------
+    def do(self, cmd):
+        op = cmd.get("op")
+        if op == "quit":
+            self.quit = True
+        elif op == "hangup":
+            self._hangup(self.leg)
+            self.line.commands.put(("release",))
+        elif op == "test":
+            if self.line.state != "idle" or self.leg is not None:
+                self.emit("test_result", ok=False, error=f"the line is {self.line.state}")
+            else:
+                self.line.commands.put(("test", float(cmd.get("seconds", 4))))
+        elif op == "status":
+            self.emit("status", line=self.line.state, modem=self.modem,
+                      call=None if self.leg is None else self.leg.direction,
+                      rx=self.line.rx.stats(), tx=self.line.tx.stats(), seq=cmd.get("seq"))
+        else:
+            self.emit("error", message=f"unknown command {cmd!r}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--name", required=True, help="the trunk's name")
+    ap.add_argument("--device", required=True, help="the modem, e.g. /dev/serial/by-id/...")
+    ap.add_argument("--line", required=True, help="the board line it rings")
+    ap.add_argument("--front", required=True, help="the board's front, host:port")
+    ap.add_argument("--bind", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--allow", action="append", default=None,
+                    help="addresses or networks whose INVITEs are accepted (127.0.0.1)")
+    ap.add_argument("--profile", default=None, help="conexant, usr, multitech, generic "
+                    "(default: from ATI0 / AT+GMI)")
+    ap.add_argument("--country", default=None, help="AT+GCI country (US, GB, DE... or hex)")
+    ap.add_argument("--silence-s", type=float, default=30.0)
+    ap.add_argument("--tone-s", type=float, default=4.0)
+    ap.add_argument("--cid-wait-s", type=float, default=6.5)
+    ap.add_argument("--ring-gone-s", type=float, default=8.0)
+    ap.add_argument("--retry-min-s", type=float, default=1.0)
+    ap.add_argument("--retry-max-s", type=float, default=60.0)
+    ap.add_argument("--log-level", type=int, default=int(os.environ.get("SWITCHBOARD_PJ_LOG", "1")))
+    a = ap.parse_args(argv)
+    a.allow = a.allow or ["127.0.0.1/32"]
+    sys.stdout = own_stdout()
+    Gateway(a).run()
+
+
+if __name__ == "__main__":
+    main()

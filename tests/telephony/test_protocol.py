@@ -1,0 +1,68 @@
+"""The telephony protocol: every message round-trips; every bad line is a clear ProtocolError.
+
+Pure Python (no PJSUA2): runs everywhere, including a Pi without the telephony."""
+
+import dataclasses
+import json
+
+import pytest
+
+from firmware.telephony import protocol as p
+
+TABLES = [p.WORKER_COMMANDS, p.WORKER_EVENTS, p.POSITION_COMMANDS, p.POSITION_EVENTS]
+SAMPLE = {str: "x", int: 3, float: 1.5, bool: True, list: ["a"], dict: {"k": 1}}
+
+
+def _sample(cls):
+    """An instance with every field set to a value of its type."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        tp = p.field_types(cls)[f.name]
+        args = [a for a in getattr(tp, "__args__", (tp,)) if a is not type(None)]
+        values[f.name] = SAMPLE[args[0]]
+    return cls(**values)
+
+
+@pytest.mark.parametrize("table", TABLES,
+                         ids=["worker-commands", "worker-events", "position-commands", "position-events"])
+def test_ok__every_message_round_trips(table):
+    for name, cls in table.items():
+        m = _sample(cls)
+        line = p.encode(m)
+        assert json.loads(line)[cls.key] == name == cls.wire
+        assert p.decode(table, line) == m
+
+
+@pytest.mark.parametrize("line, says", [
+    ("not json", "not a JSON line: 'not json'"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"call": "w0-1"}', "expected a 'cmd' string naming the message"),
+    ('{"cmd": 7}', "expected a 'cmd' string"),
+    ('{"cmd": "dance"}', "unknown command 'dance' (worker protocol"),
+    ('{"cmd": "answer"}', "worker command 'answer': missing field 'call'"),
+    ('{"cmd": "answer", "call": 5}', "field 'call' = 5: expected str"),
+    ('{"cmd": "limits", "maxload": true}', "field 'maxload' = True: expected int"),
+    ('{"cmd": "hold", "call": "a", "colour": "red"}', "unknown field 'colour'"),
+    ('[' * 20000 + ']' * 20000, "nested too deeply"),
+])
+def test_fail__bad_worker_commands_name_what_is_wrong(line, says):
+    with pytest.raises(p.ProtocolError) as e:
+        p.decode(p.WORKER_COMMANDS, line)
+    assert says in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_fail__an_event_is_not_a_command_nor_the_other_way():
+    with pytest.raises(p.ProtocolError, match="expected a 'cmd' string"):
+        p.decode(p.WORKER_COMMANDS, p.encode(p.Ended(call="a", code=200, reason="OK")))
+    with pytest.raises(p.ProtocolError, match="unknown event 'answer'"):
+        p.decode(p.WORKER_EVENTS, '{"event": "answer", "call": "a"}')
+
+
+def test_ok__replies_the_front_relies_on():
+    import inspect
+
+    from firmware.telephony import front
+    assert p.LINE_BUSY == p.Reply(486, "Line Busy") and p.WORKER_FULL.code == 486
+    # The front tells our own "Line Busy" from a full worker's 486 by its reason phrase.
+    assert f'$T_reply_reason != "{p.LINE_BUSY.reason}"' in inspect.getsource(front)
