@@ -10,7 +10,13 @@ Both are measured in the same run, on 127.0.0.1:
 - sustained call attempts per second with no failures: SIPp callers that ring
   for half a second and give up, stepping the rate up until one fails
   (bounded: each step lasts a few seconds, the rates are capped);
-- memory (resident) of each side: every worker, Kamailio, the positions.
+- memory of each side: every worker, Kamailio, the positions: resident (VmRSS summed,
+  as the old figure was taken; it counts each shared page once per process, e.g.
+  Kamailio's shared memory in each of its children) and proportional (Pss: shared pages
+  split between the processes sharing them, so the sum is what the side really takes);
+- the TAS-100's PJSUA2 worker processes and all its telephony processes, beside the
+  figures before the project built its own PJSUA2 (PyPI's wheel, 4 calls a process:
+  39 workers, 1264 MB resident; README, "Telephony").
 
 Run: ``python benchmarks/telephony.py [--quick]``. Needs sipp and kamailio
 (scripts/setup.sh installs them).
@@ -54,14 +60,33 @@ def rss_kb(pid) -> int:
     return 0
 
 
-def tree_rss_kb(pid) -> int:
+def pss_kb(pid) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_pids(pid) -> list[int]:
     """A process and its children (Kamailio forks its own workers)."""
-    total = rss_kb(pid)
     try:
         kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     except OSError:
         kids = []
-    return total + sum(tree_rss_kb(int(k)) for k in kids)
+    return [pid] + [p for k in kids for p in tree_pids(int(k))]
+
+
+def tree_rss_kb(pid) -> int:
+    return sum(rss_kb(p) for p in tree_pids(pid))
+
+
+# The TAS-100's telephony with PyPI's pjsua2-python wheel (4 calls a process), measured
+# 2026-11-22 by this benchmark on the same machine: README, "Telephony".
+BEFORE = {"workers": 39, "memory_mb": 1264}
 
 
 def latency(uac, host, port, numbers, n, board=None):
@@ -200,9 +225,11 @@ def main(argv=None):
         ring, refused = most_at_once(uac, "127.0.0.1", fport, lines, len(lines))
         held = board.count(LineState.RINGING)
         time.sleep(2)
-        mem = sum(w.rss_kb() for w in adapter.workers)
-        mem += tree_rss_kb(adapter.front.proc.pid)
-        mem += sum(rss_kb(p.proc.pid) for p in adapter.position_procs.values())
+        pids = [w.pid for w in adapter.workers] + tree_pids(adapter.front.proc.pid) \
+            + [p.proc.pid for p in adapter.position_procs.values()]
+        mem = sum(rss_kb(p) for p in pids)
+        pss = sum(pss_kb(p) for p in pids)
+        worker_mem = sum(rss_kb(w.pid) for w in adapter.workers)
         step("board: sustained rate")
         brate = sustained(fport, lines, tmp, rates, secs)
         st = adapter.status()
@@ -214,7 +241,9 @@ def main(argv=None):
                         "calls_per_s_no_failures": brate,
                         "workers": len(adapter.workers), "calls_per_worker": st["calls_per_worker"],
                         "capacity": st["capacity"], "start_s": round(start_s, 2),
-                        "memory_mb": round(mem / 1024, 1)}
+                        "memory_mb": round(mem / 1024, 1), "memory_pss_mb": round(pss / 1024, 1),
+                        "workers_memory_mb": round(worker_mem / 1024, 1),
+                        "processes": len(pids), "before": BEFORE}
     finally:
         board.stop()
 
@@ -235,11 +264,18 @@ def main(argv=None):
          f"{s['refused_of_115']} refused)"),
         ("call attempts/s with no failure (tried up to)", f"{b['calls_per_s_no_failures']}",
          f"{s['calls_per_s_no_failures']}  (max tried {rates[-1]})"),
-        ("memory, resident (MB)", f"{b['memory_mb']}", f"{s['memory_mb']}"),
+        ("memory, resident (MB, VmRSS summed)", f"{b['memory_mb']}", f"{s['memory_mb']}"),
+        ("memory, proportional (MB, Pss summed)", "-", f"{s['memory_pss_mb']}"),
     ]
     print(f"telephony benchmark ({'quick' if a.quick else 'full'}; {n_lat} calls for latency)")
     print(f"board: {s['workers']} PJSUA2 workers x {s['calls_per_worker']} calls, "
           f"capacity {s['capacity']}, started in {s['start_s']} s")
+    print(f"TAS-100 telephony: {s['workers']} PJSUA2 workers ({s['workers_memory_mb']} MB), "
+          f"{s['processes']} processes in all (workers, Kamailio and its children, 2 positions): "
+          f"{s['memory_mb']} MB resident, {s['memory_pss_mb']} MB proportional; before (PyPI's "
+          f"4-call wheel): {BEFORE['workers']} workers, {BEFORE['memory_mb']} MB resident")
+    print(f"ring storm: {s['most_ringing_at_once']} of 115 ringing at once, {s['refused_of_115']} "
+          f"refused; {s['calls_per_s_no_failures']} call attempts/s sustained with no failure")
     w = max(len(r[0]) for r in rows)
     print(f"{'':<{w}}  {'bare PJSUA2':>22}  {'board (TAS-100)':>28}")
     for name, x, y in rows:

@@ -12,8 +12,11 @@ cd "$(dirname "$0")/.."
 # Graphviz (dot) for the wiring pictures switchboard-hardware draws.
 # systemd (systemd-analyze) and desktop-file-utils check the service's unit and the
 # kiosk's autostart entry (scripts/install-pi.sh).
+# A C/C++ toolchain, SWIG and OpenSSL/opus headers to build PJSUA2 (scripts/build-pjsua2.sh)
+# and, on a Pi with no lgpio wheel for its Python, lgpio.
 APT_PACKAGES=(
     python3-venv python3-dev gcc
+    build-essential swig libssl-dev libopus-dev
     portaudio19-dev libasound2-plugins alsa-utils sox
     sip-tester kamailio baresip
     kamailio-tls-modules openssl
@@ -22,6 +25,13 @@ APT_PACKAGES=(
     graphviz
     systemd desktop-file-utils
 )
+
+# --print-apt-packages: the list, for scripts/pi-check.sh (it installs them in the emulated
+# root while the PJSUA2 wheel cross-compiles beside it).
+if [ "${1:-}" = "--print-apt-packages" ]; then
+    echo "${APT_PACKAGES[@]}"
+    exit 0
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -38,11 +48,31 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
+# The stamp holds setup.cfg's hash, not its time: a copied tree (rsync -a, scripts/pi-check.sh)
+# keeps the old times.
 stamp=.venv/.setup-stamp
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
+want=$(cat setup.cfg pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[telephony,office,test]"
-    touch "$stamp"
+    echo "$want" > "$stamp"
+fi
+
+# PJSUA2: the project's own build of pjproject's Python binding (128 calls a process, no
+# sound device), the same on every machine. The wheel is cached outside the clone per
+# release, configuration, Python and architecture: built once (about 8 min on 2 x86 cores,
+# longer on a Pi), then found in seconds.
+wheel=$(PYTHON="$PWD/.venv/bin/python" scripts/build-pjsua2.sh --print-path)
+if [ ! -f "$wheel" ]; then
+    echo "setup: building PJSUA2 (once; cached as $wheel)"
+    PYTHON="$PWD/.venv/bin/python" scripts/build-pjsua2.sh >/dev/null
+fi
+pjstamp=.venv/.pjsua2-wheel
+if [ "$(cat "$pjstamp" 2>/dev/null)" != "$(basename "$wheel")" ]; then
+    # PyPI's pjsua2-python (4 calls a process, x86_64 only) provides the same module: drop it.
+    .venv/bin/python -m pip uninstall -q -y pjsua2-python >/dev/null 2>&1 || true
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheel"
+    basename "$wheel" > "$pjstamp"
 fi
 
 # The pin library gpiozero uses on a Raspberry Pi (does nothing on other machines).

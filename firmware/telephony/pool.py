@@ -52,7 +52,7 @@ class WorkerProc:
             events=protocol.WORKER_EVENTS, on_message=self._message, on_exit=self._exited,
             log_path=self.log_dir / f"worker{index}.log" if self.log_dir else None)
 
-    def start(self, timeout=20.0):
+    def start(self, timeout=120.0):   # generous: a Pi Zero, or arm64 under emulation (~10x), is slow to import PJSUA2
         self.child.start()
         if not self._ready.wait(timeout):
             self.child.kill()

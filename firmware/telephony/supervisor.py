@@ -44,6 +44,8 @@ HEALTH_S = 1.0            # how often the front is asked OPTIONS
 FRONT_MISSES = 2          # unanswered checks in a row before the front counts as down
 WORKER_RESTART_TRIES = 5
 
+SPARE_WORKERS = 1         # workers beyond what every line ringing at once needs
+
 
 class Supervision:
     """Mixin of ``TelephonyAdapter``: process lifecycle, supervision and status."""
@@ -91,8 +93,12 @@ class Supervision:
             first.start()
             self.limit = first.limit
             per = self._maxload(first.limit)
+            # Enough for every line to ring at once, and one more: a worker that dies
+            # (restarted on its port within seconds) costs no capacity, and the front
+            # fails over to the spare. With the project's build (128 calls a process)
+            # that is 2 workers for any shipped board; the PyPI wheel's 4 needed 39+.
             count = self.want_workers or math.ceil(
-                (self.site.max_calls or len(self.board.lines)) / per)
+                (self.site.max_calls or len(self.board.lines)) / per) + SPARE_WORKERS
             self.workers = start_workers(count, self._on_event, on_exit=self._worker_exited,
                                          listen="127.0.0.1", limit=first.limit, log_dir=logs,
                                          first=first)

@@ -1,4 +1,4 @@
-"""Capacity: no caller turned away while a line is free, with the PyPI wheel's 4 calls a process."""
+"""Capacity: no caller turned away while a line is free (the project's PJSUA2 build: 128 calls a process, 2 workers for the TAS-100)."""
 
 
 import pytest
@@ -20,7 +20,7 @@ ALL_LINES = [ln.number for ln in TAS.lines]
 
 @pytest.fixture(scope="module")
 def tas100(tmp_path_factory):
-    """One TAS-100 (39 workers) for both tests: each test checks its own calls' records."""
+    """One TAS-100 (2 workers) for both tests: each test checks its own calls' records."""
     have_tools()
     tmp_path = tmp_path_factory.mktemp("tas100")
     position = PeerProc(tmp_path, "position1", record=False)

@@ -424,7 +424,7 @@ class PositionProcess:
     def uri(self) -> str | None:
         return self.ready["uri"] if self.ready else None
 
-    def start(self, timeout: float = 20.0) -> dict:
+    def start(self, timeout: float = 120.0) -> dict:   # slow machines: see pool.WorkerProc.start
         """Start the child and wait for it to be ready; PositionError says why it was not."""
         self.child.start()
         ev = self._wait(("ready", "error", "eof"), timeout)

@@ -48,6 +48,10 @@ from firmware.telephony.pj.legs import (Leg, LocalAccount, StderrLog, TrunkAccou
                                         takes_offer)
 from firmware.telephony.pj.support import own_stdout
 
+# Call slots asked for; PJSUA2 gives at most its build's PJSUA_MAX_CALLS
+# (scripts/pjsua2/config_site.h: 128) and the probe measures what it got.
+MAX_CALLS = 128
+
 log = logging.getLogger("firmware.telephony.worker")
 
 #: Legs that are a board call of their own (a caller, an office line, a test caller).
@@ -125,7 +129,7 @@ class Worker:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = 32
+        cfg.uaConfig.maxCalls = MAX_CALLS
         cfg.uaConfig.userAgent = f"switchboard-worker/{self.index}"
         cfg.logConfig.level = self.log_level
         cfg.logConfig.consoleLevel = self.log_level
@@ -153,7 +157,7 @@ class Worker:
         self.probing = True
         probes = []
         uri = f"sip:probe@{self.listen}:{self.port}"
-        for _ in range(64):
+        for _ in range(MAX_CALLS + 1):
             leg = Leg(self, self.acc, kind="probe")
             try:
                 leg.makeCall(uri, pj.CallOpParam(True))
