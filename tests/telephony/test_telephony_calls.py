@@ -148,7 +148,7 @@ def test_ok__a_burst_of_call_attempts_kills_no_worker(desk):
                 uac.sock.sendto(uac._msg("INVITE", number, "127.0.0.1", port, cid, branch),
                                 ("127.0.0.1", port))
     codes, deadline = [], time.time() + 30          # one deadline for every answer
-    for number, cid, branch in calls:
+    for _number, cid, _branch in calls:
         r = uac.wait(cid, lambda c: c == 180 or c >= 300, timeout=max(0.05, deadline - time.time()))
         codes.append(r[1] if r else None)
     for (number, cid, branch), c in zip(calls, codes):

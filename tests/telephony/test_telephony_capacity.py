@@ -1,4 +1,5 @@
-"""Capacity: no caller turned away while a line is free (the project's PJSUA2 build: 128 calls a process, 2 workers for the TAS-100)."""
+"""Capacity: no caller turned away while a line is free (the project's PJSUA2 build: 128 calls
+a process, 2 workers for the TAS-100)."""
 
 
 import pytest
