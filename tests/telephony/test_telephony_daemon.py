@@ -200,5 +200,5 @@ def test_ok__retention_days_covers_the_call_records(tmp_path):
         st = diag(sock, "status")[1]["call-retention"]
         assert st["retention_days"] == 60 and st["error"] is None
         assert last["purged"] == 0 and last["cutoff"] == (now.date() - timedelta(days=60)).isoformat()
-        kept = [json.loads(x)["id"] for x in (data / "calls.jsonl").read_text().splitlines()]
+        kept = [r["id"] for r in JsonLinesRecords(data / "calls.jsonl").read()]
         assert kept[:2] == ["c45", "c10"]

@@ -192,7 +192,7 @@ def test_fail__a_line_whose_call_the_worker_no_longer_has_is_cleared_and_recorde
              "the board reconciled the line with its worker")
     cleared = [e for e in board.events if isinstance(e, LineCleared) and e.line == "203"]
     assert cleared and "gone from its worker" in cleared[-1].reason
-    recs = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    recs = JsonLinesRecords(tmp_path / "calls.jsonl").read()
     assert [r["id"] for r in recs if r["line"] == "203"] == ["w0-1-999"]
     st = adapter.status()
     assert st["in_use"] == 0 and st["free"] == st["capacity"]
@@ -239,7 +239,7 @@ def test_ok__ring_then_cancel_floods_leave_no_ghost_call(desk, tmp_path):
                                   adapter.status()["calls"], sent[-12:])) from None
         st = adapter.status()
         assert st["in_use"] == 0 and st["free"] == st["capacity"], st
-        recs = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+        recs = JsonLinesRecords(tmp_path / "calls.jsonl").read()
         ids = [r["id"] for r in recs]
         assert len(ids) == len(set(ids)), "a call recorded twice"
         rang = sum(1 for e in board.events if type(e).__name__ == "LineRinging")

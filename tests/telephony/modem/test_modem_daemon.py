@@ -17,6 +17,7 @@ from alsa_fixture import FakeCard, best_tone, tone, tone_level
 from telephony_support import have_tools, wait_for
 
 from firmware.telephony.modem.sim import SimModem, tone_source
+from firmware.records.calls import JsonLinesRecords
 
 pytestmark = [pytest.mark.telephony, pytest.mark.audio]
 RATE = 16000
@@ -94,7 +95,7 @@ def line901(r):
 
 def records(r):
     path = r["tmp"] / "var" / "calls.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return JsonLinesRecords(path).read() if path.exists() else []   # checksummed lines
 
 
 @pytest.fixture(autouse=True)
