@@ -477,13 +477,15 @@ class Worker:
             return
         leg.listen = cmd.listen
         leg.held = False
-        if cmd.record and leg.call_rec is None:
+        # Resume shares this handler; only an answer starts the conversation's recording.
+        record = cmd.record if isinstance(cmd, msg.AnswerCall) else None
+        if record and leg.call_rec is None:
             try:
                 leg.call_rec = pj.AudioMediaRecorder()
-                leg.call_rec.createRecorder(cmd.record)
+                leg.call_rec.createRecorder(record)
             except pj.Error as e:        # a recording that cannot start never stops the call
                 leg.call_rec = None
-                self.emit(msg.WorkerError(call=leg.cid, message=f"recording {cmd.record}: {e.info()}"))
+                self.emit(msg.WorkerError(call=leg.cid, message=f"recording {record}: {e.info()}"))
         if leg.kind == "in" and leg.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
             leg.answer(self._status(msg.Reply(200, "OK")))
         if leg.peer is None:
