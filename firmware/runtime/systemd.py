@@ -31,6 +31,8 @@ import socket
 import sys
 import time
 
+log = logging.getLogger("switchboard.systemd")
+
 #: logging level -> syslog priority (sd-daemon(3)'s SD_ERR ... SD_DEBUG).
 PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
               (logging.INFO, 6), (logging.DEBUG, 7))
@@ -135,8 +137,7 @@ class Notifier:
 
     def _fail(self, why: str):
         if self.error is None:
-            print(f"switchboard: systemd notify socket {self.socket_name}: {why}; "
-                  "not telling systemd", file=sys.stderr, flush=True)
+            log.warning("systemd notify socket %s: %s; not telling systemd", self.socket_name, why)
         self.error = why
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from firmware.telephony import protocol
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("switchboard.telephony.children")
 
 PR_SET_PDEATHSIG = 1
 LOG_MODE = 0o640

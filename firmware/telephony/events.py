@@ -18,7 +18,7 @@ from firmware.records.times import iso
 from firmware.telephony import protocol as msg
 from firmware.telephony.calls import NO_ANSWER_CODES, Call
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("switchboard.telephony.events")
 
 
 class WorkerEvents:

@@ -21,13 +21,18 @@ Run: ``python -m firmware.telephony.frontguard --pidfile PATH -- kamailio ARGS..
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 
+from firmware import logs
+
 GRACE_S = 3.0
+
+log = logging.getLogger("switchboard.frontguard")
 
 
 def main(argv=None) -> int:
@@ -35,6 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pidfile", required=True)
     ap.add_argument("command", nargs=argparse.REMAINDER)
     a = ap.parse_args(argv)
+    logs.setup("frontguard")
     cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not cmd:
         ap.error("no command to guard")
@@ -61,8 +67,7 @@ def main(argv=None) -> int:
         os.unlink(a.pidfile)
     except OSError:
         pass
-    print(f"frontguard: kamailio ended (status {code}); ending its process group",
-          file=sys.stderr, flush=True)
+    log.warning("kamailio ended (status %s); ending its process group", code)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.killpg(os.getpgrp(), signal.SIGKILL)   # Kamailio's forks, and the guard itself
     return 1

@@ -23,7 +23,7 @@ import socket
 
 from firmware.telephony.protocol import WORKER_LOST
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("switchboard.telephony.orphans")
 
 COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact"}
 

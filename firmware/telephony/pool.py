@@ -18,7 +18,7 @@ from firmware.errors import SwitchboardError
 from firmware.telephony import protocol
 from firmware.telephony.children import ChildProcess
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("switchboard.telephony.pool")
 
 
 class WorkerError(SwitchboardError, RuntimeError):

@@ -1,15 +1,16 @@
 """The messages between the daemon and its PJSUA2 children, typed, one module for both sides.
 
-The daemon talks to two kinds of child process over their stdin/stdout, one
+The daemon talks to three kinds of child process over their stdin/stdout, one
 JSON object per line:
 
 - a **worker** (``firmware.telephony.pj.worker``), which holds callers' calls;
-- a **position** (``firmware.telephony.pj.position``), an operator's headset endpoint.
+- a **position** (``firmware.telephony.pj.position``), an operator's headset endpoint;
+- a **modem gateway** (``firmware.telephony.pj.modemgateway``), one USB modem's analog line.
 
-Both use one dialect: a command is ``{"cmd": NAME, ...fields}``, an event is
+All use one dialect: a command is ``{"cmd": NAME, ...fields}``, an event is
 ``{"event": NAME, ...fields}``. Each message is a frozen dataclass below,
-registered under its wire name in one of four tables (worker commands, worker
-events, position commands, position events). ``encode`` writes a message;
+registered under its wire name in one of six tables (worker, position and
+gateway commands and events). ``encode`` writes a message;
 ``decode`` reads one line against a table and raises ``ProtocolError`` naming
 the line and what is wrong with it (not JSON, no name, an unknown name, a
 missing, unknown or mistyped field). Nothing is dropped silently: the reader
@@ -58,6 +59,13 @@ POSITION_BUSY = Reply(486, "Busy Here")
 WORKER_LOST = Reply(480, "Temporarily Unavailable")
 #: An INVITE a worker cannot take: no usable SDP offer in it.
 NOT_ACCEPTABLE = Reply(488, "Not Acceptable Here")
+#: A modem gateway only takes INVITEs from the board's own addresses.
+GATEWAY_NOT_ALLOWED = Reply(403, "Forbidden: not an allowed address for this line")
+#: What a modem says when a call out fails on the analog line, as the SIP reply.
+FAR_END_BUSY = Reply(486, "Busy Here")
+NO_ANSWER = Reply(480, "No Answer")
+NO_DIAL_TONE = Reply(503, "No Dial Tone")
+DIAL_FAILED = Reply(500, "Dialling Failed")
 
 
 # -- the tables -------------------------------------------------------------------
@@ -65,10 +73,14 @@ WORKER_COMMANDS: dict[str, type] = {}
 WORKER_EVENTS: dict[str, type] = {}
 POSITION_COMMANDS: dict[str, type] = {}
 POSITION_EVENTS: dict[str, type] = {}
-_KEY = {id(WORKER_COMMANDS): "cmd", id(POSITION_COMMANDS): "cmd",
-        id(WORKER_EVENTS): "event", id(POSITION_EVENTS): "event"}
+GATEWAY_COMMANDS: dict[str, type] = {}
+GATEWAY_EVENTS: dict[str, type] = {}
+_KEY = {id(WORKER_COMMANDS): "cmd", id(POSITION_COMMANDS): "cmd", id(GATEWAY_COMMANDS): "cmd",
+        id(WORKER_EVENTS): "event", id(POSITION_EVENTS): "event", id(GATEWAY_EVENTS): "event"}
 _TABLE_NAME = {id(WORKER_COMMANDS): "worker command", id(POSITION_COMMANDS): "position command",
-               id(WORKER_EVENTS): "worker event", id(POSITION_EVENTS): "position event"}
+               id(GATEWAY_COMMANDS): "gateway command",
+               id(WORKER_EVENTS): "worker event", id(POSITION_EVENTS): "position event",
+               id(GATEWAY_EVENTS): "gateway event"}
 _KIND = {"cmd": "command", "event": "event"}
 
 
@@ -455,7 +467,173 @@ class PositionErrorEv(Message):
     message: str
 
 
+# -- daemon -> modem gateway -----------------------------------------------------------
+@_message(GATEWAY_COMMANDS, "status")
+class GatewayStatusRequest(Message):
+    seq: int | None = None
+
+
+@_message(GATEWAY_COMMANDS, "test")
+class GatewayTest(Message):
+    """Trunk test: off-hook with no call for ``seconds``; is there dial tone?"""
+    seconds: float = 4.0
+
+
+@_message(GATEWAY_COMMANDS, "hangup")
+class GatewayHangup(Message):
+    """End the call on the line (the daemon has recorded it failed)."""
+
+
+@_message(GATEWAY_COMMANDS, "quit")
+class GatewayQuit(Message):
+    pass
+
+
+# -- modem gateway -> daemon -----------------------------------------------------------
+# The gateway's own events, then the line's (``firmware.telephony.modem.line``: the
+# gateway passes each on as it comes, and acts on some).
+@_message(GATEWAY_EVENTS, "ready")
+class GatewayReady(Message):
+    port: int
+    pid: int
+    uri: str                      # the dial URI, ``sip:{number}@host:port``
+
+
+@_message(GATEWAY_EVENTS, "rejected")
+class GatewayRejected(Message):
+    src: str
+    code: int
+
+
+@_message(GATEWAY_EVENTS, "dialling")
+class GatewayDialling(Message):
+    number: str
+
+
+@_message(GATEWAY_EVENTS, "answered")
+class GatewayAnswered(Message):
+    """The board answered the line's call: the modem goes off-hook."""
+
+
+@_message(GATEWAY_EVENTS, "ended")
+class GatewayEnded(Message):
+    direction: str                # "in": the line rang the board; "out": the board dialled
+    code: int
+    reason: str
+
+
+@_message(GATEWAY_EVENTS, "call_lost")
+class GatewayCallLost(Message):
+    message: str | None = None
+
+
+@_message(GATEWAY_EVENTS, "status")
+class GatewayStatus(Message):
+    line: str
+    modem: dict
+    call: str | None
+    rx: dict
+    tx: dict
+    seq: int | None = None
+
+
+@_message(GATEWAY_EVENTS, "error")
+class GatewayError(Message):
+    message: str
+
+
+@_message(GATEWAY_EVENTS, "modem_ready")
+class ModemReady(Message):
+    i0: str
+    gmi: str
+    identified: str
+    profile: str
+
+
+@_message(GATEWAY_EVENTS, "modem_fault")
+class ModemFault(Message):
+    message: str
+    retry_in_s: float
+    in_call: bool = False
+
+
+@_message(GATEWAY_EVENTS, "ring")
+class LineRing(Message):
+    rings: int
+
+
+@_message(GATEWAY_EVENTS, "offer")
+class LineOffer(Message):
+    """The line rings with (or without) caller ID: the gateway INVITEs the board."""
+    rings: int
+    number: str | None = None
+    name: str | None = None
+    date: str | None = None
+    time: str | None = None
+    absent: str | None = None     # why no number: "private" (withheld), "unavailable"
+
+
+@_message(GATEWAY_EVENTS, "ring_stopped")
+class LineRingStopped(Message):
+    rings: int
+
+
+@_message(GATEWAY_EVENTS, "voice")
+class LineVoice(Message):
+    direction: str
+    format: str | None
+
+
+@_message(GATEWAY_EVENTS, "answer_failed")
+class LineAnswerFailed(Message):
+    reason: str
+
+
+@_message(GATEWAY_EVENTS, "dialled")
+class LineDialled(Message):
+    number: str
+
+
+@_message(GATEWAY_EVENTS, "dial_failed")
+class LineDialFailed(Message):
+    number: str
+    reason: str
+    code: int
+
+
+@_message(GATEWAY_EVENTS, "released")
+class LineReleased(Message):
+    pass
+
+
+@_message(GATEWAY_EVENTS, "far_end_hangup")
+class LineFarEndHangup(Message):
+    reason: str
+
+
+@_message(GATEWAY_EVENTS, "dtmf")
+class LineDtmf(Message):
+    digit: str
+
+
+@_message(GATEWAY_EVENTS, "test_result")
+class LineTestResult(Message):
+    """A trunk test's outcome; ``error`` when the gateway could not run it."""
+    off_hook: bool = False
+    dial_tone_event: bool = False
+    dial_tone_heard: bool = False
+    dial_tone_ms: int | None = None
+    events: list = field(default_factory=list)
+    format: str | None = None
+    error: str | None = None
+
+
 # -- reading and writing -------------------------------------------------------------
+def fields(msg: Message) -> dict:
+    """The message's fields, without its name."""
+    return dataclasses.asdict(msg)
+
+
 def as_dict(msg: Message) -> dict:
     """The message as its JSON object (what ``encode`` writes)."""
     return {msg.key: msg.wire, **dataclasses.asdict(msg)}
@@ -463,7 +641,7 @@ def as_dict(msg: Message) -> dict:
 
 def encode(msg: Message) -> str:
     """One JSON line (no newline) for ``msg``."""
-    return json.dumps({msg.key: msg.wire, **dataclasses.asdict(msg)})
+    return json.dumps(as_dict(msg))
 
 
 _HINTS: dict[type, dict] = {}

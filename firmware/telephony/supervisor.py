@@ -37,7 +37,7 @@ from firmware.telephony import protocol as msg
 from firmware.telephony.front import Front, FrontError
 from firmware.telephony.pool import WorkerProc, start_workers
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("switchboard.telephony.supervisor")
 
 RECONCILE_S = 2.0         # how often the board checks its calls against the workers'
 HEALTH_S = 1.0            # how often the front is asked OPTIONS

@@ -9,7 +9,8 @@ import pytest
 
 from firmware.telephony import protocol as p
 
-TABLES = [p.WORKER_COMMANDS, p.WORKER_EVENTS, p.POSITION_COMMANDS, p.POSITION_EVENTS]
+TABLES = [p.WORKER_COMMANDS, p.WORKER_EVENTS, p.POSITION_COMMANDS, p.POSITION_EVENTS,
+          p.GATEWAY_COMMANDS, p.GATEWAY_EVENTS]
 SAMPLE = {str: "x", int: 3, float: 1.5, bool: True, list: ["a"], dict: {"k": 1}}
 
 
@@ -24,7 +25,8 @@ def _sample(cls):
 
 
 @pytest.mark.parametrize("table", TABLES,
-                         ids=["worker-commands", "worker-events", "position-commands", "position-events"])
+                         ids=["worker-commands", "worker-events", "position-commands", "position-events",
+                              "gateway-commands", "gateway-events"])
 def test_ok__every_message_round_trips(table):
     for name, cls in table.items():
         m = _sample(cls)

@@ -4,7 +4,7 @@
 the dial URI the telephony sends an office line's calls to (``sip:{number}@127.0.0.1:PORT``);
 the front already takes the gateways' INVITEs (a modem trunk is a peer at 127.0.0.1).
 Once the telephony is up, ``start`` runs ``firmware.telephony.pj.modemgateway`` for each
-and follows its JSON events:
+and follows its events (the gateway messages of ``firmware.telephony.protocol``):
 
 - a modem unplugged or not answering lights the fault lamp as ``trunk <name>`` (the
   gateway reopens it with back-off) and clears it when the modem answers again;
@@ -19,79 +19,56 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-import subprocess
-import sys
+import logging
 import threading
 import time
 from pathlib import Path
 
 from firmware.core.state import Fault
 from firmware.runtime.commands import LINE, Arg, Command, NotMine
+from firmware.telephony import protocol as msg
+from firmware.telephony.children import ChildProcess
 from firmware.telephony.front import free_port
-from firmware.telephony.children import child_env as _child_env
+
+log = logging.getLogger("switchboard.modems")
 
 
 class GatewayProc:
-    def __init__(self, trunk, port, front, on_event, log_dir):
+    """The daemon's handle on one gateway process (a ``ChildProcess``: it dies with the
+    daemon). ``on_event(gateway, message)`` gets each of its events; ``on_exit(gateway,
+    code)`` is called once when it is gone."""
+
+    def __init__(self, trunk, port, front, on_event, on_exit, log_dir):
         self.trunk = trunk
         self.port = port
         self.front = front
         self.on_event = on_event
-        self.log_dir = Path(log_dir)
-        self.proc: subprocess.Popen | None = None
-        self.pid = None
-        self._lock = threading.Lock()
+        self.on_exit = on_exit
+        t = trunk
+        args = ["--name", t.name, "--device", t.device, "--line", t.line, "--front", front,
+                "--port", port, "--silence-s", t.silence_s]
+        if t.profile:
+            args += ["--profile", t.profile]
+        if t.country:
+            args += ["--country", t.country]
+        self.child = ChildProcess(f"modem {t.name}", "firmware.telephony.pj.modemgateway", args,
+                                  events=msg.GATEWAY_EVENTS,
+                                  on_message=lambda m: self.on_event(self, m),
+                                  on_exit=lambda: self.on_exit(self, self.child.proc.wait()),
+                                  log_path=Path(log_dir) / f"modem-{t.name}.log")
+
+    @property
+    def pid(self) -> int | None:
+        return self.child.pid
 
     def start(self):
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        t = self.trunk
-        cmd = [sys.executable, "-m", "firmware.telephony.pj.modemgateway", "--name", t.name,
-               "--device", t.device, "--line", t.line, "--front", self.front,
-               "--port", str(self.port), "--silence-s", str(t.silence_s)]
-        if t.profile:
-            cmd += ["--profile", t.profile]
-        if t.country:
-            cmd += ["--country", t.country]
-        with open(self.log_dir / f"modem-{t.name}.log", "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=log, text=True, bufsize=1, env=_child_env(),
-                                         start_new_session=True)
-        self.pid = self.proc.pid
-        threading.Thread(target=self._read, name=f"modem-{t.name}", daemon=True).start()
+        self.child.start()
 
-    def _read(self):
-        for raw in self.proc.stdout:
-            try:
-                ev = json.loads(raw)
-            except ValueError:
-                continue
-            try:
-                self.on_event(self, ev)
-            except Exception as e:
-                print(f"modem {self.trunk.name}: event {ev!r}: {e}", file=sys.stderr)
-        self.on_event(self, {"ev": "exit", "code": self.proc.wait()})
-
-    def send(self, **cmd) -> bool:
-        if self.proc is None or self.proc.poll() is not None:
-            return False
-        with self._lock:
-            try:
-                self.proc.stdin.write(json.dumps(cmd) + "\n")
-                self.proc.stdin.flush()
-            except (BrokenPipeError, ValueError, OSError):
-                return False
-        return True
+    def send(self, cmd: msg.Message) -> bool:
+        return self.child.send(cmd)
 
     def stop(self, timeout=5.0):
-        if self.proc is None:
-            return
-        self.send(op="quit")
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.child.stop(msg.GatewayQuit(), timeout)
 
 
 class ModemTrunks:
@@ -138,7 +115,7 @@ class ModemTrunks:
 
     def _spawn(self, t, front):
         g = GatewayProc(t, self.ports.get(t.name) or free_port(), front, self._on_event,
-                        self.telephony.run_dir / "logs")
+                        self._on_exit, self.telephony.run_dir / "logs")
         with self._lock:
             self.procs[t.name] = g
         g.start()
@@ -146,7 +123,7 @@ class ModemTrunks:
     def stop(self):
         self.stopping = True
         for g in list(self.procs.values()):
-            g.send(op="quit")
+            g.send(msg.GatewayQuit())           # all of them at once, then wait for each
         for g in list(self.procs.values()):
             g.stop()
 
@@ -164,44 +141,51 @@ class ModemTrunks:
             self.ctx.post(event)
 
     # -- the gateways' events -------------------------------------------------------
-    def _on_event(self, g: GatewayProc, ev: dict):
+    #: Events kept as the trunk's ``last`` in the status: what the line last did.
+    LAST = (msg.LineOffer, msg.GatewayAnswered, msg.LineVoice, msg.LineReleased,
+            msg.LineFarEndHangup, msg.GatewayEnded, msg.LineRingStopped, msg.GatewayDialling,
+            msg.LineDialled, msg.LineDialFailed)
+
+    def _on_event(self, g: GatewayProc, ev: msg.Message):
         name = g.trunk.name
-        kind = ev.get("ev")
         info = self.info[name]
-        if kind == "ready":
-            info.update(state="opening", port=ev.get("port"))
-        elif kind == "modem_ready":
-            info.update(state="ready", profile=ev.get("profile"), identity=ev.get("i0"),
-                        maker=ev.get("gmi"), error=None)
+        if isinstance(ev, msg.GatewayReady):
+            info.update(state="opening", port=ev.port)
+        elif isinstance(ev, msg.ModemReady):
+            info.update(state="ready", profile=ev.profile, identity=ev.i0, maker=ev.gmi,
+                        error=None)
             if info.pop("faulted", False):
                 self._post(Fault(f"trunk {name}", None))
-        elif kind == "modem_fault":
-            info.update(state="fault", error=ev.get("message"), retry_in_s=ev.get("retry_in_s"),
-                        faulted=True)
-            self._post(Fault(f"trunk {name}", ev.get("message")))
-        elif kind == "call_lost":
+        elif isinstance(ev, msg.ModemFault):
+            info.update(state="fault", error=ev.message, retry_in_s=ev.retry_in_s, faulted=True)
+            self._post(Fault(f"trunk {name}", ev.message))
+        elif isinstance(ev, msg.GatewayCallLost):
             self._fail_call(g)
-        elif kind in ("offer", "answered", "voice", "released", "far_end_hangup", "ended",
-                      "ring_stopped", "dialling", "dialled", "dial_failed"):
-            info["last"] = {k: v for k, v in ev.items() if k not in ("trunk",)}
-        elif kind in ("test_result", "status"):
-            for fut in self._waiters.pop(f"{name}:{kind}", []):
-                fut.append(ev)
-        elif kind == "exit":
-            if self.stopping:
-                return
-            info.update(state="exited", faulted=True)
-            info["restarts"] += 1
-            delay = min(self.restart[1], self.restart[0] * 2 ** min(info["restarts"] - 1, 6))
-            self._post(Fault(f"trunk {name}", f"the modem gateway exited (code "
-                             f"{ev.get('code')}); restarting in {delay:g} s"))
-            self._fail_call(g, gone=True)
+        elif isinstance(ev, self.LAST):
+            info["last"] = {"ev": ev.wire, "t": time.time(), **msg.fields(ev)}
+        elif isinstance(ev, (msg.LineTestResult, msg.GatewayStatus)):
+            for box in self._waiters.pop(f"{name}:{ev.wire}", []):
+                box.append(ev)
+        elif isinstance(ev, msg.GatewayError):
+            log.error("modem %s: %s", name, ev.message)
 
-            def again():
-                time.sleep(delay)
-                if not self.stopping:
-                    self._spawn(g.trunk, g.front)
-            threading.Thread(target=again, daemon=True).start()
+    def _on_exit(self, g: GatewayProc, code):
+        if self.stopping:
+            return
+        name = g.trunk.name
+        info = self.info[name]
+        info.update(state="exited", faulted=True)
+        info["restarts"] += 1
+        delay = min(self.restart[1], self.restart[0] * 2 ** min(info["restarts"] - 1, 6))
+        self._post(Fault(f"trunk {name}", f"the modem gateway exited (code "
+                         f"{code}); restarting in {delay:g} s"))
+        self._fail_call(g, gone=True)
+
+        def again():
+            time.sleep(delay)
+            if not self.stopping:
+                self._spawn(g.trunk, g.front)
+        threading.Thread(target=again, daemon=True).start()
 
     def _fail_call(self, g: GatewayProc, gone=False):
         """The modem (or its gateway) went away with a call on it: its record says failed;
@@ -209,13 +193,14 @@ class ModemTrunks:
         if self.telephony is not None:
             self.telephony.fail_line_call(g.trunk.line, end=gone)
         if not gone:
-            g.send(op="hangup")
+            g.send(msg.GatewayHangup())
 
     # -- control commands -----------------------------------------------------------
-    def _ask(self, name, op, reply, timeout, **args):
+    def _ask(self, name, cmd: msg.Message, reply: type, timeout):
+        """Send ``cmd`` to a gateway and wait for its ``reply`` event (None: no answer)."""
         box: list = []
-        self._waiters.setdefault(f"{name}:{reply}", []).append(box)
-        if not self.procs.get(name) or not self.procs[name].send(op=op, **args):
+        self._waiters.setdefault(f"{name}:{reply.wire}", []).append(box)
+        if not self.procs.get(name) or not self.procs[name].send(cmd):
             return None
         deadline = time.time() + timeout
         while not box and time.time() < deadline:
@@ -237,16 +222,16 @@ class ModemTrunks:
             seconds = args["talk_s"] + 1
             loop = asyncio.get_running_loop()
             r = await loop.run_in_executor(
-                None, lambda: self._ask(t.name, "test", "test_result", seconds + 10,
-                                        seconds=seconds))
+                None, lambda: self._ask(t.name, msg.GatewayTest(seconds=seconds),
+                                        msg.LineTestResult, seconds + 10))
             if r is None:
                 return {"line": line, "trunk": t.name, "ok": False,
                         "error": f"the modem gateway for {t.name} did not answer",
                         "modem": self.info[t.name]}
-            r = {k: v for k, v in r.items() if k not in ("ev", "t")}
-            heard = bool(r.get("dial_tone_event") or r.get("dial_tone_heard"))
-            return {"line": line, **r, "dial_tone": heard,
-                    "ok": bool(r.get("off_hook") and heard)}
+            heard = r.dial_tone_event or r.dial_tone_heard
+            result = {k: v for k, v in msg.fields(r).items() if v is not None or k == "dial_tone_ms"}
+            return {"line": line, "trunk": t.name, **result, "dial_tone": heard,
+                    "ok": r.error is None and r.off_hook and heard}
 
         return [Command("test-call", test_call,
                         (Arg("line", LINE, required=True), Arg("answer_s", float, default=20.0, min=0),

@@ -26,10 +26,14 @@ from __future__ import annotations
 
 import array
 import collections
+import logging
 import sys
 from dataclasses import dataclass
 
+from firmware import logs
 from firmware.errors import SwitchboardError
+
+log = logging.getLogger("switchboard.headset")
 
 
 class HeadsetError(SwitchboardError, RuntimeError):
@@ -422,10 +426,11 @@ def main(argv=None) -> int:
     parser.add_argument("--list", action="store_true", help="list sound devices")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
+    logs.setup("headset")
     try:
         devices = list_devices()
     except HeadsetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("%s", exc)        # one line, "headset: ...", as every tool's errors
         return 2
     if args.json:
         print(json.dumps([d.as_dict() for d in devices]))

@@ -8,9 +8,13 @@ back with ``getattr``.
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import pjsua2 as pj
+
+#: PJSIP's log levels (1 error, 2 warning, 3 info, 4-6 detail) as ``logging``'s.
+PJ_LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING}
+pjlog = logging.getLogger("switchboard.pjsip")
 
 
 def request_user(whole_msg: str) -> str:
@@ -148,8 +152,12 @@ class TrunkAccount(pj.Account):
         self.worker.on_reg(self, prm.code, prm.reason, prm.expiration)
 
 
-class StderrLog(pj.LogWriter):
-    """PJSIP's console log goes to stdout, which carries our events: send it to stderr."""
+class PjsipLog(pj.LogWriter):
+    """PJSIP's console log goes to stdout, which carries our events: send it to ``logging``
+    (the process's stderr, its log file). Which lines come is PJSIP's own log level
+    (``--log-level``); errors and warnings keep their level, the rest are info."""
 
     def write(self, entry):
-        sys.stderr.write(entry.msg if entry.msg.endswith("\n") else entry.msg + "\n")
+        level = PJ_LEVELS.get(entry.level, logging.INFO)
+        if pjlog.isEnabledFor(level):
+            pjlog.log(level, "%s", entry.msg.rstrip("\n"))

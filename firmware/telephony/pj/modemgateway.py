@@ -18,11 +18,12 @@ It does what an Ethernet FXO gateway in front of the board would do, on loopback
   anyone else gets 403, and a second call while the line is busy 486.
 
 PJSUA2 is owned by the main thread (``threadCnt = 0``, a ``libHandleEvents`` loop); the
-modem by ``ModemLine``'s thread; they meet only in queues. Events go out as JSON lines
-on stdout (``ready``, ``modem_ready``, ``modem_fault``, ``offer``, ``answered``,
-``ended``, ``call_lost``, ``test_result``, ``status``); commands come in on stdin
-(``{"op": "status"}``, ``{"op": "test", "seconds": 4}``, ``{"op": "hangup"}``,
-``{"op": "quit"}``).
+modem by ``ModemLine``'s thread; they meet only in queues. It speaks the gateway messages
+of ``firmware.telephony.protocol``: events go out as JSON lines on stdout (its own:
+``ready``, ``answered``, ``ended``, ``call_lost``, ``status``...; and each of the line's:
+``modem_ready``, ``modem_fault``, ``offer``, ``test_result``...); commands come in on stdin
+(``{"cmd": "status"}``, ``{"cmd": "test", "seconds": 4}``, ``{"cmd": "hangup"}``,
+``{"cmd": "quit"}``); a line that is not one is answered with an ``error`` event naming it.
 
 Run: ``python -m firmware.telephony.pj.modemgateway --name pots1 --device /dev/serial/by-id/...
 --line 901 --front 127.0.0.1:5070``.
@@ -33,7 +34,7 @@ from __future__ import annotations
 import argparse
 import gc
 import ipaddress
-import json
+import logging
 import os
 import queue
 import sys
@@ -42,12 +43,18 @@ import time
 
 import pjsua2 as pj
 
+from firmware import logs
+from firmware.telephony import protocol as msg
 from firmware.telephony.modem.line import FRAME, ModemLine
-from firmware.telephony.pj.support import own_stdout
-from firmware.telephony.pj.worker import StderrLog, account_config, request_user
+from firmware.telephony.pj.legs import PjsipLog, account_config, request_user
+from firmware.telephony.pj.support import own_stdout, read_commands, write_events
 
 CLOCK = 8000
 LOST_HANGUP_S = 2.0          # a call on a modem that vanished is hung up by then at the latest
+#: A call out that failed on the analog line: the SIP reply for the modem's result code.
+DIAL_REPLIES = {r.code: r for r in (msg.FAR_END_BUSY, msg.NO_ANSWER, msg.NO_DIAL_TONE)}
+
+log = logging.getLogger("switchboard.modemgateway")
 
 
 def _port_class():
@@ -122,8 +129,7 @@ class Gateway:
         self.line = ModemLine(a.device, self._from_line, profile=a.profile, country=a.country,
                               silence_s=a.silence_s, tone_s=a.tone_s, cid_wait_s=a.cid_wait_s,
                               ring_gone_s=a.ring_gone_s, retry_min_s=a.retry_min_s,
-                              retry_max_s=a.retry_max_s,
-                              log=lambda m: sys.stderr.write(f"modem {a.name}: {m}\n"))
+                              retry_max_s=a.retry_max_s, log=log.info)
         self.leg: Leg | None = None
         self.dead: list[Leg] = []
         self.old_accs: list = []
@@ -132,33 +138,18 @@ class Gateway:
         self.modem = {"state": "opening"}
 
     # -- plumbing --------------------------------------------------------------
-    def emit(self, ev, **kw):
-        kw.update(ev=ev, trunk=self.name, t=time.time())
-        self.events.put(kw)
-        if ev != "status":                       # the technician's log: every event
-            sys.stderr.write(f"modem {self.name}: {ev} "
-                             f"{ {k: v for k, v in kw.items() if k not in ('ev', 'trunk', 't')} }\n")
+    def emit(self, event: msg.Message):
+        self.events.put(event)
+        if not isinstance(event, msg.GatewayStatus):     # the technician's log: every event
+            log.info("%s", msg.encode(event))
+
+    def _reader(self, stream):
+        """Commands onto the loop's queue; a bad line is answered with an ``error`` event."""
+        read_commands(stream, msg.GATEWAY_COMMANDS, self.commands, msg.GatewayQuit(),
+                      lambda e: self.emit(msg.GatewayError(message=str(e))))
 
     def _from_line(self, ev, **kw):          # the serial thread: hand over, never touch PJSUA2
         self.from_line.put((ev, kw))
-
-    def _reader(self):
-        for raw in sys.stdin:
-            raw = raw.strip()
-            if raw:
-                try:
-                    self.commands.put(json.loads(raw))
-                except ValueError:
-                    self.emit("error", message=f"not JSON: {raw[:80]}")
-        self.commands.put({"op": "quit"})
-
-    def _writer(self, stream):
-        while True:
-            item = self.events.get()
-            if item is None:
-                return
-            stream.write(json.dumps(item) + "\n")
-            stream.flush()
 
     # -- PJSUA2 ------------------------------------------------------------------
     def start(self):
@@ -170,7 +161,7 @@ class Gateway:
         cfg.uaConfig.maxCalls = 4
         cfg.uaConfig.userAgent = f"switchboard-modem/{self.name}"
         cfg.logConfig.level = cfg.logConfig.consoleLevel = self.a.log_level
-        self.log_writer = StderrLog()
+        self.log_writer = PjsipLog()
         cfg.logConfig.writer = self.log_writer
         cfg.medConfig.noVad = True
         cfg.medConfig.clockRate = CLOCK
@@ -196,12 +187,13 @@ class Gateway:
         fmt.avgBps = fmt.maxBps = CLOCK * 16
         self.port_media = _port_class()(self.line)
         self.port_media.createPort(f"modem:{self.name}"[:30], fmt)
-        self.emit("ready", port=self.port, pid=os.getpid(), uri=f"sip:{{number}}@{self.a.bind}:{self.port}")
+        self.emit(msg.GatewayReady(port=self.port, pid=os.getpid(),
+                                   uri=f"sip:{{number}}@{self.a.bind}:{self.port}"))
         self.line.start()
 
     def run(self):
-        threading.Thread(target=self._reader, daemon=True).start()
-        writer = threading.Thread(target=self._writer, args=(sys.stdout,), daemon=True)
+        threading.Thread(target=self._reader, args=(sys.stdin,), daemon=True).start()
+        writer = threading.Thread(target=write_events, args=(self.events, sys.stdout), daemon=True)
         writer.start()
         try:
             self.start()
@@ -216,7 +208,13 @@ class Gateway:
                         ev, kw = self.from_line.get_nowait()
                     except queue.Empty:
                         break
-                    self.on_line(ev, kw)
+                    try:
+                        event = msg.from_dict(msg.GATEWAY_EVENTS, {"event": ev, **kw})
+                    except msg.ProtocolError as e:   # the line and the protocol disagree
+                        log.error("%s", e)
+                        self.emit(msg.GatewayError(message=str(e)))
+                        continue
+                    self.on_line(event)
                 while True:
                     try:
                         cmd = self.commands.get_nowait()
@@ -272,16 +270,17 @@ class Gateway:
             del self.old_accs[:-2]
 
     @staticmethod
-    def _prm(code):
+    def _prm(reply: msg.Reply):
         p = pj.CallOpParam(True)
-        p.statusCode = code
+        p.statusCode = reply.code
+        p.reason = reply.reason
         return p
 
-    def _hangup(self, leg, code=None):
+    def _hangup(self, leg, reply: msg.Reply | None = None):
         if leg is None or leg.dead:
             return
         try:
-            leg.hangup(self._prm(code) if code else pj.CallOpParam(True))
+            leg.hangup(self._prm(reply) if reply else pj.CallOpParam(True))
         except pj.Error:
             pass
 
@@ -294,19 +293,19 @@ class Gateway:
         except ValueError:
             allowed = False
         if not allowed:
-            self.emit("rejected", src=prm.rdata.srcAddress, code=403)
-            leg.hangup(self._prm(403))
+            self.emit(msg.GatewayRejected(src=prm.rdata.srcAddress, code=msg.GATEWAY_NOT_ALLOWED.code))
+            leg.hangup(self._prm(msg.GATEWAY_NOT_ALLOWED))
             self.dead.append(leg)
             return
         if self.leg is not None or self.line.state != "idle":
-            leg.hangup(self._prm(486))
+            leg.hangup(self._prm(msg.LINE_BUSY))
             self.dead.append(leg)
             return
         number = request_user(prm.rdata.wholeMsg)
         self.leg = leg
-        leg.answer(self._prm(180))
+        leg.answer(self._prm(msg.Reply(180, "Ringing")))
         self.line.commands.put(("dial", number))
-        self.emit("dialling", number=number)
+        self.emit(msg.GatewayDialling(number=number))
 
     def on_state(self, leg, state, code, reason):
         if state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -317,12 +316,12 @@ class Gateway:
             if leg is self.leg:
                 # the board hung up (or turned the call away): the line goes back on-hook
                 self.line.commands.put(("release",))
-                self.emit("ended", direction=leg.direction, code=code, reason=reason)
+                self.emit(msg.GatewayEnded(direction=leg.direction, code=code, reason=reason))
         elif state == pj.PJSIP_INV_STATE_CONFIRMED and leg is self.leg:
             leg.confirmed = True
             if leg.direction == "in":            # the operator answered: off-hook
                 self.line.commands.put(("answer",))
-                self.emit("answered")
+                self.emit(msg.GatewayAnswered())
 
     def connect_audio(self, leg):
         if leg is not self.leg or leg.media is None:
@@ -331,36 +330,38 @@ class Gateway:
         self.port_media.startTransmit(leg.media)
 
     # -- the line's events ---------------------------------------------------------
-    def on_line(self, ev, kw):
-        if ev in ("modem_ready", "modem_fault"):
-            self.modem = {"state": "ready" if ev == "modem_ready" else "fault", **kw}
-        if ev == "offer":
-            self._offer(kw)
-        elif ev == "ring_stopped":
+    def on_line(self, ev: msg.Message):
+        if isinstance(ev, msg.ModemReady):
+            self.modem = {"state": "ready", **msg.fields(ev)}
+        elif isinstance(ev, msg.ModemFault):
+            self.modem = {"state": "fault", **msg.fields(ev)}
+        if isinstance(ev, msg.LineOffer):
+            self._offer(ev)
+        elif isinstance(ev, msg.LineRingStopped):
             if self.leg is not None and self.leg.direction == "in" and not self.leg.confirmed:
                 self._hangup(self.leg)              # CANCEL: the caller gave up
-        elif ev == "dialled":
+        elif isinstance(ev, msg.LineDialled):
             if self.leg is not None and self.leg.direction == "out":
-                self.leg.answer(self._prm(200))
-        elif ev == "dial_failed":
+                self.leg.answer(self._prm(msg.Reply(200, "OK")))
+        elif isinstance(ev, msg.LineDialFailed):
             if self.leg is not None and self.leg.direction == "out":
-                self._hangup(self.leg, kw.get("code") or 500)
-        elif ev in ("far_end_hangup", "answer_failed"):
+                self._hangup(self.leg, DIAL_REPLIES.get(ev.code, msg.DIAL_FAILED))
+        elif isinstance(ev, (msg.LineFarEndHangup, msg.LineAnswerFailed)):
             self._hangup(self.leg)
-        elif ev == "modem_fault" and kw.get("in_call") and self.leg is not None:
+        elif isinstance(ev, msg.ModemFault) and ev.in_call and self.leg is not None:
             # the daemon marks the call failed, then asks us to hang up; never later than this
             leg = self.leg
             self.timers.append((time.time() + LOST_HANGUP_S, lambda: self._hangup(leg)))
-            self.emit("call_lost", message=kw.get("message"))
-        self.emit(ev, **kw)
+            self.emit(msg.GatewayCallLost(message=ev.message))
+        self.emit(ev)
 
-    def _offer(self, cid):
+    def _offer(self, cid: msg.LineOffer):
         if self.leg is not None:
             return
-        number = cid.get("number")
+        number = cid.number
         user = number if number and all(c.isalnum() or c in "+-_.*#" for c in number) else \
-            ("anonymous" if cid.get("absent") == "private" else "unknown")
-        name = (cid.get("name") or "").replace('"', "'")
+            ("anonymous" if cid.absent == "private" else "unknown")
+        name = (cid.name or "").replace('"', "'")
         uri = f"sip:{user}@{self.a.bind}:{self.port}"
         acc = Account(self)
         acc.create(account_config(f'"{name}" <{uri}>' if name else uri, self.a.bind), False)
@@ -369,30 +370,28 @@ class Gateway:
         try:
             leg.makeCall(f"sip:{self.a.line}@{self.a.front}", pj.CallOpParam(True))
         except pj.Error as e:
-            self.emit("error", message=f"INVITE to the board: {e.info()}")
+            self.emit(msg.GatewayError(message=f"INVITE to the board: {e.info()}"))
             self.old_accs.append(acc)
             return
         self.leg = leg
 
     # -- commands --------------------------------------------------------------------
-    def do(self, cmd):
-        op = cmd.get("op")
-        if op == "quit":
+    def do(self, cmd: msg.Message):
+        if isinstance(cmd, msg.GatewayQuit):
             self.quit = True
-        elif op == "hangup":
+        elif isinstance(cmd, msg.GatewayHangup):
             self._hangup(self.leg)
             self.line.commands.put(("release",))
-        elif op == "test":
+        elif isinstance(cmd, msg.GatewayTest):
             if self.line.state != "idle" or self.leg is not None:
-                self.emit("test_result", ok=False, error=f"the line is {self.line.state}")
+                self.emit(msg.LineTestResult(error=f"the line is {self.line.state}"))
             else:
-                self.line.commands.put(("test", float(cmd.get("seconds", 4))))
-        elif op == "status":
-            self.emit("status", line=self.line.state, modem=self.modem,
-                      call=None if self.leg is None else self.leg.direction,
-                      rx=self.line.rx.stats(), tx=self.line.tx.stats(), seq=cmd.get("seq"))
-        else:
-            self.emit("error", message=f"unknown command {cmd!r}")
+                self.line.commands.put(("test", cmd.seconds))
+        elif isinstance(cmd, msg.GatewayStatusRequest):
+            self.emit(msg.GatewayStatus(line=self.line.state, modem=self.modem,
+                                        call=None if self.leg is None else self.leg.direction,
+                                        rx=self.line.rx.stats(), tx=self.line.tx.stats(),
+                                        seq=cmd.seq))
 
 
 def main(argv=None):
@@ -417,6 +416,7 @@ def main(argv=None):
     ap.add_argument("--log-level", type=int, default=int(os.environ.get("SWITCHBOARD_PJ_LOG", "1")))
     a = ap.parse_args(argv)
     a.allow = a.allow or ["127.0.0.1/32"]
+    logs.setup(f"modem {a.name}")
     sys.stdout = own_stdout()
     Gateway(a).run()
 

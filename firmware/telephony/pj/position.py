@@ -29,17 +29,21 @@ from __future__ import annotations
 import argparse
 import functools
 import ipaddress
+import logging
 import os
 import queue
 import sys
 import threading
 import time
 
+from firmware import logs
 from firmware.errors import SwitchboardError
 from firmware.telephony import protocol as msg
 from firmware.telephony.children import ChildProcess
 from firmware.telephony.pj.headset import Headset, HeadsetError
-from firmware.telephony.pj.support import own_stdout
+from firmware.telephony.pj.support import own_stdout, read_commands
+
+log = logging.getLogger("switchboard.position")
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 DEFAULT_CODECS = ("G722/16000", "PCMU/8000", "PCMA/8000")
@@ -476,15 +480,12 @@ class PositionProcess:
         return self.child.stop(msg.PositionQuit(), timeout)
 
 
-def _read_stdin(q: queue.Queue) -> None:
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            q.put(msg.decode(msg.POSITION_COMMANDS, line))
-        except msg.ProtocolError as exc:
-            q.put(exc)
-    q.put(msg.PositionQuit())  # stdin closed: the daemon is gone
+def _failed(out, text: str) -> int:
+    """The position cannot run: tell the daemon (an ``error`` event) and the log."""
+    out.write(msg.encode(msg.PositionErrorEv(message=text)) + "\n")
+    out.flush()
+    log.error("%s", text)
+    return 2
 
 
 def main(argv=None) -> int:
@@ -512,6 +513,7 @@ def main(argv=None) -> int:
                         help="codecs to prefer, in order (comma-separated; others stay on below)")
     parser.add_argument("--log-level", type=int, default=0, help="PJSUA2 log level (0-6)")
     args = parser.parse_args(argv)
+    logs.setup(f"position {args.name}")
     out = own_stdout()
     try:
         pos = Position(name=args.name, bind=args.bind, port=args.port, headset=args.headset,
@@ -521,24 +523,17 @@ def main(argv=None) -> int:
                        max_calls=args.max_calls, codecs=args.codecs.split(","),
                        log_level=args.log_level, out=out)
     except SwitchboardError as exc:
-        print(msg.encode(msg.PositionErrorEv(message=str(exc))), file=out, flush=True)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    threading.Thread(target=_read_stdin, args=(pos.commands,), daemon=True,
-                     name="position-stdin").start()
+        return _failed(out, str(exc))
+    threading.Thread(target=read_commands, daemon=True, name="position-stdin",
+                     args=(sys.stdin, msg.POSITION_COMMANDS, pos.commands, msg.PositionQuit(),
+                           pos.commands.put)).start()   # do() answers a bad one
     try:
         pos.run()
     except (HeadsetError, PositionError) as exc:
-        print(msg.encode(msg.PositionErrorEv(message=str(exc))), file=out, flush=True)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _failed(out, str(exc))
     except Exception as exc:  # PJSUA2 raises its own Error type (e.g. port in use)
         info = getattr(exc, "info", None)
-        text = info() if callable(info) else str(exc)
-        print(msg.encode(msg.PositionErrorEv(message=f"position failed to start: {text}")),
-              file=out, flush=True)
-        print(f"error: position failed to start: {text}", file=sys.stderr)
-        return 2
+        return _failed(out, f"position failed to start: {info() if callable(info) else exc}")
     return 0
 
 

@@ -1,9 +1,13 @@
-"""Small pieces every PJSUA2 process here needs: the worker, the test peer, a position."""
+"""Small pieces every PJSUA2 process here needs: the worker, the test peer, a position,
+the modem gateway."""
 
 from __future__ import annotations
 
 import os
+import queue
 import sys
+
+from firmware.telephony import protocol
 
 
 def own_stdout():
@@ -15,6 +19,32 @@ def own_stdout():
     fd = os.dup(1)
     os.dup2(2, 1)
     return os.fdopen(fd, "w", buffering=1)
+
+
+def read_commands(stream, table: dict, commands: queue.Queue, quit_msg, on_error) -> None:
+    """A child's stdin reader: each line decoded against ``table`` onto ``commands``
+    (for the thread that owns PJSUA2); a line that is not a command goes to
+    ``on_error(ProtocolError)``, never dropped. End of stdin (the daemon is gone) is
+    ``quit_msg``."""
+    for line in stream:
+        if not line.strip():
+            continue
+        try:
+            commands.put(protocol.decode(table, line))
+        except protocol.ProtocolError as e:
+            on_error(e)
+    commands.put(quit_msg)
+
+
+def write_events(events: queue.Queue, stream) -> None:
+    """A child's stdout writer: each message taken off ``events`` as one JSON line, until
+    ``None`` (so that no PJSUA2 callback ever blocks on a full pipe)."""
+    while True:
+        item = events.get()
+        if item is None:
+            return
+        stream.write(protocol.encode(item) + "\n")
+        stream.flush()
 
 
 def tone_generator(freq: int, on_ms: int, off_ms: int, loop: bool):

@@ -41,18 +41,19 @@ import time
 
 import pjsua2 as pj
 
+from firmware import logs
 from firmware.telephony import protocol as msg
 from firmware.telephony.pj.bridge import Bridge
-from firmware.telephony.pj.legs import (Leg, LocalAccount, StderrLog, TrunkAccount, account_config,
+from firmware.telephony.pj.legs import (Leg, LocalAccount, PjsipLog, TrunkAccount, account_config,
                                         display_caller, header_tag, request_user,
                                         takes_offer)
-from firmware.telephony.pj.support import own_stdout
+from firmware.telephony.pj.support import own_stdout, read_commands, write_events
 
 # Call slots asked for; PJSUA2 gives at most its build's PJSUA_MAX_CALLS
 # (scripts/pjsua2/config_site.h: 128) and the probe measures what it got.
 MAX_CALLS = 128
 
-log = logging.getLogger("firmware.telephony.worker")
+log = logging.getLogger("switchboard.worker")
 
 #: Legs that are a board call of their own (a caller, an office line, a test caller).
 CALL_KINDS = ("in", "out", "ring")
@@ -69,7 +70,7 @@ class Worker:
         self.commands: queue.Queue = queue.Queue()
         self.events: queue.Queue = queue.Queue()
         self.ep: pj.Endpoint | None = None
-        self.log_writer: StderrLog | None = None
+        self.log_writer: PjsipLog | None = None
         self.transports: dict[str, int] = {}
         self.acc: LocalAccount | None = None
         self.bridge = Bridge(self)
@@ -101,26 +102,13 @@ class Worker:
     def emit(self, event: msg.Message):
         self.events.put(event)
 
+    def _reader(self, stream):
+        """Commands onto the loop's queue; a bad line is answered with an ``error`` event."""
+        read_commands(stream, msg.WORKER_COMMANDS, self.commands, msg.Quit(),
+                      lambda e: self.emit(msg.WorkerError(message=str(e))))
+
     def after(self, seconds: float, fn):
         self.timers.append((time.time() + seconds, fn))
-
-    def _reader(self, stream):
-        for line in stream:
-            if not line.strip():
-                continue
-            try:
-                self.commands.put(msg.decode(msg.WORKER_COMMANDS, line))
-            except msg.ProtocolError as e:
-                self.emit(msg.WorkerError(message=str(e)))
-        self.commands.put(msg.Quit())        # stdin closed: the daemon is gone
-
-    def _writer(self, stream):
-        while True:
-            item = self.events.get()
-            if item is None:
-                return
-            stream.write(msg.encode(item) + "\n")
-            stream.flush()
 
     # -- start-up and the loop ----------------------------------------
     def start(self):
@@ -133,7 +121,7 @@ class Worker:
         cfg.uaConfig.userAgent = f"switchboard-worker/{self.index}"
         cfg.logConfig.level = self.log_level
         cfg.logConfig.consoleLevel = self.log_level
-        self.log_writer = StderrLog()
+        self.log_writer = PjsipLog()
         cfg.logConfig.writer = self.log_writer
         cfg.medConfig.noVad = True
         self.ep.libInit(cfg)
@@ -182,7 +170,7 @@ class Worker:
 
     def run(self):
         threading.Thread(target=self._reader, args=(sys.stdin,), daemon=True).start()
-        writer = threading.Thread(target=self._writer, args=(sys.stdout,), daemon=True)
+        writer = threading.Thread(target=write_events, args=(self.events, sys.stdout), daemon=True)
         writer.start()
         try:
             self.start()
@@ -679,8 +667,7 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=0, help="calls per worker; 0: measure")
     ap.add_argument("--log-level", type=int, default=int(os.environ.get("SWITCHBOARD_PJ_LOG", "1")))
     a = ap.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format=f"worker{a.index}: %(levelname)s %(message)s")
+    logs.setup(f"worker{a.index}")
     # Our events own stdout; anything the C library prints goes to stderr instead.
     sys.stdout = own_stdout()
     Worker(a.index, a.listen, a.port, a.limit, a.log_level).run()
