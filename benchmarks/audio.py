@@ -26,7 +26,6 @@ ALSA period (a few ms).
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import statistics
 import sys
@@ -37,48 +36,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "support"), str(ROOT)]  # a script: uses the tests' real peers
 
-from alsa_fixture import FakeCard, samples, tone  # noqa: E402
+from alsa_fixture import FakeCard  # noqa: E402
+from bursts import (BURSTS, LEAD_S, PERIOD_S, burst_train, expected_times, match,  # noqa: E402
+                    ms, onsets, summary, timed_onsets)
 from headset_support import PeerProc, PositionProc, pcm_wav, wav_pcm  # noqa: E402
 
 RATE = 16000
-LEAD_S, ON_S, PERIOD_S, BURSTS = 0.5, 0.2, 1.0, 5
-AMP = 0.5
-
-
-def burst_train(rate: int) -> bytes:
-    pcm = bytearray(int(LEAD_S * rate) * 2)
-    for _ in range(BURSTS):
-        pcm += tone(1000, ON_S, rate, AMP)
-        pcm += bytes(int((PERIOD_S - ON_S) * rate) * 2)
-    return bytes(pcm)
-
-
-def onsets(pcm: bytes, rate: int, threshold: float = 0.25 * AMP * 32767) -> list[float]:
-    """Seconds into `pcm` where each burst starts (first sample over the threshold
-    after at least 300 ms under it)."""
-    x = samples(pcm)
-    found, quiet_since = [], -rate
-    gap = int(0.3 * rate)
-    for i, v in enumerate(x):
-        if abs(v) > threshold:
-            if i - quiet_since > gap:
-                found.append(i / rate)
-            quiet_since = i
-    return found
-
-
-def expected_times(start: float) -> list[float]:
-    return [start + LEAD_S + k * PERIOD_S for k in range(BURSTS)]
-
-
-def match(sent: list[float], got: list[float]) -> list[float]:
-    """Delay of each sent burst: the first onset after it, within half a period."""
-    out = []
-    for s in sent:
-        after = [g - s for g in got if 0 <= g - s < PERIOD_S / 2]
-        if after:
-            out.append(after[0])
-    return out
 
 
 def rss_kb(pid: int) -> int:
@@ -126,34 +89,13 @@ def headset_run(tmp: Path, train: Path, i: int, card_rate: int, ptime: int):
             ear = card.ear_timed("hs1")
             mic_log = card.mic_log("hs1")
     # caller -> earpiece: onsets in the whole earpiece stream, stamped through their chunk
-    stream = b"".join(pcm for _, pcm in ear)
-    starts, off = [], 0
-    for t, pcm in ear:
-        starts.append((off, t))
-        off += len(pcm)
-    offsets = [o for o, _ in starts]
-    got = []
-    for sec in onsets(stream, card_rate):
-        byte = int(round(sec * card_rate)) * 2
-        k = bisect.bisect_right(offsets, byte) - 1
-        got.append(starts[k][1] + (byte - starts[k][0]) / (2 * card_rate))
+    got = timed_onsets(ear, card_rate)
     to_ear = match(expected_times(ma["play_at"]), got)
     # mic -> far end: the card stamped when ALSA read the first byte of the train
     heard0 = mic_log[0][0] - mic_log[0][1] / (2 * card_rate)
     pa, ra = wav_pcm(rec_a)
     from_mic = match(expected_times(heard0), [ma["record_at"] + t for t in onsets(pa, ra)])
     return to_ear, from_mic, mem_idle, mem_call, status
-
-
-def ms(v):
-    return round(v * 1000, 1) if v is not None else None
-
-
-def summary(vals):
-    if not vals:
-        return {"n": 0}
-    return {"n": len(vals), "median_ms": ms(statistics.median(vals)), "min_ms": ms(min(vals)),
-            "max_ms": ms(max(vals))}
 
 
 def main(argv=None):

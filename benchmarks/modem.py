@@ -32,7 +32,6 @@
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import random
 import statistics
@@ -45,7 +44,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "support"), str(ROOT)]  # the tests' real peers
 
-from alsa_fixture import FakeCard, samples, tone  # noqa: E402
+from alsa_fixture import FakeCard  # noqa: E402
+from bursts import (AMP, BURSTS, LEAD_S, PERIOD_S, burst_train, expected_times, match,  # noqa: E402
+                    onsets, summary, timed_onsets)
 from conftest import project_env, python_cmd  # noqa: E402
 from headset_support import PeerProc, pcm_wav, wav_pcm  # noqa: E402
 
@@ -53,16 +54,6 @@ from firmware.telephony.modem.drift import DriftBuffer  # noqa: E402
 from firmware.telephony.modem.sim import SimModem  # noqa: E402
 
 RATE = 16000
-LEAD_S, ON_S, PERIOD_S, BURSTS = 0.5, 0.2, 1.0, 5
-AMP = 0.5
-
-
-def burst_train(rate):
-    pcm = bytearray(int(LEAD_S * rate) * 2)
-    for _ in range(BURSTS):
-        pcm += tone(1000, ON_S, rate, AMP)
-        pcm += bytes(int((PERIOD_S - ON_S) * rate) * 2)
-    return bytes(pcm)
 
 
 def burst_source(i0, n):
@@ -70,33 +61,6 @@ def burst_source(i0, n):
     import math
     return [int(AMP * 32767 * math.sin(2 * math.pi * 1000 * i / 8000)) if i % 8000 < 1600 else 0
             for i in range(i0, i0 + n)]
-
-
-def onsets(pcm, rate, threshold=0.25 * AMP * 32767):
-    x = samples(pcm)
-    found, quiet_since = [], -rate
-    gap = int(0.3 * rate)
-    for i, v in enumerate(x):
-        if abs(v) > threshold:
-            if i - quiet_since > gap:
-                found.append(i / rate)
-            quiet_since = i
-    return found
-
-
-def timed_onsets(chunks, rate):
-    """Onset times in a stream given as [(time of the chunk's first sample, pcm)]."""
-    stream = b"".join(p for _, p in chunks)
-    offs, acc = [], 0
-    for _, p in chunks:
-        offs.append(acc)
-        acc += len(p)
-    out = []
-    for sec in onsets(stream, rate):
-        byte = int(round(sec * rate)) * 2
-        k = bisect.bisect_right(offs, byte) - 1
-        out.append(chunks[k][0] + (byte - offs[k]) / (2 * rate))
-    return out
 
 
 def say(card, pcm):
@@ -112,15 +76,6 @@ def mic_start(card, base):
     """When ALSA read the first byte of the train that starts at byte ``base``."""
     t, said = next((t, s) for t, s in card.mic_log("hs1") if s >= base)
     return t - (said - base) / (2 * RATE)
-
-
-def match(sent, got):
-    out = []
-    for s in sent:
-        after = [g - s for g in got if 0 <= g - s < PERIOD_S / 2]
-        if after:
-            out.append(after[0])
-    return out
 
 
 class Board:
@@ -198,7 +153,7 @@ def modem_call(board, sim, card):
             starts.append(t)
     to_ear = match(starts, timed_onsets(ear, RATE))
     heard0 = mic_start(card, base)
-    mic_sent = [heard0 + LEAD_S + k * PERIOD_S for k in range(BURSTS)]
+    mic_sent = expected_times(heard0)
     heard = [(t, p) for t, p in sim.heard if t >= t_mic]
     # each chunk's arrival stamps its last sample: shift to its first
     heard = [(t - len(p) / 2 / 8000, p) for t, p in heard]
@@ -221,12 +176,11 @@ def sip_call(board, card, tmp, i):
         base = say(card, burst_train(RATE))
         a.next("done", secs + 30)
     ear = card.ear_timed("hs1")
-    to_ear = match([ma["play_at"] + LEAD_S + k * PERIOD_S for k in range(BURSTS)],
-                   timed_onsets(ear, RATE))
+    to_ear = match(expected_times(ma["play_at"]), timed_onsets(ear, RATE))
     heard0 = mic_start(card, base)
     pa, ra = wav_pcm(rec)
     got = [ma["record_at"] + t for t in onsets(pa, ra)]
-    sent = [heard0 + LEAD_S + k * PERIOD_S for k in range(BURSTS)]
+    sent = expected_times(heard0)
     if "MODEM_BENCH_DEBUG" in __import__("os").environ:
         print("sip mic: sent", [round(x - heard0, 3) for x in sent], "got",
               [round(x - heard0, 3) for x in got], ra, len(pa), file=sys.stderr)
@@ -264,13 +218,6 @@ def drift_run(drift, minutes, naive=False, seed=1):
             "dropped": b.dropped, "inserted": b.inserted, "underruns": b.underruns,
             "overflows": b.overflows, "plain_fifo_end_ms": round(fifo / 8, 1),
             "plain_fifo_short_frames": fifo_short}
-
-
-def summary(vals):
-    if not vals:
-        return {"n": 0}
-    return {"n": len(vals), "median_ms": round(statistics.median(vals) * 1000, 1),
-            "min_ms": round(min(vals) * 1000, 1), "max_ms": round(max(vals) * 1000, 1)}
 
 
 def main(argv=None):

@@ -2,7 +2,8 @@
 any body (or none), CANCEL, ACK, BYE; replies are kept by Call-ID.
 
 For the tests that feed workers and the front what a scanner or a broken gateway
-would send; ``telephony_support.Uac`` is the well-behaved caller."""
+would send; ``telephony_support.Uac`` is the well-behaved caller. Both are a
+``SipSocket``: one socket, requests written by hand, responses kept by Call-ID."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import socket
 import threading
 import time
+from typing import NamedTuple
 
 GOOD_SDP = ("v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
             "m=audio {rtp} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
@@ -27,12 +29,26 @@ BODIES = {
 }
 
 
-class RawSip:
+class Reply(NamedTuple):
+    """A response received: when (``perf_counter``), its code, its headers (lower-cased,
+    the first value of each) and its reason phrase."""
+    t: float
+    code: int
+    headers: dict
+    reason: str
+
+
+class SipSocket:
+    """One UDP socket on loopback that writes requests and keeps every response by Call-ID
+    (a thread receives them); ``user`` names it in From and Contact."""
+
+    user = "sip"
+
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.replies: dict[str, list] = {}
+        self.replies: dict[str, list[Reply]] = {}
         self.cond = threading.Condition()
         self.n = 0
         threading.Thread(target=self._rx, daemon=True).start()
@@ -46,10 +62,11 @@ class RawSip:
                 data, _ = self.sock.recvfrom(65535)
             except OSError:
                 return
+            t = time.perf_counter()
             text = data.decode(errors="replace")
             if not text.startswith("SIP/2.0"):
                 continue
-            code = int(text.split(" ", 2)[1])
+            status = text.split("\r\n", 1)[0].split(" ", 2)
             headers = {}
             for line in text.split("\r\n")[1:]:
                 if not line:
@@ -58,45 +75,67 @@ class RawSip:
                 headers.setdefault(k.strip().lower(), v.strip())
             cid = headers.get("call-id") or headers.get("i")
             with self.cond:
-                self.replies.setdefault(cid, []).append((code, headers))
+                self.replies.setdefault(cid, []).append(
+                    Reply(t, int(status[1]), headers, status[2] if len(status) > 2 else ""))
                 self.cond.notify_all()
+
+    def request(self, method, number, host, port, cid, branch, *, body=None, ctype=None,
+                to_tag=None, cseq=1) -> bytes:
+        """The bytes of one request to ``sip:number@host:port``."""
+        body = body or ""
+        to = f"<sip:{number}@{host}>" + (f";tag={to_tag}" if to_tag else "")
+        head = (f"{method} sip:{number}@{host}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport\r\n"
+                f"Max-Forwards: 70\r\nFrom: <sip:{self.user}@127.0.0.1>;tag=t{cid}\r\nTo: {to}\r\n"
+                f"Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\n"
+                f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>\r\n")
+        if ctype:
+            head += f"Content-Type: {ctype}\r\n"
+        return (head + f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+
+    def new_call(self) -> tuple[str, str]:
+        """A fresh (Call-ID, branch)."""
+        self.n += 1
+        cid = f"{self.user}{os.getpid()}x{self.n}x{time.time_ns()}"
+        return cid, f"z9hG4bK{cid}"
+
+    def reply(self, cid, pred, timeout=5.0, method=None) -> Reply | None:
+        """The first response on call ``cid`` (to ``method``, if given) whose code satisfies
+        ``pred``, waiting up to ``timeout`` s for it."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while time.monotonic() < deadline:
+                for r in self.replies.get(cid, []):
+                    if pred(r.code) and (method is None or r.headers.get("cseq", "").endswith(method)):
+                        return r
+                self.cond.wait(0.05)
+        return None
+
+
+class RawSip(SipSocket):
+    user = "fuzz"
 
     def _send(self, method, number, target, cid, branch, body_kind="sdp", to_tag=None,
               cseq=1):
         host, port = target
         ctype, body = BODIES[body_kind] if method == "INVITE" else (None, None)
         body = (body or "").replace("{rtp}", str(self.port + 2))
-        to = f"<sip:{number}@{host}>" + (f";tag={to_tag}" if to_tag else "")
-        head = (f"{method} sip:{number}@{host}:{port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport\r\n"
-                f"Max-Forwards: 70\r\nFrom: <sip:fuzz@127.0.0.1>;tag=f{cid}\r\nTo: {to}\r\n"
-                f"Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\n"
-                f"Contact: <sip:fuzz@127.0.0.1:{self.port}>\r\n")
-        if ctype:
-            head += f"Content-Type: {ctype}\r\n"
-        self.sock.sendto((head + f"Content-Length: {len(body)}\r\n\r\n{body}").encode(), target)
+        self.sock.sendto(self.request(method, number, host, port, cid, branch, body=body,
+                                      ctype=ctype, to_tag=to_tag, cseq=cseq), target)
 
     def invite(self, number, target, body_kind="sdp"):
-        self.n += 1
-        cid = f"fz{os.getpid()}x{self.n}x{time.time_ns()}"
-        branch = f"z9hG4bK{cid}"
+        cid, branch = self.new_call()
         self._send("INVITE", number, target, cid, branch, body_kind)
         return cid, branch
 
     def wait(self, cid, pred, timeout=5.0, method="INVITE"):
-        """The first reply to ``method`` on call ``cid`` whose code satisfies ``pred``."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while time.monotonic() < deadline:
-                for code, headers in self.replies.get(cid, []):
-                    if pred(code) and headers.get("cseq", "").endswith(method):
-                        return code, headers
-                self.cond.wait(0.05)
-        return None
+        """(code, headers) of the first reply to ``method`` on call ``cid`` that ``pred`` takes."""
+        r = self.reply(cid, pred, timeout, method)
+        return None if r is None else (r.code, r.headers)
 
     def codes(self, cid) -> list[int]:
         with self.cond:
-            return [c for c, _ in self.replies.get(cid, [])]
+            return [r.code for r in self.replies.get(cid, [])]
 
     def cancel(self, number, target, cid, branch):
         self._send("CANCEL", number, target, cid, branch)

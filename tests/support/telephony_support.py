@@ -11,7 +11,6 @@ import asyncio
 import math
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import threading
@@ -26,6 +25,7 @@ from firmware.telephony.front import free_port
 from conftest import ROOT
 from board_support import wait_for  # noqa: F401 (tests import it from here too)
 from peers import PeerProc  # noqa: F401 (tests import it from here too)
+from raw_sip import Reply, SipSocket
 
 SIPP_DIR = ROOT / "tests" / "support" / "sipp"
 
@@ -312,72 +312,28 @@ request_route {{
 
 
 # -- a minimal SIP caller for bursts and timing ------------------------------
-class Uac:
+class Uac(SipSocket):
     """A minimal SIP caller on one UDP socket: INVITE, wait for a reply, CANCEL."""
 
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.replies: dict[str, list] = {}
-        self.cond = threading.Condition()
-        self.n = 0
-        threading.Thread(target=self._rx, daemon=True).start()
-
-    def _rx(self):
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except OSError:
-                return
-            t = time.perf_counter()
-            text = data.decode(errors="replace")
-            if not text.startswith("SIP/2.0"):
-                continue
-            code = int(text.split(" ", 2)[1])
-            headers = {}
-            for line in text.split("\r\n")[1:]:
-                if not line:
-                    break
-                k, _, v = line.partition(":")
-                headers.setdefault(k.strip().lower(), v.strip())
-            cid = headers.get("call-id") or headers.get("i")
-            with self.cond:
-                self.replies.setdefault(cid, []).append((t, code, headers))
-                self.cond.notify_all()
+    user = "bench"
 
     def _msg(self, method, number, host, port, cid, branch, to_tag=None):
         sdp = ""
         if method == "INVITE":
             sdp = (f"v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                    f"m=audio {self.port + 2} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
-        to = f"<sip:{number}@{host}>" + (f";tag={to_tag}" if to_tag else "")
-        head = (f"{method} sip:{number}@{host}:{port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport\r\n"
-                f"Max-Forwards: 70\r\nFrom: <sip:bench@127.0.0.1>;tag=t{cid}\r\nTo: {to}\r\n"
-                f"Call-ID: {cid}\r\nCSeq: 1 {method}\r\n"
-                f"Contact: <sip:bench@127.0.0.1:{self.port}>\r\n")
-        if sdp:
-            head += "Content-Type: application/sdp\r\n"
-        return (head + f"Content-Length: {len(sdp)}\r\n\r\n{sdp}").encode()
+        return self.request(method, number, host, port, cid, branch, body=sdp,
+                            ctype="application/sdp" if sdp else None, to_tag=to_tag)
 
     def invite(self, number, host, port):
-        self.n += 1
-        cid = f"bench{os.getpid()}x{self.n}x{time.time_ns()}"
-        branch = f"z9hG4bK{cid}"
+        cid, branch = self.new_call()
         t0 = time.perf_counter()
         self.sock.sendto(self._msg("INVITE", number, host, port, cid, branch), (host, port))
         return cid, branch, t0
 
-    def wait(self, cid, pred, timeout=5.0):
-        deadline = time.time() + timeout
-        with self.cond:
-            while time.time() < deadline:
-                for r in self.replies.get(cid, []):
-                    if pred(r[1]):
-                        return r
-                self.cond.wait(0.05)
-        return None
+    def wait(self, cid, pred, timeout=5.0) -> Reply | None:
+        """The first reply on ``cid`` whose code ``pred`` takes: (t, code, headers, reason)."""
+        return self.reply(cid, pred, timeout)
 
     def cancel(self, number, host, port, cid, branch):
         self.sock.sendto(self._msg("CANCEL", number, host, port, cid, branch), (host, port))

@@ -63,15 +63,16 @@ def test_fail__invites_from_anywhere_but_the_allowed_addresses_get_403(tmp_path,
         uac = Uac()
         cid, _, _ = uac.invite("5550100", "127.0.0.1", gw.ready.port)
         final = uac.wait(cid, lambda c: c >= 200)
-        assert final is not None and final[1] == 403
+        assert final is not None and msg.Reply(final.code, final.reason) == msg.GATEWAY_NOT_ALLOWED
         assert gw.next(msg.GatewayRejected).code == 403
         assert sim.dialled == []                 # nothing reached the line
     finally:
         gw.stop()
 
 
-@pytest.mark.parametrize("result,code", [("BUSY", 486), ("NO DIALTONE", 503), ("NO ANSWER", 480)])
-def test_fail__a_call_out_that_fails_on_the_line_gets_its_sip_code(tmp_path, sim, result, code):
+@pytest.mark.parametrize("result,reply", [("BUSY", msg.FAR_END_BUSY), ("NO DIALTONE", msg.NO_DIAL_TONE),
+                                          ("NO ANSWER", msg.NO_ANSWER)])
+def test_fail__a_call_out_that_fails_on_the_line_gets_its_sip_code(tmp_path, sim, result, reply):
     sim.dial_result = result
     gw = Gateway(tmp_path, sim)
     try:
@@ -79,7 +80,8 @@ def test_fail__a_call_out_that_fails_on_the_line_gets_its_sip_code(tmp_path, sim
         cid, _, _ = uac.invite("5550100", "127.0.0.1", gw.ready.port)
         assert uac.wait(cid, lambda c: c == 180) is not None       # ringing while it dials
         final = uac.wait(cid, lambda c: c >= 200, timeout=10)
-        assert final is not None and final[1] == code, final
+        assert final is not None and msg.Reply(final.code, final.reason) == reply, final
+        assert reply.code == {"BUSY": 486, "NO DIALTONE": 503, "NO ANSWER": 480}[result]
         assert sim.dialled == ["5550100"]
         wait_for(lambda: not sim.off_hook, 5, "the line back on-hook")
     finally:
