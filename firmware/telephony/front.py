@@ -70,6 +70,41 @@ def module_dir() -> str:
                      "(scripts/setup.sh does)")
 
 
+def kamailio_exe() -> str:
+    """The kamailio program; FrontError when it is not installed."""
+    exe = shutil.which("kamailio") or "/usr/sbin/kamailio"
+    if not os.path.exists(exe):
+        raise FrontError("kamailio is not installed: run scripts/setup.sh "
+                         "(Debian package kamailio)")
+    return exe
+
+
+def load_modules(*names: str) -> str:
+    """The configuration lines that load Kamailio modules ``names`` (``"tm"``, ...) from
+    ``module_dir()``."""
+    return "\n".join([f'mpath="{module_dir()}"'] + [f'loadmodule "{n}.so"' for n in names])
+
+
+def options_reply(host: str, port: int, timeout: float = 1.0) -> int | None:
+    """A real SIP round trip: the status code of the answer to an OPTIONS sent to
+    ``host:port`` over UDP, or None when none came within ``timeout`` s."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.bind((host, 0))
+        msg = (f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP {host}:{s.getsockname()[1]};branch=z9hG4bK{time.time_ns()}\r\n"
+               "Max-Forwards: 5\r\nFrom: <sip:probe@127.0.0.1>;tag=1\r\n"
+               f"To: <sip:{host}>\r\nCall-ID: probe{time.time_ns()}\r\n"
+               "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        try:
+            s.sendto(msg.encode(), (host, port))
+            reply = s.recv(4096)
+        except OSError:
+            return None
+    first = reply.split(b"\r\n", 1)[0].split(b" ")
+    return int(first[1]) if first[0] == b"SIP/2.0" and len(first) > 1 and first[1].isdigit() else None
+
+
 def _regex_alternation(items) -> str:
     return "|".join(re.escape(i).replace("\\", "\\\\") for i in sorted(items))
 
@@ -147,21 +182,8 @@ user_agent_header="User-Agent: switchboard"
 {listens}
 {"enable_tls=yes" if "tls" in transports else ""}
 {"disable_tcp=yes" if not ({"tcp", "tls"} & set(transports)) else ""}
-mpath="{module_dir()}"
-loadmodule "tm.so"
-loadmodule "tmx.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "sanity.so"
-loadmodule "dispatcher.so"
-loadmodule "htable.so"
-loadmodule "ipops.so"
-loadmodule "dialog.so"
+{load_modules("tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity",
+              "dispatcher", "htable", "ipops", "dialog")}
 {'loadmodule "tls.so"' if "tls" in transports else ""}
 {f'modparam("tls", "config", "{tls_config}")' if "tls" in transports else ""}
 # A board's call may ring for minutes before it is picked up or overflows.
@@ -503,10 +525,7 @@ class Front:
         return pids
 
     def start(self, timeout=10.0):
-        exe = shutil.which("kamailio") or "/usr/sbin/kamailio"
-        if not os.path.exists(exe):
-            raise FrontError("kamailio is not installed: run scripts/setup.sh "
-                             "(Debian package kamailio)")
+        exe = kamailio_exe()
         cfg = self.write()
         check = subprocess.run([exe, "-c", "-f", str(cfg)], capture_output=True, text=True)
         if check.returncode != 0:
@@ -553,20 +572,7 @@ class Front:
     def answers_options(self, timeout: float = 1.0) -> bool:
         """A real SIP round trip: an OPTIONS to the front gets a 200."""
         host = "127.0.0.1" if self.listen in ("0.0.0.0", "::") else self.listen
-        msg = (f"OPTIONS sip:{host}:{self.port} SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP {host}:9;branch=z9hG4bK{time.time_ns()}\r\n"
-               "Max-Forwards: 5\r\nFrom: <sip:probe@127.0.0.1>;tag=1\r\n"
-               f"To: <sip:{host}>\r\nCall-ID: probe{time.time_ns()}\r\n"
-               "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(timeout)
-            s.bind((host, 0))
-            msg = msg.replace(f"{host}:9", f"{host}:{s.getsockname()[1]}")
-            try:
-                s.sendto(msg.encode(), (host, self.port))
-                return s.recv(4096).startswith(b"SIP/2.0 200")
-            except OSError:
-                return False
+        return options_reply(host, self.port, timeout) == 200
 
     def stop(self):
         """Stop the guard (it stops Kamailio), then kill whatever is left of the group."""

@@ -207,7 +207,7 @@ class Registrar:
     and INVITEs to a registered user relayed to its contact (as a provider would)."""
 
     def __init__(self, tmp_path, users: dict, port=None):
-        from firmware.telephony.front import module_dir
+        from firmware.telephony.front import load_modules
         self.dir = Path(tmp_path) / f"registrar-{time.time_ns()}"
         db = self.dir / "db"
         db.mkdir(parents=True)
@@ -232,22 +232,9 @@ listen=udp:127.0.0.1:{self.port}
 listen=tcp:127.0.0.1:{self.port}
 listen=tls:127.0.0.1:{self.tls_port}
 enable_tls=yes
-mpath="{module_dir()}"
-loadmodule "tls.so"
+{load_modules("tls", "tm", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "usrloc",
+              "registrar", "db_text", "auth", "auth_db")}
 modparam("tls", "config", "{self.dir / 'tls.cfg'}")
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "db_text.so"
-loadmodule "auth.so"
-loadmodule "auth_db.so"
 modparam("auth_db", "db_url", "text://{db}")
 modparam("auth_db", "calculate_ha1", yes)
 modparam("auth_db", "password_column", "password")
@@ -289,13 +276,15 @@ request_route {{
 """)
         self.proc = None
 
-    def start(self):
-        exe = shutil.which("kamailio") or "/usr/sbin/kamailio"
+    def start(self, timeout=30.0):
+        from firmware.telephony.front import kamailio_exe, options_reply
         self.log = open(self.dir / "kamailio.log", "ab")
-        self.proc = subprocess.Popen([exe, "-DD", "-E", "-f", str(self.cfg), "-Y", str(self.dir),
-                                      "-P", str(self.dir / "pid"), "-m", "32", "-M", "8"],
+        self.proc = subprocess.Popen([kamailio_exe(), "-DD", "-E", "-f", str(self.cfg), "-Y",
+                                      str(self.dir), "-P", str(self.dir / "pid"), "-m", "32", "-M", "8"],
                                      stdout=self.log, stderr=self.log, start_new_session=True)
-        time.sleep(0.5)
+        # up when it answers (its script turns OPTIONS away with 405: an answer all the same)
+        wait_for(lambda: self.proc.poll() is not None or options_reply("127.0.0.1", self.port, 0.2),
+                 timeout, "the registrar to answer")
         assert self.proc.poll() is None, (self.dir / "kamailio.log").read_text()[-2000:]
         return self
 
