@@ -16,6 +16,8 @@ from conftest import project_env, python_cmd
 from board_support import wait_for  # noqa: F401 (tests import it from here too)
 from firmware.telephony.front import free_port
 from peers import JsonProc, PeerProc  # noqa: F401 (tests import PeerProc from here too)
+# one SIPp waiter and one tone maker for all the telephony tests; the headset tests' names:
+from telephony_support import finish as wait_sipp, ulaw_wav  # noqa: F401
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,13 +39,6 @@ class PositionProc(JsonProc):
     def status(self) -> dict:
         self.send(cmd="status")
         return self.next("status", 5)
-
-
-def ulaw_wav(path: Path, seconds: float = 4, hz: int = 1000, vol: float = 1.0) -> Path:
-    """An 8 kHz u-law WAV of a tone (vol 0: digital silence), as SIPp's rtp_stream wants."""
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(path),
-                    "synth", str(seconds), "sine", str(hz), "vol", str(vol)], check=True)
-    return path
 
 
 def pcm_wav(path: Path, pcm: bytes, rate: int) -> Path:
@@ -82,15 +77,6 @@ def sipp_tone_call(tmp_path: Path, target_port: int, tone: Path, *, user="p1",
            f"127.0.0.1:{target_port}"]
     return subprocess.Popen(cmd, cwd=tmp_path, stdout=open(Path(tmp_path) / "sipp.out", "wb"),
                             stderr=subprocess.STDOUT)
-
-
-def wait_sipp(proc: subprocess.Popen, timeout: float = 30) -> int:
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise AssertionError("SIPp did not finish in time") from None
 
 
 def ensure_tools():

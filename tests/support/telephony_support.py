@@ -141,7 +141,8 @@ def sipp(scenario, target_port, numbers, tmp_path, *, calls=None, rate=50, hold_
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
 
 
-def finish(proc, timeout):
+def finish(proc, timeout: float = 30) -> int:
+    """SIPp's exit code once it is done; killed and a failure if not within ``timeout`` s."""
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -150,10 +151,15 @@ def finish(proc, timeout):
         raise AssertionError("SIPp did not finish in time") from None
 
 
-def ulaw_tone(path, hz=1000, seconds=4):
+def ulaw_wav(path, seconds: float = 4, hz: int = 1000, vol: float = 1.0) -> Path:
+    """An 8 kHz u-law WAV of a tone (vol 0: digital silence), as SIPp's rtp_stream wants."""
     subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(path),
-                    "synth", str(seconds), "sine", str(hz)], check=True)
+                    "synth", str(seconds), "sine", str(hz), "vol", str(vol)], check=True)
     return path
+
+
+def ulaw_tone(path, hz=1000, seconds=4):
+    return ulaw_wav(path, seconds, hz)
 
 
 # -- PJSUA2 endpoints (positions, customers' phones): peers.PeerProc ----------

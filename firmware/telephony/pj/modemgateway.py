@@ -46,8 +46,9 @@ import pjsua2 as pj
 from firmware import logs
 from firmware.telephony import protocol as msg
 from firmware.telephony.modem.line import FRAME, ModemLine
-from firmware.telephony.pj.legs import PjsipLog, account_config, request_user
-from firmware.telephony.pj.support import own_stdout, read_commands, write_events
+from firmware.telephony.pj.legs import account_config, request_user
+from firmware.telephony.pj.support import (Timers, drain, loop_endpoint, own_stdout, read_commands,
+                                           write_events)
 
 CLOCK = 8000
 LOST_HANGUP_S = 2.0          # a call on a modem that vanished is hung up by then at the latest
@@ -130,10 +131,14 @@ class Gateway:
                               silence_s=a.silence_s, tone_s=a.tone_s, cid_wait_s=a.cid_wait_s,
                               ring_gone_s=a.ring_gone_s, retry_min_s=a.retry_min_s,
                               retry_max_s=a.retry_max_s, log=log.info)
+        self.ep: pj.Endpoint | None = None
+        self.acc: Account | None = None
+        self.port_media = None                   # the line's AudioMediaPort on the bridge
+        self.port = a.port
         self.leg: Leg | None = None
         self.dead: list[Leg] = []
         self.old_accs: list = []
-        self.timers: list = []
+        self.timers = Timers()
         self.quit = False
         self.modem = {"state": "opening"}
 
@@ -153,27 +158,9 @@ class Gateway:
 
     # -- PJSUA2 ------------------------------------------------------------------
     def start(self):
-        self.ep = pj.Endpoint()
-        self.ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = 4
-        cfg.uaConfig.userAgent = f"switchboard-modem/{self.name}"
-        cfg.logConfig.level = cfg.logConfig.consoleLevel = self.a.log_level
-        self.log_writer = PjsipLog()
-        cfg.logConfig.writer = self.log_writer
-        cfg.medConfig.noVad = True
-        cfg.medConfig.clockRate = CLOCK
-        cfg.medConfig.sndClockRate = CLOCK
-        self.ep.libInit(cfg)
-        self.ep.audDevManager().setNullDev()
-        tc = pj.TransportConfig()
-        tc.boundAddress = self.a.bind
-        tc.port = self.a.port
-        tid = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
-        self.port = int(self.ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
-        self.ep.libStart()
+        self.ep, self.log_writer, _, self.port = loop_endpoint(
+            f"switchboard-modem/{self.name}", max_calls=4, log_level=self.a.log_level,
+            bind=self.a.bind, port=self.a.port, clock_rate=CLOCK)
         self.acc = Account(self)
         self.acc.create(account_config(f"sip:modem-{self.name}@{self.a.bind}:{self.port}",
                                        self.a.bind), True)
@@ -202,12 +189,8 @@ class Gateway:
                 # timeout, so poll briskly only while there is a call
                 self.ep.libHandleEvents(10 if self.leg is not None else 40)
                 self.reap()
-                self._timers()
-                while True:
-                    try:
-                        ev, kw = self.from_line.get_nowait()
-                    except queue.Empty:
-                        break
+                self.timers.run()
+                for ev, kw in drain(self.from_line):
                     try:
                         event = msg.from_dict(msg.GATEWAY_EVENTS, {"event": ev, **kw})
                     except msg.ProtocolError as e:   # the line and the protocol disagree
@@ -215,11 +198,7 @@ class Gateway:
                         self.emit(msg.GatewayError(message=str(e)))
                         continue
                     self.on_line(event)
-                while True:
-                    try:
-                        cmd = self.commands.get_nowait()
-                    except queue.Empty:
-                        break
+                for cmd in drain(self.commands):
                     self.do(cmd)
         finally:
             self.shutdown()
@@ -228,7 +207,7 @@ class Gateway:
 
     def shutdown(self):
         self.line.stop()
-        if not hasattr(self, "ep"):
+        if self.ep is None:
             return
         try:
             self.ep.hangupAllCalls()
@@ -241,19 +220,11 @@ class Gateway:
         self.dead.clear()
         self.old_accs.clear()
         gc.collect()
-        self.acc.shutdown()
-        del self.acc
-        del self.port_media
+        if self.acc is not None:
+            self.acc.shutdown()
+        self.acc = self.port_media = None        # deleted before the library, in this order
         self.ep.libDestroy()
-        del self.ep
-
-    def _timers(self):
-        now = time.time()
-        due = [t for t in self.timers if t[0] <= now]
-        if due:
-            self.timers = [t for t in self.timers if t[0] > now]
-            for _, fn in due:
-                fn()
+        self.ep = None
 
     def reap(self):
         while self.dead:
@@ -351,7 +322,7 @@ class Gateway:
         elif isinstance(ev, msg.ModemFault) and ev.in_call and self.leg is not None:
             # the daemon marks the call failed, then asks us to hang up; never later than this
             leg = self.leg
-            self.timers.append((time.time() + LOST_HANGUP_S, lambda: self._hangup(leg)))
+            self.timers.after(LOST_HANGUP_S, lambda: self._hangup(leg))
             self.emit(msg.GatewayCallLost(message=ev.message))
         self.emit(ev)
 

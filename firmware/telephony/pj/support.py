@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import sys
+import time
 
 from firmware.telephony import protocol
 
@@ -19,6 +20,67 @@ def own_stdout():
     fd = os.dup(1)
     os.dup2(2, 1)
     return os.fdopen(fd, "w", buffering=1)
+
+
+def loop_endpoint(user_agent: str, *, max_calls: int, log_level: int, bind: str, port: int,
+                  clock_rate: int | None = None):
+    """A started Endpoint that the calling thread owns (``threadCnt = 0``,
+    ``mainThreadOnly``: its own ``libHandleEvents`` loop runs everything), PJSIP's log
+    through ``logging``, the bridge on the null sound device, one UDP transport on
+    ``bind:port`` (0: any). Returns (endpoint, log writer: keep it referenced, transport
+    id, the port bound)."""
+    import pjsua2 as pj
+
+    from firmware.telephony.pj.legs import PjsipLog
+    ep = pj.Endpoint()
+    ep.libCreate()
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.uaConfig.maxCalls = max_calls
+    cfg.uaConfig.userAgent = user_agent
+    cfg.logConfig.level = cfg.logConfig.consoleLevel = log_level
+    writer = PjsipLog()
+    cfg.logConfig.writer = writer
+    cfg.medConfig.noVad = True
+    if clock_rate:
+        cfg.medConfig.clockRate = cfg.medConfig.sndClockRate = clock_rate
+    ep.libInit(cfg)
+    ep.audDevManager().setNullDev()
+    tc = pj.TransportConfig()
+    tc.boundAddress = bind
+    tc.port = port
+    tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
+    bound = int(ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+    ep.libStart()
+    return ep, writer, tid, bound
+
+
+def drain(q: queue.Queue, most: int = 100):
+    """What is waiting on ``q`` now, at most ``most`` items (the loop must get back to SIP)."""
+    for _ in range(most):
+        try:
+            yield q.get_nowait()
+        except queue.Empty:
+            return
+
+
+class Timers:
+    """Functions to call later, run by the loop that owns PJSUA2 (never in a callback)."""
+
+    def __init__(self):
+        self._due: list = []             # (when, fn)
+
+    def after(self, seconds: float, fn) -> None:
+        self._due.append((time.monotonic() + seconds, fn))
+
+    def run(self) -> None:
+        now = time.monotonic()
+        due = [t for t in self._due if t[0] <= now]
+        if due:
+            self._due = [t for t in self._due if t[0] > now]
+            for _, fn in due:
+                fn()
 
 
 def read_commands(stream, table: dict, commands: queue.Queue, quit_msg, on_error) -> None:

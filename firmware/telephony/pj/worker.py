@@ -47,7 +47,8 @@ from firmware.telephony.pj.bridge import Bridge
 from firmware.telephony.pj.legs import (Leg, LocalAccount, PjsipLog, TrunkAccount, account_config,
                                         display_caller, header_tag, request_user,
                                         takes_offer)
-from firmware.telephony.pj.support import own_stdout, read_commands, write_events
+from firmware.telephony.pj.support import (Timers, drain, loop_endpoint, own_stdout, read_commands,
+                                           write_events)
 
 # Call slots asked for; PJSUA2 gives at most its build's PJSUA_MAX_CALLS
 # (scripts/pjsua2/config_site.h: 128) and the probe measures what it got.
@@ -78,7 +79,7 @@ class Worker:
         self.calls: dict[str, Leg] = {}          # board id -> caller or outgoing leg
         self.trunks: dict[str, TrunkAccount] = {}
         self.caller_accs: dict[str, LocalAccount] = {}   # test callers' caller IDs
-        self.timers: list = []                   # (due, fn)
+        self.timers = Timers()
         self.reg_backoff: dict[str, float] = {}
         self.dead: list[Leg] = []
         self.seq = 0
@@ -108,31 +109,14 @@ class Worker:
                       lambda e: self.emit(msg.WorkerError(message=str(e))))
 
     def after(self, seconds: float, fn):
-        self.timers.append((time.time() + seconds, fn))
+        self.timers.after(seconds, fn)
 
     # -- start-up and the loop ----------------------------------------
     def start(self):
-        self.ep = pj.Endpoint()
-        self.ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = MAX_CALLS
-        cfg.uaConfig.userAgent = f"switchboard-worker/{self.index}"
-        cfg.logConfig.level = self.log_level
-        cfg.logConfig.consoleLevel = self.log_level
-        self.log_writer = PjsipLog()
-        cfg.logConfig.writer = self.log_writer
-        cfg.medConfig.noVad = True
-        self.ep.libInit(cfg)
-        self.ep.audDevManager().setNullDev()
-        tc = pj.TransportConfig()
-        tc.boundAddress = self.listen
-        tc.port = self.port
-        tid = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
-        self.port = int(self.ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        self.ep, self.log_writer, tid, self.port = loop_endpoint(
+            f"switchboard-worker/{self.index}", max_calls=MAX_CALLS, log_level=self.log_level,
+            bind=self.listen, port=self.port)
         self.transports = {"udp": tid}
-        self.ep.libStart()
         ac = account_config(f"sip:worker{self.index}@{self.listen}:{self.port}", self.listen)
         self.acc = LocalAccount(self)
         self.acc.create(ac, True)
@@ -179,12 +163,8 @@ class Worker:
                 # for the timeout, so poll briskly only while calls are up.
                 self.ep.libHandleEvents(10 if self.legs else 100)
                 self.reap()
-                self.run_timers()
-                for _ in range(100):             # bounded: the loop must get back to SIP
-                    try:
-                        cmd = self.commands.get_nowait()
-                    except queue.Empty:
-                        break
+                self.timers.run()
+                for cmd in drain(self.commands):
                     self.do(cmd)
         finally:
             self.shutdown()
@@ -216,14 +196,6 @@ class Worker:
         self.bridge.close()
         self.ep.libDestroy()
         self.ep = None
-
-    def run_timers(self):
-        now = time.time()
-        due = [t for t in self.timers if t[0] <= now]
-        if due:
-            self.timers = [t for t in self.timers if t[0] > now]
-            for _, fn in due:
-                fn()
 
     def reap(self):
         """Drop disconnected calls, outside any callback."""
