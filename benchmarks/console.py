@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,11 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "host-tools"))
 
 import timeclock as gen  # noqa: E402  (benchmarks/timeclock.py: the slips' generator)
 from firmware.timeclock.adapter import TimeClockAdapter  # noqa: E402
 from firmware.timeclock.customers import Customers  # noqa: E402
 from firmware.records.journal import decode_line  # noqa: E402
+from switchboard_tools.diag import Client  # noqa: E402
 
 URL_RE = re.compile(r"(http://127\.0\.0\.1:\d+/\S*)")
 CUSTOMER = {"kind": "shop", "answer": "{name}, this is {operator}", "instructions": [],
@@ -129,17 +129,12 @@ def searches(data: Path, slips: int):
 
 # -- 1. stamp key to the rack on screen -------------------------------------------------
 def control(sock, cmd, **args):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(str(sock))
-    s.sendall((json.dumps({"cmd": cmd, "args": args}) + "\n").encode())
-    buf = b""
-    while not buf.endswith(b"\n"):
-        buf += s.recv(65536)
-    s.close()
-    r = json.loads(buf)
-    if not r.get("ok"):
-        raise RuntimeError(r.get("error"))
-    return r["result"]
+    """One control command's result (switchboard-diag's client; a refusal raises)."""
+    c = Client(sock)
+    try:
+        return c.call(cmd, **args)
+    finally:
+        c.close()
 
 
 def on_screen(base: Path, stamps: int):

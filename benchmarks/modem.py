@@ -49,6 +49,7 @@ from bursts import (AMP, BURSTS, LEAD_S, PERIOD_S, burst_train, expected_times, 
                     onsets, summary, timed_onsets)
 from conftest import project_env, python_cmd  # noqa: E402
 from headset_support import PeerProc, pcm_wav, wav_pcm  # noqa: E402
+from procs import stop as stop_process  # noqa: E402
 
 from firmware.telephony.modem.drift import DriftBuffer  # noqa: E402
 from firmware.telephony.modem.sim import SimModem  # noqa: E402
@@ -124,11 +125,7 @@ class Board:
         raise SystemExit(f"timed out waiting for {what}")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc, 20)
         self.out.close()
 
 

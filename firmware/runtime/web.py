@@ -239,6 +239,16 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
             hub.remove(queue)
         return resp
 
+    async def answer(name: str, args: dict):
+        """Run a control command for the page: its result as JSON, a refusal a 400 naming it."""
+        try:
+            result = await daemon.request(name, args)
+        except (ControlError, SwitchboardError, KeyError, ValueError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            return _error(400, f"{name}: {msg}")
+        return web.json_response(result if result is not None else {"ok": True},
+                                 headers=_SECURITY_HEADERS, dumps=_dumps)
+
     def action(name: str, fields: tuple[str, ...], optional: tuple[str, ...] = ()):
         async def handler(request: web.Request):
             try:
@@ -257,13 +267,7 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
                 why = "; ".join(([f"missing or not a string: {', '.join(bad)}"] if bad else []) +
                                 ([f"unknown: {', '.join(unknown)}"] if unknown else []))
                 return _error(400, f"{request.path}: expected {{{shape}}}; {why}")
-            try:
-                result = await daemon.request(name, args)
-            except (ControlError, SwitchboardError, KeyError, ValueError) as e:
-                msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-                return _error(400, f"{name}: {msg}")
-            return web.json_response(result if result is not None else {"ok": True},
-                                     headers=_SECURITY_HEADERS, dumps=_dumps)
+            return await answer(name, args)
         return handler
 
     async def figures(request: web.Request):
@@ -292,13 +296,7 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
             if unknown:
                 return _error(400, f"{request.path}: unknown {', '.join(unknown)}; expected "
                                    + ", ".join(allowed))
-            try:
-                result = await daemon.request(name, args)
-            except (ControlError, SwitchboardError, KeyError, ValueError) as e:
-                msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-                return _error(400, f"{name}: {msg}")
-            return web.json_response(result if result is not None else {"ok": True},
-                                     headers=_SECURITY_HEADERS, dumps=_dumps)
+            return await answer(name, args)
         return handler
 
     async def on_shutdown(app):

@@ -19,6 +19,7 @@ from aiosmtpd.controller import Controller
 from playwright.sync_api import expect
 
 from conftest import project_env, python_cmd
+from board_support import wait_for
 from fakeprinter import FakePrinter
 from firmware.timeclock.customers import Customers
 from mailbox_support import Inbox, free_port
@@ -42,16 +43,6 @@ def diag(sock, *args):
                        env=project_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"diag {args}: {r.stderr}{r.stdout}"
     return json.loads(r.stdout)
-
-
-def wait_for(cond, what, seconds=15.0):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    pytest.fail(f"not within {seconds} s: {what}")
 
 
 def customers(data, *records):
@@ -88,7 +79,7 @@ from = "Answering Service <board@example.net>"
     ctx = browser.new_context(viewport={"width": 800, "height": 480})
     try:
         wait_for(lambda: b"telephony ready" in (tmp_path / "daemon-desk.log").read_bytes(),
-                 "telephony ready", 60)
+                 60, "telephony ready")
         page = ctx.new_page()
         page.goto(url + "console")
         expect(page.locator(".position .idle")).to_be_visible()
@@ -115,7 +106,7 @@ from = "Answering Service <board@example.net>"
         page.keyboard.press("Tab")
         page.keyboard.press("Space")                               # urgent
         wait_for(lambda: diag(sock, "status")["timeclock"]["pads"].get("1", {}).get(
-            "fields", {}).get("message") == "Are the gloves ready?", "the draft kept")
+            "fields", {}).get("message") == "Are the gloves ready?", 15, "the draft kept")
         # A reload keeps it: it lives with the position, not in the page.
         page.reload()
         expect(pad.locator('[data-field="message"]')).to_have_value("Are the gloves ready?")
@@ -138,7 +129,7 @@ from = "Answering Service <board@example.net>"
         assert diag(sock, "status")["lamps"]["msg-201"]["cadence"] == "steady"
         assert printer.wait_for(1, timeout=15), printer.slips
         assert any("Mrs Lee" in s and str(slip) in s for s in printer.slips), printer.slips
-        wait_for(lambda: inbox.messages, "the e-mail received")
+        wait_for(lambda: inbox.messages, 15, "the e-mail received")
         [mail] = inbox.messages
         assert mail["Message-ID"] == f"<slip-{slip}.marys-gloves@switchboard>"
         assert mail["Subject"].startswith("URGENT: Message") and "Mrs Lee" in mail["Subject"]
@@ -149,7 +140,7 @@ from = "Answering Service <board@example.net>"
         expect(page.locator("#checkin")).to_contain_text("All read back")
         expect(page.locator("#rack")).to_contain_text("The rack is empty")
         wait_for(lambda: diag(sock, "status")["lamps"]["msg-201"]["cadence"] == "dark",
-                 "the message lamp dark")
+                 15, "the message lamp dark")
         # The dead box finds it, with its read-back and the call's record.
         page.keyboard.press("F3")
         page.locator("#q-search").fill("gloves ready")

@@ -8,12 +8,13 @@ import math
 import struct
 import subprocess
 import time
-import socket
 import wave
 
 import pytest
 
 from conftest import project_env, python_cmd
+from board_support import wait_for
+from switchboard_tools.diag import Client
 from firmware.timeclock.adapter import read_call_records
 from firmware.timeclock.customers import Customers
 from test_telephony_daemon import diag, site_daemon
@@ -38,24 +39,13 @@ def rms(path):
 
 
 def control(sock, cmd, **args):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(str(sock))
-    s.sendall((json.dumps({"cmd": cmd, "args": args}) + "\n").encode())
-    buf = b""
-    while not buf.endswith(b"\n"):
-        buf += s.recv(65536)
-    s.close()
-    return json.loads(buf)
-
-
-def wait(cond, what, seconds=15):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    pytest.fail(f"not within {seconds} s: {what}")
+    """The daemon's raw reply to one control command (switchboard-diag's client)."""
+    c = Client(sock)
+    try:
+        c.send(cmd, **args)
+        return c.read()
+    finally:
+        c.close()
 
 
 def test_ok__conversation_recorded_tied_listed_served_and_a_failure_never_stops_the_call(tmp_path):
@@ -76,12 +66,12 @@ def test_ok__conversation_recorded_tied_listed_served_and_a_failure_never_stops_
         time.sleep(2.0)
         diag(sock, "hangup", "201")
         diag(sock, "tap", "p1-release")
-        rec = wait(lambda: next((x for x in read_call_records(data / "calls.jsonl")
-                                 if x["id"] == call), None), "the call record")
+        rec = wait_for(lambda: next((x for x in read_call_records(data / "calls.jsonl")
+                                     if x["id"] == call), None), 15, "the call record")
         path = rec["recording"]
         assert path.startswith(str(data / "recordings")) and path.endswith(f"-{call}.wav")
-        seconds, level = wait(lambda: (lambda s: s if s[0] > 1.0 else None)(rms(path)),
-                              "the WAV closed with the conversation in it")
+        seconds, level = wait_for(lambda: (lambda s: s if s[0] > 1.0 else None)(rms(path)), 15,
+                                  "the WAV closed with the conversation in it")
         assert level > 300, f"the caller's test tone is in the recording (RMS {level:.0f})"
         # Listed with the slip taken on the call, and served to the dead box.
         r = subprocess.run(python_cmd("switchboard_tools.messages", "--data", data, "recordings",
@@ -96,8 +86,8 @@ def test_ok__conversation_recorded_tied_listed_served_and_a_failure_never_stops_
         diag(sock, "tap", "line-202")
         diag(sock, "hangup", "202")
         diag(sock, "tap", "p1-release")
-        rec = wait(lambda: next((x for x in read_call_records(data / "calls.jsonl")
-                                 if x["id"] == r["call"]), None), "202's call record")
+        rec = wait_for(lambda: next((x for x in read_call_records(data / "calls.jsonl")
+                                     if x["id"] == r["call"]), None), 15, "202's call record")
         assert "recording" not in rec
         # The recordings folder cannot be made: the call goes on, answered, unrecorded.
         day = time.strftime("%Y-%m-%d")
@@ -111,6 +101,6 @@ def test_ok__conversation_recorded_tied_listed_served_and_a_failure_never_stops_
         assert next(ln for ln in st["lines"] if ln["number"] == "201")["state"] == "operator"
         diag(sock, "hangup", "201")
         diag(sock, "tap", "p1-release")
-        rec = wait(lambda: next((x for x in read_call_records(data / "calls.jsonl")
-                                 if x["id"] == r["call"]), None), "the unrecorded call's record")
+        rec = wait_for(lambda: next((x for x in read_call_records(data / "calls.jsonl")
+                                     if x["id"] == r["call"]), None), 15, "the unrecorded call's record")
         assert rec["outcome"] == "answered" and "recording" not in rec

@@ -174,11 +174,7 @@ def test_ok__a_relative_data_dir_works_as_run_sim_uses_it(tmp_path):
         assert st["telephony"]["state"] == "running"
         assert (tmp_path / "var" / "telephony").is_dir()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 20)
         out.close()
 
 

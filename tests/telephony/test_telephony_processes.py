@@ -26,6 +26,7 @@ from firmware.telephony.supervisor import RECONCILE_S
 
 from conftest import project_env, python_cmd
 from telephony_support import BoardLoop, PeerProc, have_tools, wait_for
+from procs import stop
 
 pytestmark = pytest.mark.telephony
 
@@ -298,12 +299,7 @@ def _ready(proc, out):
 
 def _stop(proc):
     if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 20)
 
 
 def test_fail__daemon_sigkilled_takes_every_child_with_it_and_a_restart_ends_a_stale_front(tmp_path):

@@ -38,7 +38,6 @@ import logging
 import os
 import queue
 import sys
-import threading
 import time
 
 import pjsua2 as pj
@@ -48,7 +47,7 @@ from firmware.telephony import protocol as msg
 from firmware.telephony.modem.line import FRAME, ModemLine
 from firmware.telephony.pj.legs import account_config, request_user
 from firmware.telephony.pj.support import (Timers, drain, loop_endpoint, own_stdout, read_commands,
-                                           write_events)
+                                           serve)
 
 CLOCK = 8000
 LOST_HANGUP_S = 2.0          # a call on a modem that vanished is hung up by then at the latest
@@ -179,31 +178,25 @@ class Gateway:
         self.line.start()
 
     def run(self):
-        threading.Thread(target=self._reader, args=(sys.stdin,), daemon=True).start()
-        writer = threading.Thread(target=write_events, args=(self.events, sys.stdout), daemon=True)
-        writer.start()
-        try:
-            self.start()
-            while not self.quit:
-                # SIP and RTP wake the loop at once; the line's events wait for the
-                # timeout, so poll briskly only while there is a call
-                self.ep.libHandleEvents(10 if self.leg is not None else 40)
-                self.reap()
-                self.timers.run()
-                for ev, kw in drain(self.from_line):
-                    try:
-                        event = msg.from_dict(msg.GATEWAY_EVENTS, {"event": ev, **kw})
-                    except msg.ProtocolError as e:   # the line and the protocol disagree
-                        log.error("%s", e)
-                        self.emit(msg.GatewayError(message=str(e)))
-                        continue
-                    self.on_line(event)
-                for cmd in drain(self.commands):
-                    self.do(cmd)
-        finally:
-            self.shutdown()
-            self.events.put(None)
-            writer.join(timeout=2)
+        serve(self)
+
+    def step(self):
+        """One turn of the loop (``serve``)."""
+        # SIP and RTP wake the loop at once; the line's events wait for the
+        # timeout, so poll briskly only while there is a call
+        self.ep.libHandleEvents(10 if self.leg is not None else 40)
+        self.reap()
+        self.timers.run()
+        for ev, kw in drain(self.from_line):
+            try:
+                event = msg.from_dict(msg.GATEWAY_EVENTS, {"event": ev, **kw})
+            except msg.ProtocolError as e:   # the line and the protocol disagree
+                log.error("%s", e)
+                self.emit(msg.GatewayError(message=str(e)))
+                continue
+            self.on_line(event)
+        for cmd in drain(self.commands):
+            self.do(cmd)
 
     def shutdown(self):
         self.line.stop()

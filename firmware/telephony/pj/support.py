@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import sys
+import threading
 import time
 
 from firmware.telephony import protocol
@@ -20,6 +21,26 @@ def own_stdout():
     fd = os.dup(1)
     os.dup2(2, 1)
     return os.fdopen(fd, "w", buffering=1)
+
+
+def serve(proc, stdin=None, stdout=None) -> None:
+    """Run a PJSUA2 child process (the worker, the modem gateway): ``proc._reader(stdin)``
+    on a thread of its own, ``proc.events`` written to ``stdout`` from another (so no
+    callback ever blocks on a pipe), then ``proc.start()`` and ``proc.step()`` on this
+    thread, which owns PJSUA2, until ``proc.quit``; ``proc.shutdown()`` whatever happens,
+    then the last events are written out."""
+    threading.Thread(target=proc._reader, args=(stdin or sys.stdin,), daemon=True).start()
+    writer = threading.Thread(target=write_events, args=(proc.events, stdout or sys.stdout),
+                              daemon=True)
+    writer.start()
+    try:
+        proc.start()
+        while not proc.quit:
+            proc.step()
+    finally:
+        proc.shutdown()
+        proc.events.put(None)
+        writer.join(timeout=2)
 
 
 def loop_endpoint(user_agent: str, *, max_calls: int, log_level: int, bind: str, port: int,

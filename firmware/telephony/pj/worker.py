@@ -36,7 +36,6 @@ import logging
 import os
 import queue
 import sys
-import threading
 import time
 
 import pjsua2 as pj
@@ -48,7 +47,7 @@ from firmware.telephony.pj.legs import (Leg, LocalAccount, PjsipLog, TrunkAccoun
                                         display_caller, header_tag, request_user,
                                         takes_offer)
 from firmware.telephony.pj.support import (Timers, drain, loop_endpoint, own_stdout, read_commands,
-                                           write_events)
+                                           serve)
 
 # Call slots asked for; PJSUA2 gives at most its build's PJSUA_MAX_CALLS
 # (scripts/pjsua2/config_site.h: 128) and the probe measures what it got.
@@ -153,23 +152,17 @@ class Worker:
         return limit
 
     def run(self):
-        threading.Thread(target=self._reader, args=(sys.stdin,), daemon=True).start()
-        writer = threading.Thread(target=write_events, args=(self.events, sys.stdout), daemon=True)
-        writer.start()
-        try:
-            self.start()
-            while not self.quit:
-                # SIP and RTP wake the loop at once; only our own commands wait
-                # for the timeout, so poll briskly only while calls are up.
-                self.ep.libHandleEvents(10 if self.legs else 100)
-                self.reap()
-                self.timers.run()
-                for cmd in drain(self.commands):
-                    self.do(cmd)
-        finally:
-            self.shutdown()
-            self.events.put(None)
-            writer.join(timeout=2)
+        serve(self)
+
+    def step(self):
+        """One turn of the loop (``serve``)."""
+        # SIP and RTP wake the loop at once; only our own commands wait
+        # for the timeout, so poll briskly only while calls are up.
+        self.ep.libHandleEvents(10 if self.legs else 100)
+        self.reap()
+        self.timers.run()
+        for cmd in drain(self.commands):
+            self.do(cmd)
 
     def shutdown(self):
         """Hang up, drop every Call, then accounts, then the library (this order)."""

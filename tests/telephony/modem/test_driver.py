@@ -6,6 +6,7 @@ import time
 import pytest
 import serial
 
+from firmware.telephony import protocol as msg
 from firmware.telephony.modem import codec
 from firmware.telephony.modem.driver import Driver, ModemError, ModemGone, parse_vsm, choose_format, PROFILES
 from firmware.telephony.modem.line import HangupDetector, ModemLine
@@ -26,6 +27,33 @@ def modem(request):
     for sim, port in made:
         port.close()
         sim.stop()
+
+
+class LineEvents:
+    """What a ``ModemLine`` emits, each read as the gateway message it becomes (so the line
+    and the protocol must agree: an event the protocol does not have fails the test)."""
+
+    def __init__(self):
+        self.events: list = []
+        self.got = threading.Condition()
+
+    def emit(self, ev, **kw):            # on the line's thread: keep an error for wait()
+        try:
+            m = msg.from_dict(msg.GATEWAY_EVENTS, {"event": ev, **kw})
+        except msg.ProtocolError as e:
+            m = e
+        with self.got:
+            self.events.append(m)
+            self.got.notify_all()
+
+    def wait(self, kind, n=1, timeout=10) -> list:
+        """The first ``n`` events of type ``kind``, waiting up to ``timeout`` s for them."""
+        with self.got:
+            self.got.wait_for(lambda: sum(isinstance(e, (kind, msg.ProtocolError))
+                                          for e in self.events) >= n, timeout)
+            assert not any(isinstance(e, msg.ProtocolError) for e in self.events), self.events
+            assert sum(isinstance(e, kind) for e in self.events) >= n, self.events
+            return [e for e in self.events if isinstance(e, kind)][:n]
 
 
 def idle_events(drv, seconds):
@@ -251,29 +279,17 @@ def test_ok__vsm_parsing_prefers_ulaw_and_avoids_16_bit():
 def test_ok__the_line_reopens_an_unplugged_modem_with_back_off(tmp_path):
     link = tmp_path / "usb-Conexant-if00"
     sim = SimModem("conexant", link=link)
-    events = []
-    got = threading.Condition()
-
-    def emit(ev, **kw):
-        with got:
-            events.append((ev, kw))
-            got.notify_all()
-
-    line = ModemLine(str(link), emit, retry_min_s=0.2, retry_max_s=0.8)
+    events = LineEvents()
+    line = ModemLine(str(link), events.emit, retry_min_s=0.2, retry_max_s=0.8)
     line.start()
-
-    def wait(kind, n=1, timeout=10):
-        with got:
-            assert got.wait_for(lambda: sum(e[0] == kind for e in events) >= n, timeout), events
     try:
-        wait("modem_ready")
+        events.wait(msg.ModemReady)
         sim.unplug()
-        wait("modem_fault", 2)
-        faults = [kw for ev, kw in events if ev == "modem_fault"]
-        assert "unplugged" in faults[0]["message"] and str(link) in faults[0]["message"]
-        assert faults[1]["retry_in_s"] > faults[0]["retry_in_s"]      # backing off
+        faults = events.wait(msg.ModemFault, 2)
+        assert "unplugged" in faults[0].message and str(link) in faults[0].message
+        assert faults[1].retry_in_s > faults[0].retry_in_s      # backing off
         sim.plug()
-        wait("modem_ready", 2)
+        events.wait(msg.ModemReady, 2)
     finally:
         line.stop()
         sim.stop()
@@ -284,25 +300,15 @@ def test_fail__a_modem_that_stops_answering_is_a_fault_naming_it(tmp_path):
     sim = SimModem("usr", link=link)
     deaf = sim._at
     sim._at = lambda body: None
-    events = []
-    got = threading.Condition()
-
-    def emit(ev, **kw):
-        with got:
-            events.append((ev, kw))
-            got.notify_all()
-
-    line = ModemLine(str(link), emit, retry_min_s=0.2, retry_max_s=0.4)
+    events = LineEvents()
+    line = ModemLine(str(link), events.emit, retry_min_s=0.2, retry_max_s=0.4)
     line.start()
     try:
-        with got:
-            assert got.wait_for(lambda: any(e == "modem_fault" for e, _ in events), 20), events
-        fault = next(kw for e, kw in events if e == "modem_fault")
-        assert "is not answering" in fault["message"] and str(link) in fault["message"]
-        assert "ATZ" in fault["message"] and not fault["in_call"]
+        fault = events.wait(msg.ModemFault, timeout=20)[0]
+        assert "is not answering" in fault.message and str(link) in fault.message
+        assert "ATZ" in fault.message and not fault.in_call
         sim._at = deaf                       # it answers again: ready
-        with got:
-            assert got.wait_for(lambda: any(e == "modem_ready" for e, _ in events), 20), events
+        events.wait(msg.ModemReady, timeout=20)
     finally:
         line.stop()
         sim.stop()

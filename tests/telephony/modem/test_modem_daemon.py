@@ -15,6 +15,7 @@ import pytest
 from conftest import project_env, python_cmd
 from alsa_fixture import FakeCard, best_tone, tone, tone_level
 from telephony_support import have_tools, wait_for
+from procs import stop
 
 from firmware.telephony.modem.sim import SimModem, tone_source
 from firmware.records.calls import JsonLinesRecords
@@ -56,13 +57,7 @@ def start_rig(tmp, profile="conexant", stuck=False):
 
 
 def stop_rig(r):
-    proc = r["proc"]
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(r["proc"], 20)
     r["out"].close()
     r["card"].stop()
     r["sim"].stop()
