@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 import wave
+from contextlib import contextmanager
 from pathlib import Path
 
 from firmware.core.state import BoardState, KeyChanged, LineState
@@ -114,6 +115,43 @@ class BoardLoop:
             a.stop()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+
+
+def telephony_board(board_file, site, tmp_path, position_uris, *, ready_s=60, **adapter_args):
+    """A ``BoardLoop`` with the telephony adapter on it (run dir ``tmp_path/tel``, call records
+    in ``tmp_path/calls.jsonl``), started and ready; stopped again if it does not get ready."""
+    from firmware.records.calls import JsonLinesRecords
+    from firmware.telephony.adapter import TelephonyAdapter
+    board = BoardLoop(board_file, tmp_path / "data")
+    adapter = TelephonyAdapter(board_file, site, run_dir=tmp_path / "tel", position_uris=position_uris,
+                               records=JsonLinesRecords(tmp_path / "calls.jsonl"), **adapter_args)
+    board.add_adapter(adapter)
+    board.start()
+    if not adapter.wait_ready(ready_s):
+        board.stop()
+        raise AssertionError(f"the telephony did not get ready: {adapter.error}")
+    return board, adapter
+
+
+@contextmanager
+def board_with_positions(board_file, site, tmp_path, *, count=2, record=True, **adapter_args):
+    """``count`` positions (PJSUA2 peers ``position1``...) and the telephony on a ``BoardLoop``
+    (``telephony_board``); yields (board, adapter, positions), stops them all after."""
+    positions = [PeerProc(tmp_path, f"position{i}", record=record) for i in range(1, count + 1)]
+    try:
+        board, adapter = telephony_board(board_file, site, tmp_path,
+                                         {i: p.uri for i, p in enumerate(positions, 1)},
+                                         **adapter_args)
+    except BaseException:
+        for p in positions:
+            p.stop()
+        raise
+    try:
+        yield board, adapter, positions
+    finally:
+        board.stop()
+        for p in positions:
+            p.stop()
 
 
 # -- SIPp ----------------------------------------------------------------

@@ -8,12 +8,11 @@ import pytest
 from firmware.config.board import load_board
 from firmware.config.site import load_site
 from firmware.core.state import KeyChanged, LineCleared, LineRinging, LineState
-from firmware.telephony.adapter import TelephonyAdapter
 from firmware.records.calls import JsonLinesRecords
 from firmware.telephony.front import setups_per_worker_s
 
-from telephony_support import (BoardLoop, PeerProc, Uac, finish, have_tools, sipp, tone_energy,
-                               ulaw_tone, wait_for)
+from telephony_support import (Uac, board_with_positions, finish, have_tools, sipp,
+                               tone_energy, ulaw_tone, wait_for)
 
 pytestmark = pytest.mark.telephony
 
@@ -24,18 +23,8 @@ DESK_SITE = load_site("boards/desk.site.toml", DESK)
 @pytest.fixture
 def desk(tmp_path):
     have_tools()
-    positions = [PeerProc(tmp_path, f"position{i}") for i in (1, 2)]
-    board = BoardLoop(DESK, tmp_path / "data")
-    adapter = TelephonyAdapter(DESK, DESK_SITE, run_dir=tmp_path / "tel", port=0, workers=2,
-                               records=JsonLinesRecords(tmp_path / "calls.jsonl"),
-                               position_uris={1: positions[0].uri, 2: positions[1].uri})
-    board.add_adapter(adapter)
-    board.start()
-    assert adapter.wait_ready(60), adapter.error
-    yield board, adapter, positions
-    board.stop()
-    for p in positions:
-        p.stop()
+    with board_with_positions(DESK, DESK_SITE, tmp_path, port=0, workers=2) as desk:
+        yield desk
 
 
 def test_ok__a_call_rings_is_answered_carries_audio_and_is_recorded(desk, tmp_path):

@@ -6,10 +6,9 @@ import time
 from firmware.config.board import load_board
 from firmware.config.site import load_site
 from firmware.core.state import Dial, LineState, Seize
-from firmware.telephony.adapter import TelephonyAdapter
 from firmware.records.calls import JsonLinesRecords
 
-from telephony_support import BoardLoop, PeerProc, have_tools, tone_energy, wait_for
+from telephony_support import PeerProc, have_tools, telephony_board, tone_energy, wait_for
 
 pytestmark = pytest.mark.telephony
 
@@ -24,14 +23,10 @@ def test_ok__seize_dial_talk_release(tmp_path):
     p = tmp_path / "desk.site.toml"
     p.write_text('[front]\nport = 0\n[[trunks]]\nname = "gw"\nmode = "peer"\n'
                  f'peers = ["127.0.0.1"]\noutbound = true\ndial = "sip:{{number}}@127.0.0.1:{port}"\n')
-    board = BoardLoop(DESK, tmp_path / "data")
-    adapter = TelephonyAdapter(DESK, load_site(p, DESK), run_dir=tmp_path / "tel", workers=1,
-                               records=JsonLinesRecords(tmp_path / "calls.jsonl"),
-                               position_uris={1: position.uri})
-    board.add_adapter(adapter)
-    board.start()
+    board = None
     try:
-        assert adapter.wait_ready(60), adapter.error
+        board, adapter = telephony_board(DESK, load_site(p, DESK), tmp_path, {1: position.uri},
+                                         workers=1)
         board.press("line-901")                              # seize the office line
         assert board.line("901") is LineState.OPERATOR
         for key in ("p1-dial-5", "p1-dial-5", "p1-dial-0", "p1-dial-1", "p1-dial-hash"):
@@ -52,7 +47,8 @@ def test_ok__seize_dial_talk_release(tmp_path):
         assert (r["line"], r["direction"], r["callee"], r["position"], r["outcome"]) == \
             ("901", "out", "5501", 1, "answered")
     finally:
-        board.stop()
+        if board is not None:
+            board.stop()
         callee.stop()
         position.stop()
 
@@ -63,13 +59,12 @@ def office_board(tmp_path, contact):
     p.write_text('[front]\nport = 0\n[[trunks]]\nname = "gw"\nmode = "peer"\n'
                  f'peers = ["127.0.0.1"]\noutbound = true\ndial = "sip:{{number}}@127.0.0.1:{port}"\n')
     position = PeerProc(tmp_path, "position1")
-    board = BoardLoop(DESK, tmp_path / "data")
-    adapter = TelephonyAdapter(DESK, load_site(p, DESK), run_dir=tmp_path / "tel", workers=1,
-                               records=JsonLinesRecords(tmp_path / "calls.jsonl"),
-                               position_uris={1: position.uri})
-    board.add_adapter(adapter)
-    board.start()
-    assert adapter.wait_ready(60), adapter.error
+    try:
+        board, adapter = telephony_board(DESK, load_site(p, DESK), tmp_path, {1: position.uri},
+                                         workers=1)
+    except BaseException:
+        position.stop()
+        raise
     return board, adapter, position
 
 

@@ -25,7 +25,7 @@ from firmware.telephony.pool import WorkerProc
 from firmware.telephony.supervisor import RECONCILE_S
 
 from conftest import project_env, python_cmd
-from telephony_support import BoardLoop, PeerProc, have_tools, wait_for
+from telephony_support import BoardLoop, board_with_positions, have_tools, wait_for
 from procs import stop
 
 pytestmark = pytest.mark.telephony
@@ -37,18 +37,9 @@ DESK_SITE = load_site("boards/desk.site.toml", DESK)
 @pytest.fixture
 def desk(tmp_path):
     have_tools()
-    positions = [PeerProc(tmp_path, f"position{i}", record=False) for i in (1, 2)]
-    board = BoardLoop(DESK, tmp_path / "data")
-    adapter = TelephonyAdapter(DESK, DESK_SITE, run_dir=tmp_path / "tel", port=0, workers=2,
-                               records=JsonLinesRecords(tmp_path / "calls.jsonl"),
-                               position_uris={1: positions[0].uri, 2: positions[1].uri})
-    board.add_adapter(adapter)
-    board.start()
-    assert adapter.wait_ready(60), adapter.error
-    yield board, adapter
-    board.stop()
-    for p in positions:
-        p.stop()
+    with board_with_positions(DESK, DESK_SITE, tmp_path, record=False, port=0,
+                              workers=2) as (board, adapter, _):
+        yield board, adapter
 
 
 from firmware.telephony.adapter import TelephonyAdapter  # noqa: E402

@@ -38,7 +38,6 @@ import logging
 import os
 import queue
 import sys
-import time
 
 import pjsua2 as pj
 
@@ -46,8 +45,8 @@ from firmware import logs
 from firmware.telephony import protocol as msg
 from firmware.telephony.modem.line import FRAME, ModemLine
 from firmware.telephony.pj.legs import account_config, request_user
-from firmware.telephony.pj.support import (Timers, drain, loop_endpoint, own_stdout, read_commands,
-                                           serve)
+from firmware.telephony.pj.support import (Timers, drain, hang_up_all, loop_endpoint, own_stdout,
+                                           read_commands, serve)
 
 CLOCK = 8000
 LOST_HANGUP_S = 2.0          # a call on a modem that vanished is hung up by then at the latest
@@ -202,13 +201,7 @@ class Gateway:
         self.line.stop()
         if self.ep is None:
             return
-        try:
-            self.ep.hangupAllCalls()
-        except pj.Error:
-            pass
-        deadline = time.time() + 2
-        while self.leg is not None and not self.leg.dead and time.time() < deadline:
-            self.ep.libHandleEvents(10)
+        hang_up_all(self.ep, lambda: self.leg is not None and not self.leg.dead)
         self.leg = None
         self.dead.clear()
         self.old_accs.clear()

@@ -77,6 +77,21 @@ def loop_endpoint(user_agent: str, *, max_calls: int, log_level: int, bind: str,
     return ep, writer, tid, bound
 
 
+def hang_up_all(ep, pending, step=None, seconds: float = 2.0) -> None:
+    """Hang up every call of ``ep`` and run its loop until ``pending()`` is false (the calls
+    have disconnected; at most ``seconds``), calling ``step()`` each turn (to reap them)."""
+    import pjsua2 as pj
+    try:
+        ep.hangupAllCalls()
+    except pj.Error:
+        pass
+    deadline = time.monotonic() + seconds
+    while pending() and time.monotonic() < deadline:
+        ep.libHandleEvents(10)
+        if step is not None:
+            step()
+
+
 def drain(q: queue.Queue, most: int = 100):
     """What is waiting on ``q`` now, at most ``most`` items (the loop must get back to SIP)."""
     for _ in range(most):

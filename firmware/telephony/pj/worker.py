@@ -46,8 +46,8 @@ from firmware.telephony.pj.bridge import Bridge
 from firmware.telephony.pj.legs import (Leg, LocalAccount, PjsipLog, TrunkAccount, account_config,
                                         display_caller, header_tag, request_user,
                                         takes_offer)
-from firmware.telephony.pj.support import (Timers, drain, loop_endpoint, own_stdout, read_commands,
-                                           serve)
+from firmware.telephony.pj.support import (Timers, drain, hang_up_all, loop_endpoint, own_stdout,
+                                           read_commands, serve)
 
 # Call slots asked for; PJSUA2 gives at most its build's PJSUA_MAX_CALLS
 # (scripts/pjsua2/config_site.h: 128) and the probe measures what it got.
@@ -168,14 +168,7 @@ class Worker:
         """Hang up, drop every Call, then accounts, then the library (this order)."""
         if self.ep is None:
             return
-        try:
-            self.ep.hangupAllCalls()
-        except pj.Error:
-            pass
-        deadline = time.time() + 2
-        while self.legs and time.time() < deadline:
-            self.ep.libHandleEvents(10)
-            self.reap()
+        hang_up_all(self.ep, lambda: self.legs, self.reap)
         self.calls.clear()
         self.legs.clear()
         self.dead.clear()
