@@ -41,14 +41,9 @@ from bursts import (BURSTS, LEAD_S, PERIOD_S, burst_train, expected_times, match
                     ms, onsets, summary, timed_onsets)
 from headset_support import PeerProc, PositionProc, pcm_wav, wav_pcm  # noqa: E402
 
+from firmware.telephony.children import rss_kb  # noqa: E402
+
 RATE = 16000
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def bare_run(tmp: Path, train: Path, i: int):

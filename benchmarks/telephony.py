@@ -41,23 +41,13 @@ from firmware.config.site import load_site                         # noqa: E402
 from firmware.core.state import LineRinging, LineState               # noqa: E402
 from firmware.telephony.adapter import TelephonyAdapter         # noqa: E402
 from firmware.records.calls import JsonLinesRecords         # noqa: E402
+from firmware.telephony.children import rss_kb              # noqa: E402
 from telephony_support import BoardLoop, PeerProc, Uac, sipp    # noqa: E402
 
 
 def pct(values, p):
     v = sorted(values)
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))] if v else float("nan")
-
-
-def rss_kb(pid) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def pss_kb(pid) -> int:

@@ -172,11 +172,16 @@ class ChildProcess:
             self.proc.wait()
 
     def rss_kb(self) -> int:
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-        except (OSError, TypeError):
-            pass
-        return 0
+        return rss_kb(self.pid)
+
+
+def rss_kb(pid: int | None) -> int:
+    """Resident memory of process ``pid`` in kB (0 when it is gone, or None)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, TypeError):
+        pass
+    return 0

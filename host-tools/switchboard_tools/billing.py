@@ -32,7 +32,7 @@ from firmware.errors import ConfigError
 from firmware.config.shipped import shipped
 from firmware.logs import add_verbose
 
-from switchboard_tools._common import dumps, run
+from switchboard_tools._common import dumps, log, run
 
 
 def parser():
@@ -150,8 +150,8 @@ def _main(args) -> int:
     print(f"{len(statements)} statements for {args.month}; total "
           + ", ".join(f"{v} {k}" for k, v in totals.items()))
     if orphans:
-        print(f"warning: {len(orphans)} records of {args.month} belong to no customer "
-              "(see --json, key unattributed)", file=sys.stderr)
+        log.warning("warning: %d records of %s belong to no customer (see --json, key "
+                    "unattributed)", len(orphans), args.month)
     if files:
         print(f"wrote {len(files)} files into {args.out}")
     return 0

@@ -375,6 +375,14 @@ def test_ok__host_tool_writes_statements_csv_and_prints_slips(tmp_path):
     lines, _, _ = decode_escpos(printed.split(b"\x1dV\x01")[0] + b"\x1dV\x01")
     assert "Dr. Adams (line 205)" in lines
     assert printed.count(b"\x1dV\x01") == 2         # one slip per customer, each cut
+    # In text, the call of no customer is a warning through logging: one line on stderr.
+    r = subprocess.run(python_cmd("switchboard_tools.billing", "--month", "2026-11",
+                                  "--customers", tmp_path / "customers.json",
+                                  "--calls", tmp_path / "calls.jsonl", "--stamps", tmp_path / "stamps.json"),
+                       env=project_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "2 statements for 2026-11" in r.stdout, r.stderr
+    assert r.stderr == ("switchboard-billing: warning: 1 records of 2026-11 belong to no customer "
+                        "(see --json, key unattributed)\n")
 
 
 @pytest.mark.parametrize("mutate,needle", [
