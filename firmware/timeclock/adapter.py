@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import logging
 import re
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -52,6 +53,7 @@ from firmware.records.journal import decode_line
 from firmware.timeclock.blocklist import BlockList
 from firmware.timeclock.delivery import Outbox, SendError
 from firmware.timeclock.drafts import Drafts, DraftError, check_fields, compose
+from firmware.timeclock.slipindex import COUNT_UP_TO, SlipIndex
 from firmware.runtime.adapter import Context
 from firmware.runtime.commands import Arg, Command
 
@@ -105,6 +107,7 @@ class TimeClockAdapter:
         self.purge_every_s = purge_every_s
         self.ctx: Context | None = None
         self.tc = self.rack = self.customers = self.printer = None
+        self.index: SlipIndex | None = None       # the dead box's search index
         self.delivery = delivery                  # DeliveryConfig from the site file, or None
         self.calls_file = Path(calls_file) if calls_file else self.data_dir / "calls.jsonl"
         # Urgent messages called out to the on-call contact: the scheduled calls'
@@ -193,6 +196,7 @@ class TimeClockAdapter:
         self.tc = TimeClock(self.data_dir, clock=self.clock, retention_days=self.retention_days,
                             lock_wait_s=5.0, clock_verified=self.clock_verified)
         self.rack = Rack(self.tc)
+        self._open_index()
         self.customers = Customers(self.data_dir, readonly=True)
         self.pads = Drafts(self.data_dir)
         self.blocklist = BlockList(self.data_dir)
@@ -218,6 +222,38 @@ class TimeClockAdapter:
             printer.start(self.tc.stamps_after(mark) if mark < self.tc.last_slip else [])
             self.printer = printer
 
+    def _open_index(self):
+        """The dead box's index, caught up from the journals in the background (the
+        journals answer searches until then). Without it the dead box is only slower."""
+        try:
+            self.index = SlipIndex(self.data_dir)
+        except (sqlite3.Error, OSError) as e:
+            log.error("timeclock: dead-box index: %s (searches read the journals)", e)
+            return
+        self._reader.submit(self._catch_up_index).add_done_callback(self._log_failure)
+
+    def _catch_up_index(self):
+        tc = TimeClock(self.data_dir, readonly=True)
+        try:
+            added = self.index.catch_up(tc)
+        except (sqlite3.Error, OSError) as e:
+            log.error("timeclock: dead-box index: %s (searches read the journals)", e)
+            return
+        finally:
+            tc.close()
+        if added:
+            log.info("timeclock: dead-box index caught up: %d slips", added)
+
+    def _index_add(self, stamp):
+        if self.index is None:
+            return
+        try:
+            self.index.add(stamp)
+        except (sqlite3.Error, OSError) as e:
+            # The stamp is safe in its journal; the index is caught up at the next start.
+            log.error("timeclock: dead-box index: slip %s: %s", stamp["slip"], e)
+            self.index.ready = False
+
     def stop(self) -> None:
         if self._pool is None:
             return
@@ -230,7 +266,11 @@ class TimeClockAdapter:
         self._pool.submit(self._close).result()
         self._pool.shutdown(wait=True)
         self._pool = None
+        if self.index is not None:
+            self._reader.submit(self.index.close_reader)
         self._reader.shutdown(wait=True)
+        if self.index is not None:
+            self.index.close()
 
     def _close(self):
         for part in (self.rack, self.customers, self.tc):
@@ -319,7 +359,8 @@ class TimeClockAdapter:
         return None
 
     def _stamped(self, stamp):
-        """After a stamp is durable: print it; clear any store fault."""
+        """After a stamp is durable: index and print it; clear any store fault."""
+        self._index_add(stamp)
         if self.printer:
             self.printer.submit(stamp)
         if self.last_error:
@@ -339,6 +380,11 @@ class TimeClockAdapter:
             for what in out.get("skipped", ()):
                 log.warning("timeclock: purge: left alone a bad stored record (%s)", what)
             out["removed_recordings"] = self._purge_recordings()
+            if self.index is not None and out.get("cutoff"):
+                try:
+                    self.index.drop_before(out["cutoff"])
+                except sqlite3.Error as e:
+                    log.error("timeclock: dead-box index: %s", e)
             return out
         except (SwitchboardError, OSError) as e:
             log.error("timeclock: purge: %s", e)
@@ -804,6 +850,24 @@ class TimeClockAdapter:
         slip = args.get("slip")
         since = parse_day(args["since"], "since") if args.get("since") else None
         until = parse_day(args["until"], "until") if args.get("until") else None
+        if self.index is not None and self.index.ready:
+            try:
+                msgs, total = self.index.search(
+                    what="message", since=since, until=until, slip=slip, limit=limit,
+                    customer=args.get("customer") or None, search=args.get("search") or None)
+                backs = self.index.read_backs(m["slip"] for m in msgs)
+                if slip is not None and not msgs:   # a read-back asked for by its own number
+                    got, _ = self.index.search(what="read-back", slip=slip, limit=1)
+                    msgs = [dict(b, slip=b["of"], what="message") for b in got
+                            if b["slip"] == slip and b.get("of")]
+                    backs = {b["of"]: b for b in got if b.get("of")}
+                    total = len(msgs)
+                out = self._deadbox_rows(msgs, total, backs)
+                if total > COUNT_UP_TO:
+                    out.update(found=COUNT_UP_TO, more=True)
+                return out
+            except sqlite3.Error as e:
+                log.error("timeclock: dead-box index: %s (reading the journals)", e)
         tc = TimeClock(self.data_dir, readonly=True)
         try:
             day = since
@@ -822,8 +886,9 @@ class TimeClockAdapter:
                 msgs = [dict(b, slip=b["of"], what="message") for b in backs.values()
                         if b["slip"] == slip]
         msgs = sorted(msgs, key=lambda s: -s["slip"])
-        total = len(msgs)
-        msgs = msgs[:limit]
+        return self._deadbox_rows(msgs[:limit], len(msgs), backs)
+
+    def _deadbox_rows(self, msgs, total, backs):
         calls = self._calls_by_id({m.get("call") for m in msgs if m.get("call")})
         custs = {c["id"]: c for c in self.customers.all()}
         out = []
@@ -857,13 +922,19 @@ class TimeClockAdapter:
         calls.sort(key=lambda r: r.get("offered") or "")
         by_caller = [r for r in calls if want and _digits(r.get("caller")) == want][-n:][::-1]
         by_customer = [r for r in calls if line and r.get("line") == line][-n:][::-1]
-        msgs = []
-        if cust is not None:
+        msgs = None
+        if cust is not None and self.index is not None and self.index.ready:
+            try:
+                msgs = self.index.search(what="message", customer=cust["id"], limit=n)[0]
+            except sqlite3.Error as e:
+                log.error("timeclock: dead-box index: %s (reading the journals)", e)
+        if cust is not None and msgs is None:
             tc = TimeClock(self.data_dir, readonly=True)
             try:
                 msgs = [s for s in tc.stamps(customer=cust["id"], what="message")][-n:][::-1]
             finally:
                 tc.close()
+        msgs = msgs or []
         caller_msgs = [m for m in msgs if want and want in _digits(
             (m.get("fields") or {}).get("number") or "")]
         return {"customer": customer, "caller": caller, "caller_calls": by_caller,
