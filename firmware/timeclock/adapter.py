@@ -248,7 +248,7 @@ class TimeClockAdapter:
         if self.index is None:
             return
         try:
-            self.index.add(stamp)
+            self.index.add(stamp, self.tc.journal_day or stamp["time"][:10])
         except (sqlite3.Error, OSError) as e:
             # The stamp is safe in its journal; the index is caught up at the next start.
             log.error("timeclock: dead-box index: slip %s: %s", stamp["slip"], e)

@@ -97,9 +97,12 @@ class SlipIndex:
         return self._db.execute(f"DELETE FROM slips WHERE {where}", args).rowcount
 
     def _insert(self, stamps, text_too=True) -> None:
-        rows = [(s["slip"], s["time"][:10], s.get("customer"), s.get("what"), s.get("of"),
+        """``stamps``: (journal day, stamp) pairs in slip order. The day is the journal's,
+        as the journals' searches and the purge go by it (a clock set back keeps
+        stamping into the newest day)."""
+        rows = [(s["slip"], day, s.get("customer"), s.get("what"), s.get("of"),
                  (s.get("text") or "").lower(), json.dumps(s, separators=(",", ":")))
-                for s in stamps]
+                for day, s in stamps]
         # A slip number given again after a torn stamp: the new stamp replaces it.
         self._delete("slip BETWEEN ? AND ?", (rows[0][0], rows[-1][0]))
         self._db.executemany("INSERT INTO slips VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
@@ -107,12 +110,12 @@ class SlipIndex:
             self._db.executemany("INSERT INTO slip_text (rowid, text) VALUES (?, ?)",
                                  [(r[0], r[5]) for r in rows])
 
-    def add(self, stamp: dict) -> None:
-        """A new stamp, already on disk in its journal."""
+    def add(self, stamp: dict, day: str) -> None:
+        """A new stamp, already on disk in ``day``'s journal."""
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                self._insert([stamp])
+                self._insert([(day, stamp)])
                 if self.ready and stamp["slip"] == self.through() + 1:
                     self._set_through(stamp["slip"])
                 self._db.execute("COMMIT")
@@ -138,7 +141,12 @@ class SlipIndex:
                 self._set_through(last)
             self._db.execute("COMMIT")
             start = self.through()
-        missed = timeclock.stamps_after(start) if last > start else []
+        missed = []
+        for day in reversed(days if last > start else []):
+            stamps = timeclock.read_day(day)
+            missed[:0] = [(day, s) for s in stamps if s["slip"] > start]
+            if stamps and stamps[0]["slip"] <= start + 1:
+                break
         bulk = len(missed) > REBUILD_OVER
         with self._lock:
             # One transaction: a kill in the middle leaves the index as it was.
@@ -148,7 +156,7 @@ class SlipIndex:
             if bulk:
                 self._db.execute("INSERT INTO slip_text (slip_text) VALUES ('rebuild')")
             if missed:
-                self._set_through(missed[-1]["slip"])
+                self._set_through(missed[-1][1]["slip"])
             self._db.execute("COMMIT")
         with self._lock:
             self._db.execute("BEGIN")
