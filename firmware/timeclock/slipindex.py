@@ -191,36 +191,37 @@ class SlipIndex:
         returns them and how many match in all, counted up to ``COUNT_UP_TO`` (more
         than that: ``COUNT_UP_TO + 1``). Dates are ``dt.date`` or None."""
         where, args = [], []
-        if what is not None:
-            where.append("what = ?")
-            args.append(what)
-        if since is not None:
-            where.append("day >= ?")
-            args.append(since.isoformat())
-        if until is not None:
-            where.append("day <= ?")
-            args.append(until.isoformat())
-        if customer is not None:
-            where.append("customer = ?")
-            args.append(customer)
+        for cond, value in (("s.what = ?", what), ("s.customer = ?", customer),
+                            ("s.day >= ?", since and since.isoformat()),
+                            ("s.day <= ?", until and until.isoformat())):
+            if value is not None:
+                where.append(cond)
+                args.append(value)
         if slip is not None:
             # A message asked for by its own number or by its read-back's.
-            where.append("(slip = ? OR slip IN (SELECT of FROM slips WHERE slip = ? "
+            where.append("(s.slip = ? OR s.slip IN (SELECT of FROM slips WHERE slip = ? "
                          "AND what = 'read-back'))")
             args += [slip, slip]
         needle = search.lower() if search else None
+        order = "s.slip"
+        source = "slips s"
         if needle is not None:
             if len(needle) >= 3:
-                where.append("slip IN (SELECT rowid FROM slip_text WHERE slip_text MATCH ?)")
-                args.append('"' + needle.replace('"', '""') + '"')
+                # Driven by the text index, newest first: FTS5 walks its rowids in
+                # order and stops at the LIMIT, so a word on every slip costs no more
+                # than a rare one.
+                source = "slip_text f JOIN slips s ON s.slip = f.rowid"
+                order = "f.rowid"
+                where.insert(0, "f.slip_text MATCH ?")
+                args.insert(0, '"' + needle.replace('"', '""') + '"')
             # The exact test (trigrams only narrow it down; short needles scan).
-            where.append("instr(text, ?) > 0")
+            where.append("instr(s.text, ?) > 0")
             args.append(needle)
-        sql = "FROM slips" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = f"FROM {source}" + (" WHERE " + " AND ".join(where) if where else "")
         db = self._reader()
         total = db.execute(f"SELECT count(*) FROM (SELECT 1 {sql} LIMIT {COUNT_UP_TO + 1})",
                            args).fetchone()[0]
-        rows = db.execute("SELECT doc " + sql + " ORDER BY slip DESC"
+        rows = db.execute(f"SELECT s.doc {sql} ORDER BY {order} DESC"
                           + (" LIMIT ?" if limit is not None else ""),
                           args + ([limit] if limit is not None else [])).fetchall()
         return [json.loads(r[0]) for r in rows], total
