@@ -103,6 +103,10 @@ class TelephonyAdapter(Supervision, WorkerEvents, BoardCommands, OfficeDialling,
         self.secrecy = False
         self.turned_away = 0
         self.screen = None        # (line, caller) -> a block-list entry refusing it (app.py)
+        # () -> the block list's block entries as (digits pattern, line or None, label),
+        # given to the front (frontblock.py; app.py sets it)
+        self.block_rules = None
+        self.front_blocks = None
         self.recording_for = None  # (line, call) -> a WAV path when the line's calls are recorded
         self.messages: dict[str, list] = {}       # line -> voice messages taken on overflow
         self._event_handlers = self._event_table()

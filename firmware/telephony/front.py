@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from firmware.errors import SwitchboardError
+from firmware.telephony import frontblock
 from firmware.telephony.children import child_env, spawn
 
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/aarch64-linux-gnu/kamailio/modules",
@@ -119,9 +120,11 @@ _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0
 
 
 def kamailio_config(*, listen: str, port: int, transports, peers, numbers, workers,
-                    children: int = 4, tls_config: str | None = None) -> str:
+                    children: int = 4, tls_config: str | None = None,
+                    refuse: str = "busy") -> str:
     """The configuration text. ``workers`` is a list of (port, maxload); ``peers``
-    the trunks' addresses and host names."""
+    the trunks' addresses and host names; ``refuse``: what a blocked caller gets
+    (``frontblock.py``)."""
     listens = "\n".join(f"listen={t}:{listen}:{port}" for t in transports if t in ("udp", "tcp"))
     if "tls" in transports:
         listens += f"\nlisten=tls:{listen}:{port + 1}"
@@ -162,6 +165,7 @@ loadmodule "dispatcher.so"
 loadmodule "htable.so"
 loadmodule "ipops.so"
 loadmodule "dialog.so"
+loadmodule "jsonrpcs.so"
 {'loadmodule "tls.so"' if "tls" in transports else ""}
 {f'modparam("tls", "config", "{tls_config}")' if "tls" in transports else ""}
 # A board's call may ring for minutes before it is picked up or overflows.
@@ -179,6 +183,13 @@ modparam("dialog", "enable_stats", 0)
 # frees each only 500 ms after its call's RTP sockets close: more than about 28 call
 # set-ups within half a second abort it. {{SETUPS}} a second keeps well clear.
 modparam("htable", "htable", "setups=>size=6;autoexpire=3;")
+# Blocked callers (frontblock.py): rules and counts set and read over the control
+# socket while the front runs; only the daemon's user can reach it.
+modparam("htable", "htable", "{frontblock.RULES}=>size=8;")
+modparam("htable", "htable", "{frontblock.COUNTS}=>size=2;")
+modparam("jsonrpcs", "transport", 4)
+modparam("jsonrpcs", "dgram_socket", "{{RPCSOCK}}")
+modparam("jsonrpcs", "dgram_mode", 0600)
 
 request_route {{
     if ($ml > {MAX_MESSAGE_BYTES}) {{
@@ -238,6 +249,8 @@ request_route {{
         sl_send_reply("404", "No Such Line");
         exit;
     }}
+    remove_hf("{frontblock.HEADER}");
+    route(BLOCKED);
     route(SDP);
     dlg_manage();
     $dlg_var(caller) = $si;
@@ -326,6 +339,7 @@ route[IN_DIALOG] {{
     exit;
 }}
 
+{blocked_route(refuse)}
 # Every connection line of an offer must carry an IP address: a worker must not
 # ring a line for a call whose media can go nowhere.
 route[SDP] {{
@@ -366,6 +380,40 @@ failure_route[WORKER_FAILED] {{
 """
 
 
+def blocked_route(refuse: str) -> str:
+    """Callers on the block list (frontblock.py's rules: regexes over
+    ``<caller's national digits>@<called number>``) are refused here, before any
+    worker: busy, or sent on to a worker that plays the announcement."""
+    act = ('sl_send_reply("486", "Busy Here");\n        exit;' if refuse == "busy" else
+           f'append_hf("{frontblock.HEADER}: $var(hit)\\r\\n");')
+    rules, counts = frontblock.RULES, frontblock.COUNTS
+    return f"""route[BLOCKED] {{
+    $var(cd) = $(fU{{re.subst,/[^0-9]//g}});
+    if ($(var(cd){{s.len}}) > 10) {{
+        $var(cd) = $(var(cd){{s.substr,-10,0}});
+    }}
+    $var(k) = $var(cd) + "@" + $rU;
+    $var(hit) = "";
+    sht_iterator_start("b", "{rules}");
+    while ($var(hit) == "" && sht_iterator_next("b")) {{
+        if ($var(k) =~ $shtitkey(b)) {{
+            $var(hit) = $shtitval(b);
+        }}
+    }}
+    sht_iterator_end("b");
+    if ($var(hit) != "" && $var(cd) != "") {{
+        if ($sht({counts}=>count) == $null) {{
+            $sht({counts}=>count) = 0;
+        }}
+        $var(n) = $shtinc({counts}=>count);
+        $sht({counts}=>last) = $var(k) + " " + $var(hit);
+        xlog("L_NOTICE", "refused $var(k) from $si: blocked ($var(hit))\\n");
+        {act}
+    }}
+}}
+"""
+
+
 def dispatcher_list(workers, host="127.0.0.1") -> str:
     """Set 1: one line per worker (``maxload`` is informative: the worker enforces it)."""
     return "".join(f"1 sip:{host}:{p} 0 0 duid=w{i};maxload={m}\n"
@@ -376,8 +424,10 @@ class Front:
     """One Kamailio process in the foreground, its config in ``run_dir``."""
 
     def __init__(self, run_dir, *, listen, port, transports, peers, numbers, workers,
-                 tls_certificate=None, tls_private_key=None):
+                 tls_certificate=None, tls_private_key=None, refuse="busy"):
         self.run_dir = Path(run_dir)
+        self.refuse = refuse          # what a blocked caller gets: "busy" or "announcement"
+        self._rpc_path: Path | None = None
         self.listen = listen
         self.port = port or free_port(listen)
         self.transports = tuple(transports)
@@ -386,6 +436,18 @@ class Front:
         self.workers = list(workers)
         self.tls = (tls_certificate, tls_private_key)
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def rpc_path(self) -> Path:
+        """The control socket (JSON-RPC): in the run directory, or a private temporary
+        folder when that path is too long for a Unix socket (108 bytes)."""
+        if self._rpc_path is None:
+            p = self.run_dir.resolve() / "rpc.sock"
+            if len(str(p)) > 90:
+                import tempfile
+                p = Path(tempfile.mkdtemp(prefix="switchboard-front-")) / "rpc.sock"
+            self._rpc_path = p
+        return self._rpc_path
 
     @property
     def uri(self) -> str:
@@ -413,8 +475,10 @@ class Front:
         cfg.write_text(kamailio_config(listen=self.listen, port=self.port,
                                        transports=self.transports, peers=self.peers,
                                        numbers=self.numbers, workers=self.workers,
-                                       tls_config=str(tls_cfg) if tls_cfg else None)
+                                       tls_config=str(tls_cfg) if tls_cfg else None,
+                                       refuse=self.refuse)
                        .replace("{DSLIST}", str(ds))
+                       .replace("{RPCSOCK}", str(self.rpc_path))
                        .replace("{SETUPS}", str(setups_per_worker_s(self.workers))))
         return cfg
 

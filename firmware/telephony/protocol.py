@@ -99,6 +99,7 @@ class Quit(Message):
 @_message(WORKER_COMMANDS, "limits")
 class Limits(Message):
     maxload: int                  # callers taken at once (one slot stays for a position leg)
+    refusal: str | None = None    # the WAV a blocked caller hears (the front marks the call)
 
 
 @_message(WORKER_COMMANDS, "ping")

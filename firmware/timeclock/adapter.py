@@ -39,6 +39,7 @@ import json
 import logging
 import re
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,7 +51,7 @@ from firmware.core.state import (Answer, CardChanged, LineChanged, LineState, Me
                     StampRequest)
 from firmware.timeclock.clock import TimeClock, parse_day, system_clock
 from firmware.records.journal import decode_line
-from firmware.timeclock.blocklist import BlockList
+from firmware.timeclock.blocklist import BlockList, pattern_digits
 from firmware.timeclock.delivery import Outbox, SendError
 from firmware.timeclock.drafts import Drafts, DraftError, check_fields, compose
 from firmware.timeclock.slipindex import COUNT_UP_TO, SlipIndex
@@ -115,7 +116,8 @@ class TimeClockAdapter:
         self.call_out = None
         self.call_out_state = None
         self.blocklist: BlockList | None = None
-        self.blocked = {"count": 0, "last": None}    # callers refused at the board
+        self.blocked = {"count": 0, "last": None}    # callers refused by a worker
+        self.refused_at_front = None     # () -> the front's refusals (telephony; app.py)
         self._callers: dict[str, str | None] = {}   # line -> caller ID of its call
         self.pads: Drafts | None = None           # position -> draft on its message pad
         self.outbox: Outbox | None = None
@@ -287,7 +289,7 @@ class TimeClockAdapter:
             "drafts": {str(p): self._draft_text(d) for p, d in self.drafts.items()},
             "pads": {str(p): d for p, d in self.drafts.items()},
             "delivery": self.outbox.summary() if self.outbox else None,
-            "blocked": dict(self.blocked),
+            "blocked": self._blocked_status(),
             "operators": {str(p): n for p, n in self.operators.items()},
             "error": self.last_error,
             "out_of_service": self.out_of_service,
@@ -568,6 +570,44 @@ class TimeClockAdapter:
         what = "Nuisance caller" if e["action"] == "nuisance" else "Blocked caller"
         return {**card, "warning": f"{what} ({e['pattern']})" + (f": {e['note']}" if e["note"] else "")}
 
+    def block_rules(self, timeout=5.0) -> list[tuple]:
+        """For the telephony's front (any thread): the ``block`` entries as (digits
+        pattern, customer's line or None for the whole site, "pattern|customer")."""
+        if self._pool is None or self.out_of_service:
+            return []
+        return self._pool.submit(self._block_rules).result(timeout)
+
+    def _block_rules(self):
+        if self.blocklist is None:
+            return []
+        self.blocklist.reload_if_changed()
+        self.customers.reload_if_changed()
+        out = []
+        for e in self.blocklist.entries:
+            if e.get("action") != "block":
+                continue
+            line = None
+            if e.get("customer"):
+                cust = self._customer(e["customer"])
+                if cust is None:
+                    continue             # a customer no longer on the board: no line to guard
+                line = cust["line"]
+            out.append((pattern_digits(e["pattern"]), line,
+                        f"{e['pattern']}|{e.get('customer') or '*'}"))
+        return out
+
+    def _blocked_status(self) -> dict:
+        """Refused callers, at the front and (a list change not yet at the front) in a worker."""
+        front = self.refused_at_front() if self.refused_at_front else None
+        out = {**self.blocked, "in_worker": self.blocked["count"], "at_front": 0}
+        if front:
+            out.update(count=self.blocked["count"] + front["count"], at_front=front["count"],
+                       front_rules=front["rules"], front_error=front["error"])
+            if front["last"] and (self.blocked["last"] is None or
+                                  front["last_at"] >= self.blocked["last"].get("at", 0)):
+                out["last"] = front["last"]
+        return out
+
     def screen(self, line, caller) -> dict | None:
         """For the telephony, before a call rings: the block-list entry that refuses it
         (counted), or None. Runs on the daemon's loop; a damaged list refuses nobody."""
@@ -584,7 +624,7 @@ class TimeClockAdapter:
             return None
         self.blocked = {"count": self.blocked["count"] + 1,
                         "last": {"line": line, "caller": caller, "pattern": e["pattern"],
-                                 "customer": e.get("customer")}}
+                                 "customer": e.get("customer"), "at": time.time()}}
         log.info("refused %s calling line %s (blocked: %s)", caller, line, e["pattern"])
         return e
 

@@ -44,7 +44,7 @@ import pjsua2 as pj
 from firmware.telephony import protocol as msg
 from firmware.telephony.pj.bridge import Bridge
 from firmware.telephony.pj.legs import (Leg, LocalAccount, StderrLog, TrunkAccount, account_config,
-                                        display_caller, header_tag, request_user,
+                                        blocked_mark, display_caller, header_tag, request_user,
                                         takes_offer)
 from firmware.telephony.pj.support import own_stdout
 
@@ -84,6 +84,7 @@ class Worker:
         self.quit = False
         self.probing = False
         self.maxload = 0                         # callers we take (0: as many as PJSUA2 does)
+        self.refusal: str | None = None          # WAV for callers the front marks blocked
         self.handlers = {
             msg.Quit: self.op_quit, msg.Limits: self.op_limits, msg.Ping: self.op_ping,
             msg.ListCalls: self.op_calls, msg.AnswerCall: self.op_answer,
@@ -271,6 +272,9 @@ class Worker:
             # A body that is no audio offer: nothing to talk over.
             self._refuse(leg, msg.NOT_ACCEPTABLE)
             return
+        if blocked_mark(whole):
+            self._refusal(leg)
+            return
         leg.invite = whole.partition("\r\n\r\n")[0]
         self.seq += 1
         # Unique across restarts (a restarted worker must not reuse a lost call's id).
@@ -289,6 +293,24 @@ class Worker:
             # Cancelled already: its DISCONNECTED state (now or soon) ends it.
             if not leg.dead and leg.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
                 self.on_state(leg, pj.PJSIP_INV_STATE_DISCONNECTED, 487, "Request Terminated")
+
+    def _refusal(self, leg):
+        """A caller the front found on the block list: answered, the announcement
+        played (bridge.play_message), hung up. The board is never told: it does not ring."""
+        leg.kind = "refusal"
+        if not self.refusal:
+            self._refuse(leg, msg.LINE_BUSY)
+            return
+        leg.cid = f"refusal-{self.index}-{os.getpid()}-{leg.getId()}"
+        leg.play = self.refusal
+        def answer():
+            try:
+                if not leg.dead:
+                    leg.answer(self._status(msg.Reply(200, "OK")))
+            except pj.Error:
+                pass                     # the caller gave up first
+        self.after(0, answer)
+        self.after(120, lambda: self.hangup(leg))          # a file that never ends
 
     def _refuse(self, leg, reply: msg.Reply):
         """Turn a new call away, from the loop, after ``onIncomingCall`` has returned.
@@ -448,6 +470,7 @@ class Worker:
 
     def op_limits(self, cmd):
         self.maxload = cmd.maxload
+        self.refusal = cmd.refusal
 
     def op_ping(self, cmd):
         self.emit(msg.Pong(calls=len(self.calls), legs=len(self.legs), seq=cmd.seq))
