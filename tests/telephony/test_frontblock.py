@@ -178,3 +178,56 @@ def test_fail__a_front_that_is_gone_is_a_clear_error(tmp_path):
     rpc = FrontRpc(tmp_path / "rpc.sock")
     with pytest.raises(RpcError, match=r"the front's control socket .*rpc.sock: htable.flush"):
         FrontBlocks(rpc).sync({"^1@": "1|*"})
+
+
+# -- the whole telephony: a real PJSUA2 worker plays the announcement ------------------------
+def test_ok__announcement_played_by_a_worker_and_the_board_never_rings(tmp_path):
+    import dataclasses
+    import math
+    import struct
+    import wave
+
+    from firmware.config.board import load_board
+    from firmware.config.site import load_site
+    from firmware.core.state import LineRinging, LineState
+    from firmware.records.calls import JsonLinesRecords
+    from firmware.telephony.adapter import TelephonyAdapter
+    from telephony_support import BoardLoop, finish, sipp
+
+    have_tools()
+    wav = tmp_path / "blocked.wav"
+    with wave.open(str(wav), "wb") as w:            # 1.5 s of 440 Hz: "this number is blocked"
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(i / 8000 * 2 * math.pi * 440)))
+                               for i in range(12000)))
+    desk = load_board("boards/desk.toml")
+    site_file = tmp_path / "desk.site.toml"
+    site_file.write_text(open("boards/desk.site.toml").read()
+                         + f'\n[blocked]\nrefuse = "announcement"\nannouncement = "{wav}"\n')
+    site = load_site(site_file, desk)
+    assert site.blocked_refuse == "announcement" and site.blocked_announcement == str(wav)
+    site = dataclasses.replace(site, port=0)
+    board = BoardLoop(desk, tmp_path / "data")
+    adapter = TelephonyAdapter(desk, site, run_dir=tmp_path / "tel", port=0, workers=1,
+                               records=JsonLinesRecords(tmp_path / "calls.jsonl"))
+    # caller_waits_for_bye.xml calls from 415555021: blocked for the whole site.
+    adapter.block_rules = lambda: [("41555502*", None, "41555502*|*")]
+    board.add_adapter(adapter)
+    board.start()
+    try:
+        assert adapter.wait_ready(60), adapter.error
+        wait_for(lambda: adapter.status()["blocked_at_front"]["rules"] == 1, 10, "rules loaded")
+        t0 = time.monotonic()
+        caller = sipp("caller_waits_for_bye.xml", adapter.front.port, ["201"], tmp_path,
+                      timeout_s=40)
+        # Answered, the announcement played, then the worker hangs up (the caller's BYE wait).
+        assert finish(caller, 40) == 0, "the blocked caller was not answered and hung up"
+        assert time.monotonic() - t0 >= 1.5           # not before the announcement's end
+        wait_for(lambda: adapter.status()["blocked_at_front"]["count"] == 1, 10, "counted")
+        assert board.line("201") is LineState.IDLE
+        assert not any(isinstance(e, LineRinging) for e in board.events)
+        assert adapter.status()["calls"] == []
+    finally:
+        board.stop()

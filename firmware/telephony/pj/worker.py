@@ -303,6 +303,11 @@ class Worker:
             return
         leg.cid = f"refusal-{self.index}-{os.getpid()}-{leg.getId()}"
         leg.play = self.refusal
+        try:
+            leg.answer(self._status(msg.Reply(180, "Ringing")))   # as any call, a moment
+        except pj.Error:
+            return                       # cancelled already: its DISCONNECTED ends it
+
         def answer():
             try:
                 if not leg.dead:
