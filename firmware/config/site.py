@@ -325,6 +325,14 @@ class _Loader(TableChecker):
             raise ConfigError(self.path, "blocked.announcement", None, None, message=(
                 f"{self.path}: blocked.announcement: missing; refuse = \"announcement\" needs "
                 "the WAV file to play to a blocked caller"))
+        delivery = load_delivery(self, d.get("delivery"))
+        text = delivery.text if delivery is not None else None
+        if text is not None and text.via == "sip":
+            t = next((t for t in trunks if t.name == text.trunk), None)
+            if t is None or t.mode == "modem":
+                self.fail("delivery.text.trunk", text.trunk, "the name of a peer or registering "
+                          "[[trunks]] table: " + (", ".join(x.name for x in trunks
+                                                           if x.mode != "modem") or "none"))
         records = d.get("records")
         if records is not None and (not isinstance(records, str) or not records):
             self.fail("records", records, "a file path for the call records")
@@ -340,7 +348,7 @@ class _Loader(TableChecker):
             overflow_rings=self.integer(ov, "rings", "overflow", 0, 0, 100),
             overflow_action=self.string(ov, "action", "overflow", "ring", OVERFLOW_ACTIONS),
             announcement=self.wav(ov, "announcement", "overflow"),
-            records=records, delivery=load_delivery(self, d.get("delivery")),
+            records=records, delivery=delivery,
             blocked_refuse=refuse, blocked_announcement=blocked_wav)
 
     def load_trunks(self, trunks):

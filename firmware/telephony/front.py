@@ -233,6 +233,9 @@ request_route {{
         }}
         exit;
     }}
+    if (is_method("MESSAGE") && ds_is_from_list("1")) {{
+        route(TEXT);
+    }}
     if (!is_method("INVITE")) {{
         sl_send_reply("405", "Method Not Allowed");
         exit;
@@ -340,6 +343,16 @@ route[IN_DIALOG] {{
 }}
 
 {blocked_route(refuse)}
+# A text (SIP MESSAGE) from a worker goes on to the trunk its request URI names
+# (firmware/telephony/texts.py); from anyone else it is refused 405 as above.
+route[TEXT] {{
+    loose_route();
+    if (!t_relay()) {{
+        sl_reply_error();
+    }}
+    exit;
+}}
+
 # Every connection line of an offer must carry an IP address: a worker must not
 # ring a line for a call whose media can go nowhere.
 route[SDP] {{

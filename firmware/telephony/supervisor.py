@@ -278,6 +278,7 @@ class Supervision:
                 "calls": [c.record() for c in self.book.by_id.values()],
                 "memory_kb": sum(w.rss_kb() for w in self.workers),
                 "blocked_at_front": self.front_refusals(),
+                "texts": self.texts.status(),
             }
 
     def status_state(self) -> str:

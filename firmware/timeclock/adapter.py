@@ -118,6 +118,7 @@ class TimeClockAdapter:
         self.blocklist: BlockList | None = None
         self.blocked = {"count": 0, "last": None}    # callers refused by a worker
         self.refused_at_front = None     # () -> the front's refusals (telephony; app.py)
+        self.send_text_sip = None        # a text by SIP MESSAGE (telephony's TextSender.send)
         self._callers: dict[str, str | None] = {}   # line -> caller ID of its call
         self.pads: Drafts | None = None           # position -> draft on its message pad
         self.outbox: Outbox | None = None
@@ -203,7 +204,8 @@ class TimeClockAdapter:
         self.pads = Drafts(self.data_dir)
         self.blocklist = BlockList(self.data_dir)
         if self.delivery is not None:
-            self.outbox = Outbox(self.data_dir, self.delivery, names=self._name_of)
+            self.outbox = Outbox(self.data_dir, self.delivery, names=self._name_of,
+                                 sip_sender=self._send_text_sip)
             self._queue_missed()
             self.outbox.start()
         for m in self.rack.waiting():       # an urgent call-out a crash kept from being set up
@@ -553,6 +555,13 @@ class TimeClockAdapter:
         except (SendError, OSError) as e:
             log.error("delivery: slip %s: %s", stamp["slip"], e)
             self._fault("delivery", f"slip {stamp['slip']} not queued: {e}")
+
+    def _send_text_sip(self, *args):
+        """Texts by SIP MESSAGE go through the telephony (app.py sets ``send_text_sip``)."""
+        if self.send_text_sip is None:
+            raise SendError("texts go by SIP (delivery.text.via) but the telephony is not "
+                            "running (start the daemon with --site)")
+        return self.send_text_sip(*args)
 
     # -- blocked and nuisance callers -------------------------------------
     def _flagged(self, card, caller):

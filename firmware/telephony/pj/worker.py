@@ -47,6 +47,7 @@ from firmware.telephony.pj.legs import (Leg, LocalAccount, StderrLog, TrunkAccou
                                         blocked_mark, display_caller, header_tag, request_user,
                                         takes_offer)
 from firmware.telephony.pj.support import own_stdout
+from firmware.telephony.pj.texts import Texts
 
 # Call slots asked for; PJSUA2 gives at most its build's PJSUA_MAX_CALLS
 # (scripts/pjsua2/config_site.h: 128) and the probe measures what it got.
@@ -85,6 +86,7 @@ class Worker:
         self.probing = False
         self.maxload = 0                         # callers we take (0: as many as PJSUA2 does)
         self.refusal: str | None = None          # WAV for callers the front marks blocked
+        self.texts = Texts(self)                 # SIP MESSAGE texts (texts.py)
         self.handlers = {
             msg.Quit: self.op_quit, msg.Limits: self.op_limits, msg.Ping: self.op_ping,
             msg.ListCalls: self.op_calls, msg.AnswerCall: self.op_answer,
@@ -93,7 +95,7 @@ class Worker:
             msg.ForkCall: self.op_fork, msg.PatchCall: self.op_patch, msg.EchoCall: self.op_echo,
             msg.PlaceOutgoing: self.op_call, msg.GetLevels: self.op_levels,
             msg.SendDtmf: self.op_dtmf, msg.Register: self.op_register,
-            msg.Unregister: self.op_unregister,
+            msg.Unregister: self.op_unregister, msg.SendText: self.op_text,
         }
         missing = set(msg.WORKER_COMMANDS.values()) - set(self.handlers)
         assert not missing, f"worker commands without a handler: {missing}"
@@ -192,6 +194,7 @@ class Worker:
                 # for the timeout, so poll briskly only while calls are up.
                 self.ep.libHandleEvents(10 if self.legs else 100)
                 self.reap()
+                self.texts.reap()
                 self.run_timers()
                 for _ in range(100):             # bounded: the loop must get back to SIP
                     try:
@@ -219,6 +222,7 @@ class Worker:
         self.calls.clear()
         self.legs.clear()
         self.dead.clear()
+        self.texts.shutdown()
         for acc in list(self.trunks.values()) + list(self.caller_accs.values()):
             acc.shutdown()
         self.trunks.clear()
@@ -691,6 +695,9 @@ class Worker:
         acc = TrunkAccount(self, name, (cmd.retry_min_s, cmd.retry_max_s))
         self.trunks[name] = acc
         acc.create(ac, True)
+
+    def op_text(self, cmd):
+        self.texts.send(cmd)
 
     def op_unregister(self, cmd):
         acc = self.trunks.get(cmd.trunk)
