@@ -25,14 +25,17 @@ checks it by a real OPTIONS round trip and restarts it (``supervisor.py``).
 from __future__ import annotations
 
 import errno
+import hashlib
 import ipaddress
 import os
 import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -452,15 +455,29 @@ class Front:
 
     @property
     def rpc_path(self) -> Path:
-        """The control socket (JSON-RPC): in the run directory, or a private temporary
-        folder when that path is too long for a Unix socket (108 bytes)."""
+        """The control socket (JSON-RPC): in the run directory, or in a private folder
+        under /tmp when that path is too long for a Unix socket (108 bytes)."""
         if self._rpc_path is None:
             p = self.run_dir.resolve() / "rpc.sock"
             if len(str(p)) > 90:
-                import tempfile
-                p = Path(tempfile.mkdtemp(prefix="switchboard-front-")) / "rpc.sock"
+                # One folder per run directory, reused across restarts, removed at stop.
+                tag = hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:12]
+                p = Path(tempfile.gettempdir()) / f"switchboard-front-{os.getuid()}-{tag}" / "rpc.sock"
             self._rpc_path = p
         return self._rpc_path
+
+    def _rpc_folder(self) -> None:
+        d = self.rpc_path.parent
+        if d == self.run_dir.resolve():
+            return
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            st = d.lstat()
+            if not (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+                    and not st.st_mode & 0o077):
+                raise FrontError(f"{d}: not a private folder of this user; remove it (the "
+                                 "front's control socket goes there)") from None
 
     @property
     def uri(self) -> str:
@@ -473,6 +490,7 @@ class Front:
 
     def write(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._rpc_folder()
         ds = self.run_dir / "dispatcher.list"
         ds.write_text(dispatcher_list(self.workers))
         tls_cfg = None
@@ -662,6 +680,12 @@ class Front:
             pass
         self.proc.wait()
         self.proc = None
+        if self.rpc_path.parent != self.run_dir.resolve():
+            for leftover in (self.rpc_path, self.rpc_path.parent):
+                try:
+                    os.unlink(leftover) if leftover is self.rpc_path else os.rmdir(leftover)
+                except OSError:
+                    pass
 
 
 def _pgid(pid: int) -> int | None:
