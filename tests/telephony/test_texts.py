@@ -194,3 +194,40 @@ def test_fail__bad_text_sections_get_a_clear_error(tmp_path):
     site = load_site(p, DESK)
     assert site.delivery.text == TextConfig(via="sip", trunk="loopback",
                                             uri="sip:{number}@127.0.0.1:5999", timeout_s=10.0)
+
+
+def test_ok__the_daemon_texts_a_customer_by_sip_as_the_message_is_stamped(tmp_path):
+    """The whole daemon (app.py's wiring): a message for a customer who wants texts is
+    stamped, queued, sent through the front to the provider, and the rack says so."""
+    from firmware.timeclock.customers import Customers
+    from test_blocked_callers import MARY
+    from test_telephony_daemon import diag, site_daemon
+
+    provider = Provider(tmp_path)
+    site = tmp_path / "desk.site.toml"
+    site.write_text(Path("boards/desk.site.toml").read_text()
+                    + f'\n[delivery]\nretry_min_s = 0.5\n[delivery.text]\nvia = "sip"\n'
+                      f'trunk = "loopback"\nuri = "{provider.uri}"\n')
+    data = tmp_path / "var"
+    data.mkdir()
+    cs = Customers(data)
+    cs.add({**MARY, "delivery": {"method": "text", "to": "555-0142"}})
+    cs.close()
+    try:
+        with site_daemon(tmp_path, b"telephony ready", "--data-dir", data, "--site", site) as sock:
+            rc, r, err = diag(sock, "take-message", "201", "Mrs Lee: the gloves are ready?")
+            assert rc == 0, err
+            slip = r["stamp"]["slip"]
+            wait_for(lambda: diag(sock, "status")[1]["timeclock"]["delivery"]["sent"] == 1, 30,
+                     "the text sent")
+            [m] = provider.messages()
+            assert m.startswith(f"MESSAGE sip:5550142@127.0.0.1:{provider.port} ")
+            assert m.rstrip().endswith(f"Msg {slip} for Mary's Gloves: Mrs Lee: the gloves are "
+                                       "ready?")
+            st = diag(sock, "status")[1]
+            assert st["timeclock"]["delivery"]["queued"] == 0
+            assert st["timeclock"]["delivery"]["text"] == {"via": "sip", "trunk": "loopback",
+                                                           "uri": provider.uri}
+            assert st["telephony"]["texts"]["sent"] == 1
+    finally:
+        provider.stop()
