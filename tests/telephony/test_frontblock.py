@@ -231,3 +231,20 @@ def test_ok__announcement_played_by_a_worker_and_the_board_never_rings(tmp_path)
         assert adapter.status()["calls"] == []
     finally:
         board.stop()
+
+
+@pytest.mark.parametrize("section, expected", [
+    ('refuse = "silence"\n', r"blocked\.refuse = 'silence': expected 'busy' or 'announcement'"),
+    ('refuse = "announcement"\n', r"blocked\.announcement: missing"),
+    ('refuse = "announcement"\nannouncement = "nope.wav"\n', r"blocked\.announcement = 'nope\.wav'"),
+    ('refuse = "busy"\nring = 3\n', r"blocked\.ring"),
+])
+def test_fail__bad_blocked_sections_get_a_clear_error(tmp_path, section, expected):
+    from firmware.config.board import load_board
+    from firmware.config.site import load_site
+    from firmware.errors import ConfigError
+    p = tmp_path / "t.site.toml"
+    p.write_text(open("boards/desk.site.toml").read() + "\n[blocked]\n" + section)
+    with pytest.raises(ConfigError, match=expected) as e:
+        load_site(p, load_board("boards/desk.toml"))
+    assert str(p) in str(e.value) and "\n" not in str(e.value)

@@ -174,6 +174,21 @@ def test_fail__trunk_never_answers_tried_again_never_sent_twice(telephony, tmp_p
         provider.stop()
 
 
+def test_ok__a_late_answer_counts_and_the_text_goes_once(telephony, tmp_path):
+    provider = Provider(tmp_path, "uas_message_slow.xml")
+    box = outbox(tmp_path, telephony, provider, timeout_s=1.0, max_tries=5)
+    try:
+        box.enqueue(STAMP, "text", "5550142")
+        box.start()
+        got = settled(box)
+        # The first wait ran out; a later try took the trunk's 200 instead of sending again.
+        assert got["status"] == "sent" and got["tries"] >= 2, got
+        assert len(provider.messages()) == 1
+    finally:
+        box.stop()
+        provider.stop()
+
+
 def test_fail__bad_text_sections_get_a_clear_error(tmp_path):
     base = Path("boards/desk.site.toml").read_text()
     for extra, expected in [
