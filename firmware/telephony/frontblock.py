@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 RULES = "blocked"        # htable: regex -> "pattern|customer"
 COUNTS = "refused"       # htable: count, last
 HEADER = "X-Switchboard-Blocked"
-REFUSALS = ("busy", "announcement")
 
 
 class RpcError(SwitchboardError, OSError):

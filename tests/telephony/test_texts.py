@@ -103,6 +103,12 @@ def outbox(tmp_path, adapter, provider, *, timeout_s=5.0, max_tries=3):
     return box
 
 
+def stamp(slip):
+    """A message slip; each test its own number, as the one telephony serves them all
+    (a text still awaiting its answer is never sent again under the same number)."""
+    return {**STAMP, "slip": slip}
+
+
 def settled(box, slip=1042, timeout=40):
     wait_for(lambda: box.get(slip)["status"] != "queued", timeout, "the text settled")
     return box.get(slip)
@@ -145,9 +151,9 @@ def test_fail__trunk_refuses_the_text(telephony, tmp_path, code, reason, status,
     provider = Provider(tmp_path, "uas_message_refused.xml", code, reason)
     box = outbox(tmp_path, telephony, provider)
     try:
-        box.enqueue(STAMP, "text", "5550142")
+        box.enqueue(stamp(1100 + code), "text", "5550142")
         box.start()
-        got = settled(box)
+        got = settled(box, 1100 + code)
         assert got["status"] == status and got["tries"] == tries, got
         assert got["last_error"] == f"trunk loopback answered {heard} {reason}"
         assert len(provider.messages()) == tries
@@ -161,9 +167,9 @@ def test_fail__trunk_never_answers_tried_again_never_sent_twice(telephony, tmp_p
     provider = Provider(tmp_path, "uas_message_silent.xml")
     box = outbox(tmp_path, telephony, provider, timeout_s=1.0, max_tries=3)
     try:
-        box.enqueue(STAMP, "text", "5550142")
+        box.enqueue(stamp(1200), "text", "5550142")
         box.start()
-        got = settled(box)
+        got = settled(box, 1200)
         assert got["status"] == "failed" and got["tries"] == 3, got
         assert got["last_error"] == "trunk loopback: no answer to the text within 1 s"
         # Every try after the first found the first still waiting for its answer:
@@ -178,9 +184,9 @@ def test_ok__a_late_answer_counts_and_the_text_goes_once(telephony, tmp_path):
     provider = Provider(tmp_path, "uas_message_slow.xml")
     box = outbox(tmp_path, telephony, provider, timeout_s=1.0, max_tries=5)
     try:
-        box.enqueue(STAMP, "text", "5550142")
+        box.enqueue(stamp(1300), "text", "5550142")
         box.start()
-        got = settled(box)
+        got = settled(box, 1300)
         # The first wait ran out; a later try took the trunk's 200 instead of sending again.
         assert got["status"] == "sent" and got["tries"] >= 2, got
         assert len(provider.messages()) == 1
