@@ -581,9 +581,11 @@ class TimeClockAdapter:
 
     def block_rules(self, timeout=5.0) -> list[tuple]:
         """For the telephony's front (any thread): the ``block`` entries as (digits
-        pattern, customer's line or None for the whole site, "pattern|customer")."""
+        pattern, customer's line or None for the whole site, "pattern|customer"). A list
+        that cannot be read raises, so the front keeps the last good one."""
         if self._pool is None or self.out_of_service:
-            return []
+            # Not "no blocks": the front keeps the list it has until the time clock is back.
+            raise SwitchboardError(f"the time clock is out of service: {self.out_of_service}")
         return self._pool.submit(self._block_rules).result(timeout)
 
     def _block_rules(self):

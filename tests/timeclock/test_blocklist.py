@@ -9,6 +9,7 @@ import pytest
 from conftest import project_env, python_cmd
 from firmware.core.state import LineRinging
 from firmware.timeclock.adapter import TimeClockAdapter
+from firmware.records.journal import StoreError
 from firmware.timeclock.blocklist import BlockError, BlockList
 from firmware.timeclock.customers import Customers
 
@@ -88,6 +89,10 @@ def test_ok__card_warns_and_screen_refuses_and_counts(tmp_path):
         blocked = a.status()["blocked"]
         assert blocked["count"] == 3 and blocked["at_front"] == 2 and blocked["front_rules"] == 2
         assert blocked["last"]["caller"] == "4155550100"
+        # A damaged list is no empty one: the front keeps the rules it has.
+        (tmp_path / "blocked.json").write_text("[{not json")
+        with pytest.raises(StoreError, match="cannot read the block list"):
+            a.block_rules()
     finally:
         a.stop()
 
