@@ -13,8 +13,13 @@ with 30 days of a busy board's slips.
    matching the same text with nothing else (checksum and ``json.loads`` of each file and a
    substring test per slip).
 
+   With the dead-box index (``firmware/timeclock/slipindex.py``) each search is
+   timed on the index and, as the "before", on the journals alone; both must
+   find the same slips. Then every prefix of the text is searched in turn, as
+   the box does while the supervisor types.
+
 Run: ``python benchmarks/console.py [--slips 300000] [--stamps 20]`` from the
-repository root (it measures this checkout).
+repository root (it measures this checkout; ``--stamps 0`` leaves the browser out).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ sys.path.insert(0, str(ROOT / "host-tools"))
 import timeclock as gen  # noqa: E402  (benchmarks/timeclock.py: the slips' generator)
 from firmware.timeclock.adapter import TimeClockAdapter  # noqa: E402
 from firmware.timeclock.customers import Customers  # noqa: E402
+from firmware.timeclock.slipindex import COUNT_UP_TO  # noqa: E402
 from firmware.records.journal import decode_line  # noqa: E402
 from switchboard_tools.diag import Client  # noqa: E402
 
@@ -93,6 +99,10 @@ def searches(data: Path, slips: int):
     a = TimeClockAdapter(data, clock=lambda: gen.TODAY + dt.timedelta(hours=10))
     a.start(_Board())
     opened = time.perf_counter() - t
+    # The index is built in the background from the journals the first time: wait for it.
+    a._reader.submit(lambda: None).result()
+    built = time.perf_counter() - t
+    assert a.index is not None and a.index.ready, "the dead-box index did not catch up"
     w = a._pool.submit
     rows = {}
     try:
@@ -109,7 +119,23 @@ def searches(data: Path, slips: int):
         for label, args in cases.items():
             full = {"customer": None, "since": None, "until": None, "search": None, "slip": None,
                     "limit": 200, **args}
-            rows[label] = timed(lambda full=full: a._deadbox(full), n=3)
+            fast = timed(lambda full=full: a._deadbox(full), n=5)
+            a.index.ready = False               # before: the same search on the journals
+            slow = timed(lambda full=full: a._deadbox(full), n=1)
+            a.index.ready = True
+            assert [s["slip"] for s in fast[1]["slips"]] == [s["slip"] for s in slow[1]["slips"]] \
+                and fast[1]["found"] == min(slow[1]["found"], COUNT_UP_TO), \
+                f"{label}: index and journals differ"
+            rows[label] = fast
+            rows[label + " (journals)"] = slow
+        # Search as you type: every prefix of the needle the box sends (3 letters and up).
+        typed = []
+        for i in range(3, len(needle) + 1):
+            full = {"customer": None, "since": None, "until": None, "search": needle[:i],
+                    "slip": None, "limit": 200}
+            typed += timed(lambda full=full: a._deadbox(full), n=1)[0]
+        rows[f"dead box: typing \"{needle}\", slowest of {len(typed)} keystrokes"] = \
+            ([max(typed)], {"found": "-"})
         # Baseline: the same files read and matched with nothing else.
         def plain():
             found = 0
@@ -124,7 +150,7 @@ def searches(data: Path, slips: int):
         rows["baseline: read and match the 30 journals"] = timed(plain, n=3)
     finally:
         a.stop()
-    return opened, rows
+    return opened, built, rows
 
 
 # -- 1. stamp key to the rack on screen -------------------------------------------------
@@ -191,13 +217,16 @@ def main(argv=None):
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks") as tmp:
         base = Path(tmp)
-        lat, rtt = on_screen(base, args.stamps)
-        print(f"stamp key -> new slip in the rack on screen, median / p99 ({args.stamps} stamps): "
-              f"{ms(lat)}   baseline, the page's bare fetch round trip: {ms(rtt)}")
+        if args.stamps:
+            lat, rtt = on_screen(base, args.stamps)
+            print(f"stamp key -> new slip in the rack on screen, median / p99 ({args.stamps} stamps): "
+                  f"{ms(lat)}   baseline, the page's bare fetch round trip: {ms(rtt)}")
         data, took = store(base, args.slips)
         print(f"{args.slips} slips over 30 days written in {took:.1f} s")
-        opened, rows = searches(data, args.slips)
-        print(f"time clock opened (rack index, customer index) in {opened:.2f} s")
+        opened, built, rows = searches(data, args.slips)
+        print(f"time clock opened (rack index, customer index) in {opened:.2f} s; "
+              f"dead-box index built from the journals (first start only) in {built:.1f} s, "
+              f"{(data / 'slipindex.sqlite').stat().st_size / 1e6:.0f} MB")
         for label, (times, r) in rows.items():
             n = (f"{r['found']} found" if isinstance(r, dict) and "found" in r else
                  f"{r['waiting']} waiting" if isinstance(r, dict) else f"{r} found")

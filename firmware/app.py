@@ -102,6 +102,9 @@ def adapters(config: Config, wall_clock=utc_now, simulated: bool = False) -> lis
         telephony = TelephonyAdapter(config.board, site, port=config.sip_port,
                                      run_dir=config.data_dir / "telephony", records=records)
         telephony.screen = timeclock.screen                # blocked callers never ring
+        telephony.block_rules = timeclock.block_rules      # ...refused at the front
+        timeclock.refused_at_front = telephony.front_refusals
+        timeclock.send_text_sip = telephony.texts.send    # texts by SIP MESSAGE (delivery)
         telephony.recording_for = timeclock.recording_for  # customers whose calls are recorded
         out.append(telephony)
         if modems is not None:

@@ -51,6 +51,10 @@ installation reaches the network, and holds its secrets::
     rings = 5
     action = "ring"         # or "message": announce and record a voice message
 
+    [blocked]               # callers on the block list (switchboard-customers block)
+    refuse = "busy"         # refused at the front with 486; or "announcement":
+    announcement = "blocked.wav"   # answered, this played, hung up (never rings the board)
+
     [delivery.email]        # messages by e-mail and text: firmware/timeclock/delivery.py
     relay = "smtp.example.net"
     password = "secret"     # the same rule as a trunk's password
@@ -76,6 +80,7 @@ from firmware.timeclock.delivery import load_delivery
 TRANSPORTS = ("udp", "tcp", "tls")
 TRUNK_MODES = ("peer", "register", "modem")
 OVERFLOW_ACTIONS = ("ring", "message")
+REFUSALS = ("busy", "announcement")    # a blocked caller (telephony/frontblock.py)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _NUMBER_RE = re.compile(r"^\+?[0-9*#]{1,20}$")
 _DEVICE_RE = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
@@ -145,6 +150,8 @@ class Site:
     announcement: str | None = None
     records: str | None = None    # call-record file; None: the daemon's data dir
     delivery: object = None       # DeliveryConfig (firmware/timeclock/delivery.py) or None
+    blocked_refuse: str = "busy"  # a blocked caller at the front: "busy" or "announcement"
+    blocked_announcement: str | None = None
 
     def line_for(self, number: str) -> str | None:
         return self.numbers.get(number)
@@ -286,7 +293,7 @@ class _Loader(TableChecker):
     # -- sections ------------------------------------------------------
     def load(self, data) -> Site:
         d = self.table(data, "", ("front", "trunks", "numbers", "customers", "positions",
-                                  "limits", "overflow", "records", "delivery"))
+                                  "limits", "overflow", "records", "delivery", "blocked"))
         f = self.table(d.get("front", {}), "front",
                        ("listen", "port", "transports", "tls_certificate", "tls_private_key"))
         listen = self.address(f.get("listen", "127.0.0.1"), "front.listen")
@@ -311,6 +318,21 @@ class _Loader(TableChecker):
         positions = self.load_positions(d.get("positions", []))
         lim = self.table(d.get("limits", {}), "limits", ("workers", "calls_per_worker", "max_calls"))
         ov = self.table(d.get("overflow", {}), "overflow", ("rings", "action", "announcement"))
+        bl = self.table(d.get("blocked", {}), "blocked", ("refuse", "announcement"))
+        refuse = self.string(bl, "refuse", "blocked", "busy", REFUSALS)
+        blocked_wav = self.wav(bl, "announcement", "blocked")
+        if refuse == "announcement" and blocked_wav is None:
+            raise ConfigError(self.path, "blocked.announcement", None, None, message=(
+                f"{self.path}: blocked.announcement: missing; refuse = \"announcement\" needs "
+                "the WAV file to play to a blocked caller"))
+        delivery = load_delivery(self, d.get("delivery"))
+        text = delivery.text if delivery is not None else None
+        if text is not None and text.via == "sip":
+            t = next((t for t in trunks if t.name == text.trunk), None)
+            if t is None or t.mode == "modem":
+                self.fail("delivery.text.trunk", text.trunk, "the name of a peer or registering "
+                          "[[trunks]] table: " + (", ".join(x.name for x in trunks
+                                                           if x.mode != "modem") or "none"))
         records = d.get("records")
         if records is not None and (not isinstance(records, str) or not records):
             self.fail("records", records, "a file path for the call records")
@@ -326,7 +348,8 @@ class _Loader(TableChecker):
             overflow_rings=self.integer(ov, "rings", "overflow", 0, 0, 100),
             overflow_action=self.string(ov, "action", "overflow", "ring", OVERFLOW_ACTIONS),
             announcement=self.wav(ov, "announcement", "overflow"),
-            records=records, delivery=load_delivery(self, d.get("delivery")))
+            records=records, delivery=delivery,
+            blocked_refuse=refuse, blocked_announcement=blocked_wav)
 
     def load_trunks(self, trunks):
         if not isinstance(trunks, list):

@@ -52,6 +52,7 @@ from firmware.telephony.pool import WorkerProc
 from firmware.telephony.protocol import LINE_BUSY  # noqa: F401 (re-exported)
 from firmware.telephony.supervisor import Supervision
 from firmware.telephony.testcalls import TestCallers
+from firmware.telephony.texts import TextSender
 
 
 @dataclass
@@ -103,6 +104,11 @@ class TelephonyAdapter(Supervision, WorkerEvents, BoardCommands, OfficeDialling,
         self.secrecy = False
         self.turned_away = 0
         self.screen = None        # (line, caller) -> a block-list entry refusing it (app.py)
+        # () -> the block list's block entries as (digits pattern, line or None, label),
+        # given to the front (frontblock.py; app.py sets it)
+        self.block_rules = None
+        self.front_blocks = None
+        self.texts = TextSender(self)   # texts by SIP MESSAGE, for the outbox
         self.recording_for = None  # (line, call) -> a WAV path when the line's calls are recorded
         self.messages: dict[str, list] = {}       # line -> voice messages taken on overflow
         self._event_handlers = self._event_table()

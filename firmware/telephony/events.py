@@ -171,4 +171,4 @@ class WorkerEvents:
                 msg.CustomerHungUpEv: self._ev_customer_hungup,
                 msg.PatchFailed: self._ev_patch_failed, msg.VoiceMessage: self._ev_message,
                 msg.RegState: self._ev_reg, msg.RegRetry: self._ev_reg_retry,
-                msg.WorkerError: self._ev_error}
+                msg.WorkerError: self._ev_error, msg.TextStatus: self.texts.on_status}

@@ -25,18 +25,22 @@ checks it by a real OPTIONS round trip and restarts it (``supervisor.py``).
 from __future__ import annotations
 
 import errno
+import hashlib
 import ipaddress
 import os
 import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from firmware.errors import SwitchboardError
+from firmware.telephony import frontblock
 from firmware.telephony.children import child_env, spawn
 
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/aarch64-linux-gnu/kamailio/modules",
@@ -154,9 +158,11 @@ _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0
 
 
 def kamailio_config(*, listen: str, port: int, transports, peers, numbers, workers,
-                    children: int = 4, tls_config: str | None = None) -> str:
+                    children: int = 4, tls_config: str | None = None,
+                    refuse: str = "busy") -> str:
     """The configuration text. ``workers`` is a list of (port, maxload); ``peers``
-    the trunks' addresses and host names."""
+    the trunks' addresses and host names; ``refuse``: what a blocked caller gets
+    (``frontblock.py``)."""
     listens = "\n".join(f"listen={t}:{listen}:{port}" for t in transports if t in ("udp", "tcp"))
     if "tls" in transports:
         listens += f"\nlisten=tls:{listen}:{port + 1}"
@@ -183,7 +189,7 @@ user_agent_header="User-Agent: switchboard"
 {"enable_tls=yes" if "tls" in transports else ""}
 {"disable_tcp=yes" if not ({"tcp", "tls"} & set(transports)) else ""}
 {load_modules("tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity",
-              "dispatcher", "htable", "ipops", "dialog")}
+              "dispatcher", "htable", "ipops", "dialog", "jsonrpcs")}
 {'loadmodule "tls.so"' if "tls" in transports else ""}
 {f'modparam("tls", "config", "{tls_config}")' if "tls" in transports else ""}
 # A board's call may ring for minutes before it is picked up or overflows.
@@ -201,6 +207,13 @@ modparam("dialog", "enable_stats", 0)
 # frees each only 500 ms after its call's RTP sockets close: more than about 28 call
 # set-ups within half a second abort it. {{SETUPS}} a second keeps well clear.
 modparam("htable", "htable", "setups=>size=6;autoexpire=3;")
+# Blocked callers (frontblock.py): rules and counts set and read over the control
+# socket while the front runs; only the daemon's user can reach it.
+modparam("htable", "htable", "{frontblock.RULES}=>size=8;")
+modparam("htable", "htable", "{frontblock.COUNTS}=>size=2;")
+modparam("jsonrpcs", "transport", 4)
+modparam("jsonrpcs", "dgram_socket", "{{RPCSOCK}}")
+modparam("jsonrpcs", "dgram_mode", 0600)
 
 request_route {{
     if ($ml > {MAX_MESSAGE_BYTES}) {{
@@ -244,6 +257,9 @@ request_route {{
         }}
         exit;
     }}
+    if (is_method("MESSAGE") && ds_is_from_list("1")) {{
+        route(TEXT);
+    }}
     if (!is_method("INVITE")) {{
         sl_send_reply("405", "Method Not Allowed");
         exit;
@@ -260,6 +276,8 @@ request_route {{
         sl_send_reply("404", "No Such Line");
         exit;
     }}
+    remove_hf("{frontblock.HEADER}");
+    route(BLOCKED);
     route(SDP);
     dlg_manage();
     $dlg_var(caller) = $si;
@@ -348,6 +366,17 @@ route[IN_DIALOG] {{
     exit;
 }}
 
+{blocked_route(refuse)}
+# A text (SIP MESSAGE) from a worker goes on to the trunk its request URI names
+# (firmware/telephony/texts.py); from anyone else it is refused 405 as above.
+route[TEXT] {{
+    loose_route();
+    if (!t_relay()) {{
+        sl_reply_error();
+    }}
+    exit;
+}}
+
 # Every connection line of an offer must carry an IP address: a worker must not
 # ring a line for a call whose media can go nowhere.
 route[SDP] {{
@@ -388,6 +417,40 @@ failure_route[WORKER_FAILED] {{
 """
 
 
+def blocked_route(refuse: str) -> str:
+    """Callers on the block list (frontblock.py's rules: regexes over
+    ``<caller's national digits>@<called number>``) are refused here, before any
+    worker: busy, or sent on to a worker that plays the announcement."""
+    act = ('sl_send_reply("486", "Busy Here");\n        exit;' if refuse == "busy" else
+           f'append_hf("{frontblock.HEADER}: $var(hit)\\r\\n");')
+    rules, counts = frontblock.RULES, frontblock.COUNTS
+    return f"""route[BLOCKED] {{
+    $var(cd) = $(fU{{re.subst,/[^0-9]//g}});
+    if ($(var(cd){{s.len}}) > 10) {{
+        $var(cd) = $(var(cd){{s.substr,-10,0}});
+    }}
+    $var(k) = $var(cd) + "@" + $rU;
+    $var(hit) = "";
+    sht_iterator_start("b", "{rules}");
+    while ($var(hit) == "" && sht_iterator_next("b")) {{
+        if ($var(k) =~ $shtitkey(b)) {{
+            $var(hit) = $shtitval(b);
+        }}
+    }}
+    sht_iterator_end("b");
+    if ($var(hit) != "" && $var(cd) != "") {{
+        if ($sht({counts}=>count) == $null) {{
+            $sht({counts}=>count) = 0;
+        }}
+        $var(n) = $shtinc({counts}=>count);
+        $sht({counts}=>last) = $var(k) + " " + $var(hit);
+        xlog("L_NOTICE", "refused $var(k) from $si: blocked ($var(hit))\\n");
+        {act}
+    }}
+}}
+"""
+
+
 def dispatcher_list(workers, host="127.0.0.1") -> str:
     """Set 1: one line per worker (``maxload`` is informative: the worker enforces it)."""
     return "".join(f"1 sip:{host}:{p} 0 0 duid=w{i};maxload={m}\n"
@@ -398,8 +461,10 @@ class Front:
     """One Kamailio process in the foreground, its config in ``run_dir``."""
 
     def __init__(self, run_dir, *, listen, port, transports, peers, numbers, workers,
-                 tls_certificate=None, tls_private_key=None):
+                 tls_certificate=None, tls_private_key=None, refuse="busy"):
         self.run_dir = Path(run_dir)
+        self.refuse = refuse          # what a blocked caller gets: "busy" or "announcement"
+        self._rpc_path: Path | None = None
         self.listen = listen
         self.port = port or free_port(listen)
         self.transports = tuple(transports)
@@ -408,6 +473,32 @@ class Front:
         self.workers = list(workers)
         self.tls = (tls_certificate, tls_private_key)
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def rpc_path(self) -> Path:
+        """The control socket (JSON-RPC): in the run directory, or in a private folder
+        under /tmp when that path is too long for a Unix socket (108 bytes)."""
+        if self._rpc_path is None:
+            p = self.run_dir.resolve() / "rpc.sock"
+            if len(str(p)) > 90:
+                # One folder per run directory, reused across restarts, removed at stop.
+                tag = hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:12]
+                p = Path(tempfile.gettempdir()) / f"switchboard-front-{os.getuid()}-{tag}" / "rpc.sock"
+            self._rpc_path = p
+        return self._rpc_path
+
+    def _rpc_folder(self) -> None:
+        d = self.rpc_path.parent
+        if d == self.run_dir.resolve():
+            return
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            st = d.lstat()
+            if not (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+                    and not st.st_mode & 0o077):
+                raise FrontError(f"{d}: not a private folder of this user; remove it (the "
+                                 "front's control socket goes there)") from None
 
     @property
     def uri(self) -> str:
@@ -420,6 +511,7 @@ class Front:
 
     def write(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._rpc_folder()
         ds = self.run_dir / "dispatcher.list"
         ds.write_text(dispatcher_list(self.workers))
         tls_cfg = None
@@ -435,8 +527,10 @@ class Front:
         cfg.write_text(kamailio_config(listen=self.listen, port=self.port,
                                        transports=self.transports, peers=self.peers,
                                        numbers=self.numbers, workers=self.workers,
-                                       tls_config=str(tls_cfg) if tls_cfg else None)
+                                       tls_config=str(tls_cfg) if tls_cfg else None,
+                                       refuse=self.refuse)
                        .replace("{DSLIST}", str(ds))
+                       .replace("{RPCSOCK}", str(self.rpc_path))
                        .replace("{SETUPS}", str(setups_per_worker_s(self.workers))))
         return cfg
 
@@ -591,6 +685,12 @@ class Front:
             pass
         self.proc.wait()
         self.proc = None
+        if self.rpc_path.parent != self.run_dir.resolve():
+            for leftover in (self.rpc_path, self.rpc_path.parent):
+                try:
+                    os.unlink(leftover) if leftover is self.rpc_path else os.rmdir(leftover)
+                except OSError:
+                    pass
 
 
 def _pgid(pid: int) -> int | None:

@@ -111,6 +111,7 @@ class Quit(Message):
 @_message(WORKER_COMMANDS, "limits")
 class Limits(Message):
     maxload: int                  # callers taken at once (one slot stays for a position leg)
+    refusal: str | None = None    # the WAV a blocked caller hears (the front marks the call)
 
 
 @_message(WORKER_COMMANDS, "ping")
@@ -223,6 +224,19 @@ class Register(Message):
 @_message(WORKER_COMMANDS, "unregister")
 class Unregister(Message):
     trunk: str
+
+
+@_message(WORKER_COMMANDS, "text")
+class SendText(Message):
+    """A text by SIP MESSAGE to ``uri``, through the front (``proxy``) to the trunk."""
+    id: str                       # the outbox's: "slip-1042"
+    uri: str
+    body: str
+    sender: str                   # the From URI
+    proxy: str                    # the front, as a loose route: "sip:127.0.0.1:5070;lr"
+    username: str | None = None   # the trunk's login, should it challenge
+    password: str | None = None
+    realm: str = "*"
 
 
 # -- worker -> daemon --------------------------------------------------------------
@@ -365,6 +379,14 @@ class RegState(Message):
 class RegRetry(Message):
     trunk: str
     in_s: float
+
+
+@_message(WORKER_EVENTS, "text_status")
+class TextStatus(Message):
+    """The trunk's final answer to a text (``code`` 0: it could not be sent at all)."""
+    id: str
+    code: int
+    reason: str
 
 
 @_message(WORKER_EVENTS, "pong")

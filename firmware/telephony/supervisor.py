@@ -28,13 +28,16 @@ import math
 import tempfile
 import threading
 import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 from firmware.core.state import Fault, LineCleared, PlacedCallEnded
+from firmware.errors import SwitchboardError
 from firmware.records.calls import JsonLinesRecords
 from firmware.telephony import orphans
 from firmware.telephony import protocol as msg
 from firmware.telephony.front import Front, FrontError
+from firmware.telephony.frontblock import FrontBlocks, FrontRpc, RpcError, front_rules
 from firmware.telephony.pool import WorkerProc, start_workers
 
 log = logging.getLogger("switchboard.telephony.supervisor")
@@ -82,7 +85,8 @@ class Supervision:
                      transports=self.site.transports, peers=self.site.peer_addresses(),
                      numbers=list(self.site.numbers), workers=[],
                      tls_certificate=self.site.tls_certificate,
-                     tls_private_key=self.site.tls_private_key)
+                     tls_private_key=self.site.tls_private_key,
+                     refuse=self.site.blocked_refuse)
 
     def _start(self):
         try:
@@ -104,11 +108,13 @@ class Supervision:
                                          first=first)
             for w in self.workers:
                 w.maxload = self._maxload(w.limit)
-                w.send(msg.Limits(maxload=w.maxload))
+                w.send(self._limits(w))
             self._start_positions()
             self.front.workers = [(w.port, w.maxload) for w in self.workers]
             self.front.start()
             self.front_up = True
+            self.front_blocks = FrontBlocks(FrontRpc(self.front.rpc_path))
+            self._sync_blocks()
             self.state = "running"
             print(f"switchboard: telephony ready: sip:<line>@{self.site.listen}:{self.front.port} "
                   f"rings a line; {len(self.workers)} PJSUA2 workers x {self.limit} calls",
@@ -124,6 +130,37 @@ class Supervision:
             self._teardown()
         finally:
             self._ready.set()
+
+    def _limits(self, w):
+        return msg.Limits(maxload=w.maxload, refusal=self.site.blocked_announcement
+                          if self.site.blocked_refuse == "announcement" else None)
+
+    # -- blocked callers, refused at the front (frontblock.py) ----------------
+    def _sync_blocks(self):
+        """Give the front the block list as it is now (only what changed), and read
+        back how many it refused. A failure is reported and tried again next time;
+        meanwhile the worker still turns blocked callers away (``screen``)."""
+        fb = self.front_blocks
+        if fb is None or self.block_rules is None:
+            return
+        try:
+            fb.sync(front_rules(self.block_rules(), self.site.numbers))
+            fb.read_counts()
+            fb.error = None
+        except (RpcError, SwitchboardError, OSError, FutureTimeout) as e:
+            if fb.error != str(e):
+                log.warning("blocked callers at the front: %s", e)
+            fb.error = str(e) or type(e).__name__
+
+    def front_refusals(self) -> dict | None:
+        """Callers the front refused as blocked (for the time clock's status)."""
+        if self.front_blocks is None:
+            return None
+        out = self.front_blocks.status()
+        if out["last"]:
+            called = out["last"]["called"]
+            out["last"]["line"] = self.site.line_for(called) or called
+        return out
 
     def _start_positions(self):
         """An endpoint per position not given by URI: ``firmware.telephony.pj.position`` with its headset.
@@ -240,6 +277,8 @@ class Supervision:
                                "retry_in_s": t.retry_in_s} for n, t in self.trunks.items()},
                 "calls": [c.record() for c in self.book.by_id.values()],
                 "memory_kb": sum(w.rss_kb() for w in self.workers),
+                "blocked_at_front": self.front_refusals(),
+                "texts": self.texts.status(),
             }
 
     def status_state(self) -> str:
@@ -289,7 +328,7 @@ class Supervision:
                     time.sleep(min(30, 2 ** attempt))
                     continue
                 new.maxload = w.maxload
-                new.send(msg.Limits(maxload=new.maxload))
+                new.send(self._limits(new))
                 with self._lock:
                     if self.state != "running" or w not in self.workers:
                         new.stop()             # stopped meanwhile: leave nothing behind
@@ -323,6 +362,7 @@ class Supervision:
             if time.monotonic() >= next_reconcile:
                 next_reconcile = time.monotonic() + RECONCILE_S
                 self._reconcile()
+            self._sync_blocks()
             healthy = self.front.alive() and self.front.answers_options()
             misses = 0 if healthy else misses + 1
             if misses >= FRONT_MISSES and self.front_up:
@@ -370,5 +410,8 @@ class Supervision:
             return
         self.front_up = True
         self.front_restarts += 1
+        if self.front_blocks is not None:
+            self.front_blocks.restarted()     # a new Kamailio: its rules are given again
+            self._sync_blocks()
         log.info("the SIP front answers again on %s:%s", self.front.listen, self.front.port)
         self._post(Fault("front", None))

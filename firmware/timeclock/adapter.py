@@ -38,6 +38,8 @@ import datetime as dt
 import json
 import logging
 import re
+import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -49,9 +51,10 @@ from firmware.core.state import (Answer, CardChanged, LineChanged, LineState, Me
                     StampRequest)
 from firmware.timeclock.clock import TimeClock, parse_day, system_clock
 from firmware.records.journal import decode_line
-from firmware.timeclock.blocklist import BlockList
+from firmware.timeclock.blocklist import BlockList, pattern_digits
 from firmware.timeclock.delivery import Outbox, SendError
 from firmware.timeclock.drafts import Drafts, DraftError, check_fields, compose
+from firmware.timeclock.slipindex import COUNT_UP_TO, SlipIndex
 from firmware.runtime.adapter import Context
 from firmware.runtime.commands import Arg, Command
 
@@ -105,6 +108,7 @@ class TimeClockAdapter:
         self.purge_every_s = purge_every_s
         self.ctx: Context | None = None
         self.tc = self.rack = self.customers = self.printer = None
+        self.index: SlipIndex | None = None       # the dead box's search index
         self.delivery = delivery                  # DeliveryConfig from the site file, or None
         self.calls_file = Path(calls_file) if calls_file else self.data_dir / "calls.jsonl"
         # Urgent messages called out to the on-call contact: the scheduled calls'
@@ -112,7 +116,9 @@ class TimeClockAdapter:
         self.call_out = None
         self.call_out_state = None
         self.blocklist: BlockList | None = None
-        self.blocked = {"count": 0, "last": None}    # callers refused at the board
+        self.blocked = {"count": 0, "last": None}    # callers refused by a worker
+        self.refused_at_front = None     # () -> the front's refusals (telephony; app.py)
+        self.send_text_sip = None        # a text by SIP MESSAGE (telephony's TextSender.send)
         self._callers: dict[str, str | None] = {}   # line -> caller ID of its call
         self.pads: Drafts | None = None           # position -> draft on its message pad
         self.outbox: Outbox | None = None
@@ -193,11 +199,13 @@ class TimeClockAdapter:
         self.tc = TimeClock(self.data_dir, clock=self.clock, retention_days=self.retention_days,
                             lock_wait_s=5.0, clock_verified=self.clock_verified)
         self.rack = Rack(self.tc)
+        self._open_index()
         self.customers = Customers(self.data_dir, readonly=True)
         self.pads = Drafts(self.data_dir)
         self.blocklist = BlockList(self.data_dir)
         if self.delivery is not None:
-            self.outbox = Outbox(self.data_dir, self.delivery, names=self._name_of)
+            self.outbox = Outbox(self.data_dir, self.delivery, names=self._name_of,
+                                 sip_sender=self._send_text_sip)
             self._queue_missed()
             self.outbox.start()
         for m in self.rack.waiting():       # an urgent call-out a crash kept from being set up
@@ -218,6 +226,38 @@ class TimeClockAdapter:
             printer.start(self.tc.stamps_after(mark) if mark < self.tc.last_slip else [])
             self.printer = printer
 
+    def _open_index(self):
+        """The dead box's index, caught up from the journals in the background (the
+        journals answer searches until then). Without it the dead box is only slower."""
+        try:
+            self.index = SlipIndex(self.data_dir)
+        except (sqlite3.Error, OSError) as e:
+            log.error("timeclock: dead-box index: %s (searches read the journals)", e)
+            return
+        self._reader.submit(self._catch_up_index).add_done_callback(self._log_failure)
+
+    def _catch_up_index(self):
+        tc = TimeClock(self.data_dir, readonly=True)
+        try:
+            added = self.index.catch_up(tc)
+        except (sqlite3.Error, OSError) as e:
+            log.error("timeclock: dead-box index: %s (searches read the journals)", e)
+            return
+        finally:
+            tc.close()
+        if added:
+            log.info("timeclock: dead-box index caught up: %d slips", added)
+
+    def _index_add(self, stamp):
+        if self.index is None:
+            return
+        try:
+            self.index.add(stamp, self.tc.journal_day or stamp["time"][:10])
+        except (sqlite3.Error, OSError) as e:
+            # The stamp is safe in its journal; the index is caught up at the next start.
+            log.error("timeclock: dead-box index: slip %s: %s", stamp["slip"], e)
+            self.index.ready = False
+
     def stop(self) -> None:
         if self._pool is None:
             return
@@ -230,7 +270,11 @@ class TimeClockAdapter:
         self._pool.submit(self._close).result()
         self._pool.shutdown(wait=True)
         self._pool = None
+        if self.index is not None:
+            self._reader.submit(self.index.close_reader)
         self._reader.shutdown(wait=True)
+        if self.index is not None:
+            self.index.close()
 
     def _close(self):
         for part in (self.rack, self.customers, self.tc):
@@ -247,7 +291,7 @@ class TimeClockAdapter:
             "drafts": {str(p): self._draft_text(d) for p, d in self.drafts.items()},
             "pads": {str(p): d for p, d in self.drafts.items()},
             "delivery": self.outbox.summary() if self.outbox else None,
-            "blocked": dict(self.blocked),
+            "blocked": self._blocked_status(),
             "operators": {str(p): n for p, n in self.operators.items()},
             "error": self.last_error,
             "out_of_service": self.out_of_service,
@@ -319,7 +363,8 @@ class TimeClockAdapter:
         return None
 
     def _stamped(self, stamp):
-        """After a stamp is durable: print it; clear any store fault."""
+        """After a stamp is durable: index and print it; clear any store fault."""
+        self._index_add(stamp)
         if self.printer:
             self.printer.submit(stamp)
         if self.last_error:
@@ -339,6 +384,11 @@ class TimeClockAdapter:
             for what in out.get("skipped", ()):
                 log.warning("timeclock: purge: left alone a bad stored record (%s)", what)
             out["removed_recordings"] = self._purge_recordings()
+            if self.index is not None and out.get("cutoff"):
+                try:
+                    self.index.drop_before(out["cutoff"])
+                except sqlite3.Error as e:
+                    log.error("timeclock: dead-box index: %s", e)
             return out
         except (SwitchboardError, OSError) as e:
             log.error("timeclock: purge: %s", e)
@@ -506,6 +556,13 @@ class TimeClockAdapter:
             log.error("delivery: slip %s: %s", stamp["slip"], e)
             self._fault("delivery", f"slip {stamp['slip']} not queued: {e}")
 
+    def _send_text_sip(self, *args):
+        """Texts by SIP MESSAGE go through the telephony (app.py sets ``send_text_sip``)."""
+        if self.send_text_sip is None:
+            raise SendError("texts go by SIP (delivery.text.via) but the telephony is not "
+                            "running (start the daemon with --site)")
+        return self.send_text_sip(*args)
+
     # -- blocked and nuisance callers -------------------------------------
     def _flagged(self, card, caller):
         """The card with a warning when the caller is on the block list."""
@@ -521,6 +578,46 @@ class TimeClockAdapter:
             return card
         what = "Nuisance caller" if e["action"] == "nuisance" else "Blocked caller"
         return {**card, "warning": f"{what} ({e['pattern']})" + (f": {e['note']}" if e["note"] else "")}
+
+    def block_rules(self, timeout=5.0) -> list[tuple]:
+        """For the telephony's front (any thread): the ``block`` entries as (digits
+        pattern, customer's line or None for the whole site, "pattern|customer"). A list
+        that cannot be read raises, so the front keeps the last good one."""
+        if self._pool is None or self.out_of_service:
+            # Not "no blocks": the front keeps the list it has until the time clock is back.
+            raise SwitchboardError(f"the time clock is out of service: {self.out_of_service}")
+        return self._pool.submit(self._block_rules).result(timeout)
+
+    def _block_rules(self):
+        if self.blocklist is None:
+            return []
+        self.blocklist.reload_if_changed()
+        self.customers.reload_if_changed()
+        out = []
+        for e in self.blocklist.entries:
+            if e.get("action") != "block":
+                continue
+            line = None
+            if e.get("customer"):
+                cust = self._customer(e["customer"])
+                if cust is None:
+                    continue             # a customer no longer on the board: no line to guard
+                line = cust["line"]
+            out.append((pattern_digits(e["pattern"]), line,
+                        f"{e['pattern']}|{e.get('customer') or '*'}"))
+        return out
+
+    def _blocked_status(self) -> dict:
+        """Refused callers, at the front and (a list change not yet at the front) in a worker."""
+        front = self.refused_at_front() if self.refused_at_front else None
+        out = {**self.blocked, "in_worker": self.blocked["count"], "at_front": 0}
+        if front:
+            out.update(count=self.blocked["count"] + front["count"], at_front=front["count"],
+                       front_rules=front["rules"], front_error=front["error"])
+            if front["last"] and (self.blocked["last"] is None or
+                                  front["last_at"] >= self.blocked["last"].get("at", 0)):
+                out["last"] = front["last"]
+        return out
 
     def screen(self, line, caller) -> dict | None:
         """For the telephony, before a call rings: the block-list entry that refuses it
@@ -538,7 +635,7 @@ class TimeClockAdapter:
             return None
         self.blocked = {"count": self.blocked["count"] + 1,
                         "last": {"line": line, "caller": caller, "pattern": e["pattern"],
-                                 "customer": e.get("customer")}}
+                                 "customer": e.get("customer"), "at": time.time()}}
         log.info("refused %s calling line %s (blocked: %s)", caller, line, e["pattern"])
         return e
 
@@ -804,6 +901,24 @@ class TimeClockAdapter:
         slip = args.get("slip")
         since = parse_day(args["since"], "since") if args.get("since") else None
         until = parse_day(args["until"], "until") if args.get("until") else None
+        if self.index is not None and self.index.ready:
+            try:
+                msgs, total = self.index.search(
+                    what="message", since=since, until=until, slip=slip, limit=limit,
+                    customer=args.get("customer") or None, search=args.get("search") or None)
+                backs = self.index.read_backs(m["slip"] for m in msgs)
+                if slip is not None and not msgs:   # a read-back asked for by its own number
+                    got, _ = self.index.search(what="read-back", slip=slip, limit=1)
+                    msgs = [dict(b, slip=b["of"], what="message") for b in got
+                            if b["slip"] == slip and b.get("of")]
+                    backs = {b["of"]: b for b in got if b.get("of")}
+                    total = len(msgs)
+                out = self._deadbox_rows(msgs, total, backs)
+                if total > COUNT_UP_TO:
+                    out.update(found=COUNT_UP_TO, more=True)
+                return out
+            except sqlite3.Error as e:
+                log.error("timeclock: dead-box index: %s (reading the journals)", e)
         tc = TimeClock(self.data_dir, readonly=True)
         try:
             day = since
@@ -822,8 +937,9 @@ class TimeClockAdapter:
                 msgs = [dict(b, slip=b["of"], what="message") for b in backs.values()
                         if b["slip"] == slip]
         msgs = sorted(msgs, key=lambda s: -s["slip"])
-        total = len(msgs)
-        msgs = msgs[:limit]
+        return self._deadbox_rows(msgs[:limit], len(msgs), backs)
+
+    def _deadbox_rows(self, msgs, total, backs):
         calls = self._calls_by_id({m.get("call") for m in msgs if m.get("call")})
         custs = {c["id"]: c for c in self.customers.all()}
         out = []
@@ -857,13 +973,19 @@ class TimeClockAdapter:
         calls.sort(key=lambda r: r.get("offered") or "")
         by_caller = [r for r in calls if want and _digits(r.get("caller")) == want][-n:][::-1]
         by_customer = [r for r in calls if line and r.get("line") == line][-n:][::-1]
-        msgs = []
-        if cust is not None:
+        msgs = None
+        if cust is not None and self.index is not None and self.index.ready:
+            try:
+                msgs = self.index.search(what="message", customer=cust["id"], limit=n)[0]
+            except sqlite3.Error as e:
+                log.error("timeclock: dead-box index: %s (reading the journals)", e)
+        if cust is not None and msgs is None:
             tc = TimeClock(self.data_dir, readonly=True)
             try:
                 msgs = [s for s in tc.stamps(customer=cust["id"], what="message")][-n:][::-1]
             finally:
                 tc.close()
+        msgs = msgs or []
         caller_msgs = [m for m in msgs if want and want in _digits(
             (m.get("fields") or {}).get("number") or "")]
         return {"customer": customer, "caller": caller, "caller_calls": by_caller,

@@ -109,6 +109,11 @@ class TimeClock:
     def _path(self, day: str) -> Path:
         return self.slips_dir / f"{day}.jsonl"
 
+    @property
+    def journal_day(self) -> str | None:
+        """The day whose journal the next stamp goes into (None until one is open)."""
+        return self._day
+
     def floor(self) -> int:
         """The highest slip number purged (numbering continues above it)."""
         doc = self.meta.table("meta").get(doc_id=1)

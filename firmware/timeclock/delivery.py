@@ -1,4 +1,5 @@
-"""Delivering messages the way each customer wants them: e-mail, or text through a GSM modem.
+"""Delivering messages the way each customer wants them: e-mail, or text through a GSM
+modem or by SIP MESSAGE through a trunk.
 
 A message for a customer with ``delivery = "email"`` (or ``"text"``) goes
 into the **outbox** as it is stamped, after the stamp is on disk. The outbox
@@ -36,11 +37,23 @@ The site file's ``[delivery]`` section (``load_delivery``)::
     modem = "/dev/ttyUSB2"      # the GSM/LTE modem's AT-command port
     speed = 115200
     pin = "1234"                # the SIM's PIN, if it asks for one (same password rule)
+
+    [delivery.text]             # or, where the trunk's provider takes texts:
+    via = "sip"                 # SIP MESSAGE, sent by a worker through the front
+    trunk = "provider"          # the [[trunks]] it goes out on (its login if challenged)
+    uri = "sip:{number}@sms.example.net"   # optional: else the trunk's dial template
+    from = "sip:4155550100@sip.example.net"  # optional: else the trunk's login, or the board
+    timeout_s = 40              # no final answer by then: tried again later
+
+A text by SIP is sent by the telephony (``sip_sender``: ``TextSender.send`` in
+``firmware/telephony/texts.py``); the trunk's 2xx is "sent", a 408/480/5xx or no
+answer is tried again, any other 4xx-6xx fails it at once with the trunk's reason.
 """
 
 from __future__ import annotations
 
 import email.message
+import re
 import email.utils
 import smtplib
 import socket
@@ -75,14 +88,24 @@ class EmailConfig:
                 "username": self.username, "from": self.sender}
 
 
+TEXT_VIAS = ("modem", "sip")
+RETRY_CODES = (0, 408, 480, 500, 503, 504)   # a SIP answer worth trying again later
+
+
 @dataclass(frozen=True)
 class TextConfig:
-    modem: str
+    modem: str | None = None
     speed: int = 115200
     pin: str | None = None
     timeout_s: float = 30.0
+    via: str = "modem"            # or "sip": SIP MESSAGE through ``trunk``
+    trunk: str | None = None
+    uri: str | None = None        # "sip:{number}@host"; None: the trunk's dial template
+    sender: str | None = None     # the From URI; None: the trunk's login or the board
 
     def public(self) -> dict:
+        if self.via == "sip":
+            return {"via": "sip", "trunk": self.trunk, "uri": self.uri}
         return {"modem": self.modem, "speed": self.speed}
 
 
@@ -134,16 +157,16 @@ def load_delivery(checker, data) -> DeliveryConfig | None:
                          security=security, username=user, password=pw, sender=sender,
                          timeout_s=checker.real(e, "timeout_s", "delivery.email", 30.0, 1, 300))
     if "text" in d:
-        t = checker.table(d["text"], "delivery.text", ("modem", "speed", "pin", "timeout_s"),
-                          required=("modem",))
-        pin = checker.string(t, "pin", "delivery.text")
-        if pin is not None and not (pin.isdigit() and 4 <= len(pin) <= 8):
-            checker.fail("delivery.text.pin", "****", "the SIM's PIN: 4 to 8 digits")
-        tx = TextConfig(modem=checker.string(t, "modem", "delivery.text",
-                                             what="the modem's serial port, e.g. /dev/ttyUSB2"),
-                        speed=checker.integer(t, "speed", "delivery.text", 115200, 300, 4000000),
-                        pin=pin,
-                        timeout_s=checker.real(t, "timeout_s", "delivery.text", 30.0, 1, 300))
+        t = checker.table(d["text"], "delivery.text", ("modem", "speed", "pin", "timeout_s",
+                                                       "via", "trunk", "uri", "from"))
+        via = checker.string(t, "via", "delivery.text", "modem", TEXT_VIAS)
+        if via == "sip":
+            tx = _sip_text(checker, t)
+        elif "modem" not in t:
+            checker.fail("delivery.text.modem", None, 'the modem\'s serial port, e.g. '
+                         '"/dev/ttyUSB2" (or via = "sip" to send texts through a trunk)')
+        else:
+            tx = _modem_text(checker, t)
     lo = checker.real(d, "retry_min_s", "delivery", 30.0, 0.01, 86400)
     hi = checker.real(d, "retry_max_s", "delivery", 3600.0, 0.01, 7 * 86400)
     if hi < lo:
@@ -151,6 +174,43 @@ def load_delivery(checker, data) -> DeliveryConfig | None:
     return DeliveryConfig(email=em, text=tx, max_tries=checker.integer(d, "max_tries", "delivery",
                                                                        8, 1, 1000),
                           retry_min_s=lo, retry_max_s=hi)
+
+
+def _modem_text(checker, t) -> TextConfig:
+    for k in ("trunk", "uri", "from"):
+        if k in t:
+            checker.fail(f"delivery.text.{k}", t[k], 'nothing: only via = "sip" has it')
+    pin = checker.string(t, "pin", "delivery.text")
+    if pin is not None and not (pin.isdigit() and 4 <= len(pin) <= 8):
+        checker.fail("delivery.text.pin", "****", "the SIM's PIN: 4 to 8 digits")
+    return TextConfig(modem=checker.string(t, "modem", "delivery.text",
+                                           what="the modem's serial port, e.g. /dev/ttyUSB2"),
+                      speed=checker.integer(t, "speed", "delivery.text", 115200, 300, 4000000),
+                      pin=pin, timeout_s=checker.real(t, "timeout_s", "delivery.text", 30.0, 1, 300))
+
+
+def _sip_text(checker, t) -> TextConfig:
+    """``[delivery.text]`` with ``via = "sip"`` (the trunk's name is checked against the
+    site's trunks by the site loader)."""
+    for k in ("modem", "speed", "pin"):
+        if k in t:
+            checker.fail(f"delivery.text.{k}", t[k], 'nothing: a text by SIP needs no modem '
+                         '(or via = "modem")')
+    uri = checker.string(t, "uri", "delivery.text")
+    if uri is not None and not re.fullmatch(r"sips?:[^\s]*\{number\}[^\s]*", uri):
+        checker.fail("delivery.text.uri", uri, "a SIP URI with {number} in it, e.g. "
+                     "sip:{number}@sms.example.net")
+    sender = checker.string(t, "from", "delivery.text")
+    if sender is not None and not re.fullmatch(r"sips?:[^\s@]+@[^\s]+", sender):
+        checker.fail("delivery.text.from", sender, "a SIP URI such as sip:4155550100@sip.example.net")
+    text = TextConfig(via="sip", trunk=checker.string(t, "trunk", "delivery.text",
+                                                      what="the name of a [[trunks]] table"),
+                      uri=uri, sender=sender,
+                      timeout_s=checker.real(t, "timeout_s", "delivery.text", 40.0, 0.5, 300))
+    if text.trunk is None:
+        checker.fail("delivery.text.trunk", None, 'the name of the [[trunks]] the texts go out '
+                     'on (via = "sip")')
+    return text
 
 
 class SendError(SwitchboardError):
@@ -356,8 +416,11 @@ class Outbox:
     """Messages to send, on disk; one sender thread; ``enqueue`` from any thread."""
 
     def __init__(self, data_dir, cfg: DeliveryConfig, clock=time.time, names=lambda cid: None,
-                 on_change=lambda entry: None):
+                 on_change=lambda entry: None, sip_sender=None):
         self.cfg = cfg
+        # (id, TextConfig, number, text) -> (code, reason), blocking: the telephony's
+        # TextSender.send; None without telephony (texts by SIP wait, queued).
+        self.sip_sender = sip_sender
         self.clock = clock
         self.names = names
         self.on_change = on_change
@@ -425,6 +488,19 @@ class Outbox:
         with self._lock:
             self.db.close()
 
+    def _send_sip(self, d, text):
+        """One SIP MESSAGE through the trunk; the same message id every try, so a text
+        whose answer is still awaited is not sent again (pj/texts.py)."""
+        if self.sip_sender is None:
+            raise SendError("texts go by SIP (delivery.text.via) but the telephony is not "
+                            "running (start the daemon with --site)")
+        code, reason = self.sip_sender(f"slip-{d['slip']}", self.cfg.text, d["to"], text)
+        if 200 <= code < 300:
+            return
+        why = f"trunk {self.cfg.text.trunk} answered {code} {reason}" if code else \
+            f"trunk {self.cfg.text.trunk}: {reason}"
+        raise SendError(why, permanent=code not in RETRY_CODES)
+
     def _due(self):
         now = self.clock()
         with self._lock:
@@ -452,6 +528,8 @@ class Outbox:
         try:
             if d["method"] == "email":
                 send_email(self.cfg.email, d["to"], make_email(self.cfg.email, stamp, d["to"], name))
+            elif d["method"] == "text" and self.cfg.text.via == "sip":
+                self._send_sip(d, sms_text(stamp, name))
             elif d["method"] == "text":
                 with Modem(self.cfg.text) as m:
                     m.send(d["to"], sms_text(stamp, name))

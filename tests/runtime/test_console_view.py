@@ -143,8 +143,8 @@ from = "Answering Service <board@example.net>"
                  15, "the message lamp dark")
         # The dead box finds it, with its read-back and the call's record.
         page.keyboard.press("F3")
-        page.locator("#q-search").fill("gloves ready")
-        page.keyboard.press("Enter")
+        # As the supervisor types, no Enter: the box searches on the dead-box index.
+        page.locator("#q-search").press_sequentially("gloves ready")
         found = page.locator(f'#results .dead[data-slip="{slip}"]')
         expect(found).to_contain_text("read back slip")
         expect(found).to_contain_text("from 5550123")

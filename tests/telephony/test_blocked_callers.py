@@ -1,6 +1,7 @@
-"""Blocked callers refused over real SIP: a caller on the block list hears busy and the
-line never rings; a nuisance caller rings with a warning on the card; the block list is
-changed with switchboard-customers while the daemon runs."""
+"""Blocked callers refused over real SIP: a caller on the block list hears busy from the
+front (Kamailio) and no worker hears of it, the line never rings; a nuisance caller rings
+with a warning on the card; the block list is changed with switchboard-customers while the
+daemon runs and reaches the front within seconds."""
 
 import subprocess
 
@@ -8,6 +9,7 @@ import pytest
 
 from conftest import project_env, python_cmd
 from firmware.timeclock.customers import Customers
+from telephony_support import wait_for
 from test_telephony_daemon import diag, site_daemon
 
 pytestmark = pytest.mark.telephony
@@ -36,12 +38,20 @@ def test_ok__blocked_caller_refused_nuisance_rings_with_a_warning(tmp_path):
         customers_tool(data, "block", "5550199", "--note", "abusive")
         customers_tool(data, "block", "555011*", "--customer", "marys-gloves", "--nuisance",
                        "--note", "calls every hour")
+        # The front has the block (not the nuisance entry: that one rings).
+        wait_for(lambda: diag(sock, "status")[1]["timeclock"]["blocked"].get("front_rules") == 1,
+                 30, "the block list at the front")
         rc, r, err = diag(sock, "ring", "201", "--caller", "5550199")
         assert rc == 0, err
         assert r["via"] == "sip" and not r["rang"] and r["state"] == "idle"
         rc, st, _ = diag(sock, "status")
-        assert st["timeclock"]["blocked"]["count"] == 1
-        assert st["timeclock"]["blocked"]["last"]["caller"] == "5550199"
+        wait_for(lambda: diag(sock, "status")[1]["timeclock"]["blocked"]["count"] == 1, 30,
+                 "the front's refusal counted")
+        rc, st, _ = diag(sock, "status")
+        blocked = st["timeclock"]["blocked"]
+        assert blocked["at_front"] == 1 and blocked["in_worker"] == 0, blocked
+        assert blocked["last"]["caller"] == "5550199" and blocked["last"]["line"] == "201"
+        assert st["telephony"]["blocked_at_front"]["error"] is None
         assert st["lamps"]["line-201"]["cadence"] == "dark"
         # A nuisance caller rings, and the card says so.
         rc, r, err = diag(sock, "ring", "201", "--caller", "5550112")
@@ -52,6 +62,8 @@ def test_ok__blocked_caller_refused_nuisance_rings_with_a_warning(tmp_path):
         diag(sock, "hangup", "201")
         # Unblocked while the daemon runs: the caller gets through.
         customers_tool(data, "unblock", "5550199")
+        wait_for(lambda: diag(sock, "status")[1]["timeclock"]["blocked"].get("front_rules") == 0,
+                 30, "the unblock at the front")
         rc, r, err = diag(sock, "ring", "201", "--caller", "5550199")
         assert rc == 0 and r["rang"], (r, err)
         diag(sock, "hangup", "201")

@@ -9,6 +9,7 @@ import pytest
 from conftest import project_env, python_cmd
 from firmware.core.state import LineRinging
 from firmware.timeclock.adapter import TimeClockAdapter
+from firmware.records.journal import StoreError
 from firmware.timeclock.blocklist import BlockError, BlockList
 from firmware.timeclock.customers import Customers
 
@@ -74,8 +75,24 @@ def test_ok__card_warns_and_screen_refuses_and_counts(tmp_path):
         assert a.screen("201", "555-0111") is None            # a nuisance still rings
         assert a.screen("202", "5550199") is None             # blocked for Mary's line only
         assert a.screen("201", "5550199")["note"] == "abusive"
-        assert a.status()["blocked"] == {"count": 1, "last": {
-            "line": "201", "caller": "5550199", "pattern": "5550199", "customer": "marys-gloves"}}
+        blocked = a.status()["blocked"]
+        assert blocked["count"] == 1 and blocked["in_worker"] == 1 and blocked["at_front"] == 0
+        assert {k: v for k, v in blocked["last"].items() if k != "at"} == {
+            "line": "201", "caller": "5550199", "pattern": "5550199", "customer": "marys-gloves"}
+        # What the front is given: block entries only, a customer's with their line.
+        bl.add("+1 415 555*", note="robocalls")
+        assert a.block_rules() == [("5550199", "201", "5550199|marys-gloves"),
+                                   ("1415555*", None, "+1 415 555*|*")]
+        # The front's refusals are added in (the telephony's count, app.py wires it).
+        a.refused_at_front = lambda: {"count": 2, "rules": 2, "error": None, "last_at": 9e9,
+                                      "last": {"caller": "4155550100", "line": "202"}}
+        blocked = a.status()["blocked"]
+        assert blocked["count"] == 3 and blocked["at_front"] == 2 and blocked["front_rules"] == 2
+        assert blocked["last"]["caller"] == "4155550100"
+        # A damaged list is no empty one: the front keeps the rules it has.
+        (tmp_path / "blocked.json").write_text("[{not json")
+        with pytest.raises(StoreError, match="cannot read the block list"):
+            a.block_rules()
     finally:
         a.stop()
 

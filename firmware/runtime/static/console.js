@@ -415,8 +415,10 @@
   }
 
   // -- the dead box -------------------------------------------------------------
+  let searchSeq = 0, typingTimer = null;
   async function search(ev) {
     if (ev) ev.preventDefault();
+    const seq = ++searchSeq;
     const params = {};
     for (const [k, id] of [["customer", "q-customer"], ["since", "q-since"], ["until", "q-until"],
                            ["search", "q-search"], ["slip", "q-slip"]]) {
@@ -425,8 +427,13 @@
     const box = $("results");
     $("found").textContent = "Searching…";
     let r;
-    try { r = await get("deadbox", params); } catch (e) { $("found").textContent = e.message; return; }
-    $("found").textContent = `${r.found} slip(s)` + (r.found > r.shown ? `, newest ${r.shown} shown` : "");
+    try { r = await get("deadbox", params); } catch (e) {
+      if (seq === searchSeq) $("found").textContent = e.message;
+      return;
+    }
+    if (seq !== searchSeq) return;     // typed on since: a newer search is on its way
+    $("found").textContent = `${r.found}${r.more ? " or more" : ""} slip(s)` +
+      (r.found > r.shown ? `, newest ${r.shown} shown` : "");
     box.replaceChildren();
     for (const m of r.slips) {
       const d = el("div", "box dead");
@@ -486,6 +493,16 @@
     if (k) { e.preventDefault(); show(k); }
   });
   $("search").addEventListener("submit", search);
+  // Search as you type (the dead-box index answers in milliseconds): a pause of 150 ms
+  // in the typing searches; words of one or two letters wait for Enter.
+  for (const id of ["q-search", "q-slip"]) {
+    $(id).addEventListener("input", () => {
+      clearTimeout(typingTimer);
+      const t = $("q-search").value.trim();
+      if (t.length && t.length < 3 && !$("q-slip").value.trim()) return;
+      typingTimer = setTimeout(search, 150);
+    });
+  }
   if (TOKEN) $("board-link").href = "./?token=" + encodeURIComponent(TOKEN);
   setInterval(() => { if (view === "rack") drawRack(); }, 15000);   // ages move on
   connect();

@@ -62,6 +62,9 @@ class Bridge:
             # give it the null sound device's.
             leg.media.startTransmit(self.worker.ep.audDevManager().getPlaybackDevMedia())
             return
+        if leg.kind == "refusal":    # a blocked caller: the announcement, then goodbye
+            self.play_message(leg)
+            return
         caller = leg if leg.kind in ("in", "out") else leg.peer
         if caller is None or caller.media is None:
             return
@@ -170,7 +173,8 @@ class Bridge:
             self.worker.hangup(leg)
             return
         leg.player = player
-        self.worker.emit(msg.Playing(call=leg.cid, seconds=round(seconds, 2)))
+        if leg.kind != "refusal":        # the board never heard of a refused call
+            self.worker.emit(msg.Playing(call=leg.cid, seconds=round(seconds, 2)))
         self.worker.after(seconds + 0.5, lambda: self.worker.hangup(leg))
 
     def levels(self, leg) -> dict:

@@ -40,6 +40,17 @@ def takes_offer(whole_msg: str) -> bool:
     return ctype.startswith("application/sdp") and "\nm=audio " in "\n" + body.replace("\r\n", "\n")
 
 
+def blocked_mark(whole_msg: str) -> str | None:
+    """The front's ``X-Switchboard-Blocked`` mark on an INVITE (it strips any a caller
+    sent), or None."""
+    head = whole_msg.partition("\r\n\r\n")[0]
+    for line in head.split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "x-switchboard-blocked":
+            return value.strip() or "blocked"
+    return None
+
+
 def header_tag(whole_msg: str, name: str = "to") -> str | None:
     """The tag of a message's To (or From) header."""
     short = {"to": "t", "from": "f"}[name]

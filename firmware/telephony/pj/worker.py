@@ -44,10 +44,11 @@ from firmware import logs
 from firmware.telephony import protocol as msg
 from firmware.telephony.pj.bridge import Bridge
 from firmware.telephony.pj.legs import (Leg, LocalAccount, PjsipLog, TrunkAccount, account_config,
-                                        display_caller, header_tag, request_user,
+                                        blocked_mark, display_caller, header_tag, request_user,
                                         takes_offer)
 from firmware.telephony.pj.support import (Timers, drain, hang_up_all, loop_endpoint, own_stdout,
                                            read_commands, serve)
+from firmware.telephony.pj.texts import Texts
 
 # Call slots asked for; PJSUA2 gives at most its build's PJSUA_MAX_CALLS
 # (scripts/pjsua2/config_site.h: 128) and the probe measures what it got.
@@ -85,6 +86,8 @@ class Worker:
         self.quit = False
         self.probing = False
         self.maxload = 0                         # callers we take (0: as many as PJSUA2 does)
+        self.refusal: str | None = None          # WAV for callers the front marks blocked
+        self.texts = Texts(self)                 # SIP MESSAGE texts (texts.py)
         self.handlers = {
             msg.Quit: self.op_quit, msg.Limits: self.op_limits, msg.Ping: self.op_ping,
             msg.ListCalls: self.op_calls, msg.AnswerCall: self.op_answer,
@@ -93,7 +96,7 @@ class Worker:
             msg.ForkCall: self.op_fork, msg.PatchCall: self.op_patch, msg.EchoCall: self.op_echo,
             msg.PlaceOutgoing: self.op_call, msg.GetLevels: self.op_levels,
             msg.SendDtmf: self.op_dtmf, msg.Register: self.op_register,
-            msg.Unregister: self.op_unregister,
+            msg.Unregister: self.op_unregister, msg.SendText: self.op_text,
         }
         missing = set(msg.WORKER_COMMANDS.values()) - set(self.handlers)
         assert not missing, f"worker commands without a handler: {missing}"
@@ -160,6 +163,7 @@ class Worker:
         # for the timeout, so poll briskly only while calls are up.
         self.ep.libHandleEvents(10 if self.legs else 100)
         self.reap()
+        self.texts.reap()
         self.timers.run()
         for cmd in drain(self.commands):
             self.do(cmd)
@@ -172,6 +176,7 @@ class Worker:
         self.calls.clear()
         self.legs.clear()
         self.dead.clear()
+        self.texts.shutdown()
         for acc in list(self.trunks.values()) + list(self.caller_accs.values()):
             acc.shutdown()
         self.trunks.clear()
@@ -217,6 +222,9 @@ class Worker:
             # A body that is no audio offer: nothing to talk over.
             self._refuse(leg, msg.NOT_ACCEPTABLE)
             return
+        if blocked_mark(whole):
+            self._refusal(leg)
+            return
         leg.invite = whole.partition("\r\n\r\n")[0]
         self.seq += 1
         # Unique across restarts (a restarted worker must not reuse a lost call's id).
@@ -235,6 +243,29 @@ class Worker:
             # Cancelled already: its DISCONNECTED state (now or soon) ends it.
             if not leg.dead and leg.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
                 self.on_state(leg, pj.PJSIP_INV_STATE_DISCONNECTED, 487, "Request Terminated")
+
+    def _refusal(self, leg):
+        """A caller the front found on the block list: answered, the announcement
+        played (bridge.play_message), hung up. The board is never told: it does not ring."""
+        leg.kind = "refusal"
+        if not self.refusal:
+            self._refuse(leg, msg.LINE_BUSY)
+            return
+        leg.cid = f"refusal-{self.index}-{os.getpid()}-{leg.getId()}"
+        leg.play = self.refusal
+        try:
+            leg.answer(self._status(msg.Reply(180, "Ringing")))   # as any call, a moment
+        except pj.Error:
+            return                       # cancelled already: its DISCONNECTED ends it
+
+        def answer():
+            try:
+                if not leg.dead:
+                    leg.answer(self._status(msg.Reply(200, "OK")))
+            except pj.Error:
+                pass                     # the caller gave up first
+        self.after(0, answer)
+        self.after(120, lambda: self.hangup(leg))          # a file that never ends
 
     def _refuse(self, leg, reply: msg.Reply):
         """Turn a new call away, from the loop, after ``onIncomingCall`` has returned.
@@ -394,6 +425,7 @@ class Worker:
 
     def op_limits(self, cmd):
         self.maxload = cmd.maxload
+        self.refusal = cmd.refusal
 
     def op_ping(self, cmd):
         self.emit(msg.Pong(calls=len(self.calls), legs=len(self.legs), seq=cmd.seq))
@@ -609,6 +641,9 @@ class Worker:
         acc = TrunkAccount(self, name, (cmd.retry_min_s, cmd.retry_max_s))
         self.trunks[name] = acc
         acc.create(ac, True)
+
+    def op_text(self, cmd):
+        self.texts.send(cmd)
 
     def op_unregister(self, cmd):
         acc = self.trunks.get(cmd.trunk)
