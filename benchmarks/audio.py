@@ -25,9 +25,10 @@ are measured under the same load.
 joining a call through a position and its headset costs over joining the
 same call with a PJSUA2 endpoint's own media. Resolution: a bridge tick at
 the player's start; stamps of the ALSA side are good to about an ALSA period
-(a few ms). The test card's capture moves in pipe pages (43 ms at 48 kHz):
-its microphone figures carry up to that, about half of it on average, that a
-real card's (one period) would not.
+(a few ms). The test card's capture moves in pipe pages (43 ms at 48 kHz), so
+ALSA reads the microphone up to a page after its samples' time: a lag a real
+card would not add (it hands a sample over a period after it). The card logs
+when ALSA really read each burst, and that lag is printed beside the figures.
 """
 
 from __future__ import annotations
@@ -143,6 +144,10 @@ def headset_run(tmp: Path, train: Path, tag: str, card_rate: int, extra=()):
             status = pos.status()["headset"]
             ear = card.ear_timed("hs1")
             mic_log = card.mic_log("hs1")
+            # the test card's own capture steps: when ALSA really read each burst's first byte
+            burst_bytes = (int(ON_S * card_rate) + int((PERIOD_S - ON_S) * card_rate)) * 2
+            firsts = [int(LEAD_S * card_rate) * 2 + k * burst_bytes for k in range(BURSTS)]
+            taken = [card.mic_taken_at("hs1", b) for b in firsts]
     # caller -> earpiece: onsets in the whole earpiece stream, stamped through their chunk
     stream = b"".join(pcm for _, pcm in ear)
     starts, off = [], 0
@@ -160,7 +165,9 @@ def headset_run(tmp: Path, train: Path, tag: str, card_rate: int, extra=()):
     heard0 = mic_log[0][0] - mic_log[0][1] / (2 * card_rate)
     pa, ra = wav_pcm(rec_a)
     from_mic = match(expected_times(heard0), [ma["record_at"] + t for t in onsets(pa, ra)])
-    return {"ear": to_ear, "mic": from_mic, "mem_idle": mem_idle, "mem_call": mem_call,
+    lag = [t - s for t, s in zip(taken, expected_times(heard0)) if t is not None]
+    return {"ear": to_ear, "mic": from_mic, "card_lag": lag, "mem_idle": mem_idle,
+            "mem_call": mem_call,
             "cpu": cpu, "status": status}
 
 
@@ -223,6 +230,7 @@ def main(argv=None):
         runs = got[name]
         ear = [v for r in runs for v in r["ear"]]
         mic = [v for r in runs for v in r["mic"]]
+        lag = [v for r in runs for v in r["card_lag"]]
         result[name] = {
             "position_args": " ".join(extra),
             "caller_to_earpiece": summary(ear, [r["ear"] for r in runs]),
@@ -231,6 +239,7 @@ def main(argv=None):
             if ear and base is not None else None,
             "added_mic_to_far_end_ms": ms(statistics.median(mic) - base)
             if mic and base is not None else None,
+            "test_card_capture_lag": summary(lag),
             "rss_kb": {"idle": max(r["mem_idle"] for r in runs),
                        "in_call": max(r["mem_call"] for r in runs)},
             "cpu_in_call_pct": round(100 * statistics.median(r["cpu"] for r in runs), 1),
@@ -259,7 +268,9 @@ def main(argv=None):
         line("  microphone -> position -> far end", r["mic_to_far_end"])
         print(f"    added by the headset path: caller->ear {r['added_caller_to_earpiece_ms']} ms, "
               f"mic->far end {r['added_mic_to_far_end_ms']} ms; position CPU in a call "
-              f"{r['cpu_in_call_pct']} % of a core; RSS idle {r['rss_kb']['idle'] / 1024:.1f} MB, "
+              f"{r['cpu_in_call_pct']} % of a core; the test card's capture steps (in "
+              f"mic->far end) {r['test_card_capture_lag'].get('median_ms')} ms median; "
+              f"RSS idle {r['rss_kb']['idle'] / 1024:.1f} MB, "
               f"in a call {r['rss_kb']['in_call'] / 1024:.1f} MB")
     print(f"memory (RSS): bare endpoint in a call {result['rss_kb_bare_endpoint_in_call'] / 1024:.1f} MB")
     return 0
