@@ -129,6 +129,9 @@ def headset_run(tmp: Path, train: Path, tag: str, card_rate: int, extra=()):
         with PositionProc(tmp, card, name=f"p{tag}", headset="hs1",
                           args=["--headset-rate", card_rate, *extra]) as pos:
             pid = pos.ready["pid"]
+            cpu0, t0 = cpu_s(pid), time.monotonic()
+            time.sleep(2.0)  # idle: the card's callbacks run, no call on the bridge
+            idle_cpu = (cpu_s(pid) - cpu0) / (time.monotonic() - t0)
             mem_idle = rss_kb(pid)
             with PeerProc(tmp, name=f"hs-a{tag}", call=pos.uri, record=rec_a, play=train,
                           seconds=secs) as a:
@@ -164,10 +167,18 @@ def headset_run(tmp: Path, train: Path, tag: str, card_rate: int, extra=()):
     # mic -> far end: the card stamped when ALSA read the first byte of the train
     heard0 = mic_log[0][0] - mic_log[0][1] / (2 * card_rate)
     pa, ra = wav_pcm(rec_a)
-    from_mic = match(expected_times(heard0), [ma["record_at"] + t for t in onsets(pa, ra)])
-    lag = [t - s for t, s in zip(taken, expected_times(heard0)) if t is not None]
-    return {"ear": to_ear, "mic": from_mic, "card_lag": lag, "mem_idle": mem_idle,
-            "mem_call": mem_call,
+    far = [ma["record_at"] + t for t in onsets(pa, ra)]
+    from_mic = match(expected_times(heard0), far)
+    # the same bursts from when ALSA handed them to PortAudio (the test card's steps left out)
+    lag, from_read = [], []
+    for said, read in zip(expected_times(heard0), taken):
+        heard = [g for g in far if 0 <= g - said < PERIOD_S / 2]
+        if read is not None and heard:
+            lag.append(read - said)
+            from_read.append(heard[0] - read)
+    return {"ear": to_ear, "mic": from_mic, "card_lag": lag, "mic_read": from_read,
+            "mem_idle": mem_idle,
+            "mem_call": mem_call, "idle_cpu": idle_cpu,
             "cpu": cpu, "status": status}
 
 
@@ -231,6 +242,7 @@ def main(argv=None):
         ear = [v for r in runs for v in r["ear"]]
         mic = [v for r in runs for v in r["mic"]]
         lag = [v for r in runs for v in r["card_lag"]]
+        mic_read = [v for r in runs for v in r["mic_read"]]
         result[name] = {
             "position_args": " ".join(extra),
             "caller_to_earpiece": summary(ear, [r["ear"] for r in runs]),
@@ -240,9 +252,13 @@ def main(argv=None):
             "added_mic_to_far_end_ms": ms(statistics.median(mic) - base)
             if mic and base is not None else None,
             "test_card_capture_lag": summary(lag),
+            "mic_read_to_far_end": summary(mic_read, [r["mic_read"] for r in runs]),
+            "added_mic_read_to_far_end_ms": ms(statistics.median(mic_read) - base)
+            if mic_read and base is not None else None,
             "rss_kb": {"idle": max(r["mem_idle"] for r in runs),
                        "in_call": max(r["mem_call"] for r in runs)},
             "cpu_in_call_pct": round(100 * statistics.median(r["cpu"] for r in runs), 1),
+            "cpu_idle_pct": round(100 * statistics.median(r["idle_cpu"] for r in runs), 1),
             "last_headset_status": runs[-1]["status"],
         }
     if args.json:
@@ -266,9 +282,11 @@ def main(argv=None):
               f"{st['ptime_ms']} ms, card period {st['period_ms']} ms):")
         line("  caller -> position -> earpiece", r["caller_to_earpiece"])
         line("  microphone -> position -> far end", r["mic_to_far_end"])
+        line("  the same, from when ALSA read it", r["mic_read_to_far_end"])
         print(f"    added by the headset path: caller->ear {r['added_caller_to_earpiece_ms']} ms, "
-              f"mic->far end {r['added_mic_to_far_end_ms']} ms; position CPU in a call "
-              f"{r['cpu_in_call_pct']} % of a core; the test card's capture steps (in "
+              f"mic->far end {r['added_mic_to_far_end_ms']} ms (from when ALSA read it "
+              f"{r['added_mic_read_to_far_end_ms']} ms); position CPU idle "
+              f"{r['cpu_idle_pct']} %, in a call {r['cpu_in_call_pct']} % of a core; the test card's capture steps (in "
               f"mic->far end) {r['test_card_capture_lag'].get('median_ms')} ms median; "
               f"RSS idle {r['rss_kb']['idle'] / 1024:.1f} MB, "
               f"in a call {r['rss_kb']['in_call'] / 1024:.1f} MB")
