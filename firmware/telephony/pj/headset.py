@@ -120,7 +120,7 @@ class FrameRing:
     `deque.append` and `deque.popleft` are atomic in CPython, so no lock is
     needed; `maxlen` makes an append to a full ring drop the oldest frame.
     When the ring has held two frames or more at every read for `patience`
-    reads (a second), what sits there beyond one frame is only delay (the
+    reads (half a second of 10 ms frames), what sits there beyond one frame is only delay (the
     producer's clock ran ahead, or a hiccup filled the ring): it is dropped
     at once (`trimmed` counts frames), one click instead of a lasting echo.
     A device that delivers in bursts empties the ring between them, so its
@@ -228,7 +228,7 @@ class Headset:
     bounds what each ring holds, hence the delay the headset adds.
     """
 
-    def __init__(self, device: str, *, clock_rate: int = 16000, ptime_ms: int = 20,
+    def __init__(self, device: str, *, clock_rate: int = 16000, ptime_ms: int = 10,
                  buffer_ms: int = 200, rate: int | None = None, period_ms: int | None = None,
                  pa=None):
         if not device or not isinstance(device, str):
