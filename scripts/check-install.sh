@@ -105,6 +105,7 @@ owned /opt/switchboard 755 root root
 check "nothing under /opt/switchboard is writable by others or not root's" \
     test -z "$(find "$R/opt/switchboard" \( -perm -o+w -o -perm -g+w -o ! -user 0 \) ! -type l -print -quit)"
 check "the daemon's console script is there" test -x "$R/opt/switchboard/venv/bin/switchboard"
+check "the lamp-blanking helper (ExecStopPost=) is there" test -x "$R/opt/switchboard/venv/bin/switchboard-blank"
 check "switchboard-diag is on the PATH" test "$(readlink "$R/usr/local/bin/switchboard-diag")" = /opt/switchboard/venv/bin/switchboard-diag
 owned /etc/udev/rules.d/70-switchboard.rules 644 root root
 check "udev: ModemManager kept off USB serial adapters" grep -q 'ENV{ID_MM_DEVICE_IGNORE}="1"' "$R/etc/udev/rules.d/70-switchboard.rules"

@@ -118,7 +118,7 @@ smoke() {
 }
 
 step "host tools (cross compilers, qemu, debootstrap)" host_tools
-step "arm64 trixie root (scripts/pi-root.sh, cached)" make_root
+step "arm64 ${PI_SUITE:-trixie} root (scripts/pi-root.sh, cached)" make_root
 step "the clone copied into the root ($DEST)" copy_repo
 step "aarch64 PJSUA2 wheel (build-pjsua2.sh --sysroot, cross) beside the root's Debian packages" \
     wheel_and_packages

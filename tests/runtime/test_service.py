@@ -402,6 +402,29 @@ def test_ok__unit_is_a_sandboxed_notify_service():
     assert "SWITCHBOARD_SOCKET" not in text and "/var/lib/switchboard" in lines["Environment"]
 
 
+def test_ok__the_unit_blanks_the_lamps_after_the_daemon_however_it_ended(installed, tmp_path):
+    """ExecStopPost= runs after the main process is gone, whatever ended it (systemd also runs
+    it after SIGKILL and watchdog kills); the installed helper blanks the conf's board."""
+    text = UNIT.read_text()
+    lines = [ln for ln in text.splitlines() if ln.startswith("ExecStopPost=")]
+    assert lines == ["ExecStopPost=-/opt/switchboard/venv/bin/switchboard-blank"], lines
+    root, _ = installed
+    conf = (root / "etc" / "switchboard" / "switchboard.conf").read_text()
+    board = next(ln.split("=", 1)[1] for ln in conf.splitlines()
+                 if ln.startswith("SWITCHBOARD_BOARD="))
+    assert board, conf
+    venv = root / "opt" / "switchboard" / "venv"
+    r = subprocess.run(
+        [str(venv / "bin" / "python"), str(venv / "bin" / "switchboard-blank")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "GPIOZERO_PIN_FACTORY": "mock",
+             "PYTHONPATH": str(root / "opt" / "switchboard" / "src"),
+             "SWITCHBOARD_BOARD": str(root) + board if board.startswith("/") else board,
+             "LG_WD": "/run/switchboard"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr.startswith("switchboard-blank: lamps dark: lamp fault on GPIO26, "), r.stderr
+
+
 # -- the installer ----------------------------------------------------------------
 def test_ok__installer_leaves_users_groups_files_owners_and_modes_right(installed):
     root, stdout = installed

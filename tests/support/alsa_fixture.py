@@ -33,6 +33,7 @@ blocks), `purity`, `rms`, `window`.
 from __future__ import annotations
 
 import array
+import bisect
 import fcntl
 import math
 import os
@@ -148,6 +149,9 @@ class _Headset:
         self.mic_queue = bytearray()  # 16-bit mono still to say
         self.mic_log: list[tuple[float, int]] = []  # (when the card reads it, offset into said)
         self.said = 0  # bytes of queued speech written so far
+        self.mic_written = 0  # bytes (speech and silence) written into the microphone FIFO
+        self.mic_at: list[int] = []  # offset into that stream of each mic_log chunk
+        self.mic_taken: list[tuple[float, int]] = []  # (time, bytes ALSA had read by then)
         self.lock = threading.Lock()
         self.fds = {}
 
@@ -214,6 +218,10 @@ pcm.{self.name} {{
         stream never gets part of a frame.
         """
         fd = self.fds["mic"]
+        taken = self.mic_written - _fifo_bytes(fd)
+        if not self.mic_taken or self.mic_taken[-1][1] != taken:
+            with self.lock:
+                self.mic_taken.append((now, taken))
         want = int(LEAD_S * self.rate) * MIC_FRAME - _fifo_bytes(fd)
         while want >= MIC_FRAME:
             n = min(want, select.PIPE_BUF) // MIC_FRAME * MIC_FRAME
@@ -225,9 +233,11 @@ pcm.{self.name} {{
             except BlockingIOError:
                 return
             want -= n
+            self.mic_written += n
             if speech:
                 with self.lock:
                     self.mic_log.append((now + ahead / self.rate, self.said))
+                    self.mic_at.append(self.mic_written - n)
                     del self.mic_queue[:len(speech)]
                     self.said += len(speech)
 
@@ -328,6 +338,19 @@ class FakeCard:
         h = self.headsets[name]
         with h.lock:
             return list(h.mic_log)
+
+    def mic_taken_at(self, name: str, said: int) -> float | None:
+        """When ALSA had read byte `said` of what was said (to a poll, 2 ms), or None.
+
+        The card's own capture steps: `mic_log` stamps speech as if read at the
+        sample rate, while the file plugin reads it a pipe page at a time."""
+        h = self.headsets[name]
+        with h.lock:
+            k = bisect.bisect_right([o for _, o in h.mic_log], said) - 1
+            if k < 0:
+                return None
+            at = h.mic_at[k] + (said - h.mic_log[k][1])
+            return next((t for t, taken in h.mic_taken if taken > at), None)
 
 
 def purity(pcm: bytes, rate: int, freq: float = 1000.0) -> float:

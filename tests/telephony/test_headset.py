@@ -139,17 +139,22 @@ def test_fail__position_with_unknown_headset_says_which_exist(card, tmp_path):
 
 # -- (a) caller -> earpiece -----------------------------------------------------------
 
-@pytest.mark.parametrize("headset_rate,ptime", [(None, 20), (48000, 20), (None, 10)],
-                         ids=["port-at-bridge-rate", "port-at-48k-card-rate", "10ms-frames"])
-def test_ok__caller_tone_reaches_earpiece(request, tmp_path, tone_wav, headset_rate, ptime):
+BEFORE = ["--headset-ptime", 20, "--headset-period", 20, "--bridge-ptime", 20]
+
+
+@pytest.mark.parametrize("headset_rate,extra", [(None, []), (48000, []), (None, BEFORE)],
+                         ids=["defaults-at-bridge-rate", "defaults-port-at-48k-card-rate",
+                              "20ms-frames-periods-and-bridge"])
+def test_ok__caller_tone_reaches_earpiece(request, tmp_path, tone_wav, headset_rate, extra):
     """SIPp sends a 1 kHz PCMU tone; the earpiece plays it at full level, clean, then silence.
 
-    Also with the port at the card's 48 kHz (the bridge resamples) and with 10 ms
-    headset frames against the bridge's 20 ms (the bridge splits them)."""
+    With the defaults (10 ms frames on a 10 ms bridge tick, the card's 5 ms periods
+    carrying half-frames over), with the port at the card's 48 kHz (the bridge
+    resamples), and with whole 20 ms frames per period on a 20 ms tick."""
     card = request.getfixturevalue("card48" if headset_rate else "card")
     rate = card.rate
     args = ["--headset-rate", headset_rate] if headset_rate else []
-    args += ["--headset-ptime", ptime]
+    args += extra
     with PositionProc(tmp_path, card, headset="hs1", args=args) as pos:
         sipp = sipp_tone_call(tmp_path, pos.ready["port"], tone_wav, user="p1", hold_ms=3000)
         media = pos.next("media", 15, state="active")
@@ -168,6 +173,8 @@ def test_ok__caller_tone_reaches_earpiece(request, tmp_path, tone_wav, headset_r
     assert len(after) > 0 and rms(samples(after)) < 50  # dropped from the call that ended
     if headset_rate:
         assert status["headset"]["rate"] == 48000 and status["headset"]["bridge_rate"] == 16000
+    assert (status["headset"]["ptime_ms"], status["headset"]["period_ms"]) == \
+        ((20, 20) if extra else (10, 5))
 
 
 # -- (b) microphone -> far end --------------------------------------------------------
@@ -335,6 +342,14 @@ def test_fail__daemon_handle_reports_why_a_position_did_not_start(card):
         handle.start()
     assert "'p2' did not start" in str(exc.value) and "'hs9'" in str(exc.value)
     assert "'hs1'" in str(exc.value) and handle.proc.poll() is not None
+
+
+def test_fail__a_card_period_that_does_not_divide_the_frame_is_a_clear_error(card, tmp_path):
+    pos = PositionProc(tmp_path, card, headset="hs1", args=["--headset-period", 3], wait=False)
+    err = pos.next("error", 20)
+    assert pos.stop() == 2
+    assert err["message"] == "headset period 3 ms must divide its 10 ms frames"
+    assert "Traceback" not in pos.stderr()
 
 
 def test_fail__unknown_codec_is_a_clear_error(tmp_path):

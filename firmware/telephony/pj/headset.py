@@ -13,6 +13,12 @@ behind the consumer gets silence (underrun). Neither side ever waits: the
 callbacks run on PJSUA2's media thread and PortAudio's audio thread, where
 blocking would stall every call in the bridge or glitch the card.
 
+Delay, each way: up to a bridge tick, what waits in the ring, and the card's
+own buffering (PortAudio keeps two periods queued for the earpiece and hands
+the microphone over a period at a time). So the card's period is half a
+frame by default: the callbacks carry the odd half-frame over, the rings
+still move whole frames.
+
 The port is created at the card's own sample rate (the bridge's rate when
 the card offers it); the bridge resamples between its clock and the port's.
 A card that only does stereo is mixed down (microphone) or duplicated
@@ -118,7 +124,7 @@ class FrameRing:
     `deque.append` and `deque.popleft` are atomic in CPython, so no lock is
     needed; `maxlen` makes an append to a full ring drop the oldest frame.
     When the ring has held two frames or more at every read for `patience`
-    reads (a second), what sits there beyond one frame is only delay (the
+    reads (half a second of 10 ms frames), what sits there beyond one frame is only delay (the
     producer's clock ran ahead, or a hiccup filled the ring): it is dropped
     at once (`trimmed` counts frames), one click instead of a lasting echo.
     A device that delivers in bursts empties the ring between them, so its
@@ -226,14 +232,21 @@ class Headset:
     bounds what each ring holds, hence the delay the headset adds.
     """
 
-    def __init__(self, device: str, *, clock_rate: int = 16000, ptime_ms: int = 20,
-                 buffer_ms: int = 200, rate: int | None = None, pa=None):
+    def __init__(self, device: str, *, clock_rate: int = 16000, ptime_ms: int = 10,
+                 buffer_ms: int = 200, rate: int | None = None, period_ms: int | None = None,
+                 pa=None):
         if not device or not isinstance(device, str):
             raise HeadsetError(f"headset device name must be a non-empty string, got {device!r}")
         self.device_name = device
         self.clock_rate = clock_rate
         self.ptime_ms = ptime_ms
         self.buffer_ms = buffer_ms
+        # The card's period: PortAudio keeps two of them queued for the earpiece and hands
+        # the microphone over a period at a time, so half a frame halves that delay.
+        self.period_ms = period_ms or max(ptime_ms // 2, 5)
+        if self.period_ms > ptime_ms or ptime_ms % self.period_ms:
+            raise HeadsetError(f"headset period {self.period_ms} ms must divide its "
+                               f"{ptime_ms} ms frames")
         self.wanted_rate = rate  # the site file may pin the card's rate (e.g. a hw: device)
         self._pa = pa
         self._own_pa = pa is None
@@ -241,6 +254,7 @@ class Headset:
         self.rate = 0
         self.in_channels = self.out_channels = 1
         self.samples_per_frame = 0
+        self.samples_per_period = 0
         self.mic: FrameRing | None = None
         self.ear: FrameRing | None = None
         self.port = None
@@ -257,6 +271,7 @@ class Headset:
         self.device = find_device(self.device_name, list_devices(self._pa))
         self.rate = self._pick_rate(pyaudio)
         self.samples_per_frame = self.rate * self.ptime_ms // 1000
+        self.samples_per_period = self.rate * self.period_ms // 1000
         frame_bytes = self.samples_per_frame * 2
         depth = max(2, -(-self.buffer_ms // self.ptime_ms))
         self.mic = FrameRing(depth, frame_bytes)
@@ -292,7 +307,7 @@ class Headset:
             if channels > limit:
                 break
             kw = dict(rate=self.rate, format=pyaudio.paInt16, channels=channels,
-                      frames_per_buffer=self.samples_per_frame, stream_callback=callback,
+                      frames_per_buffer=self.samples_per_period, stream_callback=callback,
                       start=False)
             if input:
                 kw.update(input=True, input_device_index=self.device.index)
@@ -308,12 +323,29 @@ class Headset:
 
     def _open_streams(self, pyaudio) -> None:
         cont = pyaudio.paContinue
+        # A period may be a part of a frame: each callback carries the rest over (its own
+        # thread only), so the rings still move whole frames.
+        frame_bytes = self.samples_per_frame * 2
+        mic_part, ear_part = bytearray(), bytearray()
 
         def mic_cb(data, frames, time_info, status):
+            if self.period_ms != self.ptime_ms:
+                mic_part.extend(_to_mono(data, self.in_channels))
+                while len(mic_part) >= frame_bytes:
+                    self.mic.put(bytes(mic_part[:frame_bytes]))
+                    del mic_part[:frame_bytes]
+                return (None, cont)
             self.mic.put(_to_mono(data, self.in_channels))
             return (None, cont)
 
         def ear_cb(data, frames, time_info, status):
+            if self.period_ms != self.ptime_ms:
+                need = frames * 2
+                while len(ear_part) < need:
+                    ear_part.extend(self.ear.get())
+                out = bytes(ear_part[:need])
+                del ear_part[:need]
+                return (_from_mono(out, self.out_channels), cont)
             return (_from_mono(self.ear.get(), self.out_channels), cont)
 
         stream, self.in_channels = self._open(pyaudio, input=True, callback=mic_cb)
@@ -408,6 +440,8 @@ class Headset:
             "bridge_rate": self.clock_rate,
             "channels": {"mic": self.in_channels, "ear": self.out_channels},
             "buffer_ms": self.buffer_ms,
+            "ptime_ms": self.ptime_ms,
+            "period_ms": self.period_ms,
             "device_latency_ms": self._latency_ms(),
             "queued_frames": {"mic": len(self.mic.frames) if self.mic else 0,
                               "ear": len(self.ear.frames) if self.ear else 0},

@@ -81,7 +81,7 @@ class Position:
 
     def __init__(self, *, name="position", bind="127.0.0.1", port=0, headset=None,
                  allow=LOOPBACK, clock_rate=16000, headset_rate=None, buffer_ms=200,
-                 headset_ptime=20,
+                 headset_ptime=10, headset_period=None, bridge_ptime=10,
                  max_calls=2, codecs=DEFAULT_CODECS, out=None, log_level=0):
         self.name = name
         self.bind = bind
@@ -92,6 +92,8 @@ class Position:
         self.headset_rate = headset_rate
         self.buffer_ms = buffer_ms
         self.headset_ptime = headset_ptime
+        self.headset_period = headset_period
+        self.bridge_ptime = bridge_ptime
         self.max_calls = max_calls
         self.codecs = [c for c in codecs if c]
         self.out = out or sys.stdout
@@ -131,6 +133,8 @@ class Position:
         cfg.medConfig.sndClockRate = self.clock_rate
         cfg.medConfig.ecTailLen = 0   # the headset is not a speakerphone
         cfg.medConfig.noVad = True    # keep RTP flowing in silence: no comfort-noise gaps
+        # The bridge's tick: a frame waits up to a tick on its way in and out of the headset.
+        cfg.medConfig.audioFramePtime = self.bridge_ptime
         self.ep.libInit(cfg)
         self.ep.audDevManager().setNullDev()  # the wheel has no sound device: the bridge ticks alone
 
@@ -157,7 +161,8 @@ class Position:
         if self.headset_name:
             self.headset = Headset(self.headset_name, clock_rate=self.clock_rate,
                                    rate=self.headset_rate, buffer_ms=self.buffer_ms,
-                                   ptime_ms=self.headset_ptime).create()
+                                   ptime_ms=self.headset_ptime,
+                                   period_ms=self.headset_period).create()
 
     def _prefer_codecs(self) -> None:
         """The listed codecs first, in order; the others stay on, below them.
@@ -505,9 +510,14 @@ def main(argv=None) -> int:
     parser.add_argument("--buffer-ms", type=int, default=200,
                         help="most audio each headset ring holds (ms); the standing delay is "
                              "trimmed to a frame when the device keeps time")
-    parser.add_argument("--headset-ptime", type=int, default=20, choices=(10, 20),
-                        help="ms of audio per headset frame (the card's period and the ring's "
-                             "unit; 10 halves the card's buffering, costs twice the wake-ups)")
+    parser.add_argument("--headset-ptime", type=int, default=10, choices=(10, 20),
+                        help="ms of audio per headset frame, the rings' unit (default 10; 20 "
+                             "halves the wake-ups and adds about 20 ms each way)")
+    parser.add_argument("--headset-period", type=int, default=None,
+                        help="ms per sound-card period (PortAudio's callback); it divides "
+                             "--headset-ptime (default: half of it, at least 5)")
+    parser.add_argument("--bridge-ptime", type=int, default=10, choices=(10, 20),
+                        help="ms per tick of the position's conference bridge (default 10)")
     parser.add_argument("--max-calls", type=int, default=2, help="legs answered at once")
     parser.add_argument("--codecs", default=",".join(DEFAULT_CODECS),
                         help="codecs to prefer, in order (comma-separated; others stay on below)")
@@ -519,7 +529,8 @@ def main(argv=None) -> int:
         pos = Position(name=args.name, bind=args.bind, port=args.port, headset=args.headset,
                        allow=args.allow or LOOPBACK, clock_rate=args.clock_rate,
                        headset_rate=args.headset_rate, buffer_ms=args.buffer_ms,
-                       headset_ptime=args.headset_ptime,
+                       headset_ptime=args.headset_ptime, headset_period=args.headset_period,
+                       bridge_ptime=args.bridge_ptime,
                        max_calls=args.max_calls, codecs=args.codecs.split(","),
                        log_level=args.log_level, out=out)
     except SwitchboardError as exc:
