@@ -11,6 +11,10 @@ from gpiozero.pins.mock import MockFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# PJSUA2 workers remember their build's call limit in the user's cache (the probe costs
+# ~10 s a start); tests that point HOME elsewhere (file-plugin headsets) share it too.
+os.environ.setdefault("XDG_CACHE_HOME", str(Path.home() / ".cache"))
+
 
 def project_env(**extra) -> dict:
     """Environment for a subprocess that runs the project's code from this tree."""

@@ -3,6 +3,7 @@ worker measures it, and the build script's refusals (one line each, no traceback
 
 import hashlib
 import io
+import json
 import os
 import platform
 import subprocess
@@ -40,13 +41,29 @@ def test_ok__the_venv_holds_the_projects_build_not_pypis():
     assert not wheel.startswith(str(ROOT))
 
 
-def test_ok__a_worker_measures_128_calls_and_the_pool_needs_two():
+def test_ok__a_worker_measures_128_calls_and_the_pool_needs_two(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))     # no remembered limit: it probes
+    cache = tmp_path / "tas-switchboard" / "pjsua2-limits.json"
     w = WorkerProc(0, lambda *_: None, listen="127.0.0.1")
     w.start(timeout=60)
     try:
         assert w.limit == 128
     finally:
         w.stop()
+    (key, limit), = json.loads(cache.read_text()).items()   # remembered for this build
+    assert limit == 128 and "_pjsua2" in key
+    # The next start takes the build's limit from the cache (a planted value proves it);
+    # a damaged cache is probed again and rewritten.
+    cache.write_text(json.dumps({key: 77}))
+    again = WorkerProc(1, lambda *_: None, listen="127.0.0.1")
+    again.start(timeout=60)
+    again.stop()
+    assert again.limit == 77
+    cache.write_text("{not json")
+    third = WorkerProc(2, lambda *_: None, listen="127.0.0.1")
+    third.start(timeout=60)
+    third.stop()
+    assert third.limit == 128 and json.loads(cache.read_text()) == {key: 128}
     per = w.limit - 1                   # one slot kept for the operator's leg
     assert -(-115 // per) + SPARE_WORKERS == 2      # the TAS-100's 115 lines, one spare
     assert setups_per_worker_s([(1, per), (2, per)]) * 2 >= 115   # all ring at once

@@ -32,11 +32,13 @@ Run: ``python -m firmware.telephony.pj.worker --index 0 --listen 127.0.0.1 --por
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import queue
 import sys
 import time
+from pathlib import Path
 
 import pjsua2 as pj
 
@@ -55,6 +57,21 @@ from firmware.telephony.pj.texts import Texts
 MAX_CALLS = 128
 
 log = logging.getLogger("switchboard.worker")
+
+
+def limit_cache_path() -> Path:
+    """Where measured call limits are kept: systemd's CacheDirectory, else the user's cache."""
+    base = os.environ.get("CACHE_DIRECTORY") or os.environ.get("XDG_CACHE_HOME")
+    root = Path(base) if base else Path.home() / ".cache"
+    return root / "tas-switchboard" / "pjsua2-limits.json"
+
+
+def build_key() -> str:
+    """The identity of the PJSUA2 build in use (its extension module file)."""
+    so = Path(getattr(getattr(pj, "_pjsua2", None), "__file__", None) or pj.__file__)
+    st = so.stat()
+    return f"{so.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
 
 #: Legs that are a board call of their own (a caller, an office line, a test caller).
 CALL_KINDS = ("in", "out", "ring")
@@ -123,8 +140,37 @@ class Worker:
         self.acc = LocalAccount(self)
         self.acc.create(ac, True)
         self.bridge.start()
-        self.limit = self.limit_hint or self.probe_limit()
+        self.limit = self.limit_hint or self.measured_limit()
         self.emit(msg.WorkerReady(port=self.port, limit=self.limit, pid=os.getpid()))
+
+    def measured_limit(self) -> int:
+        """The build's call limit: probed once per PJSUA2 build and remembered.
+
+        The probe takes ~10 s (each call to ourselves sets up its media), and a
+        worker that restarts mid-service must be back in well under that. The
+        cache is keyed by the extension module's path, size and mtime, so a
+        rebuilt or reinstalled PJSUA2 is probed again; a cache that cannot be
+        read or written only costs the probe."""
+        path = limit_cache_path()
+        key = build_key()
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if isinstance(known, dict) and isinstance(known.get(key), int) and known[key] > 0:
+            return known[key]
+        limit = self.probe_limit()
+        if not isinstance(known, dict):
+            known = {}
+        known[key] = limit
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(known))
+            os.replace(tmp, path)
+        except OSError as e:
+            log.info("worker %s: call limit not cached (%s)", self.index, e)
+        return limit
 
     def probe_limit(self) -> int:
         """Fill the call slots with calls to ourselves until PJSUA2 refuses one."""
