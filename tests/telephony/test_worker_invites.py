@@ -77,7 +77,8 @@ def test_ok__worker_survives_and_answers_every_invite(worker, full, bodies, canc
     held = None
     if full:                                   # one good caller takes the only slot
         held = sip.invite("201", target, "sdp")
-        assert sip.wait(held[0], lambda c: c == 180, 5), "the good caller did not ring"
+        assert sip.wait(held[0], lambda c: c == 180, 15), \
+            f"the good caller did not ring: {sip.codes(held[0])} {_log(w)}"
     sent = []
     for kind in bodies:
         cid, branch = sip.invite("201", target, kind)

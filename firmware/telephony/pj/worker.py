@@ -259,7 +259,10 @@ class Worker:
             leg.hangup(self._status(msg.WORKER_FULL))
             return
         whole = prm.rdata.wholeMsg
-        busy = sum(1 for x in self.legs.values() if not x.dead and x.kind != "pos" and x is not leg)
+        # Callers only: position legs, our start-up probes and calls being turned away
+        # (still hanging up under load) take no caller's slot.
+        busy = sum(1 for x in self.legs.values()
+                   if not x.dead and x.kind not in ("pos", "probe", "refused") and x is not leg)
         if self.maxload and busy >= self.maxload:
             # Full (one slot stays free for a position leg): the front tries the next worker.
             self._refuse(leg, msg.WORKER_FULL)
