@@ -14,7 +14,9 @@ Kamailio listens where the site file says (loopback unless configured) and:
   same worker);
 - paces call set-ups per worker (see ``SETUPS_PER_WORKER_S``), answering
   ``503`` with ``Retry-After`` to a burst that would exceed them;
-- answers ``486 Busy Here`` only when every worker is full.
+- answers ``486 Busy Here`` only when every worker is full;
+- hides the workers: a caller sees the front's address in every header, never a
+  worker's (its Contact kept by Call-ID, its Via restored on the way back).
 
 Kamailio is started and stopped by the telephony adapter, in the foreground
 under a guard (``frontguard.py``) that keeps its process tree together and
