@@ -602,6 +602,13 @@ class Front:
         if check.returncode != 0:
             raise FrontError(f"Kamailio refused its generated config {cfg}: "
                              + check.stderr.strip()[-800:])
+        # Our front's processes are ended before a start (stop, end_stale): a pid file
+        # left by a killed Kamailio only makes the new one refuse to start ("running
+        # process found in the pid file") when that pid lingers as a zombie or is reused.
+        try:
+            (self.run_dir / "kamailio.pid").unlink()
+        except OSError:
+            pass
         # -DD: stay in the foreground (the guard's child), still forking Kamailio's workers.
         # The guard keeps the whole tree together and dies with the daemon (frontguard.py).
         self.proc = spawn(
