@@ -129,6 +129,21 @@ def test_fail__front_guard_killed_the_front_comes_back_despite_a_stale_pid_file(
     adapter.hang_up_test("202")
 
 
+def test_fail__a_call_placed_while_a_worker_restarts_goes_to_a_live_one(desk):
+    """The soak's rings that never rang: the dead worker, listed until its replacement is
+    up and holding no call any more, looked the least loaded and was given the call."""
+    board, adapter = desk
+    dead = adapter.workers[0]
+    os.kill(dead.pid, signal.SIGKILL)
+    wait_for(lambda: "worker 0" in board.faults(), 10, "worker 0's death noticed")
+    assert dead in adapter.workers and not dead.alive()     # its replacement is not up yet
+    t = adapter.ring("203")
+    assert t["worker"] is not dead
+    wait_for(lambda: board.line("203") is LineState.RINGING, 10, "203 rings")
+    adapter.hang_up_test("203")
+    wait_for(lambda: board.faults() == {}, 60, "worker 0 back")
+
+
 def test_fail__ring_refused_while_the_front_is_down(desk, tmp_path):
     """While the front is down a test call cannot ring anything: say so, do not pretend."""
     board, adapter = desk
