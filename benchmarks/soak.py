@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LINES = ["201", "202", "203", "204"]
 
 
 class Daemon:
@@ -137,6 +136,19 @@ class Daemon:
                 self.proc.wait()
 
 
+def rang(d: Daemon, line: str, timeout: float) -> bool:
+    """Whether ``line`` leaves idle (its call has reached the board) within ``timeout``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if line_states(d)[0][line]["state"] != "idle":
+                return True
+        except (OSError, KeyError, ValueError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
 def line_states(d: Daemon) -> dict:
     st = d.ask("status")["result"]
     return {ln["number"]: ln for ln in st["lines"]}, st
@@ -151,7 +163,7 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
         raise SystemExit(f"soak: the daemon's telephony did not start; see {folder}/daemon.log")
     orphans: list[int] = []
     stopped_early = None
-    offered = killed_calls = 0
+    offered = killed_calls = never_rang = 0
     kills = {"worker": 0, "kamailio": 0, "daemon": 0}
     actions: dict[str, int] = {}
     errors: list[str] = []
@@ -203,9 +215,14 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
         held = [n for n, ln in lines.items() if ln["state"] == "held"]
         choice = rnd.random()
         if idle and (choice < 0.35 or not (ringing or talking or held)):
-            if act("ring", "ring", line=rnd.choice(idle), caller=str(rnd.randint(5550000, 5559999))
-                   ).get("ok"):
-                offered += 1
+            n = rnd.choice(idle)
+            if act("ring", "ring", line=n, caller=str(rnd.randint(5550000, 5559999))).get("ok"):
+                # Offered once the board shows it: a ring that never arrives is no call
+                # (counted apart), and the loop would only ring the idle line again.
+                if rang(d, n, 5.0):
+                    offered += 1
+                else:
+                    never_rang += 1
         elif ringing and choice < 0.5:
             n = rnd.choice(ringing)
             if rnd.random() < 0.3:
@@ -224,13 +241,23 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
             act("release", "tap", key="p1-release")                # BYE from the board
         time.sleep(rnd.uniform(0.05, 0.4))
 
-    # Settle: let callers hang up and the board clear, then look.
+    # Settle: every caller still on a line hangs up (BYE, or CANCEL while ringing), and
+    # the board is given up to 30 s to clear, then looked at.
     lines, st, tel = {}, {"lamps": {}}, {}
     try:
-        for n in LINES:
-            d.ask("hangup", line=n)
-        d.ask("tap", key="p1-release")
-        time.sleep(15)
+        lines, st = line_states(d)
+        for n, ln in lines.items():
+            if ln["state"] != "idle":
+                d.ask("hangup", line=n)
+        for key in ("p1-release", "p2-release"):
+            d.ask("tap", key=key)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            lines, st = line_states(d)
+            if all(ln["state"] == "idle" for ln in lines.values()):
+                break
+            time.sleep(0.5)
+        time.sleep(2)                 # the last call records are written as calls end
         lines, st = line_states(d)
         tel = st.get("telephony") or {}
     except OSError as e:
@@ -252,7 +279,7 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
         "stopped_early": stopped_early,
         "processes_left_after_daemon_kills": orphans,
         "minutes": minutes, "seed": seed, "folder": str(folder),
-        "offered": offered, "recorded": len(records),
+        "offered": offered, "rings_that_never_rang": never_rang, "recorded": len(records),
         "lost": max(0, offered - len(records)),
         "lost_on_killed_processes_at_most": killed_calls,
         "ghost_calls": ghosts, "lamps_not_dark": lit,
@@ -280,6 +307,7 @@ def main(argv=None) -> int:
     print(f"soak: {r['minutes']:g} min, seed {r['seed']}, data in {r['folder']}")
     print(f"  calls offered {r['offered']}, recorded {r['recorded']}, lost {r['lost']} "
           f"(at most {r['lost_on_killed_processes_at_most']} were on killed processes)")
+    print(f"  rings accepted that never reached a line: {r['rings_that_never_rang']}")
     print(f"  kills: {r['kills']}; daemon starts {r['daemon_starts']}, "
           f"worker restarts {r['worker_restarts']}")
     print(f"  ghost calls: {len(r['ghost_calls'])} {r['ghost_calls'] or ''}")

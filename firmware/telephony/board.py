@@ -129,7 +129,10 @@ class BoardCommands:
             return True
 
     def _least_loaded(self):
-        return min(self.workers, key=lambda w: len(w.calls) / max(1, w.maxload or 1))
+        # A worker that died stays listed until its replacement is up (seconds): having
+        # lost its calls it looks the least loaded, and a call given to it went nowhere.
+        live = [w for w in self.workers if w.alive()] or self.workers
+        return min(live, key=lambda w: len(w.calls) / max(1, w.maxload or 1))
 
     def _worker_for(self, route: routing.Route):
         """A registering trunk's calls go from the worker that holds its registration."""

@@ -403,7 +403,17 @@ class Supervision:
     def _restart_front(self):
         try:
             self.front.stop()             # what is left of it, its children included
-            self.front.check_free()
+            self.front.end_stale()        # and any of its processes outside the group
+            # Killed processes let go of the port a moment after they die.
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    self.front.check_free()
+                    break
+                except FrontError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
             self.front.start()
         except FrontError as e:
             log.warning("restarting the front: %s", e)

@@ -98,6 +98,44 @@ def test_fail__kamailio_killed_lights_the_fault_says_so_and_is_restarted(desk):
     adapter.hang_up_test("201")
 
 
+def test_fail__front_guard_killed_the_front_comes_back_despite_a_stale_pid_file(desk, caplog):
+    """The soak's case: the guard SIGKILLed, Kamailio's pid file naming a pid that still
+    looks alive (a zombie, a reused pid). Kamailio would refuse to start ("running
+    process found in the pid file"); the restart must not let it."""
+    board, adapter = desk
+    front = adapter.front
+    guard = front.proc.pid
+    tree = _running(str(front.config_path))
+    (front.run_dir / "kamailio.pid").write_text(f"{os.getpid()}\n")   # alive, and not Kamailio
+    os.kill(guard, signal.SIGKILL)
+    wait_for(lambda: adapter.status()["front_restarts"] >= 1 and adapter.status()["front_up"],
+             30, "the front restarted")
+    assert adapter.status()["state"] == "running"
+    # at the first try: no start-up refused for the stale pid file, no port still held
+    assert not [r for r in caplog.records if "restarting the front" in r.getMessage()], \
+        [r.getMessage() for r in caplog.records]
+    wait_for(lambda: not [p for p in tree if _alive(p)], 10, "the old front's processes gone")
+    assert adapter.front.answers_options()
+    adapter.ring("202")
+    wait_for(lambda: board.line("202") is LineState.RINGING, 10, "202 rings through the new front")
+    adapter.hang_up_test("202")
+
+
+def test_fail__a_call_placed_while_a_worker_restarts_goes_to_a_live_one(desk):
+    """The soak's rings that never rang: the dead worker, listed until its replacement is
+    up and holding no call any more, looked the least loaded and was given the call."""
+    board, adapter = desk
+    dead = adapter.workers[0]
+    os.kill(dead.pid, signal.SIGKILL)
+    wait_for(lambda: "worker 0" in board.faults(), 10, "worker 0's death noticed")
+    assert dead in adapter.workers and not dead.alive()     # its replacement is not up yet
+    t = adapter.ring("203")
+    assert t["worker"] is not dead
+    wait_for(lambda: board.line("203") is LineState.RINGING, 10, "203 rings")
+    adapter.hang_up_test("203")
+    wait_for(lambda: board.faults() == {}, 60, "worker 0 back")
+
+
 def test_fail__ring_refused_while_the_front_is_down(desk, tmp_path):
     """While the front is down a test call cannot ring anything: say so, do not pretend."""
     board, adapter = desk
