@@ -102,6 +102,8 @@ class TelephonyAdapter(Supervision, WorkerEvents, BoardCommands, OfficeDialling,
         self.trunks = {t.name: _Trunk(t.name) for t in site.trunks if t.mode == "register"}
         self.secrecy = False
         self.turned_away = 0
+        self.late_callers: dict[str, tuple] = {}  # SIP Call-ID -> (caller, when): caller ID
+        #                                           said before the worker reported the call
         self.screen = None        # (line, caller) -> a block-list entry refusing it (app.py)
         self.recording_for = None  # (line, call) -> a WAV path when the line's calls are recorded
         self.messages: dict[str, list] = {}       # line -> voice messages taken on overflow

@@ -62,8 +62,11 @@ class WorkerEvents:
         for t in self.tests.values():
             if t["sip_call_id"] and t["sip_call_id"] == c.sip_call_id:
                 self._test_rang(t, c)
+        late = self.late_callers.pop(c.sip_call_id, None) if c.sip_call_id else None
+        if late is not None:         # the trunk's caller ID overtook the call's report
+            c.caller = late[0]
         self.book.open(c)
-        self._post(LineRinging(line, m.caller, c.id))
+        self._post(LineRinging(line, c.caller, c.id))
         if line in self.site.customers:
             w.send(msg.ForkCall(call=c.id, uri=self.site.customers[line]))
 

@@ -6,6 +6,8 @@ the front already takes the gateways' INVITEs (a modem trunk is a peer at 127.0.
 Once the telephony is up, ``start`` runs ``firmware.telephony.pj.modemgateway`` for each
 and follows its JSON events:
 
+- the caller ID that follows the first ring (``caller_id``) is put on the board's call,
+  found by its SIP Call-ID: the card and the call record get the number;
 - a modem unplugged or not answering lights the fault lamp as ``trunk <name>`` (the
   gateway reopens it with back-off) and clears it when the modem answers again;
 - a call in progress on a modem that vanished is marked failed in its call record, then
@@ -179,6 +181,10 @@ class ModemTrunks:
             info.update(state="fault", error=ev.get("message"), retry_in_s=ev.get("retry_in_s"),
                         faulted=True)
             self._post(Fault(f"trunk {name}", ev.get("message")))
+        elif kind == "caller_id":
+            caller = ev.get("number") or ("anonymous" if ev.get("absent") == "private" else None)
+            if caller and ev.get("sip_call_id") and self.telephony is not None:
+                self.telephony.identify_caller(ev["sip_call_id"], caller)
         elif kind == "call_lost":
             self._fail_call(g)
         elif kind in ("offer", "answered", "voice", "released", "far_end_hangup", "ended",

@@ -2,10 +2,11 @@
 
 It does what an Ethernet FXO gateway in front of the board would do, on loopback:
 
-- the analog line rings: once the caller ID block has come (or the second ring, or
-  ``cid_wait_s``), an INVITE goes to the board's front for ``--line`` (``sip:901@front``),
-  From the caller's number (``unknown`` when none came, ``anonymous`` when withheld) with
-  the caller's name as display name; the rings stopping before anyone answered CANCELs it;
+- the analog line rings: at the first ``RING`` an INVITE goes to the board's front for
+  ``--line`` (``sip:901@front``), From ``unknown`` (or the caller's number and name when
+  the caller ID came before the ring); the caller ID block that follows the first ring is
+  reported as a ``caller_id`` event with the INVITE's Call-ID, and the daemon puts the
+  number on the board's call; the rings stopping before anyone answered CANCELs it;
 - the board answers (200 OK): the modem goes off-hook in full-duplex voice and the call's
   audio is bridged through an ``AudioMediaPort`` (8000 Hz, 16-bit, 20 ms frames) fed from
   and drained into the line's drift buffers, which the serial thread fills and empties;
@@ -19,7 +20,7 @@ It does what an Ethernet FXO gateway in front of the board would do, on loopback
 
 PJSUA2 is owned by the main thread (``threadCnt = 0``, a ``libHandleEvents`` loop); the
 modem by ``ModemLine``'s thread; they meet only in queues. Events go out as JSON lines
-on stdout (``ready``, ``modem_ready``, ``modem_fault``, ``offer``, ``answered``,
+on stdout (``ready``, ``modem_ready``, ``modem_fault``, ``offer``, ``caller_id``, ``answered``,
 ``ended``, ``call_lost``, ``test_result``, ``status``); commands come in on stdin
 (``{"op": "status"}``, ``{"op": "test", "seconds": 4}``, ``{"op": "hangup"}``,
 ``{"op": "quit"}``).
@@ -120,7 +121,7 @@ class Gateway:
         self.from_line: queue.Queue = queue.Queue()
         self.allow = [ipaddress.ip_network(n, strict=False) for n in a.allow]
         self.line = ModemLine(a.device, self._from_line, profile=a.profile, country=a.country,
-                              silence_s=a.silence_s, tone_s=a.tone_s, cid_wait_s=a.cid_wait_s,
+                              silence_s=a.silence_s, tone_s=a.tone_s,
                               ring_gone_s=a.ring_gone_s, retry_min_s=a.retry_min_s,
                               retry_max_s=a.retry_max_s,
                               log=lambda m: sys.stderr.write(f"modem {a.name}: {m}\n"))
@@ -336,6 +337,12 @@ class Gateway:
             self.modem = {"state": "ready" if ev == "modem_ready" else "fault", **kw}
         if ev == "offer":
             self._offer(kw)
+        elif ev == "caller_id":
+            # the INVITE went at the first ring; the number follows it to the daemon, which
+            # finds the board's call by this SIP Call-ID (the front keeps it)
+            if self.leg is None or self.leg.direction != "in":
+                return
+            kw["sip_call_id"] = self.leg.getInfo().callIdString
         elif ev == "ring_stopped":
             if self.leg is not None and self.leg.direction == "in" and not self.leg.confirmed:
                 self._hangup(self.leg)              # CANCEL: the caller gave up
@@ -410,7 +417,6 @@ def main(argv=None):
     ap.add_argument("--country", default=None, help="AT+GCI country (US, GB, DE... or hex)")
     ap.add_argument("--silence-s", type=float, default=30.0)
     ap.add_argument("--tone-s", type=float, default=4.0)
-    ap.add_argument("--cid-wait-s", type=float, default=6.5)
     ap.add_argument("--ring-gone-s", type=float, default=8.0)
     ap.add_argument("--retry-min-s", type=float, default=1.0)
     ap.add_argument("--retry-max-s", type=float, default=60.0)

@@ -49,7 +49,7 @@ def stream(drv, seconds, write=True):
 
 
 @pytest.mark.parametrize("profile,stuck", [("conexant", False), ("conexant", True), ("usr", False),
-                                           ("usr", True), ("multitech", False)])
+                                           ("usr", True), ("multitech", False), ("dell", False)])
 def test_ok__start_up_leaves_voice_resets_and_identifies(modem, profile, stuck):
     sim, drv = modem(profile, stuck=stuck)
     ident = drv.start()
@@ -58,8 +58,9 @@ def test_ok__start_up_leaves_voice_resets_and_identifies(modem, profile, stuck):
     assert cmds[:3] == ["ATZ", "ATE0", "ATV1"]
     assert "ATI0" in cmds and "AT+GMI" in cmds and "ATM0" in cmds
     assert sim.cid_on and not sim.streaming and sim.echo is False
-    if profile == "conexant":
+    if profile in ("conexant", "dell"):
         assert "AT-SCID=1;+VCID=1;-STE=3" in sim.commands
+    assert ("AT!4886=00" in sim.commands) == (profile == "dell")
 
 
 def test_ok__country_is_set_with_gci(modem):
@@ -193,21 +194,116 @@ def test_ok__off_hook_hears_dial_tone(modem):
     drv.release()
 
 
-@pytest.mark.parametrize("result", ["VCON", "BUSY", "NO DIALTONE", "NO ANSWER"])
-def test_ok__dialling_out(modem, result):
-    sim, drv = modem("conexant")
+DIAL_CASES = [(p, r) for p in ("conexant", "usr") for r in ("VCON", "BUSY", "NO DIALTONE",
+                                                              "NO ANSWER")]
+
+
+@pytest.mark.parametrize("profile,result", DIAL_CASES + [("dell", "VCON"), ("multitech", "VCON")])
+def test_ok__dialling_out_the_profiles_way(modem, profile, result):
+    command = "ATDT5550100;" if profile in ("conexant", "dell") else "ATDT5550100"
+    sim, drv = modem(profile)
     drv.start()
     sim.dial_result = result
     sim.answer_source = tone_source(1000)
     if result == "VCON":
-        assert drv.dial("5550100") == "ulaw"
+        assert drv.dial("5550100") in ("ulaw", "u8")
         pcm, _ = stream(drv, 0.5)
         assert codec.rms(pcm) > 3000
         drv.release()
     else:
         with pytest.raises(ModemError, match=result):
             drv.dial("5550100")
-    assert sim.dialled == ["5550100"] and "ATDT5550100" in sim.commands
+    assert sim.dialled == ["5550100"] and command in sim.commands
+    at = [c.upper() for c in sim.commands]
+    if command.endswith(";"):          # dialled in data mode, then the voice set-up
+        assert "AT+FCLASS=8" not in at[:at.index(command)]
+        if result == "VCON":
+            assert at.index(command) < at.index("AT+FCLASS=8") < at.index("AT+VLS=1") \
+                < at.index("AT+VTR")
+    else:                              # dialled in voice mode
+        assert at.index("AT+FCLASS=8") < at.index(command)
+    assert not sim.off_hook
+
+
+@pytest.mark.parametrize("profile", ["conexant", "usr"])
+def test_ok__dtmf_goes_down_the_line_with_vts_and_the_call_goes_on(modem, profile):
+    sim, drv = modem(profile)
+    drv.start()
+    sim.answer_source = tone_source(1000)
+    drv.dial("5550100")
+    stream(drv, 0.3)
+    drv.send_dtmf("1")
+    drv.send_dtmf("#")
+    assert sim.vts == ["1", "#"] and "AT+VTS=1" in sim.commands
+    assert sim.streaming and sim.off_hook              # back in full duplex
+    pcm, _ = stream(drv, 0.5)
+    assert codec.rms(pcm) > 3000                       # the call's audio carries on
+    drv.release()
+    assert not sim.off_hook
+
+
+def test_ok__dell_gets_caller_id_only_with_its_own_switch(modem):
+    sim, drv = modem("dell")
+    ident = drv.start()
+    assert ident["profile"] == "dell" and "RD02" in ident["gmm"]
+    assert "AT!4886=00" in sim.commands
+    sim.ring("5551234", "JOHN DOE", period=0.4, rings=2)
+    cids = [e[1] for e in idle_events(drv, 1.0) if e[0] == "cid"]
+    assert [c.number for c in cids] == ["5551234"]
+    sim.plug()                                         # powered up afresh: off again
+    sim.cid_on = True                                  # +VCID=1 alone is not enough
+    sim.ring("5551234", period=0.3, rings=2)
+    time.sleep(1.0)
+    assert sim.rings_sent == 2 and sim.cid_blocks_sent == 1
+
+
+def test_fail__dell_taken_for_a_plain_conexant_never_gets_caller_id(modem):
+    sim, drv = modem("dell")
+    drv.want_profile = "conexant"                      # what the site file forced
+    drv.start()
+    assert "AT!4886=00" not in sim.commands
+    sim.ring("5551234", period=0.3, rings=2)
+    evs = idle_events(drv, 0.9)
+    assert [e[1] for e in evs if e[0] == "ring"] == [1, 2] and not any(e[0] == "cid" for e in evs)
+
+
+def line_events(link, **kw):
+    events, got = [], threading.Condition()
+
+    def emit(ev, **k):
+        with got:
+            events.append((ev, k))
+            got.notify_all()
+
+    def wait(kind, timeout=10):
+        with got:
+            assert got.wait_for(lambda: any(e == kind for e, _ in events), timeout), events
+        return next(k for e, k in events if e == kind)
+    return ModemLine(str(link), emit, **kw), events, wait
+
+
+@pytest.mark.parametrize("how", ["later", "none"])
+def test_ok__offered_at_the_first_ring_and_the_number_follows(tmp_path, how):
+    sim = SimModem("conexant", link=tmp_path / "usb-Conexant-if00")
+    line, events, wait = line_events(sim.path)
+    line.start()
+    try:
+        wait("modem_ready")
+        sim.ring("5551234", "JOHN DOE", period=5.0, rings=3, cid="later" if how == "later" else False)
+        offer = wait("offer")
+        assert offer["rings"] == 1 and sim.rings_sent == 1       # the first RING, no number yet
+        assert not offer.get("number")
+        if how == "later":
+            sim.send_caller_id()                                   # between ring 1 and ring 2
+            cid = wait("caller_id")
+            assert cid["number"] == "5551234" and cid["name"] == "JOHN DOE"
+        else:
+            time.sleep(1.0)
+        assert [e for e, _ in events].count("offer") == 1
+        assert ("caller_id" in [e for e, _ in events]) == (how == "later")
+    finally:
+        line.stop()
+        sim.stop()
 
 
 def test_fail__bad_number_is_refused_before_dialling(modem):
