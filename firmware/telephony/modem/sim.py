@@ -191,7 +191,7 @@ class SimModem:
         with self.lock:
             self._ring_gen = gen = self._ring_gen + 1   # an earlier call's ring timers stop
             self.ringing = True
-            self.rings_sent = 0
+            self.rings_sent = self.cid_blocks_sent = 0
             self.answer_source = source or tone_source(1000)
             now = time.monotonic()
             for k in range(rings):

@@ -1,8 +1,10 @@
 """The daemon's side of the modem trunks: one gateway process per modem, kept running.
 
 ``ModemTrunks.prepare(site)`` picks each gateway's loopback SIP port and gives its trunk
-the dial URI the telephony sends an office line's calls to (``sip:{number}@127.0.0.1:PORT``);
-the front already takes the gateways' INVITEs (a modem trunk is a peer at 127.0.0.1).
+the dial URI the telephony sends an office line's calls to: the board's front
+(``sip:{number}@FRONT;modem=pots1``), which relays a worker's INVITE to that gateway, so
+the gateway takes calls from the front alone, as it sends its own to it (a modem trunk is
+a peer at 127.0.0.1).
 Once the telephony is up, ``start`` runs ``firmware.telephony.pj.modemgateway`` for each
 and follows its JSON events:
 
@@ -114,12 +116,15 @@ class ModemTrunks:
         self._lock = threading.RLock()
 
     def prepare(self, site):
-        """The site with each modem trunk's dial URI on its gateway's port."""
+        """The site with each modem trunk's gateway port, and its dial URI through the front
+        (``{front}``: the telephony puts the front's address in once it has one), which
+        relays a worker's INVITE carrying ``;modem=<name>`` to that gateway."""
         trunks = []
         for t in site.trunks:
             if t.mode == "modem":
                 self.ports[t.name] = free_port()
-                t = dataclasses.replace(t, dial=f"sip:{{number}}@127.0.0.1:{self.ports[t.name]}")
+                t = dataclasses.replace(t, gateway_port=self.ports[t.name],
+                                        dial=f"sip:{{number}}@{{front}};modem={t.name}")
             trunks.append(t)
         return dataclasses.replace(site, trunks=tuple(trunks))
 
@@ -134,7 +139,7 @@ class ModemTrunks:
             for name in self.trunks:
                 self._post(Fault(f"trunk {name}", "the telephony did not start: no modem gateway"))
             return
-        front = f"127.0.0.1:{tel.front.port}"
+        front = f"{tel.front.host}:{tel.front.port}"
         for t in self.trunks.values():
             self._spawn(t, front)
 

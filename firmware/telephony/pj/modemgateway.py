@@ -15,8 +15,9 @@ It does what an Ethernet FXO gateway in front of the board would do, on loopback
 - an INVITE from the board (an office line dialling out) is dialled with ``ATD``: 180
   while it dials, 200 once the modem says ``VCON``, 486/480/503 for BUSY / NO ANSWER /
   NO DIALTONE; RFC 2833 digits from the board are played into the line as DTMF tones;
-- INVITEs are accepted only from ``--allow`` (loopback: the board's front and workers);
-  anyone else gets 403, and a second call while the line is busy 486.
+- INVITEs are accepted only from the board's front (``--front``, host and port: a
+  worker's call out reaches the gateway through it), or from ``--allow`` networks when
+  given; anyone else gets 403, and a second call while the line is busy 486.
 
 PJSUA2 is owned by the main thread (``threadCnt = 0``, a ``libHandleEvents`` loop); the
 modem by ``ModemLine``'s thread; they meet only in queues. Events go out as JSON lines
@@ -119,7 +120,7 @@ class Gateway:
         self.events: queue.Queue = queue.Queue()
         self.commands: queue.Queue = queue.Queue()
         self.from_line: queue.Queue = queue.Queue()
-        self.allow = [ipaddress.ip_network(n, strict=False) for n in a.allow]
+        self.allow = [ipaddress.ip_network(n, strict=False) for n in a.allow or ()]
         self.line = ModemLine(a.device, self._from_line, profile=a.profile, country=a.country,
                               silence_s=a.silence_s, tone_s=a.tone_s,
                               ring_gone_s=a.ring_gone_s, retry_min_s=a.retry_min_s,
@@ -290,10 +291,13 @@ class Gateway:
     def on_incoming(self, acc, prm):
         leg = Leg(self, acc, prm.callId, direction="out")
         src = prm.rdata.srcAddress.rsplit(":", 1)[0].strip("[]")
-        try:
-            allowed = any(ipaddress.ip_address(src) in n for n in self.allow)
-        except ValueError:
-            allowed = False
+        if self.allow:
+            try:
+                allowed = any(ipaddress.ip_address(src) in n for n in self.allow)
+            except ValueError:
+                allowed = False
+        else:                       # the board's calls out come through its front alone
+            allowed = prm.rdata.srcAddress == self.a.front
         if not allowed:
             self.emit("rejected", src=prm.rdata.srcAddress, code=403)
             leg.hangup(self._prm(403))
@@ -411,7 +415,8 @@ def main(argv=None):
     ap.add_argument("--bind", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--allow", action="append", default=None,
-                    help="addresses or networks whose INVITEs are accepted (127.0.0.1)")
+                    help="addresses or networks whose INVITEs are accepted (default: the "
+                    "front's host:port alone)")
     ap.add_argument("--profile", default=None, help="conexant, usr, multitech, generic "
                     "(default: from ATI0 / AT+GMI)")
     ap.add_argument("--country", default=None, help="AT+GCI country (US, GB, DE... or hex)")
@@ -422,7 +427,6 @@ def main(argv=None):
     ap.add_argument("--retry-max-s", type=float, default=60.0)
     ap.add_argument("--log-level", type=int, default=int(os.environ.get("SWITCHBOARD_PJ_LOG", "1")))
     a = ap.parse_args(argv)
-    a.allow = a.allow or ["127.0.0.1/32"]
     sys.stdout = own_stdout()
     Gateway(a).run()
 

@@ -163,6 +163,27 @@ def test_ok__ring_card_answer_audio_both_ways_busy_hang_up_record(rig):
     assert "modem trunk pots1 (line 901, " in text and ": ready, conexant (CONEXANT 56000)" in text
 
 
+def test_ok__the_lamp_flashes_at_the_first_ring_and_the_number_follows(rig):
+    r = rig
+    sim = r["sim"]
+    n0 = len(records(r))
+    sim.ring("5553344", "JANE ROE", cid="later", period=6.0, rings=5,
+             source=tone_source(1000, amp=12000))
+    wait_for(lambda: line901(r)["state"] == "ringing", 15, "901 ringing")
+    st = status(r)
+    assert sim.cid_blocks_sent == 0                  # it flashes before any caller ID came
+    assert st["lamps"]["line-901"]["cadence"] == "flash"
+    assert next(ln for ln in st["lines"] if ln["number"] == "901")["caller"] == "unknown"
+    sim.send_caller_id()                             # the block between ring 1 and ring 2
+    wait_for(lambda: line901(r)["caller"] == "5553344", 10, "the number on the line's card")
+    diag(r, "tap", "line-901")
+    wait_for(lambda: sim.streaming, 10, "answered: the modem in full duplex")
+    sim.hang_up("busy")
+    wait_for(lambda: line901(r)["state"] == "idle", 10, "901 idle")
+    wait_for(lambda: len(records(r)) > n0, 5, "the call record")
+    assert records(r)[-1]["caller"] == "5553344" and records(r)[-1]["outcome"] == "answered"
+
+
 def test_ok__far_end_goes_silent_without_any_code(rig):
     r = rig
     n0 = len(records(r))
@@ -196,6 +217,12 @@ def test_ok__office_line_dials_out_on_the_modem(rig):
     wait_for(lambda: sim.streaming, 10, "the outgoing call in voice")
     time.sleep(1.5)
     assert tone_level(r["card"].ear("hs1", time.monotonic() - 1.0), RATE, 1000) > 4000
+    assert "ATDT5550100;" in sim.commands              # the Conexant's way: then the voice set-up
+    diag(r, "tap", "p1-dial-4")                        # keys during the call: DTMF with +VTS
+    wait_for(lambda: sim.vts == ["4"], 10, "AT+VTS=4")
+    wait_for(lambda: sim.streaming, 10, "back in full duplex after the digit")
+    time.sleep(1.0)
+    assert tone_level(r["card"].ear("hs1", time.monotonic() - 0.8), RATE, 1000) > 4000
     diag(r, "tap", "p1-release")
     wait_for(lambda: not sim.off_hook and not sim.streaming, 10, "back on-hook")
     wait_for(lambda: line901(r)["state"] == "idle", 10, "901 idle")
