@@ -123,6 +123,8 @@ class SimModem:
         self.rings_sent = 0
         self._cid_block = None
         self.cid_blocks_sent = 0
+        self.rang_at: list[float] = []
+        self.cid_at: float | None = None
         self.dell_cid_unlocked = False     # Dell RD02-D400: AT!4886=00 seen since power-on
         self.events_out: list[str] = []    # DLE codes to send in the stream
         self.plugged = False
@@ -192,6 +194,7 @@ class SimModem:
             self._ring_gen = gen = self._ring_gen + 1   # an earlier call's ring timers stop
             self.ringing = True
             self.rings_sent = self.cid_blocks_sent = 0
+            self.rang_at, self.cid_at = [], None        # when each RING, the block, was written
             self.answer_source = source or tone_source(1000)
             now = time.monotonic()
             for k in range(rings):
@@ -219,12 +222,14 @@ class SimModem:
     def _caller_id(self, block):
         if self.cid_on and (self.profile != "dell" or self.dell_cid_unlocked):
             self.cid_blocks_sent += 1
+            self.cid_at = time.monotonic()
             self._send_text(block)
 
     def _ring_once(self):
         if not self.ringing:
             return
         self.rings_sent += 1
+        self.rang_at.append(time.monotonic())
         if self.fclass == 8 and self.profile in CONEXANT:
             self._send(bytes((DLE, ord("R"))))
         else:
