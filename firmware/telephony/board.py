@@ -134,6 +134,14 @@ class BoardCommands:
 
     def _caller_is(self, c, caller):
         c.caller = caller
+        if c.answered is None and self.screen is not None and self.screen(c.line, caller):
+            # On the block list: refused now as it would have been before it rang (busy,
+            # no record); the lamp has flashed for one ring.
+            c.worker.send(msg.ReleaseCall(call=c.id, code=msg.LINE_BUSY.code,
+                                          reason=msg.LINE_BUSY.reason))
+            if self.book.finish(c, "abandoned", record=False):
+                self._post(LineCleared(c.line, "blocked caller"))
+            return
         self._post(CallerIdentified(c.line, caller, c.id))
 
     def fail_line_call(self, line: str, end: bool = False) -> bool:

@@ -229,8 +229,8 @@ class ModemLine:
                 cid = ring["cid"].public() if ring["cid"] is not None else {}
                 self.emit("offer", rings=ring["n"], **cid)
             if now - ring["last"] > self.ring_gone_s:
-                if ring["offered"] and not ring["ignored"]:
-                    self.emit("ring_stopped", rings=ring["n"])
+                if ring["offered"]:          # refused: the board turned it away, it rang out
+                    self.emit("ring_stopped", rings=ring["n"], refused=ring["ignored"])
                 ring = None
                 drv.reset_rings()
                 self.state = "idle"

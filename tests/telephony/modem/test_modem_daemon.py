@@ -184,6 +184,33 @@ def test_ok__the_lamp_flashes_at_the_first_ring_and_the_number_follows(rig):
     assert records(r)[-1]["caller"] == "5553344" and records(r)[-1]["outcome"] == "answered"
 
 
+def test_fail__a_blocked_caller_is_refused_once_its_caller_id_comes(rig):
+    r = rig
+    sim = r["sim"]
+    n0 = len(records(r))
+    block = python_cmd("switchboard_tools.customers", "--data", r["tmp"] / "var", "block",
+                       "5550666", "--note", "abusive")
+    assert subprocess.run(block, env=project_env(), capture_output=True, timeout=30).returncode == 0
+    b0 = status(r)["timeclock"]["blocked"]["count"]
+    try:
+        sim.ring("5550666", cid="later", period=1.0, rings=4, source=tone_source(1000, amp=12000))
+        wait_for(lambda: line901(r)["state"] == "ringing", 15, "901 ringing at the first RING")
+        sim.send_caller_id()                         # the number is on the block list
+        wait_for(lambda: status(r)["timeclock"]["blocked"]["count"] > b0, 10, "refused")
+        wait_for(lambda: line901(r)["state"] == "idle", 10, "901 idle again")
+        assert status(r)["timeclock"]["blocked"]["last"]["caller"] == "5550666"
+        time.sleep(2.0)                              # it rings on at the exchange, unanswered
+        assert not sim.off_hook and line901(r)["state"] == "idle"
+        assert len(records(r)) == n0                 # refused, as before it rang: no record
+    finally:
+        unblock = python_cmd("switchboard_tools.customers", "--data", r["tmp"] / "var",
+                             "unblock", "5550666")
+        subprocess.run(unblock, env=project_env(), capture_output=True, timeout=30)
+        # the next call is a new ring cycle only once the gateway has seen this one end
+        wait_for(lambda: (status(r)["modems"]["pots1"].get("last") or {}).get("ev")
+                 == "ring_stopped", 30, "the refused call's rings ended")
+
+
 def test_ok__far_end_goes_silent_without_any_code(rig):
     r = rig
     n0 = len(records(r))
