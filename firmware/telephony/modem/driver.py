@@ -200,8 +200,8 @@ class Driver:
 
     # -- bytes and lines ----------------------------------------------
     def _read(self, n: int, timeout: float) -> bytes:
-        self.port.timeout = max(0.0, timeout)
         try:
+            self.port.timeout = max(0.0, timeout)   # pyserial reconfigures the tty: EIO if gone
             data = self.port.read(n)
         except Exception as e:               # serial.SerialException, OSError
             raise ModemGone(f"the modem went away: {e}") from e

@@ -12,9 +12,9 @@ It does what an Ethernet FXO gateway in front of the board would do, on loopback
   and drained into the line's drift buffers, which the serial thread fills and empties;
 - a BYE from the board puts the line back on-hook; the far end hanging up (the modem's
   DLE codes, or the line's audio) sends BYE;
-- an INVITE from the board (an office line dialling out) is dialled with ``ATD``: 180
-  while it dials, 200 once the modem says ``VCON``, 486/480/503 for BUSY / NO ANSWER /
-  NO DIALTONE; RFC 2833 digits from the board are played into the line as DTMF tones;
+- an INVITE from the board (an office line dialling out) is dialled with ``ATD`` the
+  profile's way: 180 while it dials, 200 once dialled, 486/480/503 for BUSY / NO ANSWER /
+  NO DIALTONE; RFC 2833 digits from the board go down the line with ``AT+VTS``;
 - INVITEs are accepted only from the board's front (``--front``, host and port: a
   worker's call out reaches the gateway through it), or from ``--allow`` networks when
   given; anyone else gets 403, and a second call while the line is busy 486.
@@ -417,8 +417,8 @@ def main(argv=None):
     ap.add_argument("--allow", action="append", default=None,
                     help="addresses or networks whose INVITEs are accepted (default: the "
                     "front's host:port alone)")
-    ap.add_argument("--profile", default=None, help="conexant, usr, multitech, generic "
-                    "(default: from ATI0 / AT+GMI)")
+    ap.add_argument("--profile", default=None, help="conexant, dell, usr, multitech, "
+                    "generic (default: from ATI0 / AT+GMI / AT+GMM)")
     ap.add_argument("--country", default=None, help="AT+GCI country (US, GB, DE... or hex)")
     ap.add_argument("--silence-s", type=float, default=30.0)
     ap.add_argument("--tone-s", type=float, default=4.0)
