@@ -279,8 +279,9 @@ def test_fail__a_gateway_that_dies_is_restarted(rig):
     answered_call(r, "5550002")                       # a call in progress when it dies
     pid = status(r)["modems"]["pots1"]["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: "trunk pots1" in status(r)["faults"], 10, "the fault naming the trunk")
-    assert "exited" in status(r)["faults"]["trunk pots1"]
+    # one status read: the new gateway may clear the fault by the next (a second or two)
+    fault = wait_for(lambda: status(r)["faults"].get("trunk pots1"), 10, "the fault naming the trunk")
+    assert "exited" in fault
     wait_for(lambda: line901(r)["state"] == "idle", 10, "the call ended")
     wait_for(lambda: len(records(r)) > n0, 5, "the call record")
     assert records(r)[-1]["outcome"] == "failed" and records(r)[-1]["caller"] == "5550002"
@@ -315,7 +316,7 @@ def test_ok__other_profiles_through_the_daemon(tmp_path, profile, stuck, number,
         assert tone_level(r["card"].ear("hs1", time.monotonic() - 1.5), RATE, 1000) > 4000
         t0 = time.monotonic()
         sim.hang_up("busy")          # MultiTech: busy tone only, no DLE b: heard in the audio
-        wait_for(lambda: line901(r)["state"] == "idle", 12, "901 idle after busy tone")
+        wait_for(lambda: line901(r)["state"] == "idle", 25, "901 idle after busy tone")
         if profile == "multitech":
             assert time.monotonic() - t0 >= 3.5          # the 4 s of tone, not a code
         wait_for(lambda: records(r), 5, "the call record")
