@@ -229,8 +229,8 @@ class ModemLine:
                 cid = ring["cid"].public() if ring["cid"] is not None else {}
                 self.emit("offer", rings=ring["n"], **cid)
             if now - ring["last"] > self.ring_gone_s:
-                if ring["offered"]:          # refused: the board turned it away, it rang out
-                    self.emit("ring_stopped", rings=ring["n"], refused=ring["ignored"])
+                if ring["offered"]:          # also when the board turned it away: it rang out
+                    self.emit("ring_stopped", rings=ring["n"])
                 ring = None
                 drv.reset_rings()
                 self.state = "idle"
@@ -272,7 +272,6 @@ class ModemLine:
                             raise
                         self.log(f"DTMF {digits}: {e}")
                         return "the modem did not go back into voice"
-                    self.emit("dtmf_sent", digits=digits)
             pcm, events = drv.read_stream(512, 0.02)
             if pcm:
                 self.rx.put(pcm)
