@@ -309,7 +309,7 @@ def test_ok__other_profiles_through_the_daemon(tmp_path, profile, stuck, number,
         else:
             sim.ring(number, name, period=1.0, rings=30, source=tone_source(1000, amp=12000))
         wait_for(lambda: line901(r)["state"] == "ringing", 15, "901 ringing")
-        assert line901(r)["caller"] == (number or "unknown")
+        wait_for(lambda: line901(r)["caller"] == (number or "unknown"), 10, "the caller ID")
         diag(r, "tap", "line-901")
         wait_for(lambda: sim.streaming, 10, "off-hook")
         time.sleep(2.0)
