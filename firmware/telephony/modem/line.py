@@ -62,10 +62,16 @@ class HangupDetector:
         self.rate = rate
         self.reset()
 
+    #: Blocks of "voice" in a row that say a person is there. A tone's on/off edge falls
+    #: anywhere in a block, and a block half tone and half quiet looks like voice: a
+    #: single one must not restart the count (a busy tone would never be heard).
+    VOICE_BLOCKS = 3
+
     def reset(self):
         self._pending = array.array("h")
         self.since_voice = 0          # samples since the last block that sounded like a person
         self.tone_samples = 0         # of which blocks of call-progress tone
+        self._voice_run = 0           # "voice" blocks in a row
 
     def feed(self, pcm: bytes) -> str | None:
         self._pending.extend(codec.samples(pcm))
@@ -75,8 +81,12 @@ class HangupDetector:
             del self._pending[:FRAME]
             kind = self.classify(block)
             if kind == "voice":
-                self.since_voice = self.tone_samples = 0
-                continue
+                self._voice_run += 1
+                if self._voice_run >= self.VOICE_BLOCKS:
+                    self.since_voice = self.tone_samples = 0
+                    continue
+            else:
+                self._voice_run = 0
             self.since_voice += FRAME
             if kind == "tone":
                 self.tone_samples += FRAME

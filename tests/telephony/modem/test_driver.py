@@ -9,7 +9,7 @@ import serial
 from firmware.telephony.modem import codec
 from firmware.telephony.modem.driver import Driver, ModemError, ModemGone, parse_vsm, choose_format, PROFILES
 from firmware.telephony.modem.line import HangupDetector, ModemLine
-from firmware.telephony.modem.sim import DIAL_TONE, SimModem, line_noise, tone_source
+from firmware.telephony.modem.sim import BUSY, DIAL_TONE, SimModem, line_noise, tone_source
 
 
 @pytest.fixture
@@ -183,6 +183,21 @@ def test_ok__detector_hears_silence_and_not_a_talker():
     det.reset()
     dial = b"".join(int(v).to_bytes(2, "little", signed=True) for v in DIAL_TONE(0, 8800))
     assert det.feed(dial) == "call-progress tone"
+
+
+@pytest.mark.parametrize("offset", [0, 5, 10, 80, 150, 155])
+def test_ok__busy_tone_is_heard_wherever_its_edges_fall_in_the_blocks(offset):
+    """A block holding a sliver of the tone's burst reads as voice: one such block at each
+    on/off edge must not restart the count (at some alignments busy was never heard)."""
+    det = HangupDetector(silence_s=30, tone_s=4.0)
+    busy = b"".join(int(v).to_bytes(2, "little", signed=True) for v in BUSY(offset, 8000 * 6))
+    heard = next((i / 16000 for i in range(0, len(busy), 640) if det.feed(busy[i:i + 640])), None)
+    assert heard is not None and heard < 4.5, heard
+    talker = b"".join(int(v).to_bytes(2, "little", signed=True) for v in tone_source(1000)(0, 800))
+    det.reset()
+    det.feed(busy[:8000 * 3 * 2])
+    det.feed(talker)                                 # 100 ms of a person: the count restarts
+    assert det.since_voice == 0
 
 
 def test_ok__off_hook_hears_dial_tone(modem):
