@@ -17,7 +17,9 @@ import pytest
 
 from conftest import project_env, python_cmd
 from alsa_fixture import FakeCard, best_tone, tone, tone_level
-from telephony_support import PeerProc, have_tools, tone_energy, wait_for
+from peers import PeerProc
+from procs import stop
+from telephony_support import have_tools, tone_energy, wait_for
 
 from firmware.records.calls import JsonLinesRecords
 from firmware.telephony.modem.sim import SimModem, tone_source
@@ -64,12 +66,7 @@ def rig(tmp_path_factory):
                              for n in ("pots1", "pots2")), 30, "both modems ready")
         yield r
     finally:
-        r["proc"].terminate()
-        try:
-            r["proc"].wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            r["proc"].kill()
-            r["proc"].wait()
+        stop(r["proc"], 20)
         r["out"].close()
         card.stop()
         for k in ("sim1", "sim2"):
