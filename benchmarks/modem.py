@@ -18,7 +18,15 @@
 
    "Added" is the modem path's median less the SIP path's median, each way.
 
-2. **The drift buffer over a long call, in simulated time.** The buffer
+2. **Ring -> lamp**, in the same run: the simulated line rings with the North American
+   cadence (a RING every 6 s) and the caller ID block 2.4 s after the first RING (between
+   the first and second ring, as the exchange sends it). Measured from the moment the
+   first RING was written to the pty to the line's lamp flashing in the daemon's status
+   (polled on the control socket every 10 ms), and to the caller's number on the line;
+   beside them, when the caller ID block was written: the earliest the lamp could flash
+   when the call was offered only once the caller ID had come.
+
+3. **The drift buffer over a long call, in simulated time.** The buffer
    (``firmware.telephony.modem.drift.DriftBuffer``) is driven with the two clocks' own
    schedules, not in real time: the modem delivers 64-sample reads (what a CDC-ACM read of
    the CX93001 returns) at its own clock, 0.1 % fast or 0.1 % slow, each read's arrival
@@ -50,6 +58,8 @@ from bursts import (AMP, BURSTS, LEAD_S, PERIOD_S, burst_train, expected_times, 
 from conftest import project_env, python_cmd  # noqa: E402
 from headset_support import PeerProc, pcm_wav, wav_pcm  # noqa: E402
 from procs import stop as stop_process  # noqa: E402
+
+from switchboard_tools.diag import Client  # noqa: E402
 
 from firmware.telephony.modem.drift import DriftBuffer  # noqa: E402
 from firmware.telephony.modem.sim import SimModem  # noqa: E402
@@ -160,6 +170,34 @@ def modem_call(board, sim, card):
     return to_ear, to_line
 
 
+def ring_call(board, sim):
+    """First RING -> lamp flashing, -> number on the line; and -> the caller ID block."""
+    client = Client(board.tmp / "ctl.sock")
+
+    def line901():
+        return next(ln for ln in client.call("status")["lines"] if ln["number"] == "901")
+    sim.ring("5557788", "ANN LEE", period=6.0, rings=4, source=burst_source)
+    lamp = number = None
+    end = time.monotonic() + 20
+    while (lamp is None or number is None) and time.monotonic() < end:
+        ln = line901()
+        now = time.monotonic()
+        if lamp is None and ln["state"] == "ringing":
+            lamp = now
+        if number is None and ln["caller"] == "5557788":
+            number = now
+        time.sleep(0.01)
+    client.sock.close()
+    first = sim.rang_at[0] if sim.rang_at else None
+    out = {k: (t - first if t is not None and first is not None else None)
+           for k, t in (("lamp", lamp), ("number", number), ("caller_id_block", sim.cid_at))}
+    board.diag("tap", "line-901")
+    board.wait(lambda: sim.streaming, 10, "off-hook")
+    sim.hang_up("busy")
+    board.wait(lambda: board.line("901")["state"] == "idle" and not sim.off_hook, 15, "901 idle")
+    return out
+
+
 def sip_call(board, card, tmp, i):
     secs = LEAD_S + BURSTS * PERIOD_S + 0.8
     train = pcm_wav(tmp / "train8k.wav", burst_train(8000), 8000)
@@ -233,8 +271,10 @@ def main(argv=None):
         card.start()
         board = Board(tmp, card, sim)
         res = {"modem": ([], []), "sip": ([], [])}
+        rings = []
         try:
             for i in range(a.calls):
+                rings.append(ring_call(board, sim))
                 e, m = modem_call(board, sim, card)
                 res["modem"][0].extend(e)
                 res["modem"][1].extend(m)
@@ -245,6 +285,8 @@ def main(argv=None):
             board.stop()
             card.stop()
             sim.stop()
+        out["ring"] = {k: summary([r[k] for r in rings if r[k] is not None])
+                       for k in ("lamp", "number", "caller_id_block")}
         out["delay"] = {p: {"line_to_earpiece": summary(v[0]), "microphone_to_line": summary(v[1])}
                         for p, v in res.items()}
         for way in ("line_to_earpiece", "microphone_to_line"):
@@ -263,6 +305,14 @@ def main(argv=None):
                         if d["n"] else "not measured")
             print(f"  {way.replace('_', ' '):40s} {f(m):20s}  {f(s)}")
         print(f"  added by the modem path: {out['delay'].get('added_ms')}")
+    if "ring" in out:
+        rg = out["ring"]
+
+        def g(d):
+            return f"{d['median_ms']} ({d['min_ms']}-{d['max_ms']}) ms" if d["n"] else "not measured"
+        print(f"after the first RING (median, min-max; n={rg['lamp']['n']}): lamp flashing "
+              f"{g(rg['lamp'])}; number on the line {g(rg['number'])}; the caller ID block "
+              f"came at {g(rg['caller_id_block'])} (where the lamp started before)")
     for d in out["drift"]:
         lv = d["level_ms"]
         print(f"drift buffer, modem clock {d['drift_pct']:+.1f} %, {d['minutes']:g} min simulated: "

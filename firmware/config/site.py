@@ -110,6 +110,7 @@ class Trunk:
     profile: str | None = None    # modem: conexant, usr, multitech, generic; None: identify
     country: str | None = None    # modem: AT+GCI
     silence_s: float = 30.0       # modem: silence that ends a call
+    gateway_port: int | None = None   # modem: its gateway's SIP port on loopback (the daemon's)
 
     def public(self) -> dict:
         """What status may show: never the password."""

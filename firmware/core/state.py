@@ -84,6 +84,15 @@ class LineRinging:
 
 
 @dataclass(frozen=True)
+class CallerIdentified:
+    """The caller's number came after the call was offered (an analog line's caller ID
+    arrives between the first and second ring; the lamp flashes from the first)."""
+    line: str
+    caller: str
+    call: str | None = None   # the call it belongs to: a later call on the line keeps its own
+
+
+@dataclass(frozen=True)
 class LineCleared:
     """The call on a line is gone (the caller hung up, or the trunk dropped)."""
     line: str
@@ -618,6 +627,13 @@ class BoardState:
         ln.state, ln.rings, ln.ring_start = LineState.RINGING, 1, now
         ln.caller, ln.call = ev.caller, ev.call
         out.append(self._line_changed(ev.line))
+
+    def _on_CallerIdentified(self, ev: CallerIdentified, now, out):
+        ln = self.lines[ev.line]
+        if ln.state in (LineState.IDLE, LineState.BUSY) or (ev.call is not None and ln.call != ev.call):
+            return
+        ln.caller = ev.caller
+        out.append(self._line_changed(ev.line))     # the card is looked up again
 
     def _on_LineCleared(self, ev: LineCleared, now, out):
         ln = self.lines[ev.line]

@@ -103,6 +103,8 @@ class TelephonyAdapter(Supervision, WorkerEvents, BoardCommands, OfficeDialling,
         self.trunks = {t.name: _Trunk(t.name) for t in site.trunks if t.mode == "register"}
         self.secrecy = False
         self.turned_away = 0
+        self.late_callers: dict[str, tuple] = {}  # SIP Call-ID -> (caller, when): caller ID
+        #                                           said before the worker reported the call
         self.screen = None        # (line, caller) -> a block-list entry refusing it (app.py)
         # () -> the block list's block entries as (digits pattern, line or None, label),
         # given to the front (frontblock.py; app.py sets it)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from firmware.core.state import (Answer, Hold, Join, LineChanged, LineCleared, LineState, Release,
-                                 Resume, SwitchChanged)
+from firmware.core.state import (Answer, CallerIdentified, Hold, Join, LineChanged, LineCleared,
+                                 LineState, Release, Resume, SwitchChanged)
 from firmware.errors import ControlError
 from firmware.telephony import protocol as msg
 from firmware.telephony import routing
+
+LATE_CALLER_S = 30.0      # a caller ID for a call not yet reported is kept this long
 
 
 class BoardCommands:
@@ -115,6 +117,32 @@ class BoardCommands:
             c.patching = number
             c.worker.send(msg.PatchCall(call=c.id, uri=uri, consult=consult))
             return {"line": line, "to": number, "call": c.id, "consult": consult}
+
+    def identify_caller(self, sip_call_id: str, caller: str) -> None:
+        """The trunk learnt who is calling after it offered the call (an analog line's
+        caller ID follows the first ring): the card and the call record get the number.
+        Said before the worker has reported the call, it waits for it (``late_callers``)."""
+        with self._lock:
+            c = next((c for c in self.book.by_id.values() if c.sip_call_id == sip_call_id), None)
+            if c is None:
+                now = self.clock()
+                self.late_callers = {k: v for k, v in self.late_callers.items()
+                                     if now - v[1] < LATE_CALLER_S}
+                self.late_callers[sip_call_id] = (caller, now)
+                return
+            self._caller_is(c, caller)
+
+    def _caller_is(self, c, caller):
+        c.caller = caller
+        if c.answered is None and self.screen is not None and self.screen(c.line, caller):
+            # On the block list: refused now as it would have been before it rang (busy,
+            # no record); the lamp has flashed for one ring.
+            c.worker.send(msg.ReleaseCall(call=c.id, code=msg.LINE_BUSY.code,
+                                          reason=msg.LINE_BUSY.reason))
+            if self.book.finish(c, "abandoned", record=False):
+                self._post(LineCleared(c.line, "blocked caller"))
+            return
+        self._post(CallerIdentified(c.line, caller, c.id))
 
     def fail_line_call(self, line: str, end: bool = False) -> bool:
         """The trunk under the call on ``line`` broke (a modem unplugged, its gateway gone):

@@ -91,8 +91,9 @@ class CallBook:
     def has_ended(self, cid) -> bool:
         return cid in self.ended_ids
 
-    def finish(self, c: Call, outcome: str) -> bool:
-        """End ``c`` with ``outcome`` and write its record; False if it had ended already."""
+    def finish(self, c: Call, outcome: str, record: bool = True) -> bool:
+        """End ``c`` with ``outcome`` and write its record (unless ``record`` is False: a
+        blocked caller, refused as one would be before it rang); False if it had ended."""
         if c.ended is not None:
             return False
         c.ended = self.clock()
@@ -107,6 +108,6 @@ class CallBook:
         self.ended_ids[c.id] = None
         while len(self.ended_ids) > self.ENDED_KEPT:
             del self.ended_ids[next(iter(self.ended_ids))]
-        if self.records is not None:
+        if self.records is not None and record:
             self.records.write(c.record())
         return True

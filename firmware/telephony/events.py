@@ -46,7 +46,9 @@ class WorkerEvents:
             return
         if self.book.has_ended(m.call):
             return                           # reported after its end: nothing to ring
-        if self.screen is not None and self.screen(line, m.caller):
+        late = self.late_callers.pop(m.sip_call_id, None) if m.sip_call_id else None
+        caller = late[0] if late is not None else m.caller   # the trunk's caller ID came first
+        if self.screen is not None and self.screen(line, caller):
             # A blocked caller (switchboard-customers block): busy, and it never rings.
             w.send(msg.ReleaseCall(call=m.call, code=msg.LINE_BUSY.code,
                                    reason=msg.LINE_BUSY.reason))     # no failover
@@ -57,13 +59,13 @@ class WorkerEvents:
             w.send(msg.ReleaseCall(call=m.call, code=msg.LINE_BUSY.code,
                                    reason=msg.LINE_BUSY.reason))
             return
-        c = Call(id=m.call, worker=w, line=line, direction="in", caller=m.caller,
+        c = Call(id=m.call, worker=w, line=line, direction="in", caller=caller,
                  callee=m.user, offered=m.t or self.clock(), sip_call_id=m.sip_call_id)
         for t in self.tests.values():
             if t["sip_call_id"] and t["sip_call_id"] == c.sip_call_id:
                 self._test_rang(t, c)
         self.book.open(c)
-        self._post(LineRinging(line, m.caller, c.id))
+        self._post(LineRinging(line, c.caller, c.id))
         if line in self.site.customers:
             w.send(msg.ForkCall(call=c.id, uri=self.site.customers[line]))
 

@@ -17,6 +17,8 @@ Kamailio listens where the site file says (loopback unless configured) and:
 - answers ``486 Busy Here`` only when every worker is full;
 - hides the workers: a caller sees the front's address in every header, never a
   worker's (its Contact kept by Call-ID, its Via restored on the way back).
+- relays a worker's call out over a modem trunk (``;modem=<name>`` in the Request-URI)
+  to that modem's gateway on loopback, record-routed like the calls in.
 
 Kamailio is started and stopped by the telephony adapter, in the foreground
 under a guard (``frontguard.py``) that keeps its process tree together and
@@ -159,12 +161,26 @@ _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0
                           r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 
+def modem_route(modems) -> str:
+    """route[MODEM]: a worker's call out over a modem trunk (``;modem=<name>`` in its
+    Request-URI) goes to that modem's gateway on loopback; any other name is 404."""
+    branches = "".join(f'    {"else " if i else ""}if ($(ru{{uri.param,modem}}) == "{name}") {{\n'
+                       f'        $du = "sip:127.0.0.1:{int(port)}";\n    }}\n'
+                       for i, (name, port) in enumerate(sorted((modems or {}).items())))
+    refuse = '        sl_send_reply("404", "No Such Modem");\n        exit;\n'
+    if not branches:
+        return f"route[MODEM] {{\n{refuse}}}\n"
+    return (f"route[MODEM] {{\n{branches}    else {{\n{refuse}    }}\n"
+            "    route(SDP);\n    dlg_manage();\n    $dlg_var(caller) = $si;\n"
+            "    record_route();\n    t_relay();\n}\n")
+
+
 def kamailio_config(*, listen: str, port: int, transports, peers, numbers, workers,
                     children: int = 4, tls_config: str | None = None,
-                    refuse: str = "busy") -> str:
+                    refuse: str = "busy", modems=None) -> str:
     """The configuration text. ``workers`` is a list of (port, maxload); ``peers``
     the trunks' addresses and host names; ``refuse``: what a blocked caller gets
-    (``frontblock.py``)."""
+    (``frontblock.py``); ``modems`` modem trunk name -> its gateway's port on loopback."""
     listens = "\n".join(f"listen={t}:{listen}:{port}" for t in transports if t in ("udp", "tcp"))
     if "tls" in transports:
         listens += f"\nlisten=tls:{listen}:{port + 1}"
@@ -275,6 +291,10 @@ request_route {{
         exit;
     }}
     if (t_check_trans()) {{
+        exit;
+    }}
+    if (ds_is_from_list("1") && $(ru{{uri.param,modem}}) != "") {{
+        route(MODEM);                 # a worker dialling out on an analog line
         exit;
     }}
     if (!({allowed})) {{
@@ -489,6 +509,7 @@ onreply_route[TO_WORKER] {{
     }}
 }}
 
+{modem_route(modems)}
 failure_route[WORKER_FAILED] {{
     if (t_is_canceled()) {{
         exit;
@@ -550,9 +571,10 @@ class Front:
     """One Kamailio process in the foreground, its config in ``run_dir``."""
 
     def __init__(self, run_dir, *, listen, port, transports, peers, numbers, workers,
-                 tls_certificate=None, tls_private_key=None, refuse="busy"):
+                 tls_certificate=None, tls_private_key=None, refuse="busy", modems=None):
         self.run_dir = Path(run_dir)
         self.refuse = refuse          # what a blocked caller gets: "busy" or "announcement"
+        self.modems = dict(modems or {})
         self._rpc_path: Path | None = None
         self.listen = listen
         self.port = port or free_port(listen)
@@ -562,6 +584,11 @@ class Front:
         self.workers = list(workers)
         self.tls = (tls_certificate, tls_private_key)
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def host(self) -> str:
+        """Where a process on this machine reaches the front."""
+        return "127.0.0.1" if self.listen in ("0.0.0.0", "::", "") else self.listen
 
     @property
     def rpc_path(self) -> Path:
@@ -617,7 +644,7 @@ class Front:
                                        transports=self.transports, peers=self.peers,
                                        numbers=self.numbers, workers=self.workers,
                                        tls_config=str(tls_cfg) if tls_cfg else None,
-                                       refuse=self.refuse)
+                                       refuse=self.refuse, modems=self.modems)
                        .replace("{DSLIST}", str(ds))
                        .replace("{RPCSOCK}", str(self.rpc_path))
                        .replace("{SETUPS}", str(setups_per_worker_s(self.workers))))

@@ -570,6 +570,7 @@ class ModemReady(Message):
     gmi: str
     identified: str
     profile: str
+    gmm: str = ""                 # AT+GMM (tells a Dell RD02-D400 from other Conexants)
 
 
 @_message(GATEWAY_EVENTS, "modem_fault")
@@ -593,6 +594,19 @@ class LineOffer(Message):
     date: str | None = None
     time: str | None = None
     absent: str | None = None     # why no number: "private" (withheld), "unavailable"
+
+
+@_message(GATEWAY_EVENTS, "caller_id")
+class LineCallerId(Message):
+    """The caller ID block that follows the first ring (the call was offered at it): the
+    line sends it without ``sip_call_id``; the gateway adds its INVITE's SIP Call-ID, by
+    which the daemon finds the board's call."""
+    number: str | None = None
+    name: str | None = None
+    date: str | None = None
+    time: str | None = None
+    absent: str | None = None     # why no number: "private" (withheld), "unavailable"
+    sip_call_id: str | None = None
 
 
 @_message(GATEWAY_EVENTS, "ring_stopped")

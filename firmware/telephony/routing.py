@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -44,3 +45,11 @@ def transfer(site, number: str) -> str:
     if trunk is None:
         raise NoRoute("no outbound trunk with a dial URI in the site file")
     return trunk.dial.replace("{number}", number)
+
+
+def with_front(site, front: str):
+    """The site with ``{front}`` in trunks' dial templates made the front's ``host:port``
+    (a modem's calls out go through the front to its gateway)."""
+    trunks = tuple(dataclasses.replace(t, dial=t.dial.replace("{front}", front))
+                   if t.dial and "{front}" in t.dial else t for t in site.trunks)
+    return dataclasses.replace(site, trunks=trunks)

@@ -34,7 +34,7 @@ from pathlib import Path
 from firmware.core.state import Fault, LineCleared, PlacedCallEnded
 from firmware.errors import SwitchboardError
 from firmware.records.calls import JsonLinesRecords
-from firmware.telephony import orphans
+from firmware.telephony import orphans, routing
 from firmware.telephony import protocol as msg
 from firmware.telephony.front import Front, FrontError
 from firmware.telephony.frontblock import FrontBlocks, FrontRpc, RpcError, front_rules
@@ -71,6 +71,7 @@ class Supervision:
         # (same data dir) is ended, and a port someone else holds is a start-up
         # error naming the address, not a "ready" answered by a stranger.
         self.front = self._make_front()
+        self.site = routing.with_front(self.site, f"{self.front.host}:{self.front.port}")
         self.front.end_stale()
         self.front.check_free()
         self.state = "starting"
@@ -84,6 +85,8 @@ class Supervision:
         return Front(self.run_dir / "front", listen=self.site.listen, port=self.port,
                      transports=self.site.transports, peers=self.site.peer_addresses(),
                      numbers=list(self.site.numbers), workers=[],
+                     modems={t.name: t.gateway_port for t in self.site.modem_trunks()
+                             if t.gateway_port},
                      tls_certificate=self.site.tls_certificate,
                      tls_private_key=self.site.tls_private_key,
                      refuse=self.site.blocked_refuse)

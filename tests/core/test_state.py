@@ -3,7 +3,8 @@
 import pytest
 
 from firmware.config.board import find_board, load_board
-from firmware.core.state import (Answer, BoardState, BusyOut, Cadence, CustomerAnswered,
+from firmware.core.state import (Answer, BoardState, BusyOut, CallerIdentified, Cadence,
+                            CustomerAnswered,
                             CustomerHungUp, Dial, Fault, Hold, HoldRecall, Join, KeyChanged,
                             KeyReport, KeyTest, LampTest, LineCleared, LineRinging,
                             MessageWaiting, Release, Resume, Seize, SetLamp, StampRequest,
@@ -56,6 +57,21 @@ def test_ok__ringing_line_flashes_and_counts_rings():
     assert r.cadence("line-201") is Cadence.FLASH
     r.at(DESK.ring_seconds * 2 + 0.1)
     assert r.line("201").rings == 3
+
+
+def test_ok__caller_id_after_the_first_ring_names_the_call_it_belongs_to():
+    r = Run().ev(LineRinging("901", None, "c1"))       # an analog line: the lamp flashes first
+    assert r.cadence("line-901") is Cadence.FLASH and r.line("901").caller is None
+    r.ev(CallerIdentified("901", "5551234", "c1"))
+    assert r.line("901").caller == "5551234"
+    assert any(getattr(c, "line", None) == "901" for c in r.out)   # LineChanged: card again
+    r.ev(CallerIdentified("901", "5559999", "c0"))       # a late one for an earlier call
+    assert r.line("901").caller == "5551234"
+    r.press("line-901")                                  # answered: still the same caller
+    assert r.line("901").caller == "5551234"
+    r.ev(LineCleared("901"))
+    r.ev(CallerIdentified("901", "5551234", "c1"))       # after the call: nothing rings
+    assert r.line("901").state.value == "idle" and r.line("901").caller is None
 
 
 def test_ok__pick_up_answers_on_the_serving_position():

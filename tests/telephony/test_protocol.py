@@ -68,3 +68,19 @@ def test_ok__replies_the_front_relies_on():
     assert p.LINE_BUSY == p.Reply(486, "Line Busy") and p.WORKER_FULL.code == 486
     # The front tells our own "Line Busy" from a full worker's 486 by its reason phrase.
     assert f'$T_reply_reason != "{p.LINE_BUSY.reason}"' in inspect.getsource(front)
+
+
+def test_ok__the_caller_id_after_the_first_ring_is_a_gateway_event():
+    # what the modem line emits (no Call-ID), then what the gateway sends on (with it)
+    line = p.from_dict(p.GATEWAY_EVENTS, {"event": "caller_id", "number": "5551234",
+                                          "name": "JOHN DOE", "date": "1130", "time": "0915",
+                                          "absent": None})
+    assert isinstance(line, p.LineCallerId) and line.sip_call_id is None
+    sent = dataclasses.replace(line, sip_call_id="abc@127.0.0.1")
+    assert p.decode(p.GATEWAY_EVENTS, p.encode(sent)) == sent
+    with pytest.raises(p.ProtocolError, match="unknown field 'rings'"):
+        p.decode(p.GATEWAY_EVENTS, '{"event": "caller_id", "rings": 2}')
+    # a Dell is told apart by AT+GMM, which modem_ready carries
+    ready = p.decode(p.GATEWAY_EVENTS, '{"event": "modem_ready", "i0": "56000", "gmi": "Conexant",'
+                     ' "gmm": "RD02-D400", "identified": "dell", "profile": "dell"}')
+    assert ready.gmm == "RD02-D400"

@@ -7,6 +7,8 @@ method reads and writes the port itself. It knows the vendors' dialects as ``Pro
   mu-law 8 kHz (``+VSM=131``), ``+VTR=?`` answers ERROR although ``+VTR`` works, ring
   reported as ``DLE R`` in ``+FCLASS=8`` (so the line idles in ``+FCLASS=0``), caller ID
   switched on with ``-SCID=1`` too, ``+VSD`` accepted but ignored;
+- ``dell``: Dell RD02-D400, a Conexant (the same dialect) whose caller ID stays off until
+  ``AT!4886=00``; told apart from other Conexants by ``AT+GMM``;
 - ``usr``: USRobotics 5637: 8-bit linear (``+VSM=128``), a spurious ``DLE H`` right after
   ``+VLS=1``;
 - ``multitech``: MultiTech MT9234MU: sends no hang-up codes at all (software detection
@@ -52,6 +54,10 @@ class ModemGone(ModemError):
 class Profile:
     name: str
     caller_id: str = "+VCID=1"            # the command(s) that switch caller ID on
+    caller_id_first: tuple = ()           # sent alone before them (a vendor's own switch)
+    # dialling out: "voice" = ATD in voice mode, the call up at VCON; "semicolon" =
+    # ATD<number>; in data mode (OK once dialled, still off-hook), then the voice set-up
+    dial: str = "voice"
     hangup_codes: bool = True              # sends DLE b / d / l on the far end's hang-up
     ignore_events: frozenset = frozenset()
     formats: tuple = (("ulaw", 131), ("alaw", 130), ("u8", 128), ("u8", 1), ("s8", 0),
@@ -59,7 +65,10 @@ class Profile:
 
 
 PROFILES = {
-    "conexant": Profile("conexant", caller_id="-SCID=1;+VCID=1;-STE=3"),
+    "conexant": Profile("conexant", caller_id="-SCID=1;+VCID=1;-STE=3", dial="semicolon"),
+    # Dell RD02-D400: a Conexant whose caller ID stays off until AT!4886=00 (each start-up)
+    "dell": Profile("dell", caller_id="-SCID=1;+VCID=1;-STE=3", caller_id_first=("!4886=00",),
+                    dial="semicolon"),
     "usr": Profile("usr", ignore_events=frozenset("H"),
                    formats=(("u8", 128), ("s16", 129))),
     "multitech": Profile("multitech", hangup_codes=False),
@@ -67,9 +76,11 @@ PROFILES = {
 }
 
 
-def identify(i0: str, gmi: str) -> str:
-    """The profile name for what ``ATI0`` and ``AT+GMI`` said."""
-    text = f"{i0} {gmi}".lower()
+def identify(i0: str, gmi: str, gmm: str = "") -> str:
+    """The profile name for what ``ATI0``, ``AT+GMI`` and ``AT+GMM`` said."""
+    text = f"{i0} {gmi} {gmm}".lower()
+    if "rd02" in text or "dell" in text.split():   # a Conexant inside; +GMM names it
+        return "dell"
     if "conexant" in text or "cx930" in text:
         return "conexant"
     if "robotics" in text or "usr" in text.split():
@@ -189,8 +200,8 @@ class Driver:
 
     # -- bytes and lines ----------------------------------------------
     def _read(self, n: int, timeout: float) -> bytes:
-        self.port.timeout = max(0.0, timeout)
         try:
+            self.port.timeout = max(0.0, timeout)   # pyserial reconfigures the tty: EIO if gone
             data = self.port.read(n)
         except Exception as e:               # serial.SerialException, OSError
             raise ModemGone(f"the modem went away: {e}") from e
@@ -319,9 +330,16 @@ class Driver:
             if isinstance(e, ModemGone):
                 raise
             gmi = ""
-        found = identify(i0, gmi)
+        try:
+            gmm = " ".join(self.command("+GMM"))
+        except ModemError as e:
+            if isinstance(e, ModemGone):
+                raise
+            gmm = ""
+        found = identify(i0, gmi, gmm)
         self.profile = PROFILES[self.want_profile or found]
-        self.identity = {"i0": i0, "gmi": gmi, "identified": found, "profile": self.profile.name}
+        self.identity = {"i0": i0, "gmi": gmi, "gmm": gmm, "identified": found,
+                         "profile": self.profile.name}
         self.caller_id_on()
         self.command("M0")
         self.in_voice = False
@@ -329,6 +347,13 @@ class Driver:
         return self.identity
 
     def caller_id_on(self):
+        for cmd in self.profile.caller_id_first:
+            try:
+                self.command(cmd)
+            except ModemError as e:
+                if isinstance(e, ModemGone):
+                    raise
+                self.log(f"caller ID: AT{cmd}: {e}")
         try:
             self.command(self.profile.caller_id)
         except ModemError as e:
@@ -407,15 +432,36 @@ class Driver:
         return self.answer()
 
     def dial(self, number: str, timeout: float = 60.0) -> str:
-        """Dial out in voice mode; returns the format once ``VCON`` says the call is up.
+        """Dial out, the profile's way, into full-duplex voice; returns the sample format.
 
-        ``BUSY``, ``NO DIALTONE``, ``NO ANSWER``, ``NO CARRIER`` raise ``ModemError``."""
+        ``voice``: the voice set-up, then ``ATDT<number>``, the call up at ``VCON``.
+        ``semicolon``: ``ATDT<number>;`` in data mode (``OK`` once dialled, the line still
+        off-hook), then the voice set-up and ``+VLS=1``. ``BUSY``, ``NO DIALTONE``, ``NO
+        ANSWER``, ``NO CARRIER`` raise ``ModemError`` either way."""
         if not re.fullmatch(r"[0-9*#,WwPpTt+]{1,40}", number):
             raise ModemError(f"cannot dial {number!r}: digits, * # and , only")
-        self._voice_setup()
-        self.command(f"DT{number}", timeout=timeout, finals=("VCON", "OK", "CONNECT"))
+        if self.profile.dial == "semicolon":
+            self.pending = []
+            self.command(f"DT{number};", timeout=timeout, finals=("OK",))
+            self._voice_setup()
+            self.command("+VLS=1", finals=("OK", "VCON"))
+        else:
+            self._voice_setup()
+            self.command(f"DT{number}", timeout=timeout, finals=("VCON", "OK", "CONNECT"))
         self._duplex()
         return self.fmt
+
+    def send_dtmf(self, digits: str) -> None:
+        """DTMF down the line with ``+VTS`` (the modem's own generator, not tones in the
+        audio): out of duplex for it (``DLE ^``), then back into ``+VTR``."""
+        digits = "".join(d for d in digits.upper() if d in "0123456789*#ABCD")
+        if not digits or not self.in_voice:
+            return
+        self._leave_duplex()
+        try:
+            self.command("+VTS=" + ",".join(digits), timeout=2.0 + 0.3 * len(digits))
+        finally:
+            self._duplex()
 
     # -- the stream ----------------------------------------------------
     def read_stream(self, n: int, timeout: float) -> tuple[bytes, list[str]]:
@@ -437,23 +483,27 @@ class Driver:
     def write_stream(self, pcm: bytes):
         self._write(escape(codec.encode(self.fmt, pcm)))
 
+    def _leave_duplex(self):
+        """Out of full duplex, still off-hook: ``DLE ^``, then ``DLE ETX`` and ``OK``."""
+        try:
+            self.port.reset_output_buffer()
+        except Exception:
+            pass
+        self._write(ABORT_DUPLEX)
+        deadline = self.clock() + 2.0
+        while not self.decoder.ended and self.clock() < deadline:
+            self.read_stream(4096, 0.05)
+        self._buf = self.decoder.rest
+        self.decoder.reset()
+        self.in_voice = False
+        line = ""
+        while line is not None and line != "OK":
+            line = self.readline(max(0.0, deadline - self.clock()))
+
     def release(self):
         """Back on-hook and idle: leave duplex, wait for DLE ETX and OK, hang up, re-arm."""
         if self.in_voice:
-            try:
-                self.port.reset_output_buffer()
-            except Exception:
-                pass
-            self._write(ABORT_DUPLEX)
-            deadline = self.clock() + 2.0
-            while not self.decoder.ended and self.clock() < deadline:
-                self.read_stream(4096, 0.05)
-            self._buf = self.decoder.rest
-            self.decoder.reset()
-            self.in_voice = False
-            line = ""
-            while line is not None and line != "OK":
-                line = self.readline(max(0.0, deadline - self.clock()))
+            self._leave_duplex()
         for cmd in ("+VLS=0", "H", "+FCLASS=0"):
             try:
                 self.command(cmd)

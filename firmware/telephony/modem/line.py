@@ -4,8 +4,13 @@
 answering), idles it, counts rings, gathers caller ID, and carries calls: the gateway puts
 commands on its queue (``answer``, ``dial``, ``release``, ``test``, ``dtmf``, ``quit``) and
 hears events through ``emit`` (``modem_ready``, ``modem_fault``, ``ring``, ``offer``,
-``ring_stopped``, ``voice``, ``answer_failed``, ``dialled``, ``dial_failed``, ``far_end_hangup``,
+``caller_id``, ``ring_stopped``, ``voice``, ``answer_failed``, ``dialled``, ``dial_failed``, ``far_end_hangup``,
 ``released``, ``dtmf``, ``test_result``).
+
+A call is offered (``offer``) at the first ``RING``, so the line's lamp flashes at once;
+the caller ID block, which comes between the first and second ring, follows it as
+``caller_id`` (while it still rings). A call whose caller ID never comes is offered all
+the same.
 
 Audio crosses to the bridge through two ``DriftBuffer``s, ``rx`` (line to bridge) and ``tx``
 (bridge to line). The modem's own byte rate is the line's clock: for every sample read
@@ -35,10 +40,6 @@ FRAME = 160                     # 20 ms at 8 kHz
 #: Call-progress tones (Hz): North American dial 350+440, busy/reorder 480+620, ringback
 #: 440+480; European dial/busy 425, UK 400/450.
 PROGRESS_HZ = (350, 400, 425, 440, 450, 480, 620)
-DTMF_HZ = {"1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
-           "4": (770, 1209), "5": (770, 1336), "6": (770, 1477), "B": (770, 1633),
-           "7": (852, 1209), "8": (852, 1336), "9": (852, 1477), "C": (852, 1633),
-           "*": (941, 1209), "0": (941, 1336), "#": (941, 1477), "D": (941, 1633)}
 
 
 def goertzel(x, freq: float, rate: int = 8000) -> float:
@@ -61,10 +62,16 @@ class HangupDetector:
         self.rate = rate
         self.reset()
 
+    #: Blocks of "voice" in a row that say a person is there. A tone's on/off edge falls
+    #: anywhere in a block, and a block half tone and half quiet looks like voice: a
+    #: single one must not restart the count (a busy tone would never be heard).
+    VOICE_BLOCKS = 3
+
     def reset(self):
         self._pending = array.array("h")
         self.since_voice = 0          # samples since the last block that sounded like a person
         self.tone_samples = 0         # of which blocks of call-progress tone
+        self._voice_run = 0           # "voice" blocks in a row
 
     def feed(self, pcm: bytes) -> str | None:
         self._pending.extend(codec.samples(pcm))
@@ -74,8 +81,12 @@ class HangupDetector:
             del self._pending[:FRAME]
             kind = self.classify(block)
             if kind == "voice":
-                self.since_voice = self.tone_samples = 0
-                continue
+                self._voice_run += 1
+                if self._voice_run >= self.VOICE_BLOCKS:
+                    self.since_voice = self.tone_samples = 0
+                    continue
+            else:
+                self._voice_run = 0
             self.since_voice += FRAME
             if kind == "tone":
                 self.tone_samples += FRAME
@@ -93,28 +104,14 @@ class HangupDetector:
         return "tone" if tonal >= 0.6 * energy else "voice"
 
 
-def dtmf_pcm(digits: str, on_ms=100, off_ms=60, amp=6000) -> bytes:
-    out = array.array("h")
-    for d in digits:
-        f1, f2 = DTMF_HZ.get(d.upper(), (0, 0))
-        if not f1:
-            continue
-        for i in range(8 * on_ms):
-            t = i / 8000.0
-            out.append(int(amp / 2 * (math.sin(2 * math.pi * f1 * t) + math.sin(2 * math.pi * f2 * t))))
-        out.extend([0] * (8 * off_ms))
-    return out.tobytes()
-
-
 class ModemLine:
     def __init__(self, device: str, emit, *, profile=None, country=None, silence_s=30.0,
-                 tone_s=4.0, cid_wait_s=6.5, ring_gone_s=8.0, retry_min_s=1.0,
+                 tone_s=4.0, ring_gone_s=8.0, retry_min_s=1.0,
                  retry_max_s=60.0, open_port=None, log=None):
         self.device = device
         self.emit = emit
         self.profile = profile
         self.country = country
-        self.cid_wait_s = cid_wait_s
         self.ring_gone_s = ring_gone_s
         self.retry = (retry_min_s, retry_max_s)
         self.open_port = open_port or _open_serial
@@ -230,15 +227,19 @@ class ModemLine:
                         ring = {"first": now, "last": now, "n": 0, "cid": None,
                                 "offered": False, "ignored": False}
                     ring["cid"] = ev[1]
+                    if ring["offered"] and not ring["ignored"]:
+                        # the lamp has flashed since the first ring: the number follows it
+                        self.emit("caller_id", **ev[1].public())
             if ring is None:
                 continue
-            if not ring["offered"] and not ring["ignored"] and ring["n"] >= 1 and (
-                    ring["cid"] is not None or ring["n"] >= 2 or now - ring["first"] > self.cid_wait_s):
+            if not ring["offered"] and not ring["ignored"] and ring["n"] >= 1:
+                # offered at the first RING (the lamp flashes at once), with the caller ID
+                # only when it came before the ring (some countries send it first)
                 ring["offered"] = True
                 cid = ring["cid"].public() if ring["cid"] is not None else {}
                 self.emit("offer", rings=ring["n"], **cid)
             if now - ring["last"] > self.ring_gone_s:
-                if ring["offered"] and not ring["ignored"]:
+                if ring["offered"]:          # also when the board turned it away: it rang out
                     self.emit("ring_stopped", rings=ring["n"])
                 ring = None
                 drv.reset_rings()
@@ -273,7 +274,14 @@ class ModemLine:
                 if cmd[0] in ("release", "quit"):
                     return None
                 if cmd[0] == "dtmf":
-                    self.tx.put(dtmf_pcm(cmd[1]))
+                    digits = cmd[1]
+                    try:
+                        drv.send_dtmf(digits)
+                    except ModemError as e:
+                        if isinstance(e, ModemGone):
+                            raise
+                        self.log(f"DTMF {digits}: {e}")
+                        return "the modem did not go back into voice"
             pcm, events = drv.read_stream(512, 0.02)
             if pcm:
                 self.rx.put(pcm)

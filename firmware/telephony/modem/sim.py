@@ -6,6 +6,7 @@ master side in the vendor's dialect, paced at 8000 bytes a second (times ``clock
 1.001 for a modem whose crystal runs 0.1 % fast) once in full-duplex voice:
 
 - profiles ``conexant`` (mu-law, ``DLE R`` rings in ``+FCLASS=8``, ``+VTR=?`` ERROR),
+  ``dell`` (a Conexant that sends caller ID only after ``AT!4886=00``, named by ``+GMM``),
   ``usr`` (8-bit linear, a spurious ``DLE H`` after ``+VLS=1``), ``multitech`` (no hang-up
   codes), each with its own ``ATI0`` / ``AT+GMI``;
 - ``stuck=True``: it starts in full duplex, streaming, deaf to AT until ``DLE ^``;
@@ -39,10 +40,14 @@ from firmware.telephony.modem.dle import DLE, ETX
 
 IDENTITY = {
     "conexant": ("56000", "CONEXANT"),
+    "dell": ("56000", "CONEXANT"),          # a Conexant inside: only +GMM tells them apart
     "usr": ("5601", "U.S. Robotics"),
     "multitech": ("MT9234MU", "Multi-Tech Systems"),
     "generic": ("336", "Generic V.253 modem"),
 }
+#: ``AT+GMM`` answers (a modem without one answers ERROR).
+MODEL = {"conexant": "CX93001-EIS_V0.2002-V92", "dell": "Dell RD02-D400 USB Modem",
+         "usr": "USR5637"}
 VSM = {
     "conexant": ['0,"SIGNED PCM",8,0,(7200,8000,11025),(0),(0)',
                  '1,"UNSIGNED PCM",8,0,(7200,8000,11025),(0),(0)',
@@ -56,9 +61,14 @@ VSM = {
     "generic": ['131,"ULAW",8,0,(8000),(0),(0)'],
 }
 CODES = {"conexant": {0: "s8", 1: "u8", 129: "s16", 130: "alaw", 131: "ulaw"},
+         "dell": {0: "s8", 1: "u8", 129: "s16", 130: "alaw", 131: "ulaw"},
          "usr": {128: "u8", 129: "s16"}, "multitech": {0: "s8", 131: "ulaw"},
          "generic": {131: "ulaw"}}
-HANGUP_CODES = {"conexant": True, "usr": True, "multitech": False, "generic": True}
+HANGUP_CODES = {"conexant": True, "dell": True, "usr": True, "multitech": False, "generic": True}
+VSM["dell"] = VSM["conexant"]
+CONEXANT = ("conexant", "dell")
+DIAL_MODE = {"conexant": "semicolon", "dell": "semicolon", "usr": "voice", "multitech": "voice",
+             "generic": "voice"}
 
 
 def tone_source(*freqs, amp=8000, on_s=None, off_s=None):
@@ -105,11 +115,17 @@ class SimModem:
         self.sent: list[tuple[float, int, int]] = []  # (write time, first sample, samples) to it
         self.commands: list[str] = []
         self.dialled: list[str] = []
+        self.vts: list[str] = []           # digits sent with AT+VTS, one entry a command
         self.dial_result = "VCON"
         self.timers: list[tuple[float, object]] = []
         self.ringing = False
         self._ring_gen = 0
         self.rings_sent = 0
+        self._cid_block = None
+        self.cid_blocks_sent = 0
+        self.rang_at: list[float] = []
+        self.cid_at: float | None = None
+        self.dell_cid_unlocked = False     # Dell RD02-D400: AT!4886=00 seen since power-on
         self.events_out: list[str] = []    # DLE codes to send in the stream
         self.plugged = False
         self._inbuf = b""
@@ -139,6 +155,7 @@ class SimModem:
                 os.replace(tmp, self.link)
             self.plugged = True
             self.echo, self.fclass, self.off_hook, self.streaming = True, 0, False, False
+            self.cid_on = self.dell_cid_unlocked = False      # powered up afresh
             self._inbuf = b""
 
     @property
@@ -169,11 +186,15 @@ class SimModem:
     # -- the line -----------------------------------------------------------
     def ring(self, number=None, name=None, *, cid=True, rings=8, period=1.0, order=None,
              spaces=True, date="1130", time_="0915", source=None):
-        """A call comes in: RING every ``period`` s, the caller ID block after the first."""
+        """A call comes in: RING every ``period`` s, the caller ID block after the first
+        (``cid="later"``: only when ``send_caller_id()`` says; ``cid=False``: never). A
+        modem whose caller ID is off (not switched on, or a Dell RD02-D400 before
+        ``AT!4886=00``) passes the rings but not the block."""
         with self.lock:
             self._ring_gen = gen = self._ring_gen + 1   # an earlier call's ring timers stop
             self.ringing = True
-            self.rings_sent = 0
+            self.rings_sent = self.cid_blocks_sent = 0
+            self.rang_at, self.cid_at = [], None        # when each RING, the block, was written
             self.answer_source = source or tone_source(1000)
             now = time.monotonic()
             for k in range(rings):
@@ -186,13 +207,30 @@ class SimModem:
                     fields["NAME"] = name
                 keys = order or list(fields)
                 block = "".join(f"\r\n{k}{eq}{fields[k]}" for k in keys if k in fields) + "\r\n"
-                self.timers.append((now + period * 0.4, lambda: self._send_text(block)))
+                if cid == "later":
+                    self._cid_block = block
+                else:
+                    self.timers.append((now + period * 0.4, lambda: self._caller_id(block)))
+
+    def send_caller_id(self):
+        """The caller ID block of the call ringing now (rung with ``cid="later"``), now."""
+        with self.lock:
+            block, self._cid_block = self._cid_block, None
+            if block and self.ringing:
+                self._caller_id(block)
+
+    def _caller_id(self, block):
+        if self.cid_on and (self.profile != "dell" or self.dell_cid_unlocked):
+            self.cid_blocks_sent += 1
+            self.cid_at = time.monotonic()
+            self._send_text(block)
 
     def _ring_once(self):
         if not self.ringing:
             return
         self.rings_sent += 1
-        if self.fclass == 8 and self.profile == "conexant":
+        self.rang_at.append(time.monotonic())
+        if self.fclass == 8 and self.profile in CONEXANT:
             self._send(bytes((DLE, ord("R"))))
         else:
             self._send_text("\r\nRING\r\n")
@@ -366,8 +404,12 @@ class SimModem:
         if up == "I0":
             return self._ok(IDENTITY[p][0])
         if up.startswith("D"):
+            # Conexant: ATD<number>; in data mode (OK once dialled, still off-hook); the
+            # others: ATD in voice mode, VCON. The other way fails as a data call would.
+            semicolon = body.endswith(";")
             number = body[1:].lstrip("TtPp").rstrip(";")
-            if self.fclass != 8:
+            if (DIAL_MODE[p] == "semicolon") != semicolon or \
+                    self.fclass != (0 if semicolon else 8):
                 return self._send_text("\r\nNO CARRIER\r\n")
             self.dialled.append(number)
             self.off_hook = True
@@ -375,6 +417,8 @@ class SimModem:
             self.source = self.answer_source if result == "VCON" else line_noise()
             if result != "VCON":
                 self.off_hook = False
+            elif semicolon:
+                result = "OK"
             self.timers.append((time.monotonic() + 0.3, lambda: self._send_text(f"\r\n{result}\r\n")))
             return
         replies = []
@@ -399,8 +443,17 @@ class SimModem:
             pass
         elif up.startswith("+VCID="):
             self.cid_on = up.endswith("1")
+        elif up == "+GMM":
+            if p not in MODEL:
+                return False
+            replies.append(MODEL[p])
+        elif up.startswith("!4886="):         # Conexant's caller ID switch (the Dell's is off)
+            if p not in CONEXANT:
+                return False
+            if p == "dell":
+                self.dell_cid_unlocked = up.endswith("=00")
         elif up.startswith("-"):
-            if p != "conexant":
+            if p not in CONEXANT:
                 return False
         elif up in ("+FCLASS=0", "+FCLASS=8"):
             self.fclass = int(up[-1])
@@ -413,6 +466,10 @@ class SimModem:
             self.fmt = CODES[p][code]
         elif up.startswith("+VSD=") or up.startswith("+VIT="):
             pass
+        elif up.startswith("+VTS="):
+            if self.fclass != 8 or not self.off_hook or self.streaming:
+                return False                   # voice mode, off-hook, out of duplex
+            self.vts.append("".join(d for d in up[5:] if d in "0123456789*#ABCD"))
         elif up == "+VLS=1":
             if self.fclass != 8:
                 return False
@@ -427,7 +484,7 @@ class SimModem:
         elif up == "+VLS=0":
             self.off_hook = False
         elif up == "+VTR=?":
-            if p == "conexant":
+            if p in CONEXANT:
                 return False
             replies.append("(0)")
         elif up == "+VTR":

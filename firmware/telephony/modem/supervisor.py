@@ -1,11 +1,15 @@
 """The daemon's side of the modem trunks: one gateway process per modem, kept running.
 
 ``ModemTrunks.prepare(site)`` picks each gateway's loopback SIP port and gives its trunk
-the dial URI the telephony sends an office line's calls to (``sip:{number}@127.0.0.1:PORT``);
-the front already takes the gateways' INVITEs (a modem trunk is a peer at 127.0.0.1).
+the dial URI the telephony sends an office line's calls to: the board's front
+(``sip:{number}@FRONT;modem=pots1``), which relays a worker's INVITE to that gateway, so
+the gateway takes calls from the front alone, as it sends its own to it (a modem trunk is
+a peer at 127.0.0.1).
 Once the telephony is up, ``start`` runs ``firmware.telephony.pj.modemgateway`` for each
 and follows its events (the gateway messages of ``firmware.telephony.protocol``):
 
+- the caller ID that follows the first ring (``caller_id``) is put on the board's call,
+  found by its SIP Call-ID: the card and the call record get the number;
 - a modem unplugged or not answering lights the fault lamp as ``trunk <name>`` (the
   gateway reopens it with back-off) and clears it when the modem answers again;
 - a call in progress on a modem that vanished is marked failed in its call record, then
@@ -89,12 +93,15 @@ class ModemTrunks:
         self._lock = threading.RLock()
 
     def prepare(self, site):
-        """The site with each modem trunk's dial URI on its gateway's port."""
+        """The site with each modem trunk's gateway port, and its dial URI through the front
+        (``{front}``: the telephony puts the front's address in once it has one), which
+        relays a worker's INVITE carrying ``;modem=<name>`` to that gateway."""
         trunks = []
         for t in site.trunks:
             if t.mode == "modem":
                 self.ports[t.name] = free_port()
-                t = dataclasses.replace(t, dial=f"sip:{{number}}@127.0.0.1:{self.ports[t.name]}")
+                t = dataclasses.replace(t, gateway_port=self.ports[t.name],
+                                        dial=f"sip:{{number}}@{{front}};modem={t.name}")
             trunks.append(t)
         return dataclasses.replace(site, trunks=tuple(trunks))
 
@@ -109,7 +116,7 @@ class ModemTrunks:
             for name in self.trunks:
                 self._post(Fault(f"trunk {name}", "the telephony did not start: no modem gateway"))
             return
-        front = f"127.0.0.1:{tel.front.port}"
+        front = f"{tel.front.host}:{tel.front.port}"
         for t in self.trunks.values():
             self._spawn(t, front)
 
@@ -159,6 +166,10 @@ class ModemTrunks:
         elif isinstance(ev, msg.ModemFault):
             info.update(state="fault", error=ev.message, retry_in_s=ev.retry_in_s, faulted=True)
             self._post(Fault(f"trunk {name}", ev.message))
+        elif isinstance(ev, msg.LineCallerId):
+            caller = ev.number or ("anonymous" if ev.absent == "private" else None)
+            if caller and ev.sip_call_id and self.telephony is not None:
+                self.telephony.identify_caller(ev.sip_call_id, caller)
         elif isinstance(ev, msg.GatewayCallLost):
             self._fail_call(g)
         elif isinstance(ev, self.LAST):

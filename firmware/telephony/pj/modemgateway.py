@@ -2,28 +2,31 @@
 
 It does what an Ethernet FXO gateway in front of the board would do, on loopback:
 
-- the analog line rings: once the caller ID block has come (or the second ring, or
-  ``cid_wait_s``), an INVITE goes to the board's front for ``--line`` (``sip:901@front``),
-  From the caller's number (``unknown`` when none came, ``anonymous`` when withheld) with
-  the caller's name as display name; the rings stopping before anyone answered CANCELs it;
+- the analog line rings: at the first ``RING`` an INVITE goes to the board's front for
+  ``--line`` (``sip:901@front``), From ``unknown`` (or the caller's number and name when
+  the caller ID came before the ring); the caller ID block that follows the first ring is
+  reported as a ``caller_id`` event with the INVITE's Call-ID, and the daemon puts the
+  number on the board's call; the rings stopping before anyone answered CANCELs it;
 - the board answers (200 OK): the modem goes off-hook in full-duplex voice and the call's
   audio is bridged through an ``AudioMediaPort`` (8000 Hz, 16-bit, 20 ms frames) fed from
   and drained into the line's drift buffers, which the serial thread fills and empties;
 - a BYE from the board puts the line back on-hook; the far end hanging up (the modem's
   DLE codes, or the line's audio) sends BYE;
-- an INVITE from the board (an office line dialling out) is dialled with ``ATD``: 180
-  while it dials, 200 once the modem says ``VCON``, 486/480/503 for BUSY / NO ANSWER /
-  NO DIALTONE; RFC 2833 digits from the board are played into the line as DTMF tones;
-- INVITEs are accepted only from ``--allow`` (loopback: the board's front and workers);
-  anyone else gets 403, and a second call while the line is busy 486.
+- an INVITE from the board (an office line dialling out) is dialled with ``ATD`` the
+  profile's way: 180 while it dials, 200 once dialled, 486/480/503 for BUSY / NO ANSWER /
+  NO DIALTONE; RFC 2833 digits from the board go down the line with ``AT+VTS``;
+- INVITEs are accepted only from the board's front (``--front``, host and port: a
+  worker's call out reaches the gateway through it), or from ``--allow`` networks when
+  given; anyone else gets 403, and a second call while the line is busy 486.
 
 PJSUA2 is owned by the main thread (``threadCnt = 0``, a ``libHandleEvents`` loop); the
 modem by ``ModemLine``'s thread; they meet only in queues. It speaks the gateway messages
 of ``firmware.telephony.protocol``: events go out as JSON lines on stdout (its own:
 ``ready``, ``answered``, ``ended``, ``call_lost``, ``status``...; and each of the line's:
-``modem_ready``, ``modem_fault``, ``offer``, ``test_result``...); commands come in on stdin
-(``{"cmd": "status"}``, ``{"cmd": "test", "seconds": 4}``, ``{"cmd": "hangup"}``,
-``{"cmd": "quit"}``); a line that is not one is answered with an ``error`` event naming it.
+``modem_ready``, ``modem_fault``, ``offer``, ``caller_id`` (with the INVITE's SIP
+Call-ID), ``test_result``...); commands come in on stdin (``{"cmd": "status"}``,
+``{"cmd": "test", "seconds": 4}``, ``{"cmd": "hangup"}``, ``{"cmd": "quit"}``); a line
+that is not one is answered with an ``error`` event naming it.
 
 Run: ``python -m firmware.telephony.pj.modemgateway --name pots1 --device /dev/serial/by-id/...
 --line 901 --front 127.0.0.1:5070``.
@@ -32,6 +35,7 @@ Run: ``python -m firmware.telephony.pj.modemgateway --name pots1 --device /dev/s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import ipaddress
 import logging
@@ -124,9 +128,9 @@ class Gateway:
         self.events: queue.Queue = queue.Queue()
         self.commands: queue.Queue = queue.Queue()
         self.from_line: queue.Queue = queue.Queue()
-        self.allow = [ipaddress.ip_network(n, strict=False) for n in a.allow]
+        self.allow = [ipaddress.ip_network(n, strict=False) for n in a.allow or ()]
         self.line = ModemLine(a.device, self._from_line, profile=a.profile, country=a.country,
-                              silence_s=a.silence_s, tone_s=a.tone_s, cid_wait_s=a.cid_wait_s,
+                              silence_s=a.silence_s, tone_s=a.tone_s,
                               ring_gone_s=a.ring_gone_s, retry_min_s=a.retry_min_s,
                               retry_max_s=a.retry_max_s, log=log.info)
         self.ep: pj.Endpoint | None = None
@@ -245,10 +249,13 @@ class Gateway:
     def on_incoming(self, acc, prm):
         leg = Leg(self, acc, prm.callId, direction="out")
         src = prm.rdata.srcAddress.rsplit(":", 1)[0].strip("[]")
-        try:
-            allowed = any(ipaddress.ip_address(src) in n for n in self.allow)
-        except ValueError:
-            allowed = False
+        if self.allow:
+            try:
+                allowed = any(ipaddress.ip_address(src) in n for n in self.allow)
+            except ValueError:
+                allowed = False
+        else:                       # the board's calls out come through its front alone
+            allowed = prm.rdata.srcAddress == self.a.front
         if not allowed:
             self.emit(msg.GatewayRejected(src=prm.rdata.srcAddress, code=msg.GATEWAY_NOT_ALLOWED.code))
             leg.hangup(self._prm(msg.GATEWAY_NOT_ALLOWED))
@@ -294,6 +301,12 @@ class Gateway:
             self.modem = {"state": "fault", **msg.fields(ev)}
         if isinstance(ev, msg.LineOffer):
             self._offer(ev)
+        elif isinstance(ev, msg.LineCallerId):
+            # the INVITE went at the first ring; the number follows it to the daemon, which
+            # finds the board's call by this SIP Call-ID (the front keeps it)
+            if self.leg is None or self.leg.direction != "in":
+                return
+            ev = dataclasses.replace(ev, sip_call_id=self.leg.getInfo().callIdString)
         elif isinstance(ev, msg.LineRingStopped):
             if self.leg is not None and self.leg.direction == "in" and not self.leg.confirmed:
                 self._hangup(self.leg)              # CANCEL: the caller gave up
@@ -360,19 +373,18 @@ def main(argv=None):
     ap.add_argument("--bind", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--allow", action="append", default=None,
-                    help="addresses or networks whose INVITEs are accepted (127.0.0.1)")
-    ap.add_argument("--profile", default=None, help="conexant, usr, multitech, generic "
-                    "(default: from ATI0 / AT+GMI)")
+                    help="addresses or networks whose INVITEs are accepted (default: the "
+                    "front's host:port alone)")
+    ap.add_argument("--profile", default=None, help="conexant, dell, usr, multitech, "
+                    "generic (default: from ATI0 / AT+GMI / AT+GMM)")
     ap.add_argument("--country", default=None, help="AT+GCI country (US, GB, DE... or hex)")
     ap.add_argument("--silence-s", type=float, default=30.0)
     ap.add_argument("--tone-s", type=float, default=4.0)
-    ap.add_argument("--cid-wait-s", type=float, default=6.5)
     ap.add_argument("--ring-gone-s", type=float, default=8.0)
     ap.add_argument("--retry-min-s", type=float, default=1.0)
     ap.add_argument("--retry-max-s", type=float, default=60.0)
     ap.add_argument("--log-level", type=int, default=int(os.environ.get("SWITCHBOARD_PJ_LOG", "1")))
     a = ap.parse_args(argv)
-    a.allow = a.allow or ["127.0.0.1/32"]
     logs.setup(f"modem {a.name}")
     sys.stdout = own_stdout()
     Gateway(a).run()

@@ -6,11 +6,13 @@ import time
 import pytest
 import serial
 
+from telephony_support import wait_for
+
 from firmware.telephony import protocol as msg
 from firmware.telephony.modem import codec
 from firmware.telephony.modem.driver import Driver, ModemError, ModemGone, parse_vsm, choose_format, PROFILES
 from firmware.telephony.modem.line import HangupDetector, ModemLine
-from firmware.telephony.modem.sim import DIAL_TONE, SimModem, line_noise, tone_source
+from firmware.telephony.modem.sim import BUSY, DIAL_TONE, SimModem, line_noise, tone_source
 
 
 @pytest.fixture
@@ -64,6 +66,16 @@ def idle_events(drv, seconds):
     return out
 
 
+def idle_events_until(drv, done, timeout=10.0):
+    """The idle events, polled until ``done(events)`` (bounded: ``timeout`` s)."""
+    out = []
+    end = time.monotonic() + timeout
+    while not done(out):
+        assert time.monotonic() < end, f"gave up waiting; saw {out}"
+        out += drv.poll_idle(0.05)
+    return out
+
+
 def stream(drv, seconds, write=True):
     pcm, events = b"", []
     end = time.monotonic() + seconds
@@ -77,7 +89,7 @@ def stream(drv, seconds, write=True):
 
 
 @pytest.mark.parametrize("profile,stuck", [("conexant", False), ("conexant", True), ("usr", False),
-                                           ("usr", True), ("multitech", False)])
+                                           ("usr", True), ("multitech", False), ("dell", False)])
 def test_ok__start_up_leaves_voice_resets_and_identifies(modem, profile, stuck):
     sim, drv = modem(profile, stuck=stuck)
     ident = drv.start()
@@ -86,8 +98,9 @@ def test_ok__start_up_leaves_voice_resets_and_identifies(modem, profile, stuck):
     assert cmds[:3] == ["ATZ", "ATE0", "ATV1"]
     assert "ATI0" in cmds and "AT+GMI" in cmds and "ATM0" in cmds
     assert sim.cid_on and not sim.streaming and sim.echo is False
-    if profile == "conexant":
+    if profile in ("conexant", "dell"):
         assert "AT-SCID=1;+VCID=1;-STE=3" in sim.commands
+    assert ("AT!4886=00" in sim.commands) == (profile == "dell")
 
 
 def test_ok__country_is_set_with_gci(modem):
@@ -212,6 +225,21 @@ def test_ok__detector_hears_silence_and_not_a_talker():
     assert det.feed(dial) == "call-progress tone"
 
 
+@pytest.mark.parametrize("offset", [0, 5, 10, 80, 150, 155])
+def test_ok__busy_tone_is_heard_wherever_its_edges_fall_in_the_blocks(offset):
+    """A block holding a sliver of the tone's burst reads as voice: one such block at each
+    on/off edge must not restart the count (at some alignments busy was never heard)."""
+    det = HangupDetector(silence_s=30, tone_s=4.0)
+    busy = b"".join(int(v).to_bytes(2, "little", signed=True) for v in BUSY(offset, 8000 * 6))
+    heard = next((i / 16000 for i in range(0, len(busy), 640) if det.feed(busy[i:i + 640])), None)
+    assert heard is not None and heard < 4.5, heard
+    talker = b"".join(int(v).to_bytes(2, "little", signed=True) for v in tone_source(1000)(0, 800))
+    det.reset()
+    det.feed(busy[:8000 * 3 * 2])
+    det.feed(talker)                                 # 100 ms of a person: the count restarts
+    assert det.since_voice == 0
+
+
 def test_ok__off_hook_hears_dial_tone(modem):
     sim, drv = modem("conexant")
     drv.start()
@@ -221,21 +249,106 @@ def test_ok__off_hook_hears_dial_tone(modem):
     drv.release()
 
 
-@pytest.mark.parametrize("result", ["VCON", "BUSY", "NO DIALTONE", "NO ANSWER"])
-def test_ok__dialling_out(modem, result):
-    sim, drv = modem("conexant")
+DIAL_CASES = [(p, r) for p in ("conexant", "usr") for r in ("VCON", "BUSY", "NO DIALTONE",
+                                                              "NO ANSWER")]
+
+
+@pytest.mark.parametrize("profile,result", DIAL_CASES + [("dell", "VCON"), ("multitech", "VCON")])
+def test_ok__dialling_out_the_profiles_way(modem, profile, result):
+    command = "ATDT5550100;" if profile in ("conexant", "dell") else "ATDT5550100"
+    sim, drv = modem(profile)
     drv.start()
     sim.dial_result = result
     sim.answer_source = tone_source(1000)
     if result == "VCON":
-        assert drv.dial("5550100") == "ulaw"
+        assert drv.dial("5550100") in ("ulaw", "u8")
         pcm, _ = stream(drv, 0.5)
         assert codec.rms(pcm) > 3000
         drv.release()
     else:
         with pytest.raises(ModemError, match=result):
             drv.dial("5550100")
-    assert sim.dialled == ["5550100"] and "ATDT5550100" in sim.commands
+    assert sim.dialled == ["5550100"] and command in sim.commands
+    at = [c.upper() for c in sim.commands]
+    if command.endswith(";"):          # dialled in data mode, then the voice set-up
+        assert "AT+FCLASS=8" not in at[:at.index(command)]
+        if result == "VCON":
+            assert at.index(command) < at.index("AT+FCLASS=8") < at.index("AT+VLS=1") \
+                < at.index("AT+VTR")
+    else:                              # dialled in voice mode
+        assert at.index("AT+FCLASS=8") < at.index(command)
+    assert not sim.off_hook
+
+
+@pytest.mark.parametrize("profile", ["conexant", "usr"])
+def test_ok__dtmf_goes_down_the_line_with_vts_and_the_call_goes_on(modem, profile):
+    sim, drv = modem(profile)
+    drv.start()
+    sim.answer_source = tone_source(1000)
+    drv.dial("5550100")
+    stream(drv, 0.3)
+    drv.send_dtmf("1")
+    drv.send_dtmf("#")
+    assert sim.vts == ["1", "#"] and "AT+VTS=1" in sim.commands
+    assert sim.streaming and sim.off_hook              # back in full duplex
+    pcm, _ = stream(drv, 0.5)
+    assert codec.rms(pcm) > 3000                       # the call's audio carries on
+    drv.release()
+    assert not sim.off_hook
+
+
+def test_ok__dell_gets_caller_id_only_with_its_own_switch(modem):
+    sim, drv = modem("dell")
+    ident = drv.start()
+    assert ident["profile"] == "dell" and "RD02" in ident["gmm"]
+    assert "AT!4886=00" in sim.commands
+    sim.ring("5551234", "JOHN DOE", period=0.4, rings=2)
+    evs = idle_events_until(drv, lambda evs: any(e[0] == "cid" for e in evs))
+    assert [e[1].number for e in evs if e[0] == "cid"] == ["5551234"]
+    sim.plug()                                         # powered up afresh: off again
+    sim.cid_on = True                                  # +VCID=1 alone is not enough
+    sim.ring("5551234", period=0.3, rings=2)
+    # the block would be written before the second RING (0.4 of a period after the first)
+    wait_for(lambda: sim.rings_sent == 2, 10, "two rings")
+    assert sim.cid_blocks_sent == 0
+
+
+def test_fail__dell_taken_for_a_plain_conexant_never_gets_caller_id(modem):
+    sim, drv = modem("dell")
+    drv.want_profile = "conexant"                      # what the site file forced
+    drv.start()
+    assert "AT!4886=00" not in sim.commands
+    sim.ring("5551234", period=0.3, rings=2)
+    evs = idle_events_until(drv, lambda evs: sum(e[0] == "ring" for e in evs) >= 2)
+    assert [e[1] for e in evs if e[0] == "ring"] == [1, 2] and not any(e[0] == "cid" for e in evs)
+    assert sim.cid_blocks_sent == 0
+
+
+@pytest.mark.parametrize("how", ["later", "none"])
+def test_ok__offered_at_the_first_ring_and_the_number_follows(tmp_path, how):
+    sim = SimModem("conexant", link=tmp_path / "usb-Conexant-if00")
+    events = LineEvents()
+    line = ModemLine(str(sim.path), events.emit, ring_gone_s=1.5)
+    line.start()
+    try:
+        events.wait(msg.ModemReady)
+        sim.ring("5551234", "JOHN DOE", period=5.0, rings=1 if how == "none" else 3,
+                 cid="later" if how == "later" else False)
+        offer = events.wait(msg.LineOffer)[0]
+        assert offer.rings == 1 and sim.rings_sent == 1          # the first RING, no number yet
+        assert not offer.number
+        if how == "later":
+            sim.send_caller_id()                                   # between ring 1 and ring 2
+            cid = events.wait(msg.LineCallerId)[0]
+            assert (cid.number, cid.name) == ("5551234", "JOHN DOE")
+            assert cid.sip_call_id is None                         # the gateway adds it
+        else:
+            events.wait(msg.LineRingStopped, timeout=15)           # it rang out, no number
+        assert sum(isinstance(e, msg.LineOffer) for e in events.events) == 1
+        assert any(isinstance(e, msg.LineCallerId) for e in events.events) == (how == "later")
+    finally:
+        line.stop()
+        sim.stop()
 
 
 def test_fail__bad_number_is_refused_before_dialling(modem):

@@ -57,8 +57,10 @@ def sim():
     s.stop()
 
 
-def test_fail__invites_from_anywhere_but_the_allowed_addresses_get_403(tmp_path, sim):
-    gw = Gateway(tmp_path, sim, "--allow", "127.0.0.2/32")
+@pytest.mark.parametrize("args", [(), ("--allow", "127.0.0.2/32")])
+def test_fail__invites_from_anywhere_but_the_front_or_the_allowed_addresses_get_403(
+        tmp_path, sim, args):
+    gw = Gateway(tmp_path, sim, *args)      # (): the front alone, 127.0.0.1:9, may call it
     try:
         uac = Uac()
         cid, _, _ = uac.invite("5550100", "127.0.0.1", gw.ready.port)
@@ -74,7 +76,7 @@ def test_fail__invites_from_anywhere_but_the_allowed_addresses_get_403(tmp_path,
                                           ("NO ANSWER", msg.NO_ANSWER)])
 def test_fail__a_call_out_that_fails_on_the_line_gets_its_sip_code(tmp_path, sim, result, reply):
     sim.dial_result = result
-    gw = Gateway(tmp_path, sim)
+    gw = Gateway(tmp_path, sim, "--allow", "127.0.0.1/32")     # our caller stands in for the front
     try:
         uac = Uac()
         cid, _, _ = uac.invite("5550100", "127.0.0.1", gw.ready.port)

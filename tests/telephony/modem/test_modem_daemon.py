@@ -7,6 +7,7 @@ line's.
 """
 
 import json
+import statistics
 import subprocess
 import time
 
@@ -128,7 +129,10 @@ def test_ok__ring_card_answer_audio_both_ways_busy_hang_up_record(rig):
     ear = card.ear("hs1", since)
     # the line's tone (amplitude 12000 on the line) in the earpiece: full level, nothing else
     assert tone_level(ear, RATE, 1000) > 4000, "the line's 1 kHz tone did not reach the earpiece"
-    assert tone_level(ear, RATE, 440) < 400
+    # and nothing else: no 440 Hz (what the operator will say) in most of it; judged by the
+    # median quarter second, since a frame lost under load clicks across the whole band
+    quarters = [ear[i:i + RATE // 2] for i in range(0, len(ear) - RATE // 2 + 1, RATE // 2)]
+    assert statistics.median(tone_level(q, RATE, 440) for q in quarters) < 400
     # the operator speaks: 440 Hz into the microphone must come out on the analog line
     t_say = time.monotonic()
     card.say("hs1", tone(440, 2.5, RATE))
@@ -156,6 +160,55 @@ def test_ok__ring_card_answer_audio_both_ways_busy_hang_up_record(rig):
     text = subprocess.run(python_cmd("switchboard_tools.diag", "status", "--socket", r["sock"]),
                           capture_output=True, text=True, env=project_env()).stdout
     assert "modem trunk pots1 (line 901, " in text and ": ready, conexant (CONEXANT 56000)" in text
+
+
+def test_ok__the_lamp_flashes_at_the_first_ring_and_the_number_follows(rig):
+    r = rig
+    sim = r["sim"]
+    n0 = len(records(r))
+    sim.ring("5553344", "JANE ROE", cid="later", period=6.0, rings=5,
+             source=tone_source(1000, amp=12000))
+    wait_for(lambda: line901(r)["state"] == "ringing", 15, "901 ringing")
+    st = status(r)
+    assert sim.cid_blocks_sent == 0                  # it flashes before any caller ID came
+    assert st["lamps"]["line-901"]["cadence"] == "flash"
+    assert next(ln for ln in st["lines"] if ln["number"] == "901")["caller"] == "unknown"
+    sim.send_caller_id()                             # the block between ring 1 and ring 2
+    wait_for(lambda: line901(r)["caller"] == "5553344", 10, "the number on the line's card")
+    diag(r, "tap", "line-901")
+    wait_for(lambda: sim.streaming, 10, "answered: the modem in full duplex")
+    sim.hang_up("busy")
+    wait_for(lambda: line901(r)["state"] == "idle", 10, "901 idle")
+    wait_for(lambda: len(records(r)) > n0, 5, "the call record")
+    assert records(r)[-1]["caller"] == "5553344" and records(r)[-1]["outcome"] == "answered"
+
+
+def test_fail__a_blocked_caller_is_refused_once_its_caller_id_comes(rig):
+    r = rig
+    sim = r["sim"]
+    n0 = len(records(r))
+    block = python_cmd("switchboard_tools.customers", "--data", r["tmp"] / "var", "block",
+                       "5550666", "--note", "abusive")
+    assert subprocess.run(block, env=project_env(), capture_output=True, timeout=30).returncode == 0
+    b0 = status(r)["timeclock"]["blocked"]["count"]
+    try:
+        sim.ring("5550666", cid="later", period=1.0, rings=4, source=tone_source(1000, amp=12000))
+        wait_for(lambda: line901(r)["state"] == "ringing", 15, "901 ringing at the first RING")
+        sim.send_caller_id()                         # the number is on the block list
+        wait_for(lambda: status(r)["timeclock"]["blocked"]["count"] > b0, 10, "refused")
+        wait_for(lambda: line901(r)["state"] == "idle", 10, "901 idle again")
+        assert status(r)["timeclock"]["blocked"]["last"]["caller"] == "5550666"
+        # it rings on at the exchange, unanswered, until the caller gives up
+        wait_for(lambda: not sim.ringing, 15, "the caller gave up ringing")
+        assert not sim.off_hook and line901(r)["state"] == "idle"
+        assert len(records(r)) == n0                 # refused, as before it rang: no record
+    finally:
+        unblock = python_cmd("switchboard_tools.customers", "--data", r["tmp"] / "var",
+                             "unblock", "5550666")
+        subprocess.run(unblock, env=project_env(), capture_output=True, timeout=30)
+        # the next call is a new ring cycle only once the gateway has seen this one end
+        wait_for(lambda: (status(r)["modems"]["pots1"].get("last") or {}).get("ev")
+                 == "ring_stopped", 30, "the refused call's rings ended")
 
 
 def test_ok__far_end_goes_silent_without_any_code(rig):
@@ -191,6 +244,12 @@ def test_ok__office_line_dials_out_on_the_modem(rig):
     wait_for(lambda: sim.streaming, 10, "the outgoing call in voice")
     time.sleep(1.5)
     assert tone_level(r["card"].ear("hs1", time.monotonic() - 1.0), RATE, 1000) > 4000
+    assert "ATDT5550100;" in sim.commands              # the Conexant's way: then the voice set-up
+    diag(r, "tap", "p1-dial-4")                        # keys during the call: DTMF with +VTS
+    wait_for(lambda: sim.vts == ["4"], 10, "AT+VTS=4")
+    wait_for(lambda: sim.streaming, 10, "back in full duplex after the digit")
+    time.sleep(1.0)
+    assert tone_level(r["card"].ear("hs1", time.monotonic() - 0.8), RATE, 1000) > 4000
     diag(r, "tap", "p1-release")
     wait_for(lambda: not sim.off_hook and not sim.streaming, 10, "back on-hook")
     wait_for(lambda: line901(r)["state"] == "idle", 10, "901 idle")
@@ -220,8 +279,9 @@ def test_fail__a_gateway_that_dies_is_restarted(rig):
     answered_call(r, "5550002")                       # a call in progress when it dies
     pid = status(r)["modems"]["pots1"]["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: "trunk pots1" in status(r)["faults"], 10, "the fault naming the trunk")
-    assert "exited" in status(r)["faults"]["trunk pots1"]
+    # one status read: the new gateway may clear the fault by the next (a second or two)
+    fault = wait_for(lambda: status(r)["faults"].get("trunk pots1"), 10, "the fault naming the trunk")
+    assert "exited" in fault
     wait_for(lambda: line901(r)["state"] == "idle", 10, "the call ended")
     wait_for(lambda: len(records(r)) > n0, 5, "the call record")
     assert records(r)[-1]["outcome"] == "failed" and records(r)[-1]["caller"] == "5550002"
@@ -249,7 +309,7 @@ def test_ok__other_profiles_through_the_daemon(tmp_path, profile, stuck, number,
         else:
             sim.ring(number, name, period=1.0, rings=30, source=tone_source(1000, amp=12000))
         wait_for(lambda: line901(r)["state"] == "ringing", 15, "901 ringing")
-        assert line901(r)["caller"] == (number or "unknown")
+        wait_for(lambda: line901(r)["caller"] == (number or "unknown"), 10, "the caller ID")
         diag(r, "tap", "line-901")
         wait_for(lambda: sim.streaming, 10, "off-hook")
         time.sleep(2.0)
