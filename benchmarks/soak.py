@@ -164,6 +164,7 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
     orphans: list[int] = []
     stopped_early = None
     offered = killed_calls = never_rang = 0
+    never_why: dict[str, int] = {}
     kills = {"worker": 0, "kamailio": 0, "daemon": 0}
     actions: dict[str, int] = {}
     errors: list[str] = []
@@ -216,13 +217,17 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
         choice = rnd.random()
         if idle and (choice < 0.35 or not (ringing or talking or held)):
             n = rnd.choice(idle)
-            if act("ring", "ring", line=n, caller=str(rnd.randint(5550000, 5559999))).get("ok"):
+            r = act("ring", "ring", line=n, caller=str(rnd.randint(5550000, 5559999)))
+            if r.get("ok"):
                 # Offered once the board shows it: a ring that never arrives is no call
-                # (counted apart), and the loop would only ring the idle line again.
+                # (counted apart, by the SIP code that turned it away), and the loop would
+                # only ring the idle line again.
                 if rang(d, n, 5.0):
                     offered += 1
                 else:
                     never_rang += 1
+                    why = str(r["result"].get("code") or "no answer within 5 s")
+                    never_why[why] = never_why.get(why, 0) + 1
         elif ringing and choice < 0.5:
             n = rnd.choice(ringing)
             if rnd.random() < 0.3:
@@ -279,11 +284,13 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
         "stopped_early": stopped_early,
         "processes_left_after_daemon_kills": orphans,
         "minutes": minutes, "seed": seed, "folder": str(folder),
-        "offered": offered, "rings_that_never_rang": never_rang, "recorded": len(records),
+        "offered": offered, "rings_that_never_rang": never_rang,
+        "never_rang_why": never_why, "recorded": len(records),
         "lost": max(0, offered - len(records)),
         "lost_on_killed_processes_at_most": killed_calls,
         "ghost_calls": ghosts, "lamps_not_dark": lit,
         "free": tel.get("free"), "capacity": tel.get("capacity"), "in_use": tel.get("in_use"),
+        "calls_left": tel.get("calls") or [],
         "faults": st.get("faults"), "kills": kills, "daemon_starts": d.starts,
         "worker_restarts": tel.get("worker_restarts"), "actions": actions,
         "errors": errors[:10],
@@ -307,13 +314,16 @@ def main(argv=None) -> int:
     print(f"soak: {r['minutes']:g} min, seed {r['seed']}, data in {r['folder']}")
     print(f"  calls offered {r['offered']}, recorded {r['recorded']}, lost {r['lost']} "
           f"(at most {r['lost_on_killed_processes_at_most']} were on killed processes)")
-    print(f"  rings accepted that never reached a line: {r['rings_that_never_rang']}")
+    print(f"  rings accepted that never reached a line: {r['rings_that_never_rang']} "
+          f"{r['never_rang_why'] or ''}")
     print(f"  kills: {r['kills']}; daemon starts {r['daemon_starts']}, "
           f"worker restarts {r['worker_restarts']}")
     print(f"  ghost calls: {len(r['ghost_calls'])} {r['ghost_calls'] or ''}")
     print(f"  lamps not dark: {sorted(r['lamps_not_dark']) or 'none'}")
     print(f"  free {r['free']} of {r['capacity']} (in use {r['in_use']}); faults: "
           f"{r['faults'] or 'none'}")
+    for c in r["calls_left"]:
+        print(f"  still in the board's book: {c}")
     print(f"  actions: {r['actions']}")
     if r["processes_left_after_daemon_kills"]:
         print(f"  processes still running after each daemon kill: "

@@ -97,8 +97,12 @@ class TestCallers:
             while t["rang_t"] is None and t["ended_t"] is None and time.time() < deadline:
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.02)
-            return {"line": ln, "state": state_of(ln), "via": "sip",
-                    "call": t["board_call"], "rang": t["rang_t"] is not None}
+            reply = {"line": ln, "state": state_of(ln), "via": "sip",
+                     "call": t["board_call"], "rang": t["rang_t"] is not None}
+            if t["rang_t"] is None:
+                # Why not: the SIP final code if the call was turned away, else still trying.
+                reply["code"] = t["code"]
+            return reply
 
         async def hangup(args):
             ln = args["line"]
