@@ -118,7 +118,7 @@ def adapters(config: Config, wall_clock=utc_now, simulated: bool = False) -> lis
                                can_place=config.site is not None)
     out.append(schedule)
     # An urgent message for a customer with an on-call contact is called out by it.
-    out[0].call_out, out[0].call_out_state = schedule.call_out, schedule.call_out_state
+    timeclock.call_out, timeclock.call_out_state = schedule.call_out, schedule.call_out_state
     return out
 
 

@@ -30,6 +30,10 @@ def test_ok__every_part_built_is_an_adapter(tmp_path):
     assert [a.name for a in built] == ["clock", "timeclock", "schedule"]
     assert all(isinstance(a, Adapter) for a in built)
     assert [c.name for c in app.commands(load("--data-dir", str(tmp_path)))] == ["figures"]
+    # An urgent message is called out by the scheduler: the time clock holds its entry.
+    timeclock, schedule = built[1], built[2]
+    assert timeclock.call_out == schedule.call_out
+    assert timeclock.call_out_state == schedule.call_out_state
 
 
 @pytest.mark.parametrize("argv, env, expected", [
