@@ -314,7 +314,14 @@ class Supervision:
         for c in lost:
             self._lost(c, "worker lost")
         for tid in [t for t, x in self.tests.items() if x["worker"] is w]:
-            self.tests.pop(tid, None)
+            t = self.tests.pop(tid)
+            c = self.book.get(t["board_call"]) if t["board_call"] else None
+            if c is not None:
+                # A test caller died with its worker: the call it made on the board (held
+                # by the other worker) has nobody on the far end and would stay for ever,
+                # the line busy to every new caller. It is ended like a caller's BYE.
+                c.worker.send(msg.ReleaseCall(call=c.id))
+                self._lost(c, "test caller lost")
 
         def restart():
             if dialogs:

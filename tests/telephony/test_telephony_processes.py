@@ -186,6 +186,57 @@ def test_fail__callers_of_a_worker_that_dies_hear_the_call_end(desk, tmp_path):
              10, "both lines cleared")
 
 
+def test_fail__a_test_callers_call_ends_when_its_worker_dies(desk):
+    """The soak's stuck lines: a test caller on one worker rings a line held by the other;
+    its worker is killed; the board's call had nobody on the far end and stayed for ever
+    (the line busy to every new caller, ``in_use`` one short)."""
+    board, adapter = desk
+    for line in ("201", "202", "203", "204"):
+        t = adapter.ring(line)
+        wait_for(lambda: t["board_call"] is not None, 10, f"{line} rings")
+        c = adapter.book.get(t["board_call"])
+        if c.worker is not t["worker"]:
+            break
+        adapter.hang_up_test(line)
+        wait_for(lambda: board.line(line) is LineState.IDLE, 10, f"{line} cleared")
+    else:
+        pytest.fail("every test caller landed on the worker holding its call")
+    board.press(f"line-{line}")                               # the operator answers
+    wait_for(lambda: c.connected, 10, f"{line} answered")
+    t["worker"].proc.kill()
+    wait_for(lambda: board.line(line) is LineState.IDLE, 10, f"{line} cleared")
+    wait_for(lambda: adapter.status()["in_use"] == 0, 10, "nothing left in use")
+    cleared = [e for e in board.events if isinstance(e, LineCleared) and e.line == line]
+    assert cleared and cleared[-1].reason == "test caller lost"
+    # The worker that held the board's side let it go too.
+    wait_for(lambda: c.id not in _listed(adapter, c.worker), 10, "the call gone from its worker")
+    wait_for(lambda: board.faults() == {}, 60, "the worker back")
+    t2 = adapter.ring(line)
+    wait_for(lambda: board.line(line) is LineState.RINGING, 10, f"a new call rings {line}")
+    assert t2["code"] is None
+    adapter.hang_up_test(line)
+
+
+def _listed(adapter, w) -> set:
+    """The calls worker ``w`` says it holds."""
+    seq = 10 ** 6 + int(time.time() * 1000) % 10 ** 6
+    got = []
+    orig = adapter._call_list
+
+    def spy(worker, m):
+        if m.seq == seq:
+            got.append(set(m.calls))
+        else:
+            orig(worker, m)
+    adapter._call_list = spy
+    try:
+        w.send(msg.ListCalls(seq=seq))
+        wait_for(lambda: got, 5, "the worker's call list")
+    finally:
+        adapter._call_list = orig
+    return got[0]
+
+
 # -- a position endpoint killed -------------------------------------------------------------
 def test_fail__a_position_that_dies_is_restarted_and_the_fault_clears(tmp_path):
     have_tools()
