@@ -59,6 +59,8 @@ from firmware.runtime.adapter import Context
 from firmware.runtime.commands import Arg, Command
 
 log = logging.getLogger("switchboard.timeclock")
+HISTORY_SCAN = 5000       # newest kept messages the card's history looks through for a caller
+NUMBER_FIELD = re.compile(r"number|phone", re.I)   # a pad field holding a phone number
 
 
 def read_call_records(path) -> list[dict]:
@@ -89,6 +91,19 @@ def callout_id(stamp) -> str:
 def _digits(number: str | None) -> str:
     d = re.sub(r"[^0-9]", "", number or "")
     return d[-10:]          # compare national numbers: +1 555 010 1234 == 5550101234
+
+
+def _same_number(a: str | None, b: str | None) -> bool:
+    """One number written two ways, with or without the area code (7 digits at least)."""
+    short, long = sorted((_digits(a), _digits(b)), key=len)
+    return len(short) >= 7 and long.endswith(short)
+
+
+def _from_caller(stamp, digits, calls) -> bool:
+    """A slip taken on one of ``calls``, or with ``digits`` in a number field."""
+    return stamp.get("call") in calls or any(
+        NUMBER_FIELD.search(k) and _same_number(v, digits)
+        for k, v in (stamp.get("fields") or {}).items() if isinstance(v, str))
 
 
 class TimeClockAdapter:
@@ -964,32 +979,38 @@ class TimeClockAdapter:
         return await self._run(self._deadbox, args, pool=self._reader)
 
     def _history(self, customer, caller, n=5):
-        """The card's history: this caller's and this customer's last calls and messages."""
+        """The card's history: this caller's and this customer's last calls and messages.
+        The caller's messages are the newest kept slips (of this customer, when given)
+        taken on one of the caller's calls or with the caller's number in a number field."""
         cust = self._customer(customer) if customer else None
         want = _digits(caller) if caller else ""
         line = cust["line"] if cust else None
         calls = self._read_calls(lambda r: (want and _digits(r.get("caller")) == want)
                                  or (line and r.get("line") == line))
         calls.sort(key=lambda r: r.get("offered") or "")
-        by_caller = [r for r in calls if want and _digits(r.get("caller")) == want][-n:][::-1]
+        theirs = [r for r in calls if want and _digits(r.get("caller")) == want]
         by_customer = [r for r in calls if line and r.get("line") == line][-n:][::-1]
-        msgs = None
-        if cust is not None and self.index is not None and self.index.ready:
+        kept = self._kept_messages(cust["id"] if cust else None,
+                                   HISTORY_SCAN if want else n) if cust or want else []
+        ids = {r["id"] for r in theirs if r.get("id")}
+        caller_msgs = [m for m in kept if want and _from_caller(m, want, ids)][:n]
+        return {"customer": customer, "caller": caller, "caller_calls": theirs[-n:][::-1],
+                "customer_calls": by_customer, "messages": kept[:n] if cust else [],
+                "caller_messages": caller_msgs}
+
+    def _kept_messages(self, customer, limit):
+        """The newest ``limit`` kept message slips (of ``customer``, or every customer's),
+        newest first: from the dead box's index, or the journals until it is ready."""
+        if self.index is not None and self.index.ready:
             try:
-                msgs = self.index.search(what="message", customer=cust["id"], limit=n)[0]
+                return self.index.search(what="message", customer=customer, limit=limit)[0]
             except sqlite3.Error as e:
                 log.error("timeclock: dead-box index: %s (reading the journals)", e)
-        if cust is not None and msgs is None:
-            tc = TimeClock(self.data_dir, readonly=True)
-            try:
-                msgs = [s for s in tc.stamps(customer=cust["id"], what="message")][-n:][::-1]
-            finally:
-                tc.close()
-        msgs = msgs or []
-        caller_msgs = [m for m in msgs if want and want in _digits(
-            (m.get("fields") or {}).get("number") or "")]
-        return {"customer": customer, "caller": caller, "caller_calls": by_caller,
-                "customer_calls": by_customer, "messages": msgs, "caller_messages": caller_msgs}
+        tc = TimeClock(self.data_dir, readonly=True)
+        try:
+            return tc.stamps(customer=customer, what="message")[-limit:][::-1]
+        finally:
+            tc.close()
 
     async def cmd_history(self, args):
         if not args.get("customer") and not args.get("caller"):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from firmware.core.state import LineRinging
+from firmware.core.state import LineCleared, LineRinging
 from firmware.errors import ControlError
 from firmware.timeclock.adapter import TimeClockAdapter
 from firmware.timeclock.customers import Customers
@@ -224,3 +224,37 @@ def test_ok__urgent_message_called_out_to_the_on_call_contact(tmp_path):
     finally:
         sched.stop()
         a.stop()
+
+
+def test_ok__history_shows_this_callers_messages_from_the_kept_slips(rig):
+    """Taken on one of the caller's calls or with their number in a number field, from
+    every kept slip (not only the customer's latest), newest first, five at most."""
+    d, a, tmp, clock = rig
+    (tmp / "calls.jsonl").write_text(json.dumps(
+        {"id": "call-1", "line": "201", "caller": "5550123", "offered": "2026-11-24T15:00:00Z",
+         "outcome": "answered"}) + "\n")
+
+    def stamp(message, **fields):
+        d.call("draft", position=1, line="201", fields={**fields, "message": message})
+        d.call("pad-stamp", position=1)
+    for i in range(5):
+        stamp(f"mine {i}", phone="+1 555-0123")
+    answer(d, a, "201", call="call-1")
+    d.call("type-message", position=1, text="on the call")       # no number typed
+    d.call("pad-stamp", position=1)
+    d.feed(LineCleared("201", "caller hung up"))
+    d.press("p1-release")
+    for i in range(6):
+        stamp(f"other {i}", number="5559999")
+    settle(a)
+    assert d.pump(lambda: a.index.ready)
+    for ready in (True, False):         # the dead box's index; the journals until it is ready
+        a.index.ready = ready
+        h = d.call("history", customer="marys-gloves", caller="555 0123")
+        assert [m["text"].split("Message: ")[-1] for m in h["caller_messages"]] == \
+            ["on the call", "mine 4", "mine 3", "mine 2", "mine 1"]
+        assert [m["fields"]["message"] for m in h["messages"]] == \
+            ["other 5", "other 4", "other 3", "other 2", "other 1"]
+        h = d.call("history", caller="5559999")
+        assert len(h["caller_messages"]) == 5 and h["messages"] == []
+

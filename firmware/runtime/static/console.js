@@ -11,8 +11,7 @@
   const SAVE_MS = 250;
   let snap = null;
   let view = "positions";
-  const pads = new Map();        // position -> {box, form, key, timer, saving, dirty}
-  const histories = new Map();   // "customer|caller" -> history (fetched once per card)
+  const pads = new Map();        // position -> its pad (see drawPositions)
 
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -314,25 +313,29 @@
     if (box) box.textContent = e ? e.message : "";
   }
 
+  // The card's history, read each time a card comes up (a slip stamped since shows).
   async function drawHistory(box, customer, caller) {
-    const k = `${customer}|${caller || ""}`;
-    let h = histories.get(k);
-    if (!h) {
-      try {
-        h = await get("history", Object.fromEntries(Object.entries({customer, caller}).filter(([, v]) => v)));
-        histories.set(k, h);
-      } catch (e) { box.textContent = e.message; return; }
-    }
+    let h;
+    try {
+      h = await get("history", Object.fromEntries(Object.entries({customer, caller}).filter(([, v]) => v)));
+    } catch (e) { box.textContent = e.message; return; }
     box.replaceChildren();
     const lines = [];
+    const theirs = h.caller_messages || [];
     if (caller) {
-      lines.push(`This caller: ${h.caller_calls.length} recent call(s)` +
-        (h.caller_calls[0] ? `, last ${when(h.caller_calls[0].offered)} on ${h.caller_calls[0].line} (${h.caller_calls[0].outcome})` : ""));
+      lines.push([null, `This caller: ${h.caller_calls.length} recent call(s)` +
+        (h.caller_calls[0] ? `, last ${when(h.caller_calls[0].offered)} on ${h.caller_calls[0].line} (${h.caller_calls[0].outcome})` : "")]);
+      for (const m of theirs.slice(0, 3)) {
+        lines.push(["caller-msg", `Their slip ${m.slip} ${when(m.time)}: ${m.text || "(recording)"}`]);
+      }
     }
-    for (const c of h.customer_calls.slice(0, 3)) lines.push(`Call ${when(c.offered)} from ${c.caller || "?"}: ${c.outcome}`);
-    for (const m of h.messages.slice(0, 3)) lines.push(`Slip ${m.slip} ${when(m.time)}: ${m.text || "(recording)"}`);
-    if (!lines.length) lines.push("No earlier calls or messages.");
-    for (const t of lines) box.append(el("div", null, t));
+    const shown = new Set(theirs.slice(0, 3).map((m) => m.slip));
+    for (const c of h.customer_calls.slice(0, 3)) lines.push([null, `Call ${when(c.offered)} from ${c.caller || "?"}: ${c.outcome}`]);
+    for (const m of h.messages.filter((m) => !shown.has(m.slip)).slice(0, 3)) {
+      lines.push([null, `Slip ${m.slip} ${when(m.time)}: ${m.text || "(recording)"}`]);
+    }
+    if (!lines.length) lines.push([null, "No earlier calls or messages."]);
+    for (const [cls, t] of lines) box.append(el("div", cls, t));
   }
 
   // -- the rack ---------------------------------------------------------------
