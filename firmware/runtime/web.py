@@ -17,6 +17,7 @@ The operator's console (the time clock's commands, see firmware/timeclock/adapte
     POST /api/draft-clear {"position": 1}        throw the draft away
     POST /api/stamp       {"position": 1}        stamp the pad's draft (as the stamp key does)
     GET  /api/rack                               every customer's waiting messages
+    GET  /api/customers                          every customer's id, name and line
     POST /api/check-in    {"customer": "..."}    open a customer's messages (or line, caller)
     POST /api/read-back   {"slip": 12, "position": 1}  stamp one read back
     GET  /api/deadbox?customer=&since=&until=&search=&slip=   past slips
@@ -324,6 +325,7 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
             ("/api/read-back", "read-back", ("slip", "position"))):
         app.router.add_post(path, passthrough(cmd, allowed))
     app.router.add_get("/api/rack", passthrough("rack", ()))
+    app.router.add_get("/api/customers", passthrough("customers", ()))
     app.router.add_get("/api/deadbox", passthrough(
         "deadbox", ("customer", "since", "until", "search", "slip")))
     app.router.add_get("/api/history", passthrough("history", ("customer", "caller")))

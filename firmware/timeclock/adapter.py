@@ -186,6 +186,7 @@ class TimeClockAdapter:
             Command("pad-stamp", self.cmd_pad_stamp, (position,),
                     "stamp the pad's draft, as the stamp key does"),
             Command("rack", self.cmd_rack, (), "every customer's waiting messages, with age"),
+            Command("customers", self.cmd_customers, (), "every customer's id, name and line"),
             Command("deadbox", self.cmd_deadbox,
                     (Arg("customer"), Arg("since"), Arg("until"), Arg("search"),
                      Arg("slip", int, min=1, expected="a slip number"),
@@ -883,6 +884,15 @@ class TimeClockAdapter:
         line = self._position_line(pos)
         stamp = await self._run(self._stamp_key, pos, line, self._call_of(line))
         return {"stamp": stamp}
+
+    def _customer_list(self):
+        self.customers.reload_if_changed()
+        return {"customers": sorted(({"id": c["id"], "name": c["name"], "line": c["line"]}
+                                     for c in self.customers.all()),
+                                    key=lambda c: (c["name"].lower(), c["id"]))}
+
+    async def cmd_customers(self, args):
+        return await self._run(self._customer_list)
 
     def _rack_view(self):
         """Every customer with messages waiting, oldest first, with age and delivery."""

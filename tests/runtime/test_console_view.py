@@ -232,6 +232,7 @@ def test_fail__console_api_bad_requests(tmp_path):
         assert code == 400 and "expected a date as YYYY-MM-DD" in r["error"]
         code, r = call("api/read-back", json.dumps({"slip": 99}))
         assert code == 400 and "slip 99 is not waiting in the rack" in r["error"]
+        assert call("api/customers") == (200, {"customers": []})
         assert call("api/rack") == (200, {"rack": [], "waiting": 0, "now": call("api/rack")[1]["now"]})
     finally:
         stop_daemon(proc)

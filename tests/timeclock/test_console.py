@@ -258,3 +258,9 @@ def test_ok__history_shows_this_callers_messages_from_the_kept_slips(rig):
         h = d.call("history", caller="5559999")
         assert len(h["caller_messages"]) == 5 and h["messages"] == []
 
+
+def test_ok__customers_for_the_dead_box_picker(rig):
+    d, a, tmp, clock = rig
+    assert d.call("customers") == {"customers": [
+        {"id": "acme", "name": "Acme Plumbing", "line": "202"},
+        {"id": "marys-gloves", "name": "Mary's Gloves", "line": "201"}]}

@@ -463,20 +463,15 @@
 
   async function fillCustomers() {
     try {
-      const r = await get("rack");   // names of customers with waiting messages, then any seen
+      const r = await get("customers");    // every customer, slips or not
       const sel = $("q-customer");
       const have = new Set([...sel.options].map((o) => o.value));
-      const add = (id, name) => {
-        if (!id || have.has(id)) return;
-        have.add(id);
-        const o = el("option", null, name || id);
-        o.value = id;
+      for (const c of r.customers) {
+        if (have.has(c.id)) continue;
+        const o = el("option", null, `${c.name} (line ${c.line})`);
+        o.value = c.id;
         sel.append(o);
-      };
-      for (const b of r.rack) add(b.customer, b.name);
-      const tc = snap && snap.timeclock || {};
-      for (const c of Object.values(tc.cards || {})) add(c.customer, c.name);
-      for (const c of Object.values(tc.offered || {})) add(c.customer, c.name);
+      }
     } catch (e) { /* the search still works by text */ }
   }
 
