@@ -45,6 +45,12 @@ def diag(sock, *args):
     return json.loads(r.stdout)
 
 
+def api(url, path):
+    import urllib.request
+    with urllib.request.urlopen(url + path, timeout=10) as r:
+        return json.loads(r.read())
+
+
 def customers(data, *records):
     data.mkdir(exist_ok=True)
     cs = Customers(data)
@@ -196,6 +202,20 @@ def test_ok__two_pads_when_split_and_both_screens_fit(browser, tmp_path):  # noq
                 diag(sock, "tap", "p1-release")
                 diag(sock, "hangup", "901")
                 diag(sock, "tap", "line-201")
+                page.keyboard.press("F1")
+                # She calls again on position 2's office line: read back there, stamped there.
+                diag(sock, "take-message", "201", "Ring Mary back")
+                diag(sock, "ring", "902", "--caller", "555-0101")
+                diag(sock, "tap", "line-902")
+                page.locator('.position[data-position="2"] button.checkin-card').click()
+                expect(page.locator("#checkin")).to_contain_text("1 waiting · position 2")
+                page.locator("#checkin button.readback").first.click()
+                expect(page.locator("#checkin")).to_contain_text("All read back")
+                [slip] = api(url, "api/deadbox?search=ring+mary")["slips"]
+                assert slip["read_back"]["position"] == 2, slip
+                diag(sock, "tap", "p2-release")
+                diag(sock, "hangup", "902")
+                diag(sock, "tap", "line-202")
                 page.keyboard.press("F1")
             # No sideways scrolling, and each pad's stamp button is on screen.
             assert page.evaluate("document.scrollingElement.scrollWidth") <= w

@@ -9,6 +9,9 @@
   const TOKEN = new URLSearchParams(location.search).get("token");
   const $ = (id) => document.getElementById(id);
   const SAVE_MS = 250;
+  // This screen's own position (?position=2 for a second screen at position 2): read-backs
+  // from the rack are stamped there unless a position has the customer's card up.
+  const SCREEN_POSITION = Number(new URLSearchParams(location.search).get("position")) || 1;
   let snap = null;
   let view = "positions";
   const pads = new Map();        // position -> its pad (see drawPositions)
@@ -208,7 +211,7 @@
       if (card.check_in) {                   // the customer calling in for their messages
         const b = el("button", "checkin-card", `Check in: read ${card.name}'s messages`);
         b.type = "button";
-        b.addEventListener("click", () => { show("rack"); checkIn(card.customer); });
+        b.addEventListener("click", () => { show("rack"); checkIn(card.customer, p); });
         pad.box.append(b);
       }
     } else {
@@ -339,7 +342,7 @@
   }
 
   // -- the rack ---------------------------------------------------------------
-  let checkingIn = null;
+  let checkingIn = null;         // {customer, position}: whose messages, read back where
   async function refreshRackCount() {
     const w = (snap.timeclock || {}).waiting || {};
     $("rack-count").textContent = Object.values(w).reduce((a, b) => a + b, 0);
@@ -359,7 +362,7 @@
       h.append(el("span", "who", `${b.name || b.customer} · line ${b.line}`),
                el("span", "count", String(b.messages.length)));
       const ci = el("button", "checkin-btn", "Check in");
-      ci.addEventListener("click", () => checkIn(b.customer));
+      ci.addEventListener("click", () => checkIn(b.customer, rackPosition(b.customer)));
       h.append(ci);
       d.append(h);
       for (const m of b.messages) d.append(slipRow(m, `${age(m.age_s)}`));
@@ -381,22 +384,30 @@
     return row;
   }
 
-  async function checkIn(customer) {
-    checkingIn = customer;
+  // The position talking to the customer (their card is on its pad), else this screen's.
+  function rackPosition(customer) {
+    const cards = ((snap && snap.timeclock) || {}).cards || {};
+    const p = Object.keys(cards).find((k) => cards[k] && cards[k].customer === customer);
+    return p ? Number(p) : SCREEN_POSITION;
+  }
+
+  async function checkIn(customer, position) {
+    checkingIn = {customer, position};
     await drawCheckIn();
   }
 
   async function drawCheckIn() {
     const box = $("checkin");
     let r;
-    try { r = await post("check-in", {customer: checkingIn}); } catch (e) {
+    const at = checkingIn.position;
+    try { r = await post("check-in", {customer: checkingIn.customer}); } catch (e) {
       box.hidden = false; box.textContent = e.message; return;
     }
     box.hidden = false;
     box.className = "box checkin";
     box.replaceChildren();
     const h = el("h3");
-    h.append(el("span", "who", `Check-in: ${r.name} · ${r.waiting.length} waiting`));
+    h.append(el("span", "who", `Check-in: ${r.name} · ${r.waiting.length} waiting · position ${at}`));
     const done = el("button", null, "Done");
     done.addEventListener("click", () => { checkingIn = null; box.hidden = true; });
     h.append(done);
@@ -407,7 +418,7 @@
       const b = el("button", "readback", "Read back");
       b.addEventListener("click", async () => {
         b.disabled = true;
-        try { await post("read-back", {slip: m.slip, position: 1}); } catch (e) { alert(e.message); }
+        try { await post("read-back", {slip: m.slip, position: at}); } catch (e) { alert(e.message); }
         await drawRack();
       });
       row.append(b);
