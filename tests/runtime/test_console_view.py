@@ -36,6 +36,9 @@ MARY = {
     "last_month_prepaid": False,
 }
 MARY_EMAIL = {**MARY, "delivery": {"method": "email", "to": "mary@example.net"}}
+ACME = {**MARY, "id": "acme", "name": "Acme Plumbing", "line": "202", "kind": "plumber",
+        "collect": ["name", "number"]}
+BOBS = {**MARY, "id": "bobs", "name": "Bob's Bakery", "line": "203", "collect": []}
 
 
 def diag(sock, *args):
@@ -227,6 +230,95 @@ def test_ok__two_pads_when_split_and_both_screens_fit(browser, tmp_path):  # noq
         stop_daemon(proc)
 
 
+def test_ok__each_call_its_own_pad_ctrl_enter_stamp_button_reload_history(browser, tmp_path):  # noqa: F811
+    """Another line picked up mid-message: that call's own empty pad, the first draft
+    listed unfinished, then reopened and stamped under its own customer with all its
+    fields; the pad's Stamp button and Ctrl+Enter stamp; keystrokes typed just before a
+    reload are kept; the card's history shows this caller's messages; the dead box
+    offers every customer."""
+    data = tmp_path / "var"
+    customers(data, MARY, ACME, BOBS)
+    sock = tmp_path / "desk.sock"
+    proc, url = start_daemon(tmp_path, "desk", "--data-dir", data)
+    ctx = browser.new_context(viewport={"width": 800, "height": 480})
+    try:
+        page = ctx.new_page()
+        page.goto(url + "console")
+        pad = page.locator('.position[data-position="1"]')
+        expect(pad.locator(".idle")).to_be_visible()
+        diag(sock, "ring", "201", "--caller", "5550123")
+        diag(sock, "tap", "line-201")
+        expect(pad.locator(".card-name")).to_have_text("Mary's Gloves · line 201")
+        expect(pad.locator('[data-field="name"]')).to_be_focused()
+        page.keyboard.type("Mrs Lee")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        page.keyboard.type("7")
+        page.keyboard.press("Tab")
+        page.keyboard.type("Are the gloves ready?")
+        # Acme rings and the operator picks it up (Mary goes on hold): Acme's own pad.
+        diag(sock, "ring", "202", "--caller", "5550999")
+        diag(sock, "tap", "line-202")
+        expect(pad.locator(".card-name")).to_have_text("Acme Plumbing · line 202")
+        expect(pad.locator('[data-field="glove size"]')).to_have_count(0)
+        expect(pad.locator('[data-field="name"]')).to_have_value("")
+        expect(pad.locator('[data-field="number"]')).to_have_value("5550999")
+        expect(pad.locator('[data-field="message"]')).to_have_value("")
+        left = pad.locator(".unfinished-row")
+        expect(left).to_have_text(re.compile(
+            r"Unfinished: line 201, Mary's Gloves: Name: Mrs Lee; Number: 5550123; "
+            r"Glove size: 7; Message: Are the gloves ready\?"))
+        # Acme's message, stamped with the pad's Stamp button.
+        expect(pad.locator('[data-field="name"]')).to_be_focused()
+        page.keyboard.type("Joe")
+        pad.locator('[data-field="message"]').click()
+        page.keyboard.type("Leak under the sink")
+        pad.locator("button.stamp").click()
+        expect(pad.locator(".saved")).to_have_text(re.compile(r"stamped slip \d+"))
+        [acme] = [b for b in api(url, "api/rack")["rack"] if b["customer"] == "acme"]
+        assert [m["text"] for m in acme["messages"]] == [
+            "Name: Joe; Number: 5550999; Message: Leak under the sink"]
+        # Mary's draft reopened, finished and stamped with Ctrl+Enter, under her own card.
+        left.locator("button").click()
+        expect(pad.locator(".card-warn")).to_contain_text(
+            "Message for Mary's Gloves · line 201, an earlier call")
+        expect(pad.locator('[data-field="glove size"]')).to_have_value("7")
+        pad.locator('[data-field="message"]').click()
+        page.keyboard.press("End")
+        page.keyboard.type(" Size 7.")
+        page.keyboard.press("Control+Enter")
+        expect(pad.locator(".unfinished-row")).to_have_count(0)
+        expect(pad.locator(".card-warn")).to_have_count(0)          # back on Acme's call
+        [mary] = [b for b in api(url, "api/rack")["rack"] if b["customer"] == "marys-gloves"]
+        [m] = mary["messages"]
+        assert m["text"] == ("Name: Mrs Lee; Number: 5550123; Glove size: 7; "
+                             "Message: Are the gloves ready? Size 7.") and m["line"] == "201"
+        # Back on Mary's held call: the card's history has her message.
+        diag(sock, "tap", "p1-release")
+        diag(sock, "tap", "line-201")
+        expect(pad.locator(".card-name")).to_have_text("Mary's Gloves · line 201")
+        expect(pad.locator(".history .caller-msg")).to_contain_text(
+            f"Their slip {m['slip']}")
+        # Typed, and the page reloaded at once: the last keystrokes are kept.
+        pad.locator('[data-field="message"]').click()
+        page.keyboard.type("Call me back")
+        page.reload()
+        expect(pad.locator('[data-field="message"]')).to_have_value("Call me back")
+        assert api(url, "api/status")["timeclock"]["pads"]["1"]["fields"]["message"] == \
+            "Call me back"
+        # The dead box offers every customer, with slips or without.
+        page.keyboard.press("F3")
+        expect(page.locator("#q-customer option")).to_have_text(
+            ["any", "Acme Plumbing (line 202)", "Bob's Bakery (line 203)",
+             "Mary's Gloves (line 201)"])
+        page.locator("#q-customer").select_option("marys-gloves")
+        page.keyboard.press("Enter")
+        expect(page.locator("#found")).to_have_text("1 slip(s)")
+    finally:
+        ctx.close()
+        stop_daemon(proc)
+
+
 def test_fail__console_api_bad_requests(tmp_path):
     proc, url = start_daemon(tmp_path, "desk", "--data-dir", tmp_path / "var")
     import urllib.error
@@ -248,11 +340,17 @@ def test_fail__console_api_bad_requests(tmp_path):
         assert code == 400 and "unknown colour" in r["error"]
         code, r = call("api/stamp", json.dumps({"position": 1}))
         assert code == 400 and "the message pad is empty" in r["error"]
+        code, r = call("api/draft", json.dumps({"position": 1, "id": "201", "fields": {}}))
+        assert code == 400 and "expected a draft's id" in r["error"]
+        code, r = call("api/draft-open", json.dumps({"position": 1}))
+        assert code == 400 and "position 1 is not on a line" in r["error"]
+        code, r = call("api/draft-open", json.dumps({"position": 1, "id": "201/w0-9"}))
+        assert code == 400 and "no unfinished draft 201/w0-9" in r["error"]
+        assert call("api/customers") == (200, {"customers": []})
         code, r = call("api/deadbox?since=yesterday")
         assert code == 400 and "expected a date as YYYY-MM-DD" in r["error"]
         code, r = call("api/read-back", json.dumps({"slip": 99}))
         assert code == 400 and "slip 99 is not waiting in the rack" in r["error"]
-        assert call("api/customers") == (200, {"customers": []})
         assert call("api/rack") == (200, {"rack": [], "waiting": 0, "now": call("api/rack")[1]["now"]})
     finally:
         stop_daemon(proc)
