@@ -13,15 +13,24 @@ style) and a small API over the daemon:
 
 The operator's console (the time clock's commands, see firmware/timeclock/adapter.py):
 
-    POST /api/draft       {"position": 1, "fields": {...}, "urgent": false}  keep the pad's draft
-    POST /api/draft-clear {"position": 1}        throw the draft away
-    POST /api/stamp       {"position": 1}        stamp the pad's draft (as the stamp key does)
+    POST /api/draft       {"position": 1, "id": "201/c-7", "fields": {...}, "urgent": false}
+                                                 keep a draft (id: the call it is for; default
+                                                 the one on the pad)
+    POST /api/draft-clear {"position": 1, "id": ...}  throw a draft away
+    POST /api/draft-open  {"position": 1, "id": ...}  put an unfinished draft on the pad (no
+                                                 id: the draft of the line the position is on)
+    POST /api/stamp       {"position": 1, "id": ...}  stamp a draft (as the stamp key does)
     GET  /api/rack                               every customer's waiting messages
+    GET  /api/customers                          every customer's id, name and line
     POST /api/check-in    {"customer": "..."}    open a customer's messages (or line, caller)
     POST /api/read-back   {"slip": 12, "position": 1}  stamp one read back
     GET  /api/deadbox?customer=&since=&until=&search=&slip=   past slips
     GET  /api/history?customer=&caller=          the card's history
     GET  /api/recording?call=                    a call's recorded conversation (WAV)
+
+A change to a draft made through the view is told to every open view as a
+``{"type": "pad", "position": 1}`` event, so another screen, or the page that
+was reloaded while its last keystrokes were on their way, shows it at once.
 
 Who may talk to it: it listens on 127.0.0.1 unless told otherwise. Every
 request must carry a Host header naming this machine (a loopback name, an IP
@@ -279,8 +288,9 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
             return _error(400, f"figures: {e}")
         return web.json_response(result, headers=_SECURITY_HEADERS, dumps=_dumps)
 
-    def passthrough(name: str, allowed: tuple[str, ...]):
-        """A console command: a JSON object with only ``allowed`` keys, checked by the command."""
+    def passthrough(name: str, allowed: tuple[str, ...], tell_pad=False):
+        """A console command: a JSON object with only ``allowed`` keys, checked by the
+        command. ``tell_pad``: once it is done, every view hears that the pad changed."""
         async def handler(request: web.Request):
             if request.method == "GET":
                 args = {k: v for k, v in request.query.items() if k != "token" and v != ""}
@@ -296,7 +306,10 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
             if unknown:
                 return _error(400, f"{request.path}: unknown {', '.join(unknown)}; expected "
                                    + ", ".join(allowed))
-            return await answer(name, args)
+            resp = await answer(name, args)
+            if tell_pad and resp.status == 200:
+                hub.tell({"type": "pad", "position": args.get("position")})
+            return resp
         return handler
 
     async def on_shutdown(app):
@@ -317,13 +330,17 @@ async def start_web(daemon, host: str = "127.0.0.1", port: int = 8557,
     app.router.add_post("/api/ring", action("ring", ("line",), ("caller",)))
     app.router.add_post("/api/hangup", action("hangup", ("line",)))
     for path, cmd, allowed in (
-            ("/api/draft", "draft", ("position", "fields", "urgent", "line")),
-            ("/api/draft-clear", "draft-clear", ("position",)),
-            ("/api/stamp", "pad-stamp", ("position",)),
+            ("/api/draft", "draft", ("position", "fields", "urgent", "line", "id")),
+            ("/api/draft-clear", "draft-clear", ("position", "id")),
+            ("/api/draft-open", "draft-open", ("position", "id")),
+            ("/api/stamp", "pad-stamp", ("position", "id"))):
+        app.router.add_post(path, passthrough(cmd, allowed, tell_pad=True))
+    for path, cmd, allowed in (
             ("/api/check-in", "check-in", ("customer", "line", "caller")),
             ("/api/read-back", "read-back", ("slip", "position"))):
         app.router.add_post(path, passthrough(cmd, allowed))
     app.router.add_get("/api/rack", passthrough("rack", ()))
+    app.router.add_get("/api/customers", passthrough("customers", ()))
     app.router.add_get("/api/deadbox", passthrough(
         "deadbox", ("customer", "since", "until", "search", "slip")))
     app.router.add_get("/api/history", passthrough("history", ("customer", "caller")))
@@ -389,6 +406,10 @@ class _EventHub:
         if self.source is not None:
             self.daemon.unsubscribe(self.source)
         self.source = self.task = None
+
+    def tell(self, obj: dict):
+        """An event of the view's own (not the board's) to every open view."""
+        self._send(_sse(obj))
 
     def _send(self, data: bytes):
         for q in list(self.clients):

@@ -20,15 +20,20 @@ recording?}, ``check-in`` {line | customer | caller}, ``read-back`` {slip,
 position?}, ``messages`` {customer?, line?, since?, until?, what?, search?,
 waiting?}, ``stamp`` {position, line?}, ``operator`` {position, name},
 ``purge`` {}; the operator's console (the view's message pad, rack and dead
-box): ``draft`` {position, fields?, urgent?, line?}, ``draft-clear``
-{position}, ``pad-stamp`` {position}, ``rack`` {}, ``deadbox`` {customer?,
-since?, until?, search?, slip?, limit?}, ``history`` {customer?, caller?}.
+box): ``draft`` {position, fields?, urgent?, line? | id?}, ``draft-clear``
+{position, id?}, ``draft-open`` {position, id?}, ``pad-stamp`` {position,
+id?}, ``rack`` {}, ``customers`` {}, ``deadbox`` {customer?, since?, until?,
+search?, slip?, limit?}, ``history`` {customer?, caller?}.
 
-The message pad's draft is kept with its position on disk (``drafts.py``);
-the stamp key (or ``pad-stamp``) stamps it as a message for the line the pad
-was opened for, even after that line was released, and the draft is dropped
-only once the stamp is on disk. A message for a customer whose delivery is
-e-mail or text is then queued in the outbox (``delivery.py``).
+The message pad's drafts are kept with their position and call on disk
+(``drafts.py``). The pad shows the draft of the call the position picked up
+last (empty until something is typed), kept there after the line is
+released; picking up another line leaves the earlier draft unfinished, to be
+reopened (``draft-open``). The stamp key (or ``pad-stamp``) stamps the draft
+on the pad as a message for the line and customer it was typed for, and the
+draft is dropped only once the stamp is on disk. A message for a customer
+whose delivery is e-mail or text is then queued in the outbox
+(``delivery.py``).
 """
 
 from __future__ import annotations
@@ -53,12 +58,15 @@ from firmware.timeclock.clock import TimeClock, parse_day, system_clock
 from firmware.records.journal import decode_line
 from firmware.timeclock.blocklist import BlockList, pattern_digits
 from firmware.timeclock.delivery import Outbox, SendError
-from firmware.timeclock.drafts import Drafts, DraftError, check_fields, compose
+from firmware.timeclock.drafts import (Drafts, DraftError, check_fields, compose, draft_id,
+                                       draft_key, parse_id)
 from firmware.timeclock.slipindex import COUNT_UP_TO, SlipIndex
 from firmware.runtime.adapter import Context
 from firmware.runtime.commands import Arg, Command
 
 log = logging.getLogger("switchboard.timeclock")
+HISTORY_SCAN = 5000       # newest kept messages the card's history looks through for a caller
+NUMBER_FIELD = re.compile(r"number|phone", re.I)   # a pad field holding a phone number
 
 
 def read_call_records(path) -> list[dict]:
@@ -91,6 +99,19 @@ def _digits(number: str | None) -> str:
     return d[-10:]          # compare national numbers: +1 555 010 1234 == 5550101234
 
 
+def _same_number(a: str | None, b: str | None) -> bool:
+    """One number written two ways, with or without the area code (7 digits at least)."""
+    short, long = sorted((_digits(a), _digits(b)), key=len)
+    return len(short) >= 7 and long.endswith(short)
+
+
+def _from_caller(stamp, digits, calls) -> bool:
+    """A slip taken on one of ``calls``, or with ``digits`` in a number field."""
+    return stamp.get("call") in calls or any(
+        NUMBER_FIELD.search(k) and _same_number(v, digits)
+        for k, v in (stamp.get("fields") or {}).items() if isinstance(v, str))
+
+
 class TimeClockAdapter:
     name = "timeclock"
 
@@ -120,7 +141,8 @@ class TimeClockAdapter:
         self.refused_at_front = None     # () -> the front's refusals (telephony; app.py)
         self.send_text_sip = None        # a text by SIP MESSAGE (telephony's TextSender.send)
         self._callers: dict[str, str | None] = {}   # line -> caller ID of its call
-        self.pads: Drafts | None = None           # position -> draft on its message pad
+        self.pads: Drafts | None = None           # position -> its drafts, one per call
+        self._on_pad: dict[int, tuple] = {}       # position -> (line, call) of its pad's draft
         self.outbox: Outbox | None = None
         self.cards: dict[int, dict] = {}          # position -> card on its screen
         self.offered: dict[str, dict] = {}        # ringing line -> card
@@ -137,6 +159,7 @@ class TimeClockAdapter:
     # -- life ------------------------------------------------------------
     def commands(self) -> list[Command]:
         line, position = Arg("line", required=True), Arg("position", int, default=1)
+        draft = Arg("id", expected='a draft\'s id, its line and call ("201/c-17")')
         return [
             Command("card", self.cmd_card, (line, Arg("position", int)),
                     "the customer's card for a line"),
@@ -164,13 +187,16 @@ class TimeClockAdapter:
             Command("draft", self.cmd_draft,
                     (position, Arg("fields", dict, expected='an object of field name to text, e.g. '
                                    '{"name": "Mrs Lee", "message": "ring back"}'),
-                     Arg("urgent", bool), Arg("line")),
+                     Arg("urgent", bool), Arg("line"), draft),
                     "keep what a position's message pad holds (on disk)"),
-            Command("draft-clear", self.cmd_draft_clear, (position,),
+            Command("draft-clear", self.cmd_draft_clear, (position, draft),
                     "throw a position's draft away"),
-            Command("pad-stamp", self.cmd_pad_stamp, (position,),
+            Command("draft-open", self.cmd_draft_open, (position, draft),
+                    "put an unfinished draft (or, no id, the line's own) on the pad"),
+            Command("pad-stamp", self.cmd_pad_stamp, (position, draft),
                     "stamp the pad's draft, as the stamp key does"),
             Command("rack", self.cmd_rack, (), "every customer's waiting messages, with age"),
+            Command("customers", self.cmd_customers, (), "every customer's id, name and line"),
             Command("deadbox", self.cmd_deadbox,
                     (Arg("customer"), Arg("since"), Arg("until"), Arg("search"),
                      Arg("slip", int, min=1, expected="a slip number"),
@@ -289,7 +315,7 @@ class TimeClockAdapter:
             "cards": {str(p): c for p, c in self.cards.items()},
             "offered": dict(self.offered),
             "drafts": {str(p): self._draft_text(d) for p, d in self.drafts.items()},
-            "pads": {str(p): d for p, d in self.drafts.items()},
+            **self._pads_status(),
             "delivery": self.outbox.summary() if self.outbox else None,
             "blocked": self._blocked_status(),
             "operators": {str(p): n for p, n in self.operators.items()},
@@ -445,6 +471,7 @@ class TimeClockAdapter:
 
     def _refresh_cards(self, lines_at=None, ringing=None):
         if lines_at is not None:
+            self._follow(lines_at)
             self._lines_at = lines_at
         if ringing is not None:
             self._ringing = ringing
@@ -483,7 +510,59 @@ class TimeClockAdapter:
     # -- the message pad (worker thread) ---------------------------------
     @property
     def drafts(self) -> dict[int, dict]:
-        return self.pads.all() if self.pads is not None else {}
+        """The draft on each position's pad (the one its stamp key takes)."""
+        out = {}
+        for p in self._pad_positions():
+            key = self._pad_key(p)
+            d = self.pads.get(p, key) if key else None
+            if d:
+                out[p] = d
+        return out
+
+    def _pad_positions(self):
+        state = self._state()
+        have = set(self.pads.all()) if self.pads is not None else set()
+        return sorted(have | set(self._on_pad) | set(state.positions if state else ()))
+
+    def _pads_status(self) -> dict:
+        """For the console: each pad's draft (``pads``), which call's draft the pad shows,
+        typed or not (``on_pad``), and the drafts left unfinished on other calls."""
+        if self.pads is None:
+            return {"pads": {}, "on_pad": {}, "unfinished": {}}
+        pads, on_pad, unfinished = {}, {}, {}
+        for p in self._pad_positions():
+            key = self._pad_key(p)
+            mine = self.pads.get(p, key) if key else None
+            if key is not None:
+                on_pad[str(p)] = {"id": draft_id(*key), "line": key[0], "call": key[1]}
+            if mine:
+                pads[str(p)] = {**mine, "id": draft_id(*key)}
+            rest = [{**d, "id": draft_id(*draft_key(d)), "text": self._draft_text(d)}
+                    for d in self.pads.of(p) if draft_key(d) != key]
+            if rest:
+                unfinished[str(p)] = rest
+        return {"pads": pads, "on_pad": on_pad, "unfinished": unfinished}
+
+    def _follow(self, lines_at):
+        """A position that picks up a line shows that call's own draft, empty or not; one
+        that lets go keeps the draft it had, to stamp or clear."""
+        for p, line in lines_at.items():
+            if line is not None and line != self._lines_at.get(p):
+                self._on_pad[p] = (line, self._call_of(line))
+
+    def _pad_key(self, position):
+        """(line, call) of the draft on a position's pad: the call it picked up last or
+        a draft reopened; the line it is on once that one is stamped or cleared; after a
+        restart, its newest draft. None: an idle pad."""
+        line = self._position_line(position)
+        here = (line, self._call_of(line)) if line is not None else None
+        key = self._on_pad.get(position)
+        if key is None and here is None:
+            newest = self.pads.of(position)[:1] if self.pads is not None else []
+            return draft_key(newest[0]) if newest else None
+        if key is not None and (key == here or self.pads.get(position, key) is not None):
+            return key
+        return here
 
     def _draft_text(self, draft) -> str:
         if not draft:
@@ -496,26 +575,38 @@ class TimeClockAdapter:
             return None
         return next((c for c in self.customers.all() if c["id"] == cid), None)
 
-    def _save_draft(self, position, fields, urgent, line):
-        """Keep what the pad holds; the line (and so the customer) it was opened for
-        stays with it. On disk before this returns."""
-        old = self.pads.get(position) or {}
-        if line is None:
-            line = old.get("line") or self._position_line(position)
-        cust = None
-        if line is not None:
-            self.customers.reload_if_changed()
-            c = self.customers.by_line(line)
-            cust = c["id"] if c else None
-        if line != old.get("line"):
-            call = self._call_of(line)
+    def _save_draft(self, position, fields, urgent, key=None, show=True):
+        """Keep what a pad holds for the call ``key`` names (default: the pad's own);
+        the line and customer it was typed for stay with it. On disk before this
+        returns. ``show``: that draft is now the one on the pad."""
+        key = key or self._pad_key(position) or (None, None)
+        old = self.pads.get(position, key) or {}
+        if old:
+            cid, name = old.get("customer"), old.get("name") or self._name_of(old.get("customer"))
         else:
-            call = old.get("call") or self._call_of(line)
-        draft = {"line": line, "customer": cust, "call": call,
+            self.customers.reload_if_changed()
+            cust = self.customers.by_line(key[0]) if key[0] is not None else None
+            cid, name = (cust["id"], cust["name"]) if cust else (None, None)
+        draft = {"line": key[0], "customer": cid, "name": name, "call": key[1],
                  "fields": old.get("fields", {}) if fields is None else fields,
                  "urgent": bool(old.get("urgent")) if urgent is None else bool(urgent),
                  "updated": self.clock().isoformat(timespec="seconds")}
-        return self.pads.put(position, draft)
+        kept = self.pads.put(position, draft)
+        if show:
+            self._on_pad[position] = key
+        return {**kept, "id": draft_id(*key)}
+
+    def _open_draft(self, position, key):
+        """Put the draft ``key`` names (None: the line the position is on) on its pad."""
+        line = self._position_line(position)
+        here = (line, self._call_of(line)) if line is not None else None
+        key = key or here
+        if key is None:
+            raise ControlError(f"position {position} is not on a line; name the draft to open")
+        if key != here and self.pads.get(position, key) is None:
+            raise ControlError(f"position {position} has no unfinished draft {draft_id(*key)}")
+        self._on_pad[position] = key
+        return self.pads.get(position, key)
 
     def _position_line(self, position):
         state = self._state()
@@ -523,14 +614,15 @@ class TimeClockAdapter:
             return state.positions[position].line
         return self._lines_at.get(position)
 
-    def _stamp_key(self, position, line, call):
+    def _stamp_key(self, position, line, call, key=None):
         """The stamp key: the pad's draft becomes a message slip, or a plain stamp."""
-        draft = self.pads.get(position)
+        key = key or self._pad_key(position)
+        draft = self.pads.get(position, key) if key else None
         text = self._draft_text(draft)
         if not text:
             return self._do_stamp("stamp", line, position, call)
         if draft.get("line") is not None:
-            # The message is for the line the pad was opened for, even once released.
+            # The message is for the line the draft was typed for, even once released.
             line, call, customer = draft["line"], draft.get("call"), draft.get("customer")
         elif line is None:
             return self._do_stamp("stamp", None, position, call)   # the draft stays typed
@@ -540,7 +632,7 @@ class TimeClockAdapter:
         stamp = self._do_stamp("message", line, position, call, customer, text,
                                fields=fields if set(fields) - {"message"} else None,
                                urgent=True if draft.get("urgent") else None)
-        self.pads.drop(position)      # only now: the stamp is on disk
+        self.pads.drop(position, key)      # only now: the stamp is on disk
         return stamp
 
     # -- delivery (worker thread) -------------------------------------------
@@ -842,32 +934,66 @@ class TimeClockAdapter:
             stamps = await self._run(self._search, args, pool=self._reader)
         return {"stamps": stamps}
 
+    def _named(self, args) -> tuple | None:
+        """The draft a command names by ``id``; None: the one on the pad."""
+        try:
+            return parse_id(args["id"]) if args.get("id") is not None else None
+        except DraftError as e:
+            raise ControlError(f"{e}") from None
+
     async def cmd_draft(self, args):
+        """A pad's fields, kept for the call it was typed on: ``id`` (the console, which
+        names the draft it shows, so a save that arrives after the operator picked up
+        another line still goes to its own), ``line`` (that line's call, then on the
+        pad) or neither (the draft on the pad)."""
         pos = args["position"]
-        unknown = sorted(set(args) - {"position", "fields", "urgent", "line"})
+        unknown = sorted(set(args) - {"position", "fields", "urgent", "line", "id"})
         if unknown:
             raise ControlError(f"draft: unknown {', '.join(unknown)}; expected position, "
-                               "fields, urgent, line")
+                               "fields, urgent, line or id")
+        if args.get("line") is not None and args.get("id") is not None:
+            raise ControlError("draft: give line or id, not both")
         try:
             fields = check_fields(args["fields"]) if args.get("fields") is not None else None
         except DraftError as e:
             raise ControlError(str(e)) from None
-        draft = await self._run(self._save_draft, pos, fields, args.get("urgent"), args.get("line"))
+        key, line = self._named(args), args.get("line")
+        if line is not None:
+            key = (line, self._call_of(line))
+        draft = await self._run(self._save_draft, pos, fields, args.get("urgent"), key,
+                                args.get("id") is None)
         return {"position": pos, "draft": draft}
 
     async def cmd_draft_clear(self, args):
         pos = args["position"]
-        await self._run(self.pads.drop, pos)
+        key = self._named(args) or self._pad_key(pos)
+        if key is not None:
+            await self._run(self.pads.drop, pos, key)
         return {"position": pos, "draft": None}
+
+    async def cmd_draft_open(self, args):
+        pos = args["position"]
+        draft = await self._run(self._open_draft, pos, self._named(args))
+        return {"position": pos, "draft": draft}
 
     async def cmd_pad_stamp(self, args):
         pos = args["position"]
-        if not self._draft_text(self.pads.get(pos) if self.pads else None):
+        key = self._named(args) or self._pad_key(pos)
+        if not self._draft_text(self.pads.get(pos, key) if self.pads and key else None):
             raise ControlError(f"position {pos}: the message pad is empty; type the message "
                                "first (a plain stamp is the stamp key)")
         line = self._position_line(pos)
-        stamp = await self._run(self._stamp_key, pos, line, self._call_of(line))
+        stamp = await self._run(self._stamp_key, pos, line, self._call_of(line), key)
         return {"stamp": stamp}
+
+    def _customer_list(self):
+        self.customers.reload_if_changed()
+        return {"customers": sorted(({"id": c["id"], "name": c["name"], "line": c["line"]}
+                                     for c in self.customers.all()),
+                                    key=lambda c: (c["name"].lower(), c["id"]))}
+
+    async def cmd_customers(self, args):
+        return await self._run(self._customer_list)
 
     def _rack_view(self):
         """Every customer with messages waiting, oldest first, with age and delivery."""
@@ -964,32 +1090,38 @@ class TimeClockAdapter:
         return await self._run(self._deadbox, args, pool=self._reader)
 
     def _history(self, customer, caller, n=5):
-        """The card's history: this caller's and this customer's last calls and messages."""
+        """The card's history: this caller's and this customer's last calls and messages.
+        The caller's messages are the newest kept slips (of this customer, when given)
+        taken on one of the caller's calls or with the caller's number in a number field."""
         cust = self._customer(customer) if customer else None
         want = _digits(caller) if caller else ""
         line = cust["line"] if cust else None
         calls = self._read_calls(lambda r: (want and _digits(r.get("caller")) == want)
                                  or (line and r.get("line") == line))
         calls.sort(key=lambda r: r.get("offered") or "")
-        by_caller = [r for r in calls if want and _digits(r.get("caller")) == want][-n:][::-1]
+        theirs = [r for r in calls if want and _digits(r.get("caller")) == want]
         by_customer = [r for r in calls if line and r.get("line") == line][-n:][::-1]
-        msgs = None
-        if cust is not None and self.index is not None and self.index.ready:
+        kept = self._kept_messages(cust["id"] if cust else None,
+                                   HISTORY_SCAN if want else n) if cust or want else []
+        ids = {r["id"] for r in theirs if r.get("id")}
+        caller_msgs = [m for m in kept if want and _from_caller(m, want, ids)][:n]
+        return {"customer": customer, "caller": caller, "caller_calls": theirs[-n:][::-1],
+                "customer_calls": by_customer, "messages": kept[:n] if cust else [],
+                "caller_messages": caller_msgs}
+
+    def _kept_messages(self, customer, limit):
+        """The newest ``limit`` kept message slips (of ``customer``, or every customer's),
+        newest first: from the dead box's index, or the journals until it is ready."""
+        if self.index is not None and self.index.ready:
             try:
-                msgs = self.index.search(what="message", customer=cust["id"], limit=n)[0]
+                return self.index.search(what="message", customer=customer, limit=limit)[0]
             except sqlite3.Error as e:
                 log.error("timeclock: dead-box index: %s (reading the journals)", e)
-        if cust is not None and msgs is None:
-            tc = TimeClock(self.data_dir, readonly=True)
-            try:
-                msgs = [s for s in tc.stamps(customer=cust["id"], what="message")][-n:][::-1]
-            finally:
-                tc.close()
-        msgs = msgs or []
-        caller_msgs = [m for m in msgs if want and want in _digits(
-            (m.get("fields") or {}).get("number") or "")]
-        return {"customer": customer, "caller": caller, "caller_calls": by_caller,
-                "customer_calls": by_customer, "messages": msgs, "caller_messages": caller_msgs}
+        tc = TimeClock(self.data_dir, readonly=True)
+        try:
+            return tc.stamps(customer=customer, what="message")[-limit:][::-1]
+        finally:
+            tc.close()
 
     async def cmd_history(self, args):
         if not args.get("customer") and not args.get("caller"):

@@ -1,17 +1,20 @@
 """The message pad's drafts: what each position has typed and not yet stamped.
 
-A draft is kept with its position, on disk, so a page reload, a daemon
-restart or the line being released first loses nothing::
+A draft is kept with its position and the call it was typed on, on disk, so a
+page reload, a daemon restart, the line being released first or the operator
+picking up another line loses nothing::
 
-    {"line": "201", "customer": "marys-gloves", "call": "c-17",
-     "fields": {"name": "Mrs Lee", "number": "5550123", "message": "ring back"},
-     "urgent": false, "updated": "2026-11-30T16:50:02+00:00"}
+    {"1": [{"line": "201", "customer": "marys-gloves", "name": "Mary's Gloves",
+            "call": "c-17", "fields": {"name": "Mrs Lee", "number": "5550123",
+            "message": "ring back"}, "urgent": false,
+            "updated": "2026-11-30T16:50:02+00:00"}, ...]}
 
-``fields`` follow the card's ``collect`` list (plus "message"); the line and
-customer are those the pad was opened for, so a draft stamped after the line
-was released still goes to the right pigeonhole. The file
-(``<data>/drafts.json``) is replaced atomically and fsynced before a save is
-acknowledged; it is small (one draft per position).
+A position holds one draft per call (line and call id; ``draft_id`` names it
+"201/c-17"), the last saved first: the one for the call on the pad and any
+left unfinished when the operator went to another line, each still filed
+under its own line and customer. ``fields`` follow the card's ``collect``
+list (plus "message"). The file (``<data>/drafts.json``) is replaced
+atomically and fsynced before a save is acknowledged; it is small.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from firmware.records.journal import StoreError, atomic_write
 
 MAX_FIELD = 4000          # characters in one field: a slip, not a letter
 MAX_FIELDS = 20
+MAX_DRAFTS = 20           # unfinished messages one position may hold
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789_- ")
 
 
@@ -67,38 +71,70 @@ def compose(fields: dict, collect=()) -> str:
     return "; ".join(f"{k[0].upper()}{k[1:]}: {filled[k]}" for k in order)
 
 
+def draft_id(line, call) -> str:
+    """A draft's name: its line and call, "201/c-17" ("201/" for a call without an id)."""
+    return f"{line or ''}/{call or ''}"
+
+
+def parse_id(text: str) -> tuple:
+    """(line, call) from a ``draft_id``; DraftError when it is not one."""
+    line, sep, call = text.partition("/")
+    if not sep:
+        raise DraftError(f"id = {text!r}: expected a draft's id, its line and call "
+                         "(\"201/c-17\")")
+    return line or None, call or None
+
+
+def draft_key(draft: dict) -> tuple:
+    return draft.get("line"), draft.get("call")
+
+
 class Drafts:
-    """One draft per position, durable. One writer (the time clock's worker thread)."""
+    """Each position's drafts, one per call, durable. One writer (the time clock's
+    worker thread)."""
 
     def __init__(self, data_dir):
         self.path = Path(data_dir) / "drafts.json"
-        self._drafts: dict[int, dict] = {}
+        self._drafts: dict[int, list[dict]] = {}
         if self.path.exists():
             try:
                 raw = json.loads(self.path.read_text())
-                self._drafts = {int(p): d for p, d in raw.items()}
+                # One draft per position, as kept before one per call: a list of one.
+                self._drafts = {int(p): [d] if isinstance(d, dict) else list(d)
+                                for p, d in raw.items()}
             except (OSError, ValueError, TypeError) as e:
                 raise StoreError(f"{self.path}: cannot read the message pads' drafts ({e}); "
                                  "move the file aside to start with empty pads") from None
 
-    def get(self, position: int) -> dict | None:
-        d = self._drafts.get(position)
+    def get(self, position: int, key: tuple) -> dict | None:
+        """The draft ``position`` keeps for ``key`` (line, call)."""
+        d = next((d for d in self._drafts.get(position, ()) if draft_key(d) == key), None)
         return dict(d) if d else None
 
-    def all(self) -> dict[int, dict]:
-        return {p: dict(d) for p, d in self._drafts.items()}
+    def of(self, position: int) -> list[dict]:
+        """``position``'s drafts, the last saved first."""
+        return [dict(d) for d in self._drafts.get(position, ())]
+
+    def all(self) -> dict[int, list[dict]]:
+        return {p: self.of(p) for p in self._drafts}
 
     def put(self, position: int, draft: dict) -> dict:
-        """Keep ``draft`` for ``position``; on disk when this returns."""
-        new = dict(self._drafts)
-        new[position] = draft
-        self._write(new)
+        """Keep ``draft`` for ``position`` and its call; on disk when this returns."""
+        key = draft_key(draft)
+        rest = [d for d in self._drafts.get(position, ()) if draft_key(d) != key]
+        if len(rest) >= MAX_DRAFTS:
+            raise DraftError(f"position {position} already holds {len(rest)} unfinished "
+                             "messages: stamp or clear some first")
+        self._write({**self._drafts, position: [draft] + rest})
         return dict(draft)
 
-    def drop(self, position: int) -> None:
-        if position in self._drafts:
-            new = dict(self._drafts)
-            del new[position]
+    def drop(self, position: int, key: tuple) -> None:
+        have = self._drafts.get(position, [])
+        rest = [d for d in have if draft_key(d) != key]
+        if len(rest) != len(have):
+            new = {**self._drafts, position: rest}
+            if not rest:
+                del new[position]
             self._write(new)
 
     def _write(self, drafts):

@@ -36,6 +36,9 @@ MARY = {
     "last_month_prepaid": False,
 }
 MARY_EMAIL = {**MARY, "delivery": {"method": "email", "to": "mary@example.net"}}
+ACME = {**MARY, "id": "acme", "name": "Acme Plumbing", "line": "202", "kind": "plumber",
+        "collect": ["name", "number"]}
+BOBS = {**MARY, "id": "bobs", "name": "Bob's Bakery", "line": "203", "collect": []}
 
 
 def diag(sock, *args):
@@ -43,6 +46,12 @@ def diag(sock, *args):
                        env=project_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"diag {args}: {r.stderr}{r.stdout}"
     return json.loads(r.stdout)
+
+
+def api(url, path):
+    import urllib.request
+    with urllib.request.urlopen(url + path, timeout=10) as r:
+        return json.loads(r.read())
 
 
 def customers(data, *records):
@@ -197,6 +206,20 @@ def test_ok__two_pads_when_split_and_both_screens_fit(browser, tmp_path):  # noq
                 diag(sock, "hangup", "901")
                 diag(sock, "tap", "line-201")
                 page.keyboard.press("F1")
+                # She calls again on position 2's office line: read back there, stamped there.
+                diag(sock, "take-message", "201", "Ring Mary back")
+                diag(sock, "ring", "902", "--caller", "555-0101")
+                diag(sock, "tap", "line-902")
+                page.locator('.position[data-position="2"] button.checkin-card').click()
+                expect(page.locator("#checkin")).to_contain_text("1 waiting · position 2")
+                page.locator("#checkin button.readback").first.click()
+                expect(page.locator("#checkin")).to_contain_text("All read back")
+                [slip] = api(url, "api/deadbox?search=ring+mary")["slips"]
+                assert slip["read_back"]["position"] == 2, slip
+                diag(sock, "tap", "p2-release")
+                diag(sock, "hangup", "902")
+                diag(sock, "tap", "line-202")
+                page.keyboard.press("F1")
             # No sideways scrolling, and each pad's stamp button is on screen.
             assert page.evaluate("document.scrollingElement.scrollWidth") <= w
             for i in range(pads.count()):
@@ -204,6 +227,95 @@ def test_ok__two_pads_when_split_and_both_screens_fit(browser, tmp_path):  # noq
                 assert box and box["x"] + box["width"] <= w and box["y"] + box["height"] <= h, box
             ctx.close()
     finally:
+        stop_daemon(proc)
+
+
+def test_ok__each_call_its_own_pad_ctrl_enter_stamp_button_reload_history(browser, tmp_path):  # noqa: F811
+    """Another line picked up mid-message: that call's own empty pad, the first draft
+    listed unfinished, then reopened and stamped under its own customer with all its
+    fields; the pad's Stamp button and Ctrl+Enter stamp; keystrokes typed just before a
+    reload are kept; the card's history shows this caller's messages; the dead box
+    offers every customer."""
+    data = tmp_path / "var"
+    customers(data, MARY, ACME, BOBS)
+    sock = tmp_path / "desk.sock"
+    proc, url = start_daemon(tmp_path, "desk", "--data-dir", data)
+    ctx = browser.new_context(viewport={"width": 800, "height": 480})
+    try:
+        page = ctx.new_page()
+        page.goto(url + "console")
+        pad = page.locator('.position[data-position="1"]')
+        expect(pad.locator(".idle")).to_be_visible()
+        diag(sock, "ring", "201", "--caller", "5550123")
+        diag(sock, "tap", "line-201")
+        expect(pad.locator(".card-name")).to_have_text("Mary's Gloves · line 201")
+        expect(pad.locator('[data-field="name"]')).to_be_focused()
+        page.keyboard.type("Mrs Lee")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        page.keyboard.type("7")
+        page.keyboard.press("Tab")
+        page.keyboard.type("Are the gloves ready?")
+        # Acme rings and the operator picks it up (Mary goes on hold): Acme's own pad.
+        diag(sock, "ring", "202", "--caller", "5550999")
+        diag(sock, "tap", "line-202")
+        expect(pad.locator(".card-name")).to_have_text("Acme Plumbing · line 202")
+        expect(pad.locator('[data-field="glove size"]')).to_have_count(0)
+        expect(pad.locator('[data-field="name"]')).to_have_value("")
+        expect(pad.locator('[data-field="number"]')).to_have_value("5550999")
+        expect(pad.locator('[data-field="message"]')).to_have_value("")
+        left = pad.locator(".unfinished-row")
+        expect(left).to_have_text(re.compile(
+            r"Unfinished: line 201, Mary's Gloves: Name: Mrs Lee; Number: 5550123; "
+            r"Glove size: 7; Message: Are the gloves ready\?"))
+        # Acme's message, stamped with the pad's Stamp button.
+        expect(pad.locator('[data-field="name"]')).to_be_focused()
+        page.keyboard.type("Joe")
+        pad.locator('[data-field="message"]').click()
+        page.keyboard.type("Leak under the sink")
+        pad.locator("button.stamp").click()
+        expect(pad.locator(".saved")).to_have_text(re.compile(r"stamped slip \d+"))
+        [acme] = [b for b in api(url, "api/rack")["rack"] if b["customer"] == "acme"]
+        assert [m["text"] for m in acme["messages"]] == [
+            "Name: Joe; Number: 5550999; Message: Leak under the sink"]
+        # Mary's draft reopened, finished and stamped with Ctrl+Enter, under her own card.
+        left.locator("button").click()
+        expect(pad.locator(".card-warn")).to_contain_text(
+            "Message for Mary's Gloves · line 201, an earlier call")
+        expect(pad.locator('[data-field="glove size"]')).to_have_value("7")
+        pad.locator('[data-field="message"]').click()
+        page.keyboard.press("End")
+        page.keyboard.type(" Size 7.")
+        page.keyboard.press("Control+Enter")
+        expect(pad.locator(".unfinished-row")).to_have_count(0)
+        expect(pad.locator(".card-warn")).to_have_count(0)          # back on Acme's call
+        [mary] = [b for b in api(url, "api/rack")["rack"] if b["customer"] == "marys-gloves"]
+        [m] = mary["messages"]
+        assert m["text"] == ("Name: Mrs Lee; Number: 5550123; Glove size: 7; "
+                             "Message: Are the gloves ready? Size 7.") and m["line"] == "201"
+        # Back on Mary's held call: the card's history has her message.
+        diag(sock, "tap", "p1-release")
+        diag(sock, "tap", "line-201")
+        expect(pad.locator(".card-name")).to_have_text("Mary's Gloves · line 201")
+        expect(pad.locator(".history .caller-msg")).to_contain_text(
+            f"Their slip {m['slip']}")
+        # Typed, and the page reloaded at once: the last keystrokes are kept.
+        pad.locator('[data-field="message"]').click()
+        page.keyboard.type("Call me back")
+        page.reload()
+        expect(pad.locator('[data-field="message"]')).to_have_value("Call me back")
+        assert api(url, "api/status")["timeclock"]["pads"]["1"]["fields"]["message"] == \
+            "Call me back"
+        # The dead box offers every customer, with slips or without.
+        page.keyboard.press("F3")
+        expect(page.locator("#q-customer option")).to_have_text(
+            ["any", "Acme Plumbing (line 202)", "Bob's Bakery (line 203)",
+             "Mary's Gloves (line 201)"])
+        page.locator("#q-customer").select_option("marys-gloves")
+        page.keyboard.press("Enter")
+        expect(page.locator("#found")).to_have_text("1 slip(s)")
+    finally:
+        ctx.close()
         stop_daemon(proc)
 
 
@@ -228,6 +340,13 @@ def test_fail__console_api_bad_requests(tmp_path):
         assert code == 400 and "unknown colour" in r["error"]
         code, r = call("api/stamp", json.dumps({"position": 1}))
         assert code == 400 and "the message pad is empty" in r["error"]
+        code, r = call("api/draft", json.dumps({"position": 1, "id": "201", "fields": {}}))
+        assert code == 400 and "expected a draft's id" in r["error"]
+        code, r = call("api/draft-open", json.dumps({"position": 1}))
+        assert code == 400 and "position 1 is not on a line" in r["error"]
+        code, r = call("api/draft-open", json.dumps({"position": 1, "id": "201/w0-9"}))
+        assert code == 400 and "no unfinished draft 201/w0-9" in r["error"]
+        assert call("api/customers") == (200, {"customers": []})
         code, r = call("api/deadbox?since=yesterday")
         assert code == 400 and "expected a date as YYYY-MM-DD" in r["error"]
         code, r = call("api/read-back", json.dumps({"slip": 99}))

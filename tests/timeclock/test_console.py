@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from firmware.core.state import LineRinging
+from firmware.core.state import LineCleared, LineRinging
 from firmware.errors import ControlError
 from firmware.timeclock.adapter import TimeClockAdapter
 from firmware.timeclock.customers import Customers
-from firmware.timeclock.drafts import compose
+from firmware.timeclock.drafts import MAX_DRAFTS, Drafts, compose
 
 from test_customers import MARY
 from test_timeclock_adapter import TZ, MiniDaemon, settle
@@ -56,8 +56,8 @@ def test_ok__pad_fields_stamped_by_the_stamp_key(rig):
                                         "glove size": "7", "message": "are they ready?"},
            urgent=True)
     # On disk before the answer came back.
-    on_disk = json.loads((tmp / "drafts.json").read_text())
-    assert on_disk["1"]["fields"]["name"] == "Mrs Lee" and on_disk["1"]["line"] == "201"
+    [on_disk] = json.loads((tmp / "drafts.json").read_text())["1"]
+    assert on_disk["fields"]["name"] == "Mrs Lee" and on_disk["line"] == "201"
     d.press("p1-stamp")
     settle(a)
     [m] = a.rack.waiting()
@@ -95,6 +95,91 @@ def test_ok__draft_survives_a_restart_and_the_line_released_first(rig, tmp_path)
         a.stop = lambda: None       # already stopped
 
 
+def test_ok__each_call_keeps_its_own_draft_filed_under_its_own_customer(rig):
+    """Picking up another line puts that call's own (empty) draft on the pad; the one
+    typed on the first call stays whole, listed unfinished, and once reopened is stamped
+    under its own customer and call, with every field it was typed with."""
+    d, a, tmp, clock = rig
+    answer(d, a, "201", call="call-1")
+    mary = a.status()["on_pad"]["1"]
+    assert mary == {"id": "201/call-1", "line": "201", "call": "call-1"}
+    typed = {"name": "Mrs Lee", "number": "5550123", "glove size": "7", "message": "are they"}
+    d.call("draft", position=1, id=mary["id"], fields=typed)
+    answer(d, a, "202", caller="5550999", call="call-2")     # Mary's call goes on hold
+    st = a.status()
+    assert st["on_pad"]["1"]["id"] == "202/call-2" and "1" not in st["pads"]
+    [left] = st["unfinished"]["1"]
+    assert left["id"] == "201/call-1" and left["name"] == "Mary's Gloves"
+    assert left["fields"] == typed and left["text"].startswith("Name: Mrs Lee;")
+    # Mary's last keystrokes arrive after the pick-up: still hers; the pad stays on Acme's call.
+    d.call("draft", position=1, id=mary["id"], fields={**typed, "message": "are they ready?"})
+    assert a.status()["on_pad"]["1"]["id"] == "202/call-2"
+    d.call("draft", position=1, id="202/call-2",
+           fields={"name": "Joe", "number": "5550999", "message": "leak"})
+    d.press("p1-stamp")
+    settle(a)
+    [acme] = a.rack.waiting(customer="acme")
+    assert acme["text"] == "Name: Joe; Number: 5550999; Message: leak"
+    assert (acme["line"], acme["call"]) == ("202", "call-2")
+    assert a.rack.waiting(customer="marys-gloves") == []
+    # Reopened on the pad (the position still on Acme's call) and stamped as Mary's.
+    with pytest.raises(ControlError, match="no unfinished draft 203/"):
+        d.call("draft-open", position=1, id="203/")
+    d.call("draft-open", position=1, id=mary["id"])
+    assert a.status()["pads"]["1"]["fields"]["message"] == "are they ready?"
+    d.press("p1-stamp")
+    settle(a)
+    [m] = a.rack.waiting(customer="marys-gloves")
+    assert m["text"] == "Name: Mrs Lee; Number: 5550123; Glove size: 7; Message: are they ready?"
+    assert (m["line"], m["call"], m["fields"]["glove size"]) == ("201", "call-1", "7")
+    st = a.status()
+    assert st["unfinished"] == {} and st["pads"] == {} and st["on_pad"]["1"]["id"] == "202/call-2"
+    # Back on Mary's held call: her call's pad again.
+    d.press("line-201")
+    settle(a)
+    assert a.status()["on_pad"]["1"]["id"] == "201/call-1"
+
+
+def test_ok__unfinished_drafts_survive_a_restart(rig):
+    d, a, tmp, clock = rig
+    answer(d, a, "201", call="call-1")
+    d.call("type-message", position=1, text="for Mary")
+    answer(d, a, "202", call="call-2")
+    d.call("type-message", position=1, text="for Acme")
+    d.press("p1-release")
+    settle(a)
+    a.stop()
+    a2 = TimeClockAdapter(tmp, clock=clock)
+    d2 = MiniDaemon()
+    d2.add_adapter(a2)
+    try:
+        st = a2.status()       # idle: the last one typed is on the pad, the other listed
+        assert st["pads"]["1"]["fields"] == {"message": "for Acme"}
+        assert [u["id"] for u in st["unfinished"]["1"]] == ["201/call-1"]
+        d2.press("p1-stamp")
+        settle(a2)
+        assert [m["customer"] for m in a2.rack.waiting()] == ["acme"]
+    finally:
+        a2.stop()
+        a.stop = lambda: None
+
+
+def test_ok__drafts_kept_one_per_position_before_are_read(tmp_path):
+    (tmp_path / "drafts.json").write_text(json.dumps(
+        {"1": {"line": "201", "customer": "marys-gloves", "call": "c-1",
+               "fields": {"message": "hi"}, "urgent": False, "updated": "2026-11-24T10:00:00"}}))
+    assert Drafts(tmp_path).get(1, ("201", "c-1"))["fields"] == {"message": "hi"}
+
+
+def test_fail__too_many_unfinished_drafts_at_a_position(rig):
+    d, a, tmp, clock = rig
+    for i in range(MAX_DRAFTS):
+        d.call("draft", position=1, id=f"201/c-{i}", fields={"message": str(i)})
+    with pytest.raises(ControlError, match="already holds 20 unfinished messages"):
+        d.call("draft", position=1, id="201/c-new", fields={"message": "one more"})
+    d.call("draft", position=1, id="201/c-3", fields={"message": "changed"})   # still kept
+
+
 def test_ok__pad_stamp_button_and_plain_stamp(rig):
     d, a, tmp, clock = rig
     answer(d, a, "201")
@@ -115,6 +200,8 @@ def test_ok__pad_stamp_button_and_plain_stamp(rig):
     ({"fields": {"message": "x" * 5000}}, "expected at most 4000"),
     ({"urgent": "yes"}, "urgent = 'yes': expected true or false"),
     ({"colour": "red"}, "unknown colour"),
+    ({"id": "201"}, "expected a draft's id"),
+    ({"id": "201/", "line": "201"}, "line or id, not both"),
 ])
 def test_fail__bad_drafts_get_a_clear_error(rig, args, expected):
     d, a, tmp, clock = rig
@@ -224,3 +311,43 @@ def test_ok__urgent_message_called_out_to_the_on_call_contact(tmp_path):
     finally:
         sched.stop()
         a.stop()
+
+
+def test_ok__history_shows_this_callers_messages_from_the_kept_slips(rig):
+    """Taken on one of the caller's calls or with their number in a number field, from
+    every kept slip (not only the customer's latest), newest first, five at most."""
+    d, a, tmp, clock = rig
+    (tmp / "calls.jsonl").write_text(json.dumps(
+        {"id": "call-1", "line": "201", "caller": "5550123", "offered": "2026-11-24T15:00:00Z",
+         "outcome": "answered"}) + "\n")
+
+    def stamp(message, **fields):
+        d.call("draft", position=1, line="201", fields={**fields, "message": message})
+        d.call("pad-stamp", position=1)
+    for i in range(5):
+        stamp(f"mine {i}", phone="+1 555-0123")
+    answer(d, a, "201", call="call-1")
+    d.call("type-message", position=1, text="on the call")       # no number typed
+    d.call("pad-stamp", position=1)
+    d.feed(LineCleared("201", "caller hung up"))
+    d.press("p1-release")
+    for i in range(6):
+        stamp(f"other {i}", number="5559999")
+    settle(a)
+    assert d.pump(lambda: a.index.ready)
+    for ready in (True, False):         # the dead box's index; the journals until it is ready
+        a.index.ready = ready
+        h = d.call("history", customer="marys-gloves", caller="555 0123")
+        assert [m["text"].split("Message: ")[-1] for m in h["caller_messages"]] == \
+            ["on the call", "mine 4", "mine 3", "mine 2", "mine 1"]
+        assert [m["fields"]["message"] for m in h["messages"]] == \
+            ["other 5", "other 4", "other 3", "other 2", "other 1"]
+        h = d.call("history", caller="5559999")
+        assert len(h["caller_messages"]) == 5 and h["messages"] == []
+
+
+def test_ok__customers_for_the_dead_box_picker(rig):
+    d, a, tmp, clock = rig
+    assert d.call("customers") == {"customers": [
+        {"id": "acme", "name": "Acme Plumbing", "line": "202"},
+        {"id": "marys-gloves", "name": "Mary's Gloves", "line": "201"}]}

@@ -1,18 +1,22 @@
 // The operator's console: one message pad per position (with the customer's card
 // and history), the message rack with check-in, and the dead box.
 //
-// The daemon keeps everything: each keystroke's draft is saved to the position
-// (on disk there) so a reload or a restart finds it again; stamping is the
-// time clock's own stamp (the physical stamp key or the pad's button).
+// The daemon keeps everything: each keystroke's draft is saved with the position
+// and the call it is for (on disk there) so a reload or a restart finds it again,
+// and picking up another line leaves it unfinished, never mixed with the next
+// customer's; stamping is the time clock's own stamp (the physical stamp key, the
+// pad's button or Ctrl+Enter).
 "use strict";
 (function () {
   const TOKEN = new URLSearchParams(location.search).get("token");
   const $ = (id) => document.getElementById(id);
   const SAVE_MS = 250;
+  // This screen's own position (?position=2 for a second screen at position 2): read-backs
+  // from the rack are stamped there unless a position has the customer's card up.
+  const SCREEN_POSITION = Number(new URLSearchParams(location.search).get("position")) || 1;
   let snap = null;
   let view = "positions";
-  const pads = new Map();        // position -> {box, form, key, timer, saving, dirty}
-  const histories = new Map();   // "customer|caller" -> history (fetched once per card)
+  const pads = new Map();        // position -> its pad (see drawPositions)
 
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -34,8 +38,8 @@
     if (!r.ok) throw new Error(body.error || `${path}: ${r.status}`);
     return body;
   }
-  async function post(path, body) {
-    const r = await fetch(q(path), {method: "POST", body: JSON.stringify(body),
+  async function post(path, body, keepalive) {
+    const r = await fetch(q(path), {method: "POST", body: JSON.stringify(body), keepalive: !!keepalive,
       headers: headers({"Content-Type": "application/json", "X-Switchboard-Request": "console"})});
     const out = await r.json().catch(() => ({error: r.statusText}));
     if (!r.ok) throw new Error(out.error || `${path}: ${r.status}`);
@@ -110,6 +114,10 @@
   }
 
   // -- the message pads -------------------------------------------------------
+  // A pad shows one draft, named by the call it is for ("201/c-7"): the call the
+  // position picked up last (empty until typed), or an unfinished one reopened. Each
+  // save names its draft, so keystrokes still on their way when the operator picks up
+  // another line are kept for the customer they were typed for.
   function staffed(pos) {
     return pos.staffed !== undefined ? pos.staffed : (pos.position === 1 || !!snap.switches.split);
   }
@@ -117,9 +125,17 @@
     const tc = snap.timeclock || {};
     return (tc.cards || {})[String(pos.position)] || null;
   }
+  function padFor(pos) {
+    const tc = snap.timeclock || {};
+    const p = String(pos.position);
+    return {on: (tc.on_pad || {})[p] || null, draft: (tc.pads || {})[p] || null,
+            others: (tc.unfinished || {})[p] || []};
+  }
   function fieldsFor(card, draft) {
+    // The card's fields, then any the draft holds that the card does not ask for
+    // (never hidden, so never dropped by the next save), the message last.
     const names = [];
-    for (const f of (card ? card.collect : Object.keys((draft && draft.fields) || {}))) {
+    for (const f of [...(card ? card.collect : []), ...Object.keys((draft && draft.fields) || {})]) {
       if (f !== "message" && !names.includes(f)) names.push(f);
     }
     names.push("message");
@@ -137,8 +153,9 @@
       if (!want.includes(pos.position)) continue;
       let pad = pads.get(pos.position);
       if (!pad) {
-        pad = {box: el("article", "position p" + pos.position), key: null, timer: null,
-               saving: null, dirty: false};
+        pad = {box: el("article", "position p" + pos.position), key: null, id: null, timer: null,
+               dirty: false, typed: false, pending: new Map(), chain: Promise.resolve(),
+               list: null, listKey: null, stamped: ""};
         pad.box.dataset.position = pos.position;
         pads.set(pos.position, pad);
         box.append(pad.box);
@@ -148,48 +165,50 @@
   }
 
   function drawPad(pos, pad) {
-    const tc = snap.timeclock || {};
     const card = cardFor(pos);
-    const draft = (tc.pads || {})[String(pos.position)] || null;
+    const {on, draft, others} = padFor(pos);
     const ln = pos.line && snap.lines.find((l) => l.number === pos.line);
-    const line = (draft && draft.line) || (card && card.line) || null;
-    const key = JSON.stringify([card && card.customer, card && card.line, !!draft, card && card.warning,
-                                card && card.check_in, pos.line,
-                                draft && draft.line, card && card.waiting.length, card && card.instructions]);
+    const key = JSON.stringify([card && card.customer, card && card.line, card && card.warning,
+                                card && card.check_in, pos.line, card && card.waiting.length,
+                                card && card.instructions, on && on.id]);
     if (pad.key !== key) {
+      if (pad.timer || pad.dirty) save(pos.position, pad);   // typed so far: to its own draft first
       pad.key = key;
-      build(pos, pad, card, draft, line, ln);
+      build(pos, pad, card, on, draft, ln);
     }
+    drawUnfinished(pos.position, pad, others);
     if (!pad.form) return;
     // Fill from the daemon's draft unless the operator is typing into this pad.
-    if (!pad.dirty && !pad.saving) {
+    if (!pad.dirty && !pad.pending.get(pad.id)) {
       const fields = (draft && draft.fields) || {};
       for (const input of pad.form.querySelectorAll("[data-field]")) {
         let v = fields[input.dataset.field];
-        if (v === undefined && !draft && isNumberField(input.dataset.field) && ln && ln.caller) {
+        if (v === undefined && !draft && on.line === pos.line && isNumberField(input.dataset.field)
+            && ln && ln.caller) {
           v = ln.caller;                               // caller ID, editable
         }
         if (v === undefined) v = "";
-        // A pad just built takes everything; later, the field being typed in is left alone.
-        if (input.value !== v && (pad.fresh || document.activeElement !== input)) input.value = v;
+        // Until the operator types on this pad it takes everything (a reload, a late save);
+        // then the field being typed in is left alone.
+        if (input.value !== v && (!pad.typed || document.activeElement !== input)) input.value = v;
       }
       const u = pad.form.querySelector("[name=urgent]");
-      if (pad.fresh || document.activeElement !== u) u.checked = !!(draft && draft.urgent);
-      pad.fresh = false;
-      pad.form.querySelector(".saved").textContent = draft ? `kept ${draft.updated.slice(11, 19)}` : "";
+      if (!pad.typed || document.activeElement !== u) u.checked = !!(draft && draft.urgent);
+      pad.form.querySelector(".saved").textContent = draft ? `kept ${draft.updated.slice(11, 19)}`
+        : pad.stamped;
     }
   }
 
-  function build(pos, pad, card, draft, line, ln) {
+  function build(pos, pad, card, on, draft, ln) {
     const p = pos.position;
     const had = pad.form && pad.form.contains(document.activeElement);
+    pad.form = null;             // first: the field losing focus as it goes may fire "change"
     pad.box.replaceChildren();
-    pad.form = null;
+    pad.id = on ? on.id : null;
+    pad.typed = false;
+    pad.list = el("div", "unfinished");
+    pad.listKey = null;
     pad.box.append(el("h2", null, `Position ${p}` + (ln ? ` · on ${ln.number} ${ln.label}` : "")));
-    if (!card && !draft) {
-      pad.box.append(el("div", "idle", "No call. The card and message pad appear when you pick a line up."));
-      return;
-    }
     if (card) {
       pad.box.append(el("div", "card-name", `${card.name} · line ${card.line}`));
       pad.box.append(el("div", "card-answer", `“${card.answer}”`));
@@ -209,18 +228,33 @@
       if (card.check_in) {                   // the customer calling in for their messages
         const b = el("button", "checkin-card", `Check in: read ${card.name}'s messages`);
         b.type = "button";
-        b.addEventListener("click", () => { show("rack"); checkIn(card.customer); });
+        b.addEventListener("click", () => { show("rack"); checkIn(card.customer, p); });
         pad.box.append(b);
       }
-    } else {
-      pad.box.append(el("div", "card-warn",
-        `Draft for line ${draft.line || "?"}: the line was released; stamp it or clear it.`));
+    }
+    if (!on || (!card && !draft)) {
+      if (!card) pad.box.append(el("div", "idle", "No call. The card and message pad appear when you pick a line up."));
+      pad.box.append(pad.list);
+      return;
+    }
+    const here = on.line === pos.line;
+    if (!here) {                             // not the call the position is on: say whose it is
+      const who = `${(draft && (draft.name || draft.customer)) || "no customer"} · line ${on.line || "?"}`;
+      pad.box.append(el("div", "card-warn", pos.line
+        ? `Message for ${who}, an earlier call (you are on line ${pos.line}): stamp it or clear it.`
+        : `Message for ${who}: the line was released; stamp it or clear it.`));
+      if (pos.line) {
+        const back = el("button", "back", `Back to line ${pos.line}`);
+        back.type = "button";
+        back.addEventListener("click", () => openDraft(p, pad, null));
+        pad.box.append(back);
+      }
     }
     const form = el("form", "pad");
     form.autocomplete = "off";
     form.dataset.position = p;
-    const names = fieldsFor(card, draft);
-    for (const name of names) {
+    form.dataset.draft = on.id;
+    for (const name of fieldsFor(here ? card : null, draft)) {
       const id = `p${p}-${name.replace(/\W+/g, "-")}`;
       const label = el("label", null, name);
       label.htmlFor = id;
@@ -243,26 +277,57 @@
     clear.type = "button";
     row.append(urgent, stamp, clear, el("span", "saved"));
     form.append(row, el("div", "error"));
-    form.addEventListener("input", () => changed(p, pad));
-    form.addEventListener("change", () => changed(p, pad));
+    const edited = () => { if (pad.form === form) changed(p, pad); };
+    form.addEventListener("input", edited);
+    form.addEventListener("change", edited);
     form.addEventListener("submit", (e) => { e.preventDefault(); stampPad(p, pad); });
     form.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); stampPad(p, pad); }
     });
     clear.addEventListener("click", async () => {
       if (!confirm("Throw this message away?")) return;
-      await post("draft-clear", {position: p}).catch((e) => showError(pad, e));
-      pad.dirty = false; pad.key = null; resync();
+      const id = pad.id;
+      clearTimeout(pad.timer);
+      pad.timer = null;
+      pad.dirty = false;
+      await pad.chain;
+      await post("draft-clear", {position: p, id}).catch((e) => showError(pad, e));
+      pad.key = null; resync();
     });
-    pad.box.append(form);
+    pad.box.append(form, pad.list);
     pad.form = form;
-    pad.fresh = true;
     const hist = el("div", "history");
     pad.box.append(hist);
     if (card) drawHistory(hist, card.customer, ln && ln.caller);
     // Keyboard first: a new card puts the cursor in the first field.
     const focused = document.activeElement;
     if (had || !focused || focused === document.body) form.querySelector("[data-field]").focus();
+  }
+
+  // The position's drafts left on other calls: each opens on the pad, to finish and stamp
+  // under its own customer.
+  function drawUnfinished(p, pad, others) {
+    const key = JSON.stringify(others.map((d) => [d.id, d.name, d.text]));
+    if (!pad.list || pad.listKey === key) return;
+    pad.listKey = key;
+    pad.list.replaceChildren();
+    for (const d of others) {
+      const row = el("div", "unfinished-row");
+      row.dataset.draft = d.id;
+      const b = el("button", null, "Open");
+      b.type = "button";
+      b.addEventListener("click", () => openDraft(p, pad, d.id));
+      row.append(b, el("span", null, `Unfinished: line ${d.line || "?"}, ` +
+        `${d.name || d.customer || "no customer"}: ${d.text || "(nothing typed)"}`));
+      pad.list.append(row);
+    }
+  }
+
+  async function openDraft(p, pad, id) {
+    if (pad.timer || pad.dirty) save(p, pad);
+    await pad.chain;
+    try { await post("draft-open", id ? {position: p, id} : {position: p}); } catch (e) { showError(pad, e); }
+    resync();
   }
 
   function padFields(pad) {
@@ -273,37 +338,57 @@
 
   function changed(p, pad) {
     pad.dirty = true;
+    pad.typed = true;
+    pad.stamped = "";
     clearTimeout(pad.timer);
     pad.timer = setTimeout(() => save(p, pad), SAVE_MS);
   }
 
-  async function save(p, pad) {
+  // Keep what the pad holds, for the draft it shows. Saves go one after another; on the
+  // way out of the page (keepalive) at once, as the page will not wait.
+  function save(p, pad, keepalive) {
     clearTimeout(pad.timer);
     pad.timer = null;
-    if (!pad.form) return;
+    if (!pad.form) return Promise.resolve();
     pad.dirty = false;
-    const body = {position: p, ...padFields(pad)};
-    const done = (pad.saving || Promise.resolve()).then(() => post("draft", body));
-    pad.saving = done;
-    try {
-      const r = await done;
+    const id = pad.id, form = pad.form;
+    const body = {position: p, id, ...padFields(pad)};
+    pad.pending.set(id, (pad.pending.get(id) || 0) + 1);
+    const done = keepalive ? post("draft", body, true) : pad.chain.then(() => post("draft", body));
+    pad.chain = done.catch(() => {});
+    return done.then((r) => {
+      if (pad.form !== form) return;
       showError(pad, null);
-      if (!pad.dirty) pad.form.querySelector(".saved").textContent = `kept ${r.draft.updated.slice(11, 19)}`;
-    } catch (e) {
+      if (!pad.dirty) form.querySelector(".saved").textContent = `kept ${r.draft.updated.slice(11, 19)}`;
+    }, (e) => {
+      if (pad.form !== form) return;
       pad.dirty = true;                 // not kept: keep it on screen and say so
       showError(pad, e);
-    } finally {
-      if (pad.saving === done) pad.saving = null;
-    }
+    }).finally(() => {
+      const n = pad.pending.get(id) - 1;
+      if (n) pad.pending.set(id, n); else pad.pending.delete(id);
+    });
   }
 
+  // A reload, or the screen going off, right after typing: what is not kept yet goes now.
+  function flushPads() {
+    for (const [p, pad] of pads) if (pad.timer || pad.dirty) save(p, pad, true);
+  }
+  window.addEventListener("pagehide", flushPads);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") flushPads();
+  });
+
   async function stampPad(p, pad) {
+    const form = pad.form, id = pad.id;
+    if (pad.timer || pad.dirty) save(p, pad);
+    await pad.chain;
+    if (pad.form === form && pad.dirty) return;      // not kept: the pad says why
     try {
-      if (pad.dirty || pad.timer) await save(p, pad);
-      if (pad.saving) await pad.saving;
-      const r = await post("stamp", {position: p});
+      const r = await post("stamp", {position: p, id});
       showError(pad, null);
-      pad.form.querySelector(".saved").textContent = `stamped slip ${r.stamp.slip}`;
+      pad.stamped = `stamped slip ${r.stamp.slip}`;
+      if (pad.form) pad.form.querySelector(".saved").textContent = pad.stamped;
       pad.key = null;
     } catch (e) { showError(pad, e); }
     resync();
@@ -314,29 +399,33 @@
     if (box) box.textContent = e ? e.message : "";
   }
 
+  // The card's history, read each time a card comes up (a slip stamped since shows).
   async function drawHistory(box, customer, caller) {
-    const k = `${customer}|${caller || ""}`;
-    let h = histories.get(k);
-    if (!h) {
-      try {
-        h = await get("history", Object.fromEntries(Object.entries({customer, caller}).filter(([, v]) => v)));
-        histories.set(k, h);
-      } catch (e) { box.textContent = e.message; return; }
-    }
+    let h;
+    try {
+      h = await get("history", Object.fromEntries(Object.entries({customer, caller}).filter(([, v]) => v)));
+    } catch (e) { box.textContent = e.message; return; }
     box.replaceChildren();
     const lines = [];
+    const theirs = h.caller_messages || [];
     if (caller) {
-      lines.push(`This caller: ${h.caller_calls.length} recent call(s)` +
-        (h.caller_calls[0] ? `, last ${when(h.caller_calls[0].offered)} on ${h.caller_calls[0].line} (${h.caller_calls[0].outcome})` : ""));
+      lines.push([null, `This caller: ${h.caller_calls.length} recent call(s)` +
+        (h.caller_calls[0] ? `, last ${when(h.caller_calls[0].offered)} on ${h.caller_calls[0].line} (${h.caller_calls[0].outcome})` : "")]);
+      for (const m of theirs.slice(0, 3)) {
+        lines.push(["caller-msg", `Their slip ${m.slip} ${when(m.time)}: ${m.text || "(recording)"}`]);
+      }
     }
-    for (const c of h.customer_calls.slice(0, 3)) lines.push(`Call ${when(c.offered)} from ${c.caller || "?"}: ${c.outcome}`);
-    for (const m of h.messages.slice(0, 3)) lines.push(`Slip ${m.slip} ${when(m.time)}: ${m.text || "(recording)"}`);
-    if (!lines.length) lines.push("No earlier calls or messages.");
-    for (const t of lines) box.append(el("div", null, t));
+    const shown = new Set(theirs.slice(0, 3).map((m) => m.slip));
+    for (const c of h.customer_calls.slice(0, 3)) lines.push([null, `Call ${when(c.offered)} from ${c.caller || "?"}: ${c.outcome}`]);
+    for (const m of h.messages.filter((m) => !shown.has(m.slip)).slice(0, 3)) {
+      lines.push([null, `Slip ${m.slip} ${when(m.time)}: ${m.text || "(recording)"}`]);
+    }
+    if (!lines.length) lines.push([null, "No earlier calls or messages."]);
+    for (const [cls, t] of lines) box.append(el("div", cls, t));
   }
 
   // -- the rack ---------------------------------------------------------------
-  let checkingIn = null;
+  let checkingIn = null;         // {customer, position}: whose messages, read back where
   async function refreshRackCount() {
     const w = (snap.timeclock || {}).waiting || {};
     $("rack-count").textContent = Object.values(w).reduce((a, b) => a + b, 0);
@@ -356,7 +445,7 @@
       h.append(el("span", "who", `${b.name || b.customer} · line ${b.line}`),
                el("span", "count", String(b.messages.length)));
       const ci = el("button", "checkin-btn", "Check in");
-      ci.addEventListener("click", () => checkIn(b.customer));
+      ci.addEventListener("click", () => checkIn(b.customer, rackPosition(b.customer)));
       h.append(ci);
       d.append(h);
       for (const m of b.messages) d.append(slipRow(m, `${age(m.age_s)}`));
@@ -378,22 +467,30 @@
     return row;
   }
 
-  async function checkIn(customer) {
-    checkingIn = customer;
+  // The position talking to the customer (their card is on its pad), else this screen's.
+  function rackPosition(customer) {
+    const cards = ((snap && snap.timeclock) || {}).cards || {};
+    const p = Object.keys(cards).find((k) => cards[k] && cards[k].customer === customer);
+    return p ? Number(p) : SCREEN_POSITION;
+  }
+
+  async function checkIn(customer, position) {
+    checkingIn = {customer, position};
     await drawCheckIn();
   }
 
   async function drawCheckIn() {
     const box = $("checkin");
     let r;
-    try { r = await post("check-in", {customer: checkingIn}); } catch (e) {
+    const at = checkingIn.position;
+    try { r = await post("check-in", {customer: checkingIn.customer}); } catch (e) {
       box.hidden = false; box.textContent = e.message; return;
     }
     box.hidden = false;
     box.className = "box checkin";
     box.replaceChildren();
     const h = el("h3");
-    h.append(el("span", "who", `Check-in: ${r.name} · ${r.waiting.length} waiting`));
+    h.append(el("span", "who", `Check-in: ${r.name} · ${r.waiting.length} waiting · position ${at}`));
     const done = el("button", null, "Done");
     done.addEventListener("click", () => { checkingIn = null; box.hidden = true; });
     h.append(done);
@@ -404,7 +501,7 @@
       const b = el("button", "readback", "Read back");
       b.addEventListener("click", async () => {
         b.disabled = true;
-        try { await post("read-back", {slip: m.slip, position: 1}); } catch (e) { alert(e.message); }
+        try { await post("read-back", {slip: m.slip, position: at}); } catch (e) { alert(e.message); }
         await drawRack();
       });
       row.append(b);
@@ -460,20 +557,15 @@
 
   async function fillCustomers() {
     try {
-      const r = await get("rack");   // names of customers with waiting messages, then any seen
+      const r = await get("customers");    // every customer, slips or not
       const sel = $("q-customer");
       const have = new Set([...sel.options].map((o) => o.value));
-      const add = (id, name) => {
-        if (!id || have.has(id)) return;
-        have.add(id);
-        const o = el("option", null, name || id);
-        o.value = id;
+      for (const c of r.customers) {
+        if (have.has(c.id)) continue;
+        const o = el("option", null, `${c.name} (line ${c.line})`);
+        o.value = c.id;
         sel.append(o);
-      };
-      for (const b of r.rack) add(b.customer, b.name);
-      const tc = snap && snap.timeclock || {};
-      for (const c of Object.values(tc.cards || {})) add(c.customer, c.name);
-      for (const c of Object.values(tc.offered || {})) add(c.customer, c.name);
+      }
     } catch (e) { /* the search still works by text */ }
   }
 
