@@ -43,7 +43,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from firmware.timeclock.customers import Customers, card as make_card
+from firmware.timeclock.customers import (CALLOUT_RETRIES, CALLOUT_RETRY_AFTER, Customers,
+                                          card as make_card)
 from firmware.errors import ControlError, SwitchboardError
 from firmware.timeclock.printer import SlipPrinter
 from firmware.timeclock.rack import Rack
@@ -111,8 +112,9 @@ class TimeClockAdapter:
         self.index: SlipIndex | None = None       # the dead box's search index
         self.delivery = delivery                  # DeliveryConfig from the site file, or None
         self.calls_file = Path(calls_file) if calls_file else self.data_dir / "calls.jsonl"
-        # Urgent messages called out to the on-call contact: the scheduled calls'
-        # call_out(id, customer, number, message) and call_out_state(id), set by app.py.
+        # Urgent messages called out to the on-call contacts: the scheduled calls'
+        # call_out(id, customer, numbers, message, retries, retry_after_s) and call_out_state(id),
+        # set by app.py.
         self.call_out = None
         self.call_out_state = None
         self.blocklist: BlockList | None = None
@@ -690,16 +692,19 @@ class TimeClockAdapter:
         return gone
 
     def _urgent(self, stamp):
-        """An urgent message for a customer with an on-call contact is also called out."""
+        """An urgent message for a customer with on-call contacts is also called out:
+        each contact in the card's order until one answers, the round made again
+        ``callout_retries`` times, ``callout_retry_after`` minutes apart."""
         cust = self._customer(stamp.get("customer"))
         if not stamp.get("urgent") or cust is None or not cust["on_call"] or not self.call_out:
             return
-        contact = cust["on_call"][0]
-        number = re.sub(r"[^0-9+*#]", "", contact["number"])
+        numbers = [re.sub(r"[^0-9+*#]", "", c["number"]) for c in cust["on_call"]]
         said = stamp.get("text") or "a message was recorded; call the service"
-        self.call_out(callout_id(stamp), cust["id"], number,
+        self.call_out(callout_id(stamp), cust["id"], numbers,
                       f"This is the answering service with an urgent message for "
-                      f"{cust['name']}, slip {stamp['slip']}. {said}. Again: {said}.")
+                      f"{cust['name']}, slip {stamp['slip']}. {said}. Again: {said}.",
+                      retries=cust.get("callout_retries", CALLOUT_RETRIES),
+                      retry_after_s=60 * cust.get("callout_retry_after", CALLOUT_RETRY_AFTER))
 
     def _callout_of(self, stamp):
         if not stamp.get("urgent") or not self.call_out_state:
