@@ -53,6 +53,7 @@ from firmware.core.state import (Answer, CardChanged, LineChanged, LineState, Me
 from firmware.timeclock.clock import TimeClock, parse_day, system_clock
 from firmware.records.journal import decode_line
 from firmware.timeclock.blocklist import BlockList, pattern_digits
+from firmware.timeclock.callindex import CallIndex, national as _digits
 from firmware.timeclock.delivery import Outbox, SendError
 from firmware.timeclock.drafts import Drafts, DraftError, check_fields, compose
 from firmware.timeclock.slipindex import COUNT_UP_TO, SlipIndex
@@ -87,11 +88,6 @@ def callout_id(stamp) -> str:
     return f"urgent-{stamp['slip']}"
 
 
-def _digits(number: str | None) -> str:
-    d = re.sub(r"[^0-9]", "", number or "")
-    return d[-10:]          # compare national numbers: +1 555 010 1234 == 5550101234
-
-
 class TimeClockAdapter:
     name = "timeclock"
 
@@ -110,6 +106,7 @@ class TimeClockAdapter:
         self.ctx: Context | None = None
         self.tc = self.rack = self.customers = self.printer = None
         self.index: SlipIndex | None = None       # the dead box's search index
+        self.callindex: CallIndex | None = None   # the call records' index (dead box, history)
         self.delivery = delivery                  # DeliveryConfig from the site file, or None
         self.calls_file = Path(calls_file) if calls_file else self.data_dir / "calls.jsonl"
         # Urgent messages called out to the on-call contacts: the scheduled calls'
@@ -202,6 +199,7 @@ class TimeClockAdapter:
                             lock_wait_s=5.0, clock_verified=self.clock_verified)
         self.rack = Rack(self.tc)
         self._open_index()
+        self._open_callindex()
         self.customers = Customers(self.data_dir, readonly=True)
         self.pads = Drafts(self.data_dir)
         self.blocklist = BlockList(self.data_dir)
@@ -250,6 +248,27 @@ class TimeClockAdapter:
         if added:
             log.info("timeclock: dead-box index caught up: %d slips", added)
 
+    def _open_callindex(self):
+        """The call records' index, caught up in the background; without it each
+        lookup reads the records whole (slower, the same answers)."""
+        try:
+            self.callindex = CallIndex(self.data_dir, self.calls_file)
+        except (sqlite3.Error, OSError) as e:
+            log.error("timeclock: call index: %s (call records read whole)", e)
+            return
+        self._reader.submit(self._calls_lookup, "refresh").add_done_callback(self._log_failure)
+
+    def _calls_lookup(self, how, *args):
+        """``self.callindex.<how>(*args)``, or None when the index fails (then the records
+        are read whole)."""
+        if self.callindex is None:
+            return None
+        try:
+            return getattr(self.callindex, how)(*args)
+        except (sqlite3.Error, OSError, ValueError) as e:
+            log.error("timeclock: call index: %s (call records read whole)", e)
+            return None
+
     def _index_add(self, stamp):
         if self.index is None:
             return
@@ -277,6 +296,8 @@ class TimeClockAdapter:
         self._reader.shutdown(wait=True)
         if self.index is not None:
             self.index.close()
+        if self.callindex is not None:
+            self.callindex.close()
 
     def _close(self):
         for part in (self.rack, self.customers, self.tc):
@@ -660,7 +681,7 @@ class TimeClockAdapter:
         return str(folder / f"{line}-{now:%H%M%S}-{safe}.wav")
 
     def _recording(self, call):
-        rec = next(iter(self._read_calls(lambda r: r.get("id") == call)), None)
+        rec = self._calls_by_id({call}).get(call)
         if rec is None:
             raise ControlError(f"no call record {call!r} (the dead box lists calls' ids)")
         path = rec.get("recording")
@@ -963,7 +984,22 @@ class TimeClockAdapter:
     def _calls_by_id(self, ids):
         if not ids:
             return {}
+        found = self._calls_lookup("by_id", ids)
+        if found is not None:
+            return found
         return {r["id"]: r for r in self._read_calls(lambda r: r.get("id") in ids)}
+
+    def _last_calls(self, want, line, n):
+        """The card's history: the caller's and the line's ``n`` latest calls, newest first."""
+        by_caller = self._calls_lookup("last", n, want, None) if want else []
+        by_line = self._calls_lookup("last", n, None, line) if line else []
+        if by_caller is not None and by_line is not None:
+            return by_caller, by_line
+        calls = self._read_calls(lambda r: (want and _digits(r.get("caller")) == want)
+                                 or (line and r.get("line") == line))
+        calls.sort(key=lambda r: r.get("offered") or "")
+        return ([r for r in calls if want and _digits(r.get("caller")) == want][-n:][::-1],
+                [r for r in calls if line and r.get("line") == line][-n:][::-1])
 
     async def cmd_deadbox(self, args):
         return await self._run(self._deadbox, args, pool=self._reader)
@@ -973,11 +1009,7 @@ class TimeClockAdapter:
         cust = self._customer(customer) if customer else None
         want = _digits(caller) if caller else ""
         line = cust["line"] if cust else None
-        calls = self._read_calls(lambda r: (want and _digits(r.get("caller")) == want)
-                                 or (line and r.get("line") == line))
-        calls.sort(key=lambda r: r.get("offered") or "")
-        by_caller = [r for r in calls if want and _digits(r.get("caller")) == want][-n:][::-1]
-        by_customer = [r for r in calls if line and r.get("line") == line][-n:][::-1]
+        by_caller, by_customer = self._last_calls(want, line, n)
         msgs = None
         if cust is not None and self.index is not None and self.index.ready:
             try:
