@@ -546,8 +546,9 @@ class ScheduleAdapter:
             due = (now.astimezone(self.scheduler.tz) + timedelta(seconds=60)).replace(
                 second=0, microsecond=0)
             try:
+                # The first 21 contacts: a schedule's limit (next_numbers up to 20).
                 self.scheduler.add({"id": schedule_id, "customer": customer, "kind": "reminder",
-                                    "number": numbers[0], "next_numbers": list(numbers[1:]),
+                                    "number": numbers[0], "next_numbers": list(numbers[1:21]),
                                     "message": message,
                                     "date": due.date().isoformat(), "time": f"{due:%H:%M}",
                                     "retries": retries, "retry_after_s": retry_after_s}, now)
