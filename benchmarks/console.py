@@ -18,6 +18,14 @@ with 30 days of a busy board's slips.
    find the same slips. Then every prefix of the text is searched in turn, as
    the box does while the supervisor types.
 
+   The board's call records are written too: one a slip (``call-<slip>``, 30 days,
+   in ``calls.jsonl`` as the telephony writes it), as each dead-box slip shows
+   its call record and each card its caller's and customer's last calls. The
+   card's history is timed for a caller who called before and a new caller.
+   Baseline: reading ``calls.jsonl`` whole, as each of those did before the call
+   index (``firmware/timeclock/callindex.py``); then the index's first build,
+   and its catching up after the daily purge rewrote the file.
+
 Run: ``python benchmarks/console.py [--slips 300000] [--stamps 20]`` from the
 repository root (it measures this checkout; ``--stamps 0`` leaves the browser out).
 """
@@ -41,10 +49,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "host-tools"))
 
 import timeclock as gen  # noqa: E402  (benchmarks/timeclock.py: the slips' generator)
-from firmware.timeclock.adapter import TimeClockAdapter  # noqa: E402
+from firmware.timeclock.adapter import TimeClockAdapter, read_call_records  # noqa: E402
 from firmware.timeclock.customers import Customers  # noqa: E402
 from firmware.timeclock.slipindex import COUNT_UP_TO  # noqa: E402
-from firmware.records.journal import decode_line  # noqa: E402
+from firmware.records.calls import JsonLinesRecords  # noqa: E402
+from firmware.records.journal import decode_line, encode_line  # noqa: E402
+from firmware.timeclock.callindex import CallIndex  # noqa: E402
 from switchboard_tools.diag import Client  # noqa: E402
 
 URL_RE = re.compile(r"(http://127\.0\.0\.1:\d+/\S*)")
@@ -82,10 +92,38 @@ def timed(fn, n=5):
     return out, r
 
 
+def caller_of(slip: int) -> str:
+    """A busy board's callers: 5 000 numbers, each calling every few days."""
+    return f"415555{slip % 5000:04d}"
+
+
+def write_calls(data: Path, slips: int) -> float:
+    """One call record a slip, as the telephony appends them (checksummed lines,
+    in the order the calls ended); returns seconds taken."""
+    t = time.perf_counter()
+    days = (slips + gen.PER_DAY - 1) // gen.PER_DAY
+    with open(data / "calls.jsonl", "wb") as f:
+        slip = 0
+        for d in range(days):
+            day = (gen.TODAY - dt.timedelta(days=days - 1 - d)).date()
+            for k in range(min(gen.PER_DAY, slips - slip)):
+                slip += 1
+                at = (dt.datetime.combine(day, dt.time(0), gen.TZ)        # round the clock
+                      + dt.timedelta(seconds=86400 * k // gen.PER_DAY)).astimezone(dt.timezone.utc)
+                z = "%Y-%m-%dT%H:%M:%S.000Z"
+                f.write(encode_line({
+                    "id": f"call-{slip}", "line": str(201 + slip % 100), "direction": "in",
+                    "kind": "call", "caller": caller_of(slip), "callee": str(201 + slip % 100),
+                    "offered": at.strftime(z), "answered": (at + dt.timedelta(seconds=8)).strftime(z),
+                    "ended": (at + dt.timedelta(seconds=95)).strftime(z), "rings": 2,
+                    "position": 1 + slip % 2, "hold_s": 0, "outcome": "answered"}))
+    return time.perf_counter() - t
+
+
 def store(base: Path, slips: int):
     data = base / "busy"
     gen.PER_DAY = max(1, slips // 30)
-    took = gen.generate(data, slips)
+    took = gen.generate(data, slips) + write_calls(data, slips)
     cs = Customers(data)
     for i in range(100):
         cs.add({**CUSTOMER, "id": f"cust-{i}", "name": f"Customer {i}", "line": str(201 + i)})
@@ -128,6 +166,31 @@ def searches(data: Path, slips: int):
                 f"{label}: index and journals differ"
             rows[label] = fast
             rows[label + " (journals)"] = slow
+            shown = fast[1]["slips"]
+            assert all(s["call_record"] and s["call_record"]["id"] == s["call"] for s in shown), \
+                f"{label}: a slip without its call record"
+        # The card's history: a caller who called before, and one who never did.
+        known = caller_of(slips - 7)
+        rows["card history: a customer and a caller who called before"] = timed(
+            lambda: a._history("cust-8", known), n=5)
+        rows["card history: a customer and a new caller"] = timed(
+            lambda: a._history("cust-8", "2125550000"), n=5)
+        h = rows["card history: a customer and a caller who called before"][1]
+        assert h["caller_calls"] and h["customer_calls"], "the card's history found no calls"
+        # Before the call index, in the same run: the records read whole each time.
+        ci, a.callindex = a.callindex, None
+        rows["card history: a customer and a caller who called before (calls.jsonl whole)"] = \
+            timed(lambda: a._history("cust-8", known), n=3)
+        text = {"customer": None, "since": None, "until": None, "search": f"order {slips - 4320}",
+                "slip": None, "limit": 200}
+        rows["dead box: text, 30 days (calls.jsonl whole)"] = timed(lambda: a._deadbox(text), n=3)
+        rows["dead box: one customer, 30 days (calls.jsonl whole)"] = timed(
+            lambda: a._deadbox({**text, "search": None, "customer": "cust-8"}), n=3)
+        a.callindex = ci
+        assert rows["dead box: text, 30 days (calls.jsonl whole)"][1] == \
+            rows[f"dead box: text \"order {slips - 4320}\", 30 days"][1], "index and file differ"
+        assert rows["card history: a customer and a caller who called before (calls.jsonl whole)"][1] \
+            == h, "the card's history differs without the call index"
         # Search as you type: every prefix of the needle the box sends (3 letters and up).
         typed = []
         for i in range(3, len(needle) + 1):
@@ -148,6 +211,19 @@ def searches(data: Path, slips: int):
                             found += 1
             return found
         rows["baseline: read and match the 30 journals"] = timed(plain, n=3)
+        rows["baseline: read calls.jsonl whole (30 days of call records)"] = timed(
+            lambda: len(read_call_records(data / "calls.jsonl")), n=3)
+        # The call index: built once (at the first start, in the background), then kept up;
+        # the daily purge rewrites calls.jsonl without the oldest day.
+        fresh = data / "fresh-callindex"
+        fresh.mkdir()
+        rows["call index built from calls.jsonl (first start only)"] = timed(
+            lambda: CallIndex(fresh, data / "calls.jsonl").refresh(), n=1)
+        cutoff = (gen.TODAY - dt.timedelta(days=28)).astimezone(dt.timezone.utc).date().isoformat()
+        gone = len(JsonLinesRecords(data / "calls.jsonl").remove_before(cutoff))
+        rows[f"call index after the purge took {gone} calls out of calls.jsonl"] = timed(
+            lambda: a.callindex.refresh(), n=1)
+        assert not a._calls_by_id({"call-1"}) and a._calls_by_id({f"call-{slips}"})
     finally:
         a.stop()
     return opened, built, rows
@@ -222,15 +298,19 @@ def main(argv=None):
             print(f"stamp key -> new slip in the rack on screen, median / p99 ({args.stamps} stamps): "
                   f"{ms(lat)}   baseline, the page's bare fetch round trip: {ms(rtt)}")
         data, took = store(base, args.slips)
-        print(f"{args.slips} slips over 30 days written in {took:.1f} s")
+        print(f"{args.slips} slips and as many call records over 30 days written in {took:.1f} s "
+              f"(calls.jsonl {(data / 'calls.jsonl').stat().st_size / 1e6:.0f} MB)")
         opened, built, rows = searches(data, args.slips)
         print(f"time clock opened (rack index, customer index) in {opened:.2f} s; "
-              f"dead-box index built from the journals (first start only) in {built:.1f} s, "
-              f"{(data / 'slipindex.sqlite').stat().st_size / 1e6:.0f} MB")
+              f"dead-box and call indexes built (first start only) in {built:.1f} s, "
+              f"{(data / 'slipindex.sqlite').stat().st_size / 1e6:.0f} MB and "
+              f"{(data / 'callindex.sqlite').stat().st_size / 1e6:.0f} MB")
         for label, (times, r) in rows.items():
             n = (f"{r['found']} found" if isinstance(r, dict) and "found" in r else
-                 f"{r['waiting']} waiting" if isinstance(r, dict) else f"{r} found")
-            print(f"  {label:<48} median {statistics.median(times) * 1000:8.1f} ms  ({n})")
+                 f"{r['waiting']} waiting" if isinstance(r, dict) and "waiting" in r else
+                 f"{len(r['caller_calls'])} + {len(r['customer_calls'])} calls"
+                 if isinstance(r, dict) else f"{r} found")
+            print(f"  {label:<75} median {statistics.median(times) * 1000:8.1f} ms  ({n})")
 
 
 if __name__ == "__main__":

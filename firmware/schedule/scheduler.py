@@ -4,8 +4,11 @@ A schedule belongs to a customer: the number to call, what to say, when (a
 time of day, once on a date, daily or on weekdays) and how: ``auto`` (the board
 places the call and plays the message) or ``operator`` (the office line's
 lamp winks and the card is shown; the operator places it). An unanswered call
-is tried again ``retries`` times, ``retry_after_s`` apart. Every occurrence
-ends in the log with its outcome and call ids, which billing counts.
+is tried again ``retries`` times, ``retry_after_s`` apart. With
+``next_numbers`` (an urgent message's on-call list) each unanswered call goes
+on at once to the next number, and a retry starts again from ``number``: one
+round is every number in turn. Every occurrence ends in the log with its
+outcome, the numbers tried and call ids, which billing counts.
 
 ``Scheduler`` is plain logic over a JSON state file and an injected time:
 ``tick(now)`` returns the events to post (``ScheduledCallDue``), and
@@ -46,7 +49,7 @@ _NUMBER = re.compile(r"^(\+?[0-9*#]{2,20}|sips?:[^\s@<>]+@[^\s<>]+)$")
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 DEFAULTS = {"repeat": "once", "mode": "auto", "line": None, "retries": 2, "retry_after_s": 300,
-            "ring_s": 30, "late_limit_s": 900, "until": None, "active": True}
+            "ring_s": 30, "late_limit_s": 900, "until": None, "active": True, "next_numbers": []}
 
 
 class ScheduleError(SwitchboardError, ValueError):
@@ -76,6 +79,9 @@ def check_schedule(rec: dict, where=("schedule", "")) -> dict:
     need("customer", lambda v: isinstance(v, str) and v, "the customer's id")
     need("kind", lambda v: v in KINDS, "\"wakeup\" or \"reminder\"")
     need("number", lambda v: isinstance(v, str) and _NUMBER.match(v), "a number to dial (digits) or a SIP URI")
+    need("next_numbers", lambda v: isinstance(v, list) and len(v) <= 20 and all(
+        isinstance(n, str) and _NUMBER.match(n) for n in v),
+        "a list of up to 20 numbers to call in turn when one does not answer")
     need("message", lambda v: isinstance(v, str) and v.strip(), "what to say (text, or file:<path>)")
     need("time", lambda v: isinstance(v, str) and _TIME.match(v), "a time of day \"HH:MM\" (24-hour)")
     need("date", lambda v: isinstance(v, str) and _date(v) is not None, "a date \"YYYY-MM-DD\" (the first day)")
@@ -88,6 +94,11 @@ def check_schedule(rec: dict, where=("schedule", "")) -> dict:
     need("until", lambda v: v is None or (isinstance(v, str) and _date(v) is not None), "a date or null")
     need("active", lambda v: isinstance(v, bool), "true or false")
     return out
+
+
+def numbers(sched: dict) -> list[str]:
+    """Whom a schedule calls, in turn: ``number``, then its ``next_numbers``."""
+    return [sched.get("number"), *sched.get("next_numbers", ())]
 
 
 def _date(text):
@@ -133,11 +144,17 @@ class _Occ:
     calls: list = None
     note: str = ""
     mode: str = ""                # how this attempt is made: "auto" or "operator"
+    contact: int = 0              # which of the schedule's numbers this call is to
+    tried: list = None            # the number of each call made, in order
 
     def to_json(self):
         return {"id": self.id, "schedule": self.schedule, "due": self.due, "attempt": self.attempt,
                 "state": self.state, "next_at": self.next_at, "calls": self.calls or [], "note": self.note,
-                "mode": self.mode}
+                "mode": self.mode, "contact": self.contact, "tried": self.tried or []}
+
+    def number(self, sched: dict) -> str | None:
+        nums = numbers(sched)
+        return nums[self.contact] if self.contact < len(nums) else nums[0]
 
 
 class Scheduler:
@@ -290,11 +307,12 @@ class Scheduler:
         return {e["occurrence"] for e in self.log[-500:]}
 
     def _due_event(self, s, occ, mode=None):
-        return ScheduledCallDue(occ.id, s["id"], s["customer"], s["kind"], s["number"], s["message"],
+        return ScheduledCallDue(occ.id, s["id"], s["customer"], s["kind"], occ.number(s), s["message"],
                                 s["line"], mode or occ.mode or s["mode"], occ.attempt, occ.due, occ.note,
                                 float(s.get("ring_s", DEFAULTS["ring_s"])))
 
     def _start(self, s, occ, now):
+        occ.tried = [*(occ.tried or []), occ.number(s)]
         occ.mode = s["mode"]
         if occ.mode == "auto" and not self.can_place:
             occ.mode = "operator"
@@ -311,7 +329,13 @@ class Scheduler:
         if outcome == "answered":
             self._finish(occ, "answered", now)
             return cleared
+        if occ.contact + 1 < len(numbers(s)):
+            occ.contact += 1                 # the next number in turn, at once
+            if why:
+                occ.note = why
+            return cleared + [self._start(s, occ, now)]
         if occ.attempt <= s["retries"]:
+            occ.contact = 0                  # the next round starts from the first number
             occ.state = "retry"
             occ.next_at = (now + timedelta(seconds=s["retry_after_s"])).isoformat()
             if why:
@@ -323,7 +347,8 @@ class Scheduler:
     def _finish(self, occ, outcome, now, keep_open=False):
         s = self.schedules.get(occ.schedule, {})
         self.log.append({"occurrence": occ.id, "schedule": occ.schedule, "customer": s.get("customer"),
-                         "kind": s.get("kind"), "number": s.get("number"), "due": occ.due,
+                         "kind": s.get("kind"), "number": occ.number(s), "tried": occ.tried or [],
+                         "due": occ.due,
                          "outcome": outcome, "attempts": occ.attempt if outcome != "missed" else 0,
                          "calls": [c for c in (occ.calls or []) if c], "finished": now.isoformat(),
                          "note": occ.note})
@@ -507,11 +532,13 @@ class ScheduleAdapter:
                 "save_error": self.scheduler.save_error}
 
     # -- urgent messages called out (the time clock asks) ---------------------
-    def call_out(self, schedule_id: str, customer: str, number: str, message: str,
+    def call_out(self, schedule_id: str, customer: str, numbers: list[str], message: str,
                  retries: int = 2, retry_after_s: float = 300) -> None:
-        """Call ``number`` once, at the next whole minute, and speak ``message``: an
-        urgent message for a customer's on-call contact. Safe from any thread; the
-        schedule is on disk once the loop has run it. Billed as a reminder call."""
+        """Call ``numbers`` in turn, from the next whole minute, and speak ``message``:
+        an urgent message for a customer's on-call contacts; nobody answering, the
+        round is made again ``retries`` times, ``retry_after_s`` apart. Safe from any
+        thread; the schedule is on disk once the loop has run it. Billed as a
+        reminder call."""
         def add():
             if self.scheduler is None or schedule_id in self.scheduler.schedules:
                 return
@@ -519,8 +546,10 @@ class ScheduleAdapter:
             due = (now.astimezone(self.scheduler.tz) + timedelta(seconds=60)).replace(
                 second=0, microsecond=0)
             try:
+                # The first 21 contacts: a schedule's limit (next_numbers up to 20).
                 self.scheduler.add({"id": schedule_id, "customer": customer, "kind": "reminder",
-                                    "number": number, "message": message,
+                                    "number": numbers[0], "next_numbers": list(numbers[1:21]),
+                                    "message": message,
                                     "date": due.date().isoformat(), "time": f"{due:%H:%M}",
                                     "retries": retries, "retry_after_s": retry_after_s}, now)
             except (ScheduleError, ConfigError) as e:
@@ -541,11 +570,13 @@ class ScheduleAdapter:
             if e["schedule"] == schedule_id:
                 return {"state": e["outcome"], "number": e.get("number"),
                         "attempts": e.get("attempts"), "calls": e.get("calls"),
-                        "finished": e.get("finished"), "note": e.get("note")}
+                        "tried": e.get("tried", []), "finished": e.get("finished"),
+                        "note": e.get("note")}
         for o in sch.open.values():
             if o.schedule == schedule_id:
                 return {"state": o.state, "attempts": o.attempt, "note": o.note,
-                        "number": sch.schedules.get(schedule_id, {}).get("number")}
+                        "number": o.number(sch.schedules.get(schedule_id, {})),
+                        "tried": o.tried or []}
         if schedule_id in sch.schedules:
             s = sch.schedules[schedule_id]
             return {"state": "scheduled", "number": s["number"], "due": f"{s['date']} {s['time']}"}

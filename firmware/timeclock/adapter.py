@@ -48,7 +48,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from firmware.timeclock.customers import Customers, card as make_card
+from firmware.timeclock.customers import (CALLOUT_RETRIES, CALLOUT_RETRY_AFTER, Customers,
+                                          card as make_card)
 from firmware.errors import ControlError, SwitchboardError
 from firmware.timeclock.printer import SlipPrinter
 from firmware.timeclock.rack import Rack
@@ -57,6 +58,7 @@ from firmware.core.state import (Answer, CardChanged, LineChanged, LineState, Me
 from firmware.timeclock.clock import TimeClock, parse_day, system_clock
 from firmware.records.journal import decode_line
 from firmware.timeclock.blocklist import BlockList, pattern_digits
+from firmware.timeclock.callindex import CallIndex, national as _digits
 from firmware.timeclock.delivery import Outbox, SendError
 from firmware.timeclock.drafts import (Drafts, DraftError, check_fields, compose, draft_id,
                                        draft_key, parse_id)
@@ -94,11 +96,6 @@ def callout_id(stamp) -> str:
     return f"urgent-{stamp['slip']}"
 
 
-def _digits(number: str | None) -> str:
-    d = re.sub(r"[^0-9]", "", number or "")
-    return d[-10:]          # compare national numbers: +1 555 010 1234 == 5550101234
-
-
 def _same_number(a: str | None, b: str | None) -> bool:
     """One number written two ways, with or without the area code (7 digits at least)."""
     short, long = sorted((_digits(a), _digits(b)), key=len)
@@ -130,10 +127,12 @@ class TimeClockAdapter:
         self.ctx: Context | None = None
         self.tc = self.rack = self.customers = self.printer = None
         self.index: SlipIndex | None = None       # the dead box's search index
+        self.callindex: CallIndex | None = None   # the call records' index (dead box, history)
         self.delivery = delivery                  # DeliveryConfig from the site file, or None
         self.calls_file = Path(calls_file) if calls_file else self.data_dir / "calls.jsonl"
-        # Urgent messages called out to the on-call contact: the scheduled calls'
-        # call_out(id, customer, number, message) and call_out_state(id), set by app.py.
+        # Urgent messages called out to the on-call contacts: the scheduled calls'
+        # call_out(id, customer, numbers, message, retries, retry_after_s) and call_out_state(id),
+        # set by app.py.
         self.call_out = None
         self.call_out_state = None
         self.blocklist: BlockList | None = None
@@ -226,6 +225,7 @@ class TimeClockAdapter:
                             lock_wait_s=5.0, clock_verified=self.clock_verified)
         self.rack = Rack(self.tc)
         self._open_index()
+        self._open_callindex()
         self.customers = Customers(self.data_dir, readonly=True)
         self.pads = Drafts(self.data_dir)
         self.blocklist = BlockList(self.data_dir)
@@ -274,6 +274,27 @@ class TimeClockAdapter:
         if added:
             log.info("timeclock: dead-box index caught up: %d slips", added)
 
+    def _open_callindex(self):
+        """The call records' index, caught up in the background; without it each
+        lookup reads the records whole (slower, the same answers)."""
+        try:
+            self.callindex = CallIndex(self.data_dir, self.calls_file)
+        except (sqlite3.Error, OSError) as e:
+            log.error("timeclock: call index: %s (call records read whole)", e)
+            return
+        self._reader.submit(self._calls_lookup, "refresh").add_done_callback(self._log_failure)
+
+    def _calls_lookup(self, how, *args):
+        """``self.callindex.<how>(*args)``, or None when the index fails (then the records
+        are read whole)."""
+        if self.callindex is None:
+            return None
+        try:
+            return getattr(self.callindex, how)(*args)
+        except (sqlite3.Error, OSError, ValueError) as e:
+            log.error("timeclock: call index: %s (call records read whole)", e)
+            return None
+
     def _index_add(self, stamp):
         if self.index is None:
             return
@@ -301,6 +322,8 @@ class TimeClockAdapter:
         self._reader.shutdown(wait=True)
         if self.index is not None:
             self.index.close()
+        if self.callindex is not None:
+            self.callindex.close()
 
     def _close(self):
         for part in (self.rack, self.customers, self.tc):
@@ -750,7 +773,7 @@ class TimeClockAdapter:
         return str(folder / f"{line}-{now:%H%M%S}-{safe}.wav")
 
     def _recording(self, call):
-        rec = next(iter(self._read_calls(lambda r: r.get("id") == call)), None)
+        rec = self._calls_by_id({call}).get(call)
         if rec is None:
             raise ControlError(f"no call record {call!r} (the dead box lists calls' ids)")
         path = rec.get("recording")
@@ -782,16 +805,19 @@ class TimeClockAdapter:
         return gone
 
     def _urgent(self, stamp):
-        """An urgent message for a customer with an on-call contact is also called out."""
+        """An urgent message for a customer with on-call contacts is also called out:
+        each contact in the card's order until one answers, the round made again
+        ``callout_retries`` times, ``callout_retry_after`` minutes apart."""
         cust = self._customer(stamp.get("customer"))
         if not stamp.get("urgent") or cust is None or not cust["on_call"] or not self.call_out:
             return
-        contact = cust["on_call"][0]
-        number = re.sub(r"[^0-9+*#]", "", contact["number"])
+        numbers = [re.sub(r"[^0-9+*#]", "", c["number"]) for c in cust["on_call"]]
         said = stamp.get("text") or "a message was recorded; call the service"
-        self.call_out(callout_id(stamp), cust["id"], number,
+        self.call_out(callout_id(stamp), cust["id"], numbers,
                       f"This is the answering service with an urgent message for "
-                      f"{cust['name']}, slip {stamp['slip']}. {said}. Again: {said}.")
+                      f"{cust['name']}, slip {stamp['slip']}. {said}. Again: {said}.",
+                      retries=cust.get("callout_retries", CALLOUT_RETRIES),
+                      retry_after_s=60 * cust.get("callout_retry_after", CALLOUT_RETRY_AFTER))
 
     def _callout_of(self, stamp):
         if not stamp.get("urgent") or not self.call_out_state:
@@ -1084,7 +1110,22 @@ class TimeClockAdapter:
     def _calls_by_id(self, ids):
         if not ids:
             return {}
+        found = self._calls_lookup("by_id", ids)
+        if found is not None:
+            return found
         return {r["id"]: r for r in self._read_calls(lambda r: r.get("id") in ids)}
+
+    def _last_calls(self, want, line, n):
+        """The card's history: the caller's and the line's ``n`` latest calls, newest first."""
+        by_caller = self._calls_lookup("last", n, want, None) if want else []
+        by_line = self._calls_lookup("last", n, None, line) if line else []
+        if by_caller is not None and by_line is not None:
+            return by_caller, by_line
+        calls = self._read_calls(lambda r: (want and _digits(r.get("caller")) == want)
+                                 or (line and r.get("line") == line))
+        calls.sort(key=lambda r: r.get("offered") or "")
+        return ([r for r in calls if want and _digits(r.get("caller")) == want][-n:][::-1],
+                [r for r in calls if line and r.get("line") == line][-n:][::-1])
 
     async def cmd_deadbox(self, args):
         return await self._run(self._deadbox, args, pool=self._reader)
@@ -1096,16 +1137,12 @@ class TimeClockAdapter:
         cust = self._customer(customer) if customer else None
         want = _digits(caller) if caller else ""
         line = cust["line"] if cust else None
-        calls = self._read_calls(lambda r: (want and _digits(r.get("caller")) == want)
-                                 or (line and r.get("line") == line))
-        calls.sort(key=lambda r: r.get("offered") or "")
-        theirs = [r for r in calls if want and _digits(r.get("caller")) == want]
-        by_customer = [r for r in calls if line and r.get("line") == line][-n:][::-1]
+        by_caller, by_customer = self._last_calls(want, line, n)
         kept = self._kept_messages(cust["id"] if cust else None,
                                    HISTORY_SCAN if want else n) if cust or want else []
-        ids = {r["id"] for r in theirs if r.get("id")}
+        ids = {r["id"] for r in by_caller if r.get("id")}
         caller_msgs = [m for m in kept if want and _from_caller(m, want, ids)][:n]
-        return {"customer": customer, "caller": caller, "caller_calls": theirs[-n:][::-1],
+        return {"customer": customer, "caller": caller, "caller_calls": by_caller,
                 "customer_calls": by_customer, "messages": kept[:n] if cust else [],
                 "caller_messages": caller_msgs}
 

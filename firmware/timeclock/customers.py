@@ -21,6 +21,9 @@ One record per customer, checked field by field (``validate``)::
     contract_start     YYYY-MM-DD; notice_date YYYY-MM-DD or null
     last_month_prepaid true/false
     record_calls       true/false: record the operator's conversations on this line (off)
+    callout_retries    an urgent message is called out to the on_call contacts in turn; nobody
+                       answering, the round is made again this many times (0-10, default 2)
+    callout_retry_after  minutes between those rounds (1-240, default 5)
     address            optional
 
 The daemon opens the store read-only and reloads it when the host tool
@@ -47,13 +50,20 @@ DELIVERY = ("hold", "call", "text", "email")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FIELDS = ("id", "name", "line", "kind", "answer", "instructions", "collect", "pronounce",
           "emergency", "on_call", "alternate", "holidays", "delivery", "plan",
-          "contract_start", "notice_date", "last_month_prepaid", "address", "record_calls")
+          "contract_start", "notice_date", "last_month_prepaid", "address", "record_calls",
+          "callout_retries", "callout_retry_after")
 REQUIRED = ("id", "name", "line", "kind", "plan", "contract_start")
 CSV_COLUMNS = ("id", "name", "line", "kind", "answer", "instructions", "collect",
                "pronounce", "emergency", "on_call", "alternate", "holidays", "delivery",
                "delivery_to", "plan", "contract_start", "notice_date", "last_month_prepaid",
-               "address", "record_calls")
+               "address", "record_calls", "callout_retries", "callout_retry_after")
 DEFAULT_ANSWER = "{name}, this is {operator}"
+CALLOUT_RETRIES = 2            # rounds of the on-call list again when nobody answers
+CALLOUT_RETRY_AFTER = 5        # minutes between them
+#: field -> (lowest, highest, default, what it is)
+CALLOUT = {"callout_retries": (0, 10, CALLOUT_RETRIES, "rounds of calls to the on-call "
+                               "contacts made again when nobody answers"),
+           "callout_retry_after": (1, 240, CALLOUT_RETRY_AFTER, "minutes between those rounds")}
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _LINE_RE = re.compile(r"^[0-9]{1,15}$")
@@ -222,6 +232,11 @@ def validate(rec: dict, source="customer record", where_="") -> dict:
     if not isinstance(record, bool):
         bad("record_calls", record, "true or false")
     out["record_calls"] = record
+    for f, (lo, hi, default, what) in CALLOUT.items():
+        v = rec.get(f, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            bad(f, v, f"a whole number from {lo} to {hi}: {what}")
+        out[f] = v
     addr = rec.get("address") or ""
     if not _text(addr, blank_ok=True):
         bad("address", addr, "text")
@@ -333,7 +348,15 @@ def from_csv_row(row: dict, source, where_) -> dict:
     if flag not in ("", "yes", "no", "true", "false", "1", "0"):
         raise CustomerError(source, key("record_calls"), flag, "yes or no")
     out["record_calls"] = flag in ("yes", "true", "1")
+    for f in CALLOUT:
+        if rec.get(f):
+            out[f] = whole_number(rec[f])
     return out
+
+
+def whole_number(text: str):
+    """"3" -> 3; anything else stays as it is, for ``validate`` to name."""
+    return int(text) if re.fullmatch(r"[0-9]{1,6}", text.strip()) else text
 
 
 def to_csv_row(c: dict) -> dict:
@@ -350,6 +373,7 @@ def to_csv_row(c: dict) -> dict:
         "last_month_prepaid": "yes" if c["last_month_prepaid"] else "no",
         "address": c["address"],
         "record_calls": "yes" if c.get("record_calls") else "no",
+        **{f: c.get(f, default) for f, (_, _, default, _) in CALLOUT.items()},
     }
 
 

@@ -32,6 +32,8 @@ The site file's ``[delivery]`` section (``load_delivery``)::
     username = "board@example.net"
     password = "secret"         # then the site file must be readable by its owner only
     from = "Answering Service <board@example.net>"
+    ca_file = "relay-ca.pem"    # optional: the CA(s) that signed the relay's certificate, instead
+                                # of the system's (relative to the site file)
 
     [delivery.text]
     modem = "/dev/ttyUSB2"      # the GSM/LTE modem's AT-command port
@@ -44,6 +46,13 @@ The site file's ``[delivery]`` section (``load_delivery``)::
     uri = "sip:{number}@sms.example.net"   # optional: else the trunk's dial template
     from = "sip:4155550100@sip.example.net"  # optional: else the trunk's login, or the board
     timeout_s = 40              # no final answer by then: tried again later
+
+The relay's certificate is always checked (its chain and its name against
+``relay``), against ``ca_file`` when given, else the system's CAs; a relay
+whose certificate is not accepted, or that offers no STARTTLS, is never sent
+anything (tried again later, the reason in the status). A login the relay
+refuses for good (5xx, a wrong password) fails the message at once, as any
+5xx; a "try later" (454) is tried again.
 
 A text by SIP is sent by the telephony (``sip_sender``: ``TextSender.send`` in
 ``firmware/telephony/texts.py``); the trunk's 2xx is "sent", a 408/480/5xx or no
@@ -82,10 +91,11 @@ class EmailConfig:
     password: str | None = None
     sender: str = "switchboard@localhost"
     timeout_s: float = 30.0
+    ca_file: str | None = None    # PEM CA(s) to check the relay's certificate; None: the system's
 
     def public(self) -> dict:
         return {"relay": self.relay, "port": self.port, "security": self.security,
-                "username": self.username, "from": self.sender}
+                "username": self.username, "from": self.sender, "ca_file": self.ca_file}
 
 
 TEXT_VIAS = ("modem", "sip")
@@ -135,7 +145,7 @@ def load_delivery(checker, data) -> DeliveryConfig | None:
     if "email" in d:
         e = checker.table(d["email"], "delivery.email",
                           ("relay", "port", "security", "username", "password", "from",
-                           "timeout_s"), required=("relay", "from"))
+                           "timeout_s", "ca_file"), required=("relay", "from"))
         security = checker.string(e, "security", "delivery.email", "starttls", SECURITY)
         relay = checker.string(e, "relay", "delivery.email", what="the SMTP relay's host name")
         if security == "none" and relay not in ("127.0.0.1", "::1", "localhost"):
@@ -155,7 +165,8 @@ def load_delivery(checker, data) -> DeliveryConfig | None:
                                                            465 if security == "tls" else 587,
                                                            1, 65535),
                          security=security, username=user, password=pw, sender=sender,
-                         timeout_s=checker.real(e, "timeout_s", "delivery.email", 30.0, 1, 300))
+                         timeout_s=checker.real(e, "timeout_s", "delivery.email", 30.0, 1, 300),
+                         ca_file=_ca_file(checker, e, security))
     if "text" in d:
         t = checker.table(d["text"], "delivery.text", ("modem", "speed", "pin", "timeout_s",
                                                        "via", "trunk", "uri", "from"))
@@ -174,6 +185,26 @@ def load_delivery(checker, data) -> DeliveryConfig | None:
     return DeliveryConfig(email=em, text=tx, max_tries=checker.integer(d, "max_tries", "delivery",
                                                                        8, 1, 1000),
                           retry_min_s=lo, retry_max_s=hi)
+
+
+def _ca_file(checker, e, security) -> str | None:
+    """``ca_file``: PEM CA certificate(s), relative to the site file, that load as the
+    client's trust store (as ``send_email`` will load them)."""
+    v = checker.string(e, "ca_file", "delivery.email")
+    if v is None:
+        return None
+    if security == "none":
+        checker.fail("delivery.email.ca_file", v, 'nothing: security = "none" uses no TLS '
+                     '(or security = "starttls" or "tls")')
+    p = Path(v) if Path(v).is_absolute() else Path(checker.path).parent / v
+    try:
+        ssl.create_default_context(cafile=str(p))
+    except (OSError, ValueError) as err:      # ssl.SSLError is an OSError
+        why = getattr(err, "strerror", None) or getattr(err, "reason", None) or err
+        checker.fail("delivery.email.ca_file", v, "a PEM file of the CA certificate(s) that "
+                     "signed the relay's certificate, a path relative to the site file or "
+                     f"absolute ({why})")
+    return str(p.resolve())
 
 
 def _modem_text(checker, t) -> TextConfig:
@@ -251,17 +282,28 @@ def make_email(cfg: EmailConfig, stamp: dict, to: str, customer_name: str | None
     return bytes(m)
 
 
+def tls_context(cfg: EmailConfig) -> ssl.SSLContext:
+    """The relay's certificate is always checked, chain and name: against ``ca_file``
+    when given (only those CAs), else the system's."""
+    try:
+        return ssl.create_default_context(cafile=cfg.ca_file)
+    except OSError as e:     # the file went after the site file was checked
+        raise SendError(f"[delivery.email] ca_file {cfg.ca_file}: cannot load it "
+                        f"({e.strerror or e}); nothing was sent") from None
+
+
 def send_email(cfg: EmailConfig, to: str, body: bytes) -> None:
     """Hand one message to the relay; SendError says what went wrong."""
+    where = f"relay {cfg.relay}:{cfg.port}"
     try:
         if cfg.security == "tls":
             s = smtplib.SMTP_SSL(cfg.relay, cfg.port, timeout=cfg.timeout_s,
-                                 context=ssl.create_default_context())
+                                 context=tls_context(cfg))
         else:
             s = smtplib.SMTP(cfg.relay, cfg.port, timeout=cfg.timeout_s)
         try:
             if cfg.security == "starttls":
-                s.starttls(context=ssl.create_default_context())
+                s.starttls(context=tls_context(cfg))   # no STARTTLS offered: raises, never clear
             if cfg.username:
                 s.login(cfg.username, cfg.password)
             sender = email.utils.parseaddr(cfg.sender)[1]
@@ -275,13 +317,26 @@ def send_email(cfg: EmailConfig, to: str, body: bytes) -> None:
         code, msg = next(iter(e.recipients.values()))
         raise SendError(f"relay refused {to}: {code} {msg.decode(errors='replace')}",
                         permanent=code >= 500) from None
+    except smtplib.SMTPAuthenticationError as e:
+        # 535: the relay will never take this login (5xx fails at once); 454: try later.
+        hint = "; check [delivery.email] username and password" if e.smtp_code >= 500 else ""
+        raise SendError(f"{where} refused the login {cfg.username!r}: {e.smtp_code} "
+                        f"{_said(e.smtp_error)}{hint}", permanent=e.smtp_code >= 500) from None
     except smtplib.SMTPResponseException as e:
-        raise SendError(f"relay {cfg.relay}:{cfg.port} answered {e.smtp_code} "
-                        f"{e.smtp_error.decode(errors='replace') if isinstance(e.smtp_error, bytes) else e.smtp_error}",
-                        permanent=e.smtp_code >= 500 and not isinstance(
-                            e, smtplib.SMTPAuthenticationError)) from None
+        raise SendError(f"{where} answered {e.smtp_code} {_said(e.smtp_error)}",
+                        permanent=e.smtp_code >= 500) from None
+    except ssl.SSLCertVerificationError as e:
+        raise SendError(f"{where}: its certificate was not accepted "
+                        f"({e.verify_message or e.reason}); nothing was sent. A relay with a "
+                        "certificate of its own CA needs [delivery.email] ca_file") from None
+    except smtplib.SMTPNotSupportedError as e:
+        raise SendError(f"{where}: {e} Nothing was sent.") from None
     except (smtplib.SMTPException, OSError, socket.timeout) as e:
-        raise SendError(f"relay {cfg.relay}:{cfg.port}: {e or type(e).__name__}") from None
+        raise SendError(f"{where}: {e or type(e).__name__}") from None
+
+
+def _said(text) -> str:
+    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
 
 
 # -- text messages through a GSM modem ------------------------------------------

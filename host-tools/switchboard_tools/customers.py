@@ -5,6 +5,8 @@
         --instruction "mon-fri 08:00-17:00=Put orders through" --collect name \\
         --emergency "Mary at home=555-0101" --delivery text --delivery-to 555-0199
     switchboard-customers --data DIR change marys-gloves --notice-date 2026-12-01
+    switchboard-customers --data DIR change acme --on-call "Joe=555-0142" --on-call "Ann=555-0143" \
+        --callout-retries 3 --callout-retry-after 10
     switchboard-customers --data DIR list | show ID | export FILE.csv | import FILE.csv
 
 The daemon may be running: it reads the customers and picks up changes.
@@ -22,7 +24,8 @@ from pathlib import Path
 
 from firmware.config.board import find_board, load_board
 from firmware.timeclock.blocklist import BlockList
-from firmware.timeclock.customers import CustomerError, Customers, detail_lines
+from firmware.timeclock.customers import (CALLOUT, CustomerError, Customers, detail_lines,
+                                          whole_number)
 from firmware import logs
 from firmware.errors import SwitchboardError
 from firmware.logs import add_verbose
@@ -66,6 +69,10 @@ def _fields(ns, partial: bool) -> dict:
         f["last_month_prepaid"] = ns.prepaid == "yes"
     if ns.record_calls is not None:
         f["record_calls"] = ns.record_calls == "yes"
+    for key in CALLOUT:
+        v = getattr(ns, key)
+        if v is not None:
+            f[key] = whole_number(v)        # validate names anything else
     return f
 
 
@@ -92,6 +99,11 @@ def _record_args(p, add: bool):
     p.add_argument("--last-month-prepaid", dest="prepaid", choices=("yes", "no"))
     p.add_argument("--record-calls", dest="record_calls", choices=("yes", "no"),
                    help="record the operator's conversations on this line (default no)")
+    p.add_argument("--callout-retries", dest="callout_retries", metavar="N",
+                   help="an urgent message is called out to the on-call contacts in turn; "
+                   "nobody answering, the round is made again N times (0-10, default 2)")
+    p.add_argument("--callout-retry-after", dest="callout_retry_after", metavar="MINUTES",
+                   help="minutes between those rounds (1-240, default 5)")
     p.add_argument("--address")
 
 
@@ -108,6 +120,11 @@ def show_text(c: dict) -> str:
                f"{', last month prepaid' if c['last_month_prepaid'] else ''}")
     if c.get("record_calls"):
         out.append("  recording:    the operator's calls on this line are recorded")
+    if c["on_call"]:
+        n, every = (c.get(k, CALLOUT[k][2]) for k in CALLOUT)
+        whom = "each on-call contact in turn" if len(c["on_call"]) > 1 else "the on-call contact"
+        out.append(f"  urgent:       called out to {whom}"
+                   + (f", again {n} time(s) {every} min apart if nobody answers" if n else ""))
     if c["holidays"]:
         out.append(f"  holidays:     {', '.join(c['holidays'])}")
     if c["address"]:

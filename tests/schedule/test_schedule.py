@@ -109,7 +109,8 @@ def test_ok__due_call_retried_then_answered_and_logged(tmp_path):
     assert s.open == {}
     assert s.log[-1] | {"finished": None} == {
         "occurrence": occ, "schedule": "w1", "customer": "C1", "kind": "wakeup", "number": "5551234",
-        "due": at(6, 30).isoformat(), "outcome": "answered", "attempts": 2, "calls": ["out-1", "out-2"],
+        "tried": ["5551234", "5551234"], "due": at(6, 30).isoformat(), "outcome": "answered",
+        "attempts": 2, "calls": ["out-1", "out-2"],
         "finished": None, "note": ""}
     ev = s.tick(at(6, 30, day=1))                          # and again the next day
     assert [e.due for e in ev] == [at(6, 30, day=1).isoformat()]
@@ -139,6 +140,48 @@ def test_ok__telephony_that_never_reports_is_given_up_on_and_retried(tmp_path):
     s2.tick(limit)
     s2.placed(o2, "slow", "answered", limit + timedelta(seconds=5))
     assert s2.open == {} and s2.log[-1]["outcome"] == "answered"
+
+
+def test_ok__next_numbers_called_in_turn_each_round_from_the_first(tmp_path):
+    """An urgent call-out's on-call list: each number at once after the last did not
+    answer, the round again after ``retry_after_s``, across a restart in the middle."""
+    s = fresh(tmp_path, repeat="once", next_numbers=["5552222", "sip:ann@example.net"],
+              retries=1, retry_after_s=600)
+    [ev] = s.tick(at(6, 30))
+    assert (ev.number, ev.attempt) == ("5551234", 1)
+    [ev] = s.placed(ev.occurrence, "a", "no-answer", at(6, 31))        # the next one, at once
+    assert (ev.number, ev.attempt) == ("5552222", 1)
+    s = schedule.Scheduler(tmp_path / "schedule.json", UTC, at(6, 31))  # restarted meanwhile
+    [ev] = s.placed(ev.occurrence, None, "failed", at(6, 32), reason="503 from the trunk")
+    assert (ev.number, ev.attempt) == ("sip:ann@example.net", 1)
+    assert s.placed(ev.occurrence, "c", "no-answer", at(6, 33)) == []   # all tried: wait
+    assert s.tick(at(6, 42, 59)) == []
+    [ev] = s.tick(at(6, 43))
+    assert (ev.number, ev.attempt) == ("5551234", 2)
+    [ev] = s.placed(ev.occurrence, "d", "no-answer", at(6, 44))
+    [ev] = s.placed(ev.occurrence, "e", "no-answer", at(6, 45))
+    assert s.placed(ev.occurrence, "f", "no-answer", at(6, 46)) == [] and s.open == {}
+    e = s.log[-1]
+    assert (e["outcome"], e["attempts"], e["calls"], e["number"]) == \
+        ("no-answer", 2, ["a", "c", "d", "e", "f"], "sip:ann@example.net")
+    assert e["tried"] == ["5551234", "5552222", "sip:ann@example.net"] * 2
+
+
+def test_ok__next_numbers_without_telephony_are_cards_in_turn(tmp_path):
+    s = fresh(tmp_path, repeat="once", next_numbers=["5552222"], retries=0)
+    s.can_place = False
+    [ev] = s.tick(at(6, 30))
+    assert (ev.mode, ev.number) == ("operator", "5551234")
+    cleared, ev = s.operator_done(ev.occurrence, "no-answer", at(6, 32))
+    assert isinstance(cleared, ScheduledCallCleared) and (ev.mode, ev.number) == ("operator", "5552222")
+    [cleared] = s.operator_done(ev.occurrence, "answered", at(6, 34))
+    assert s.log[-1]["outcome"] == "answered" and s.log[-1]["number"] == "5552222"
+
+
+@pytest.mark.parametrize("numbers", ["5552222", ["call ann"], ["1"] * 21])
+def test_fail__bad_next_numbers(numbers):
+    with pytest.raises(ConfigError, match="next_numbers = .*: expected a list of up to 20 numbers"):
+        schedule.check_schedule(wake(next_numbers=numbers))
 
 
 # -- restarts ---------------------------------------------------------------------

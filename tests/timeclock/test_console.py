@@ -351,3 +351,117 @@ def test_ok__customers_for_the_dead_box_picker(rig):
     assert d.call("customers") == {"customers": [
         {"id": "acme", "name": "Acme Plumbing", "line": "202"},
         {"id": "marys-gloves", "name": "Mary's Gloves", "line": "201"}]}
+
+
+def test_ok__urgent_call_out_tries_the_on_call_list_in_turn_as_the_customer_says(tmp_path):
+    """Two on-call contacts, ``callout_retries`` 1 and ``callout_retry_after`` 10 minutes:
+    Joe, no answer, Ann at once, no answer; ten minutes later Joe, then Ann, who answers.
+    The slip shows each step."""
+    import queue
+
+    from firmware.core.state import PlacedCallOutcome, ScheduledCallDue
+    from firmware.schedule.scheduler import ScheduleAdapter
+
+    cs = Customers(tmp_path)
+    cs.add({**HOLD_MARY, "on_call": [{"label": "Joe", "number": "555-0142"},
+                                     {"label": "Ann", "number": "555-0143"}],
+            "callout_retries": 1, "callout_retry_after": 10})
+    cs.close()
+    now = [dt.datetime(2026, 11, 24, 15, 0, 20, tzinfo=dt.timezone.utc)]
+    d = MiniDaemon()
+    a = TimeClockAdapter(tmp_path, clock=Clock())
+    sched = ScheduleAdapter(tmp_path / "schedule.json", dt.timezone.utc, clock=lambda: now[0])
+    sched.data_dir = tmp_path
+    a.call_out, a.call_out_state = sched.call_out, sched.call_out_state
+    d.add_adapter(a)
+    d.add_adapter(sched)
+
+    def placed():
+        """The calls the board was asked to place since last looked."""
+        out = []
+        while True:
+            try:
+                e = d.events.get_nowait()
+            except queue.Empty:
+                return out
+            if isinstance(e, ScheduledCallDue):
+                out.append((e.number, e.attempt))
+                last[0] = e
+
+    def callout():
+        return d.call("deadbox", slip=slip)["slips"][0]["callout"]
+
+    def outcome(call, what):
+        sched.handle(PlacedCallOutcome(last[0].occurrence, call, what))
+
+    last = [None]
+    try:
+        d.call("draft", position=1, line="201", fields={"message": "server room flooding"},
+               urgent=True)
+        slip = d.call("pad-stamp", position=1)["stamp"]["slip"]
+        settle(a)
+        assert callout() == {"state": "scheduled", "number": "5550142", "due": "2026-11-24 15:01"}
+        now[0] += dt.timedelta(seconds=45)
+        sched.poll()
+        assert placed() == [("5550142", 1)]
+        outcome("w0-1", "no-answer")                  # Joe does not answer: Ann, at once
+        assert placed() == [("5550143", 1)]
+        assert callout()["state"] == "calling" and callout()["number"] == "5550143"
+        now[0] += dt.timedelta(seconds=40)
+        outcome("w0-2", "no-answer")                  # nobody answered: again in 10 minutes
+        assert placed() == [] and callout()["state"] == "retry"
+        now[0] += dt.timedelta(minutes=9, seconds=59)
+        sched.poll()
+        assert placed() == []
+        now[0] += dt.timedelta(seconds=1)
+        sched.poll()
+        assert placed() == [("5550142", 2)]           # the second round starts with Joe
+        outcome("w0-3", "failed")
+        assert placed() == [("5550143", 2)]
+        outcome("w0-4", "answered")
+        co = callout()
+        assert co["state"] == "answered" and co["number"] == "5550143" and co["attempts"] == 2
+        assert co["tried"] == ["5550142", "5550143", "5550142", "5550143"]
+        assert co["calls"] == ["w0-1", "w0-2", "w0-3", "w0-4"]
+        now[0] += dt.timedelta(hours=1)
+        sched.poll()
+        assert placed() == []                         # answered: nothing more
+    finally:
+        sched.stop()
+        a.stop()
+
+
+def test_ok__urgent_call_out_without_retries_calls_each_contact_once(tmp_path):
+    from firmware.core.state import PlacedCallOutcome, ScheduledCallDue
+    from firmware.schedule.scheduler import ScheduleAdapter
+
+    cs = Customers(tmp_path)
+    cs.add({**HOLD_MARY, "on_call": [{"label": "Joe", "number": "555-0142"},
+                                     {"label": "Ann", "number": "555-0143"}],
+            "callout_retries": 0})
+    cs.close()
+    now = [dt.datetime(2026, 11, 24, 15, 0, 20, tzinfo=dt.timezone.utc)]
+    d = MiniDaemon()
+    a = TimeClockAdapter(tmp_path, clock=Clock())
+    sched = ScheduleAdapter(tmp_path / "schedule.json", dt.timezone.utc, clock=lambda: now[0])
+    sched.data_dir = tmp_path
+    a.call_out, a.call_out_state = sched.call_out, sched.call_out_state
+    d.add_adapter(a)
+    d.add_adapter(sched)
+    try:
+        d.call("draft", position=1, line="201", fields={"message": "gas smell"}, urgent=True)
+        slip = d.call("pad-stamp", position=1)["stamp"]["slip"]
+        settle(a)
+        now[0] += dt.timedelta(seconds=45)
+        sched.poll()
+        for call in ("w0-1", "w0-2"):
+            [due] = [e for e in list(d.events.queue) if isinstance(e, ScheduledCallDue)][-1:]
+            sched.handle(PlacedCallOutcome(due.occurrence, call, "no-answer"))
+        co = d.call("deadbox", slip=slip)["slips"][0]["callout"]
+        assert co["state"] == "no-answer" and co["tried"] == ["5550142", "5550143"]
+        assert co["attempts"] == 1
+        now[0] += dt.timedelta(hours=1)
+        assert sched.scheduler.tick(now[0]) == []
+    finally:
+        sched.stop()
+        a.stop()

@@ -71,6 +71,10 @@ def test_ok__card_fills_the_answer_phrase_and_picks_instructions():
     ({"last_month_prepaid": "yes"}, "last_month_prepaid", "true or false"),
     ({"plan": ""}, "plan", "required"),
     ({"colour": "blue"}, "colour", "one of the fields"),
+    ({"callout_retries": 11}, "callout_retries", "a whole number from 0 to 10: rounds of calls"),
+    ({"callout_retries": True}, "callout_retries", "a whole number from 0 to 10"),
+    ({"callout_retry_after": 0}, "callout_retry_after", "from 1 to 240: minutes between"),
+    ({"callout_retry_after": "5"}, "callout_retry_after", "from 1 to 240"),
 ])
 def test_fail__bad_fields_are_named(change, keypath, expected):
     rec = {**MARY, **change}
@@ -153,17 +157,27 @@ def test_ok__host_tool_add_list_show_export_import(tmp_path):
     r = run_tool("--data", data, "change", "acme-plumbing", "--delivery", "call",
                  "--delivery-to", "555-0150")
     assert r.returncode == 0, r.stderr
+    r = run_tool("--data", data, "change", "acme-plumbing", "--on-call", "Joe=555-0142",
+                 "--on-call", "Ann=555-0143", "--callout-retries", "3",
+                 "--callout-retry-after", "10", "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert (got["callout_retries"], got["callout_retry_after"]) == (3, 10)
+    assert [c["label"] for c in got["on_call"]] == ["Joe", "Ann"]
     r = run_tool("--data", data, "list", "--json")
     assert [c["id"] for c in json.loads(r.stdout)] == ["acme-plumbing"]
     r = run_tool("--data", data, "show", "acme-plumbing")
     assert "Acme Plumbing" in r.stdout and "Page the on-call plumber" in r.stdout \
         and "call 555-0150" in r.stdout
+    assert "each on-call contact in turn, again 3 time(s) 10 min apart" in r.stdout
     out = tmp_path / "out.csv"
     assert run_tool("--data", data, "export", out).returncode == 0
     other = tmp_path / "other"
     other.mkdir()
     r = run_tool("--data", other, "import", out, "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["imported"] == ["acme-plumbing"]
+    r = run_tool("--data", other, "show", "acme-plumbing", "--json")
+    assert json.loads(r.stdout)["callout_retries"] == 3     # through the CSV
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -173,6 +187,12 @@ def test_ok__host_tool_add_list_show_export_import(tmp_path):
     (("add", "--id", "x", "--name", "X", "--line", "201", "--kind", "doctor", "--plan", "P",
       "--contract-start", "2026-01-01", "--on-call", "no-equals"), "NAME=NUMBER"),
     (("import", "missing.csv"), "missing.csv: cannot read"),
+    (("add", "--id", "x", "--name", "X", "--line", "201", "--kind", "doctor", "--plan", "P",
+      "--contract-start", "2026-01-01", "--callout-retries", "often"),
+     "callout_retries = 'often': expected a whole number from 0 to 10"),
+    (("add", "--id", "x", "--name", "X", "--line", "201", "--kind", "doctor", "--plan", "P",
+      "--contract-start", "2026-01-01", "--callout-retry-after", "999"),
+     "callout_retry_after = 999: expected a whole number from 1 to 240"),
 ])
 def test_fail__host_tool_errors_are_one_clear_line(tmp_path, args, expected):
     r = run_tool("--data", tmp_path, *args, cwd=tmp_path)

@@ -3,10 +3,15 @@ GSM modem on a pseudo-terminal, behind the time clock's outbox.
 
 Each fault is caused: a relay that is down, one that refuses the recipient, one
 that answers "try later", one that drops the connection mid-session, a modem
-that refuses; and the daemon stopping with messages still queued.
+that refuses; and the daemon stopping with messages still queued. E-mail goes
+over STARTTLS and implicit TLS with a login, to relays whose certificates a
+throwaway CA signed: the client trusts only that CA (``ca_file``), and a wrong
+password, an untrusted or misnamed certificate and a relay without STARTTLS
+each fail with their reason, nothing sent.
 """
 
 import datetime as dt
+import re
 import time
 
 import pytest
@@ -20,7 +25,7 @@ from firmware.timeclock.customers import Customers
 from firmware.timeclock.delivery import DeliveryConfig, EmailConfig, TextConfig
 
 from fakemodem import FakeModem
-from mailbox_support import Inbox, free_port
+from mailbox_support import Inbox, Logins, free_port, make_certs, server_context
 from test_customers import MARY
 from test_timeclock_adapter import TZ, MiniDaemon
 
@@ -35,6 +40,29 @@ def smtp():
     c.start()
     yield inbox, port
     c.stop()
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def relays():
+    """Start aiosmtpd relays on loopback that want a login (board / secret):
+    ``start(**SMTP options)`` -> (inbox, logins, port)."""
+    running = []
+
+    def start(**kw):
+        inbox, logins, port = Inbox(), Logins("board", "secret"), free_port()
+        c = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=logins,
+                       auth_required=True, **kw)
+        c.start()
+        running.append(c)
+        return inbox, logins, port
+    yield start
+    for c in running:
+        c.stop()
 
 
 def wait_for(cond, what, seconds=10.0):
@@ -62,6 +90,15 @@ def email_cfg(port, **kw):
     return DeliveryConfig(email=EmailConfig(relay="127.0.0.1", port=port, security="none",
                                             sender="Answering Service <board@example.net>",
                                             timeout_s=5),
+                          retry_min_s=kw.get("retry_min_s", 0.2), retry_max_s=1.0,
+                          max_tries=kw.get("max_tries", 4))
+
+
+def tls_cfg(port, security, relay="localhost", password="secret", ca_file=None, **kw):
+    return DeliveryConfig(email=EmailConfig(relay=relay, port=port, security=security,
+                                            username="board", password=password,
+                                            sender="Answering Service <board@example.net>",
+                                            timeout_s=5, ca_file=str(ca_file) if ca_file else None),
                           retry_min_s=kw.get("retry_min_s", 0.2), retry_max_s=1.0,
                           max_tries=kw.get("max_tries", 4))
 
@@ -163,6 +200,88 @@ def test_ok__relay_down_and_daemon_restarted_message_kept_then_sent(tmp_path):
         c.stop()
 
 
+# -- TLS, logins and certificates ---------------------------------------------------
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_ok__starttls_then_login_relay_certificate_checked_against_the_ca_file(
+        tmp_path, certs, relays, mechanism):
+    inbox, logins, port = relays(
+        tls_context=server_context(certs["relay"]), require_starttls=True,
+        auth_require_tls=True, auth_exclude_mechanism=[{"PLAIN": "LOGIN"}.get(mechanism, "PLAIN")])
+    d, a = make_rig(tmp_path, tls_cfg(port, "starttls", ca_file=certs["ca"]))
+    try:
+        slip = d.call("take-message", line="201", text="over starttls")["stamp"]["slip"]
+        wait_for(lambda: status_of(a, slip)["status"] == "sent", "sent")
+        assert inbox.sessions == [{"tls": True, "login": "board"}]
+        assert logins.tries == [(mechanism, "board", True)]
+        assert "over starttls" in inbox.messages[0].get_payload()
+        assert a.status()["delivery"]["email"]["ca_file"] == str(certs["ca"])
+    finally:
+        a.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_ok__implicit_tls_with_login(tmp_path, certs, relays):
+    # Implicit TLS from the first byte (SMTPS); aiosmtpd counts only STARTTLS as TLS
+    # for its auth_require_tls, so it is off here: the whole session is encrypted.
+    inbox, logins, port = relays(ssl_context=server_context(certs["relay"]),
+                                 auth_require_tls=False)
+    d, a = make_rig(tmp_path, tls_cfg(port, "tls", relay="127.0.0.1", ca_file=certs["ca"]))
+    try:
+        slip = d.call("take-message", line="201", text="over smtps")["stamp"]["slip"]
+        wait_for(lambda: status_of(a, slip)["status"] == "sent", "sent")
+        assert inbox.sessions == [{"tls": True, "login": "board"}]
+        assert [t[1:] for t in logins.tries] == [("board", True)]
+    finally:
+        a.stop()
+
+
+def test_fail__wrong_password_fails_at_once_454_is_tried_again(tmp_path, certs, relays):
+    inbox, logins, port = relays(tls_context=server_context(certs["relay"]),
+                                 require_starttls=True)
+    d, a = make_rig(tmp_path, tls_cfg(port, "starttls", password="wrong", ca_file=certs["ca"],
+                                      max_tries=50))
+    try:
+        slip = d.call("take-message", line="201", text="hello")["stamp"]["slip"]
+        wait_for(lambda: status_of(a, slip)["status"] == "failed", "failed")
+        st = status_of(a, slip)
+        assert st["tries"] == 1 and "refused the login 'board': 535" in st["last_error"]
+        assert "check [delivery.email] username and password" in st["last_error"]
+        assert "wrong" not in st["last_error"] and "wrong" not in str(a.status())
+        logins.later = True             # "454 try later": the relay's trouble, not ours
+        slip = d.call("take-message", line="201", text="again")["stamp"]["slip"]
+        wait_for(lambda: status_of(a, slip)["tries"] >= 2, "tried twice")
+        assert status_of(a, slip)["status"] == "queued" and "454" in status_of(a, slip)["last_error"]
+        assert inbox.messages == []
+    finally:
+        a.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.parametrize("case, expected", [
+    ("system CAs only", "certificate verify failed|unable to get local issuer certificate"),
+    ("misnamed certificate", "Hostname mismatch"),
+    ("no STARTTLS offered", "STARTTLS extension not supported by server"),
+    ("ca_file gone since the site file was read", r"ca_file .*gone.pem: cannot load it"),
+])
+def test_fail__certificate_not_accepted_or_no_starttls_nothing_sent(
+        tmp_path, certs, relays, case, expected):
+    cert = certs["other"] if case == "misnamed certificate" else certs["relay"]
+    tls = {} if case == "no STARTTLS offered" else {"tls_context": server_context(cert)}
+    inbox, logins, port = relays(auth_require_tls=False, **tls)
+    ca = None if case == "system CAs only" else tmp_path / "gone.pem" if "gone" in case \
+        else certs["ca"]
+    d, a = make_rig(tmp_path, tls_cfg(port, "starttls", ca_file=ca, max_tries=50))
+    try:
+        slip = d.call("take-message", line="201", text="hello")["stamp"]["slip"]
+        wait_for(lambda: status_of(a, slip)["tries"] >= 2, "tried twice")
+        st = status_of(a, slip)
+        assert st["status"] == "queued" and re.search(expected, st["last_error"])
+        assert "nothing was sent" in st["last_error"].lower()
+        assert inbox.messages == [] and logins.tries == []      # no password sent either
+    finally:
+        a.stop()
+
+
 # -- texts through a GSM modem ------------------------------------------------------
 TEXT_MARY = {**MARY, "delivery": {"method": "text", "to": "+15550199"}}
 
@@ -231,13 +350,23 @@ modem = "/dev/ttyUSB2"
 '''
 
 
-def test_ok__site_file_delivery_section(tmp_path):
+def test_ok__site_file_delivery_section(tmp_path, certs):
     p = tmp_path / "desk.site.toml"
     p.write_text(SITE)
     p.chmod(0o600)
     site = load_site(p, load_board(find_board("desk")))
     assert site.delivery.email.port == 587 and site.delivery.email.password == "secret"
     assert site.delivery.text.modem == "/dev/ttyUSB2" and site.delivery.max_tries == 5
+    assert site.delivery.email.ca_file is None
+    # ca_file: relative to the site file.
+    (tmp_path / "relay-ca.pem").write_bytes(certs["ca"].read_bytes())
+    p.write_text(SITE.replace('security = "starttls"\n',
+                              'security = "starttls"\nca_file = "relay-ca.pem"\n'))
+    site = load_site(p, load_board(find_board("desk")))
+    assert site.delivery.email.ca_file == str(tmp_path / "relay-ca.pem")
+
+
+EMAIL = '[delivery.email]\nrelay = "smtp.example.net"\nfrom = "a@b"\n'
 
 
 @pytest.mark.parametrize("text, mode, expected", [
@@ -249,8 +378,18 @@ def test_ok__site_file_delivery_section(tmp_path):
      "both username and password"),
     ('[delivery.email]\nrelay = "r"\nfrom = "a@b"\nport = 0\n', 0o600, "delivery.email.port"),
     ('[delivery.fax]\n', 0o600, "delivery.fax"),
+    (EMAIL + 'ca_file = "missing.pem"\n', 0o600,
+     r"delivery.email.ca_file = 'missing.pem': expected a PEM file of the CA .*No such file"),
+    (EMAIL + 'ca_file = "junk.pem"\n', 0o600,
+     r"delivery.email.ca_file = 'junk.pem': expected a PEM file .*(NO_CERTIFICATE|no certificate)"),
+    (EMAIL + 'ca_file = "ca.pem"\n', 0o600, r"delivery.email.ca_file = 'ca.pem': expected a PEM"),
+    ('[delivery.email]\nrelay = "127.0.0.1"\nfrom = "a@b"\nsecurity = "none"\n'
+     'ca_file = "ca.pem"\n', 0o600, 'ca_file = .ca.pem.: expected nothing: security = "none"'),
+    (EMAIL + 'ca_file = 5\n', 0o600, "delivery.email.ca_file = 5: expected a string"),
 ])
 def test_fail__bad_delivery_section(tmp_path, text, mode, expected):
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     p = tmp_path / "desk.site.toml"
     p.write_text(text if text.startswith(TRUNK) else TRUNK + text)
     p.chmod(mode)

@@ -460,7 +460,8 @@
     const text = el("span", "text", m.text || "(recording)");
     if (m.callout) {
       const c = el("span", "st callout " + m.callout.state, `call-out ${m.callout.state}`);
-      c.title = [m.callout.number, m.callout.note].filter(Boolean).join(": ");
+      const tried = (m.callout.tried || []).length > 1 ? `called ${m.callout.tried.join(", ")}` : "";
+      c.title = [m.callout.number, m.callout.note, tried].filter(Boolean).join(": ");
       text.append(" ", c);
     }
     row.append(el("span", "no", `#${m.slip}`), el("span", "age", second), text, sentChip(m.sent));
