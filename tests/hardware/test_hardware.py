@@ -34,7 +34,7 @@ def test_ok__pin_table_names_every_header_wire_of_the_board(name):
         for role, pin in chain.pins.items():
             number = next(n for n, r in rows.items() if r["name"] == pin)
             expected[number] = (pin, f"{chain.name}.{role}")
-    if board.oe:        # the 74HC595s' output enable, on a hardware-PWM pin
+    if board.oe:        # the 74HC595s' output enable, on a PWM-capable pin
         number = next(n for n, r in rows.items() if r["name"] == board.oe)
         expected[number] = (board.oe, "lamps.oe")
     assert expected, "a board wires something to the header"
