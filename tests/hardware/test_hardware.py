@@ -352,3 +352,31 @@ def test_ok__tas100_build_guide_pins_agree_with_the_header_and_the_board_file():
                  "switchboard-diag lamp-test", "switchboard-diag key-test", "tas100-chains.md",
                  "blocks/power.svg", "Continuity", "Power-up with no Pi"):
         assert step in text, step
+
+
+def _section(text: str, heading: str) -> str:
+    """A markdown section's text, from its heading to the next heading of the same level."""
+    start = text.index(heading + "\n")
+    end = text.find(f"\n{heading.split(' ')[0]} ", start + len(heading))
+    return text[start:end if end >= 0 else None]
+
+
+def test_ok__headset_card_names_are_the_ones_the_udev_rule_writes():
+    """install-pi.sh names the two USB cards headset1 and headset2 by port; the drawing,
+    BLOCKS.md, BUILD.md and README's Headsets section say so, and README shows the rule."""
+    script = (ROOT / "scripts" / "install-pi.sh").read_text()
+    assert 'ATTR{id}=\\"headset$n\\"' in script and "--headset-usb" in script
+    readme = _section((ROOT / "README.md").read_text(), "## Headsets")
+    blocks = _section((HARDWARE / "BLOCKS.md").read_text(),
+                      "## Headsets: one USB audio adapter per position")
+    texts = {"headsets.svg": (HARDWARE / "blocks" / "headsets.svg").read_text(),
+             "BLOCKS.md": blocks, "README.md": readme,
+             "BUILD.md": (HARDWARE / "BUILD.md").read_text(),
+             "BUILD-tas100.md": (HARDWARE / "BUILD-tas100.md").read_text()}
+    for where, text in texts.items():
+        assert "headset1" in text and "headset2" in text, where
+        assert "pos1" not in text and "pos2" not in text, where
+    for what in ("install-pi.sh --headset-usb", "70-switchboard.rules", "--list-usb",
+                 'KERNELS=="1-1.3", ATTR{id}="headset1"', "60-switchboard.conf",
+                 'headset = "headset1"'):
+        assert what in readme, what

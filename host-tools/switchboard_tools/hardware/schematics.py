@@ -361,7 +361,8 @@ def loop_detect(d):
 def headsets(d):
     """One USB audio adapter per position, each its own ALSA card, named by its USB port."""
     d.config(fontsize=13)
-    pi = flow.Box(w=3.4, h=4).label("Raspberry Pi\nUSB ports\n\nudev names the\ncards by port:\npos1, pos2").at((0, 0))
+    pi = flow.Box(w=3.4, h=4).label("Raspberry Pi\nUSB ports\n\nudev names the\ncards by port:\n"
+                                    "headset1, headset2").at((0, 0))
     d += pi
     for i, y in enumerate((1.2, -1.2), start=1):
         d += elm.Line().at((3.4, y)).right(1.8).label(f"USB port {i}", loc="top")
