@@ -156,6 +156,52 @@ def _bom_with(tmp_path, name, edit):
     return path
 
 
+#: What BUILD-tas100.md tells the builder to use, by BOM tag, with a phrase of the guide's
+#: that names it. Each must be on the BOM, in the quantity the board needs, by the refs the
+#: guide gives.
+TAS100_GUIDE_PARTS = {
+    "dist-24v": "distribution terminal",
+    "wire-star-ground": "Star ground",
+    "wire-24v-branch": "20 AWG",
+    "cable-key-field": "25-pair",
+    "cable-lamp-field": "lamp cable",
+    "loopback-pair": "loop-back pair",
+    "conn-loopback": "loop-back pair",
+    "conn-interface-field": "2-pole screw terminals",
+    "conn-key-field": "key field header",
+    "conn-lamp-field": "lamp field header",
+    "conn-field-housing": "KK housing",
+    "conn-24v": "screw terminal",
+    "fuse-driver": "T2A",
+}
+
+
+def test_ok__the_tas100_guide_parts_are_on_the_bom_by_the_refs_it_names():
+    board = load_board(BOARDS["tas100"])
+    rows = {r["covers"]: r for r in bom.read_bom(bom.bom_path(board)) if r["covers"]}
+    needs = bom.bom_needs(board)
+    text = (HARDWARE / "BUILD-tas100.md").read_text()
+    for tag, phrase in TAS100_GUIDE_PARTS.items():
+        assert phrase in text, (tag, phrase)
+        assert tag in rows, f"bom-tas100.csv has no {tag} (the guide's {phrase!r})"
+        assert rows[tag]["qty"] == needs[tag], tag
+        if tag not in ("conn-24v", "fuse-driver", "wire-24v-branch"):
+            ref = rows[tag]["ref"]      # "J35-J53", or each of "J30", "J31"
+            first, _, last = ref.partition("-")
+            assert ref in text or (first in text and last in text), (tag, ref)
+    # Counted here from the build, not from field_needs: a 10-way connector per chip with
+    # field wiring (19 key chips, 27 lamp chips), 25-pair cables for 10 conductors a chip
+    # (K1 7 chips: 2, K2: 2, K3 5: 1; a lamp board's 4: 1 each), secrecy, split and fault.
+    assert (needs["conn-key-field"], needs["conn-lamp-field"]) == (19, 27)
+    assert (needs["cable-key-field"], needs["cable-lamp-field"]) == (5, 7)
+    assert needs["conn-field-crimp"] == 10 * needs["conn-field-housing"] == 460
+    assert (needs["conn-interface-field"], needs["loopback-pair"], needs["conn-loopback"]) == (3, 1, 2)
+    assert (needs["dist-24v"], needs["wire-star-ground"]) == (2, 1)
+    # The desk board has no interface board or 24 V: none of these.
+    desk = bom.bom_needs(load_board(BOARDS["desk"]))
+    assert not set(TAS100_GUIDE_PARTS) & set(desk)
+
+
 def test_fail__bom_missing_a_part_names_it(tmp_path):
     path = _bom_with(tmp_path, "tas100", lambda rows: [r for r in rows if r["covers"] != "uln2803"])
     result = bom.check_bom(load_board(BOARDS["tas100"]), bom.read_bom(path))
