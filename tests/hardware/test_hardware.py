@@ -90,6 +90,35 @@ def test_ok__wiring_picture_is_drawn_with_graphviz_and_names_the_wires(name, tmp
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_ok__tas100_wiring_is_drawn_as_built():
+    """The interface board between the Pi and the ribbons: the chains' 3V3 from the LM1117 on
+    header pin 2 (5 V), every chain signal through the 74LVC244, OE wired with its pull-up."""
+    board = load_board(BOARDS["tas100"])
+    dot = drawings.wiring_dot(board)
+    rows = {r["name"]: r["pin"] for r in tables.pin_table(board) if r["gpio"] is not None}
+    assert "header:p2:e -> reg:in:w" in dot and "LM1117-3.3" in dot
+    for chain in board.chains:
+        assert f"reg:out:e -> ribbon_{chain}:p9_l:w" in dot
+    # The Pi's 3V3 (pin 1) feeds the buffer, and no chain board or ribbon.
+    from_3v3 = [line for line in dot.splitlines() if line.strip().startswith("header:p1:")]
+    assert from_3v3 == ['  header:p1:e -> lvc:vcc:w [label="3V3", color="#c62828"];']
+    # Every chain pin and OE goes to the buffer, none straight to a chain.
+    for chain in board.chains.values():
+        for role, pin in chain.pins.items():
+            assert f"header:p{rows[pin]}:e -> lvc:pi_{chain.name}_{role}:w" in dot, (chain.name, role)
+    assert f"header:p{rows[board.oe]}:e -> lvc:pi_oe:w" in dot
+    oe_row = next(line for line in dot.split("<tr>") if 'port="pi_oe"' in line)
+    assert "10 kΩ to 3V3: dark" in oe_row and "2A2 (13)" in oe_row and "lamps ribbon pin 8" in oe_row
+    # Every board, ribbon and link, and the 24 V distribution with its star point.
+    names = [f"K{i}" for i in (1, 2, 3)] + [f"L{i}" for i in range(1, 8)]
+    for name in names:
+        assert f"board_{name} [label=" in dot and f"<b>{name}: " in dot
+    assert dot.count("20 cm") == 8 and dot.count(' 1 m"') == 2
+    assert dot.count("-> board_L") and all(f"dist24:plus:e -> board_L{i}:v24:w" in dot
+                                           for i in range(1, 8))
+    assert "dist24:star:e -> lgnd:e" in dot and "74LVC244" in dot and "UM1" in dot
+
+
 @pytest.mark.parametrize("name", sorted(BOARDS))
 def test_ok__committed_tables_and_pictures_are_up_to_date(name, tmp_path):
     """hardware/ holds what the tool makes now: the drawings cannot drift from the board file."""
