@@ -20,8 +20,10 @@ the last chip's QH' comes back on); any chain ``chips_per_board`` (how many
 chips each perfboard carries: the hardware check and the BOM count buffers,
 fuses and cables per board from it). ``[board] driver`` is ``"bitbang"`` or
 ``"spi"`` (SPI0: the chains' data and clock on SPI0's pins, CE0 the latch);
-``[lamps] oe`` is the 74HC595s' output enable on a hardware-PWM pin, with
-``brightness`` (its duty) and ``soft_start_ms``. See hardware/BLOCKS.md.
+``[lamps] oe`` is the 74HC595s' output enable on a PWM-capable pin (the
+daemon drives it with gpiozero's PWM, which is lgpio's software-timed PWM on
+a Pi: no kernel PWM overlay), with ``brightness`` (its duty) and
+``soft_start_ms``. See hardware/BLOCKS.md.
 
 Pins may be named as gpiozero names them (``GPIO17``, ``BCM17``, ``BOARD11``,
 ``J8:11``). Everything is checked before the daemon starts: an unknown key, a
@@ -56,7 +58,10 @@ DRIVERS = ("bitbang", "spi")
 SPI0_PINS = {("74HC165", "data"): "GPIO9", ("74HC165", "clock"): "GPIO11",
              ("74HC595", "data"): "GPIO10", ("74HC595", "clock"): "GPIO11",
              ("74HC595", "latch"): "GPIO8"}
-#: Header pins with a hardware PWM channel (the 74HC595s' OE is driven from one).
+#: Header pins with a hardware PWM channel. The 74HC595s' OE must be on one: the daemon
+#: drives it with lgpio's software-timed PWM (gpiozero's PWMOutputDevice), which needs no
+#: overlay and any pin would do, but a PWM-capable pin lets a kernel-PWM driver take it over
+#: without rewiring the board.
 PWM_PINS = {"GPIO12": "PWM0", "GPIO18": "PWM0", "GPIO13": "PWM1", "GPIO19": "PWM1"}
 
 _WIRE_RE = re.compile(r"^(?P<mods>[\^~!]*)(?P<target>[A-Za-z0-9_:]+)$")
@@ -164,7 +169,7 @@ class Board:
     hold_recall_s: float = 60.0
     description: str = ""
     driver: str = "bitbang"       # "bitbang" or "spi" (SPI0)
-    oe: str | None = None         # the 74HC595s' OE, on a hardware-PWM pin (active low)
+    oe: str | None = None         # the 74HC595s' OE, on a PWM-capable pin (active low)
     brightness: float = 1.0       # lamp duty on OE, 0.05-1.0
     soft_start_ms: int = 0        # OE duty ramps up over this when the lamps are enabled
     line_by_number: dict[str, Line] = field(default_factory=dict)
@@ -401,10 +406,10 @@ class _Loader(TableChecker):
         if not any(c.type == "74HC595" for c in self.chains.values()):
             self.fail("lamps.oe", text, "no oe on a board without a 74HC595 lamp chain")
         if not isinstance(text, str) or any(ch in text for ch in "^~!"):
-            self.fail("lamps.oe", text, 'a plain GPIO pin with hardware PWM, such as "GPIO12"')
+            self.fail("lamps.oe", text, 'a plain PWM-capable GPIO pin, such as "GPIO12"')
         pname, number, _ = self.gpio(text, "lamps.oe")
         if pname not in PWM_PINS:
-            self.fail("lamps.oe", text, "a pin with hardware PWM: " + ", ".join(
+            self.fail("lamps.oe", text, "a PWM-capable pin: " + ", ".join(
                 f"{p} ({c})" for p, c in PWM_PINS.items()))
         self.claim(pname, "lamps.oe", f"{pname} (header pin {number})", text)
         return dict(oe=pname,

@@ -33,8 +33,16 @@ What the chains are checked by (hardware/BLOCKS.md explains the wiring):
   lamps are not disturbed) every ``VERIFY_S`` and reads QH' after each; the
   next scan's transfer puts the lamp pattern back before it latches;
 - **OE**: the 74HC595s' output enable (active low, 10k pull-up: dark) is a
-  ``PWMOutputDevice``; the lamps are enabled only after the first full write,
-  ramped up over ``soft_start_ms`` to ``brightness``, and blanked on close.
+  gpiozero ``PWMOutputDevice``; the lamps are enabled only after the first
+  full write, ramped up over ``soft_start_ms`` to ``brightness``, and blanked
+  on close. On a Pi that is lgpio's software-timed PWM (``lgpio.tx_pwm`` at
+  ``OE_HZ``, duty in 1 % steps), on the simulated board MockFactory's: no
+  kernel PWM (``/sys/class/pwm``) and no ``dtoverlay=pwm``. The pin is one
+  with a hardware PWM channel all the same (``PWM_PINS`` in the board file's
+  checks), so a kernel-PWM driver could take it over without rewiring. When the
+  process ends the PWM stops with it: ``close()`` (the daemon's exit on
+  SIGTERM or SIGINT) drives OE high first; a killed process leaves the pin at
+  whatever level it had, which ``switchboard-blank`` (ExecStopPost=) puts right.
 
 The pin factory is gpiozero's: ``GPIOZERO_PIN_FACTORY`` or the default on a
 Pi, ``MockFactory`` on the simulated board (see ``firmware/panel/sim.py``).
@@ -52,7 +60,8 @@ from firmware.errors import SwitchboardError
 
 #: Seconds between loop-back checks of a lamp chain whose lamps have not changed.
 VERIFY_S = 1.0
-#: OE's PWM frequency: well above flicker for LEDs, and bulbs do not care.
+#: OE's PWM frequency (lgpio's software-timed PWM on a Pi): well above flicker for LEDs,
+#: and bulbs do not care.
 OE_HZ = 800
 #: The SPI clock when neither chain sets clock_hz.
 SPI_DEFAULT_HZ = 500_000

@@ -204,7 +204,7 @@ def test_ok__spi_driver_shares_sclk_between_the_chains(tmp_path):
 # (board text, what to change, a pattern the message must match)
 BAD_LAMPS = {
     "oe_not_pwm": (LAMPS, ('oe = "GPIO12"', 'oe = "GPIO20"'),
-                   r"lamps\.oe = 'GPIO20': expected a pin with hardware PWM: GPIO12 \(PWM0\)"),
+                   r"lamps\.oe = 'GPIO20': expected a PWM-capable pin: GPIO12 \(PWM0\)"),
     "oe_without_lamp_chain": (GOOD, ('fault = "GPIO26"', 'fault = "GPIO26"\noe = "GPIO12"'),
                               r"lamps\.oe = 'GPIO12': expected no oe on a board without a 74HC595"),
     "oe_used_twice": (LAMPS, ('oe = "GPIO12"', 'oe = "GPIO18"'),

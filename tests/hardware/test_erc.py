@@ -100,6 +100,14 @@ def _bom_with(tmp_path, name, tag, value):
     ("tas100", "lamp-psu-24v", "volts=24 amps=14.6 eff=0.88",
      "tas100: flash surge: 115 ringing lamps on in one latch (3 x, pre-heated by keep-alive "
      "resistors) + 100 steady: the flash surge is 17.8 A, outside the limit 14.6 A (PS2's rating)"),
+    # 26 AWG lamp wires: a T2A fuse does not protect them.
+    ("tas100", "cable-lamp-field", "awg=26",
+     "tas100: driver-board fuse F4-F10 2 A protects the lamp field cable, 26 AWG (W20-W26): the "
+     "driver-board fuse is 2 A, outside the limit 1 A (what 26 AWG may carry in the cabinet)"),
+    # A distribution terminal whose feed is rated below the main fuse.
+    ("tas100", "dist-24v", "amps=16 branch_amps=10",
+     "tas100: distribution terminal TB1-TB2: feed 16 A behind the main fuse F2: the main fuse is "
+     "20 A, outside the limit 16 A (the terminal's feed rating)"),
     # Series termination out of the 33-47 ohm range.
     ("desk", "series-33r", "ohms=220", "desk: series resistors R52-R54: series termination 220 Ω, "
      "outside the limit 33-47 Ω"),

@@ -34,7 +34,7 @@ def test_ok__pin_table_names_every_header_wire_of_the_board(name):
         for role, pin in chain.pins.items():
             number = next(n for n, r in rows.items() if r["name"] == pin)
             expected[number] = (pin, f"{chain.name}.{role}")
-    if board.oe:        # the 74HC595s' output enable, on a hardware-PWM pin
+    if board.oe:        # the 74HC595s' output enable, on a PWM-capable pin
         number = next(n for n, r in rows.items() if r["name"] == board.oe)
         expected[number] = (board.oe, "lamps.oe")
     assert expected, "a board wires something to the header"
@@ -88,6 +88,35 @@ def test_ok__wiring_picture_is_drawn_with_graphviz_and_names_the_wires(name, tmp
         assert any(f"{chain.chips} chips" in (t or "") for t in texts)
     png = drawings.render_dot(drawings.wiring_dot(board), tmp_path / "w.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ok__tas100_wiring_is_drawn_as_built():
+    """The interface board between the Pi and the ribbons: the chains' 3V3 from the LM1117 on
+    header pin 2 (5 V), every chain signal through the 74LVC244, OE wired with its pull-up."""
+    board = load_board(BOARDS["tas100"])
+    dot = drawings.wiring_dot(board)
+    rows = {r["name"]: r["pin"] for r in tables.pin_table(board) if r["gpio"] is not None}
+    assert "header:p2:e -> reg:in:w" in dot and "LM1117-3.3" in dot
+    for chain in board.chains:
+        assert f"reg:out:e -> ribbon_{chain}:p9_l:w" in dot
+    # The Pi's 3V3 (pin 1) feeds the buffer, and no chain board or ribbon.
+    from_3v3 = [line for line in dot.splitlines() if line.strip().startswith("header:p1:")]
+    assert from_3v3 == ['  header:p1:e -> lvc:vcc:w [label="3V3", color="#c62828"];']
+    # Every chain pin and OE goes to the buffer, none straight to a chain.
+    for chain in board.chains.values():
+        for role, pin in chain.pins.items():
+            assert f"header:p{rows[pin]}:e -> lvc:pi_{chain.name}_{role}:w" in dot, (chain.name, role)
+    assert f"header:p{rows[board.oe]}:e -> lvc:pi_oe:w" in dot
+    oe_row = next(line for line in dot.split("<tr>") if 'port="pi_oe"' in line)
+    assert "10 kΩ to 3V3: dark" in oe_row and "2A2 (13)" in oe_row and "lamps ribbon pin 8" in oe_row
+    # Every board, ribbon and link, and the 24 V distribution with its star point.
+    names = [f"K{i}" for i in (1, 2, 3)] + [f"L{i}" for i in range(1, 8)]
+    for name in names:
+        assert f"board_{name} [label=" in dot and f"<b>{name}: " in dot
+    assert dot.count("20 cm") == 8 and dot.count(' 1 m"') == 2
+    assert dot.count("-> board_L") and all(f"dist24:plus:e -> board_L{i}:v24:w" in dot
+                                           for i in range(1, 8))
+    assert "dist24:star:e -> lgnd:e" in dot and "74LVC244" in dot and "UM1" in dot
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
@@ -154,6 +183,52 @@ def _bom_with(tmp_path, name, edit):
         w.writeheader()
         w.writerows(rows)
     return path
+
+
+#: What BUILD-tas100.md tells the builder to use, by BOM tag, with a phrase of the guide's
+#: that names it. Each must be on the BOM, in the quantity the board needs, by the refs the
+#: guide gives.
+TAS100_GUIDE_PARTS = {
+    "dist-24v": "distribution terminal",
+    "wire-star-ground": "Star ground",
+    "wire-24v-branch": "20 AWG",
+    "cable-key-field": "25-pair",
+    "cable-lamp-field": "lamp cable",
+    "loopback-pair": "loop-back pair",
+    "conn-loopback": "loop-back pair",
+    "conn-interface-field": "2-pole screw terminals",
+    "conn-key-field": "key field header",
+    "conn-lamp-field": "lamp field header",
+    "conn-field-housing": "KK housing",
+    "conn-24v": "screw terminal",
+    "fuse-driver": "T2A",
+}
+
+
+def test_ok__the_tas100_guide_parts_are_on_the_bom_by_the_refs_it_names():
+    board = load_board(BOARDS["tas100"])
+    rows = {r["covers"]: r for r in bom.read_bom(bom.bom_path(board)) if r["covers"]}
+    needs = bom.bom_needs(board)
+    text = (HARDWARE / "BUILD-tas100.md").read_text()
+    for tag, phrase in TAS100_GUIDE_PARTS.items():
+        assert phrase in text, (tag, phrase)
+        assert tag in rows, f"bom-tas100.csv has no {tag} (the guide's {phrase!r})"
+        assert rows[tag]["qty"] == needs[tag], tag
+        if tag not in ("conn-24v", "fuse-driver", "wire-24v-branch"):
+            ref = rows[tag]["ref"]      # "J35-J53", or each of "J30", "J31"
+            first, _, last = ref.partition("-")
+            assert ref in text or (first in text and last in text), (tag, ref)
+    # Counted here from the build, not from field_needs: a 10-way connector per chip with
+    # field wiring (19 key chips, 27 lamp chips), 25-pair cables for 10 conductors a chip
+    # (K1 7 chips: 2, K2: 2, K3 5: 1; a lamp board's 4: 1 each), secrecy, split and fault.
+    assert (needs["conn-key-field"], needs["conn-lamp-field"]) == (19, 27)
+    assert (needs["cable-key-field"], needs["cable-lamp-field"]) == (5, 7)
+    assert needs["conn-field-crimp"] == 10 * needs["conn-field-housing"] == 460
+    assert (needs["conn-interface-field"], needs["loopback-pair"], needs["conn-loopback"]) == (3, 1, 2)
+    assert (needs["dist-24v"], needs["wire-star-ground"]) == (2, 1)
+    # The desk board has no interface board or 24 V: none of these.
+    desk = bom.bom_needs(load_board(BOARDS["desk"]))
+    assert not set(TAS100_GUIDE_PARTS) & set(desk)
 
 
 def test_fail__bom_missing_a_part_names_it(tmp_path):
@@ -352,3 +427,31 @@ def test_ok__tas100_build_guide_pins_agree_with_the_header_and_the_board_file():
                  "switchboard-diag lamp-test", "switchboard-diag key-test", "tas100-chains.md",
                  "blocks/power.svg", "Continuity", "Power-up with no Pi"):
         assert step in text, step
+
+
+def _section(text: str, heading: str) -> str:
+    """A markdown section's text, from its heading to the next heading of the same level."""
+    start = text.index(heading + "\n")
+    end = text.find(f"\n{heading.split(' ')[0]} ", start + len(heading))
+    return text[start:end if end >= 0 else None]
+
+
+def test_ok__headset_card_names_are_the_ones_the_udev_rule_writes():
+    """install-pi.sh names the two USB cards headset1 and headset2 by port; the drawing,
+    BLOCKS.md, BUILD.md and README's Headsets section say so, and README shows the rule."""
+    script = (ROOT / "scripts" / "install-pi.sh").read_text()
+    assert 'ATTR{id}=\\"headset$n\\"' in script and "--headset-usb" in script
+    readme = _section((ROOT / "README.md").read_text(), "## Headsets")
+    blocks = _section((HARDWARE / "BLOCKS.md").read_text(),
+                      "## Headsets: one USB audio adapter per position")
+    texts = {"headsets.svg": (HARDWARE / "blocks" / "headsets.svg").read_text(),
+             "BLOCKS.md": blocks, "README.md": readme,
+             "BUILD.md": (HARDWARE / "BUILD.md").read_text(),
+             "BUILD-tas100.md": (HARDWARE / "BUILD-tas100.md").read_text()}
+    for where, text in texts.items():
+        assert "headset1" in text and "headset2" in text, where
+        assert "pos1" not in text and "pos2" not in text, where
+    for what in ("install-pi.sh --headset-usb", "70-switchboard.rules", "--list-usb",
+                 'KERNELS=="1-1.3", ATTR{id}="headset1"', "60-switchboard.conf",
+                 'headset = "headset1"'):
+        assert what in readme, what

@@ -5,7 +5,11 @@ with no reservation (the kernel frees the lines). That is the state set up
 here on the simulated board's pins, before the helper runs on the same pins.
 """
 
+import json
+import signal
 import subprocess
+
+import pytest
 
 from firmware.config.board import find_board, load_board
 from firmware.panel.blank import blank, lamp_pins
@@ -80,3 +84,32 @@ def test_fail__a_bad_board_or_no_gpio_is_one_line_and_status_2(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [r.stderr.strip()]
     assert r.stderr.startswith("switchboard-blank: no GPIO to blank the lamps with"), r.stderr
+
+
+@pytest.mark.parametrize("board, sig", [("tas100", signal.SIGTERM), ("desk", signal.SIGINT)])
+def test_ok__the_daemon_stopped_by_sigterm_or_sigint_leaves_every_lamp_dark(tmp_path, board, sig):
+    """What the build guides' lamp tests say: Ctrl-C or kill blanks the lamps by itself (only a
+    killed daemon needs switchboard-blank). OE driven high then left to its pull-up; lamps on
+    pins left undriven inputs."""
+    env = project_env(SWITCHBOARD_SOCKET=str(tmp_path / "run" / "control.sock"))
+    proc = subprocess.Popen(python_cmd("daemon_lamps", "--sim", "--board", board, "--no-web",
+                                       "--data-dir", tmp_path / "var"),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or "lit" not in lines[-1]:
+            line = proc.stdout.readline()
+            assert line, "daemon ended early: " + "".join(lines) + proc.stderr.read()
+            if line.startswith("{"):
+                lines.append(json.loads(line))
+        assert lines[-1] == {"lit": ["fault", "line-201"]}
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    after = json.loads(out.strip().splitlines()[-1])["after"]
+    assert after["status"] == 0, err
+    assert after["lit"] == [] and after["enabled"] is (board == "desk")  # no OE: tied enabled
+    assert after["oe"] == ("input" if board == "tas100" else None)
+    assert set(after["lamp_pins"].values()) == {"input"}, after["lamp_pins"]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from firmware.config.board import Board
 
-from switchboard_tools.hardware.tables import CHAIN_ROLE_TEXT, CHAIN_ROLE_TEXT_595, HardwareError, chain_map, pin_table
+from switchboard_tools.hardware.tables import (CHAIN_ROLE_TEXT, CHAIN_ROLE_TEXT_595, HardwareError,
+                                              chain_map, chip_ref, pin_table)
 
 _KIND_COLOURS = {"key": "#dbe9f6", "switch": "#e4dcf2", "lamp": "#fff2c4", "chain": "#d9f0d9",
                  "ground": "#d0d0d0", "power": "#f6d5d5", "reserved": "#eeeeee", "free": "#ffffff"}
@@ -19,9 +20,8 @@ def _esc(text) -> str:
             .replace('"', "&quot;"))
 
 
-def wiring_dot(board: Board) -> str:
-    """A Graphviz picture: the header on the left, what each pin goes to on the right."""
-    rows = pin_table(board)
+def _head(board: Board, rows) -> list[str]:
+    """The graph's settings and the header's 40 pins (ports p1..p40)."""
     out = ["digraph wiring {",
            '  graph [rankdir=LR, fontname="Helvetica", fontsize=18, nodesep=0.12, ranksep=1.1,',
            f'         label="{_esc(board.title)}\\nwiring from {_esc(board.path.name)} '
@@ -36,12 +36,27 @@ def wiring_dot(board: Board) -> str:
     out.append('  header [label=<<table border="1" cellborder="1" cellspacing="0" cellpadding="3">'
                '<tr><td colspan="2" bgcolor="#444444"><font color="white"><b>Pi J8 header</b>'
                '</font></td></tr>' + "".join(cells) + "</table>>];")
+    return out
+
+
+def wiring_dot(board: Board) -> str:
+    """A Graphviz picture: the header on the left, what each pin goes to on the right.
+
+    A board with an interface board (the 74HC595s' OE on a pin: the TAS-100 style
+    build) is drawn as built: the 74LVC244 and the LM1117 logic supply between the Pi
+    and the ribbons, each chain board, and the 24 V distribution (``_built_dot``).
+    """
+    from switchboard_tools.hardware.erc import layout
+    if layout(board)["interface"]:
+        return _built_dot(board)
+    rows = pin_table(board)
+    out = _head(board, rows)
     by_kind = {}
     for r in rows:
         if r["kind"] in ("key", "switch", "lamp"):
             by_kind.setdefault(r["kind"], []).append(r)
-    titles = {"key": "Keys: push button from pin to GND (Pi pull-up)",
-              "switch": "Latching switches: pin to GND (Pi pull-up)",
+    titles = {"key": "Keys: pin -> 1k -> push button -> GND (Pi pull-up)",
+              "switch": "Latching switches: pin -> 1k -> switch -> GND (Pi pull-up)",
               "lamp": "Lamps: pin -> 680R -> LED -> GND (about 2 mA)"}
     for kind in ("key", "switch", "lamp"):
         if kind not in by_kind:
@@ -116,6 +131,360 @@ def _chain_node(board: Board, chain) -> str:
                      '(QA..QH to 1B..8B); lamps from +24 V to 1C..8C; COM to +24 V</td></tr>')
     return (f'  chain_{chain.name} [label=<<table border="1" cellborder="1" cellspacing="0" '
             f'cellpadding="3" bgcolor="#f3faf3">{"".join(cells)}</table>>];')
+
+
+# -- the TAS-100 style build: interface board, chain boards, 24 V ---------------------------
+#: The 74LVC244's eight channels in the order the signals take them: (A, pin, Y, pin).
+LVC244 = [("1A1", 2, "1Y1", 18), ("1A2", 4, "1Y2", 16), ("1A3", 6, "1Y3", 14),
+          ("1A4", 8, "1Y4", 12), ("2A1", 11, "2Y1", 9), ("2A2", 13, "2Y2", 7),
+          ("2A3", 15, "2Y3", 5), ("2A4", 17, "2Y4", 3)]
+#: The 10-way ribbon between boards (BLOCKS.md, "Between boards"): signals on the even
+#: pins, 3V3 logic on 9, GND on 1, 3, 5, 7 and 10.
+RIBBON_PINS = {("74HC165", "load"): 2, ("74HC165", "clock"): 4, ("74HC165", "data"): 6,
+               ("74HC595", "clock"): 2, ("74HC595", "latch"): 4, ("74HC595", "data"): 6,
+               ("74HC595", "oe"): 8}
+RIBBON_GND = (1, 3, 5, 7, 10)
+RIBBON_3V3 = 9
+_SIGNAL = {("74HC165", "load"): "SH/LD", ("74HC165", "clock"): "CLK",
+           ("74HC165", "data"): "data (QH)", ("74HC595", "data"): "SER",
+           ("74HC595", "clock"): "SRCLK", ("74HC595", "latch"): "RCLK",
+           ("74HC595", "loopback"): "loop-back (QH')", ("74HC595", "oe"): "OE"}
+_GREEN, _RED, _GREY, _BLUE = "#2f7d32", "#c62828", "#555555", "#1f5fa8"
+
+
+def _expand_ref(ref: str) -> list[str]:
+    """"U47-U73" -> ["U47", ..., "U73"]; "UM1" -> ["UM1"]; free text -> [text]."""
+    import re
+    m = re.fullmatch(r"([A-Z]+)(\d+)(?:-\1(\d+))?", ref.strip())
+    if not m:
+        return [ref]
+    first, last = int(m.group(2)), int(m.group(3) or m.group(2))
+    return [f"{m.group(1)}{n}" for n in range(first, last + 1)]
+
+
+class _Refs:
+    """The BOM's reference designators by ``covers`` tag (none if the board has no BOM)."""
+
+    def __init__(self, board: Board):
+        from firmware.errors import ConfigError
+
+        from switchboard_tools.hardware.bom import bom_path, read_bom
+        self.refs: dict[str, list[str]] = {}
+        try:
+            rows = read_bom(bom_path(board))
+        except ConfigError:
+            rows = []
+        for row in rows:
+            if row["covers"] and row["qty"]:
+                self.refs.setdefault(row["covers"], []).extend(_expand_ref(row["ref"]))
+
+    def __call__(self, tag: str, index: int = 0, default: str = "") -> str:
+        refs = self.refs.get(tag, [])
+        return refs[index] if index < len(refs) else default
+
+    def span(self, tag: str, default: str = "") -> str:
+        refs = self.refs.get(tag, [])
+        return (refs[0] if len(refs) == 1 else f"{refs[0]}-{refs[-1]}") if refs else default
+
+
+def _wrap(text: str, width: int = 56) -> str:
+    """Escaped, with a left-aligned line break every ``width`` characters or so."""
+    import textwrap
+    return '<br align="left"/>'.join(_esc(line) for line in textwrap.wrap(str(text), width)) + (
+        '<br align="left"/>' if len(str(text)) > width else "")
+
+
+def _table(port_rows, head: str, colour: str, fill: str = "#ffffff", cols: int = 1) -> str:
+    """An HTML-like table: a coloured heading, then rows of (port or None, [cells])."""
+    out = [f'<table border="1" cellborder="1" cellspacing="0" cellpadding="3" bgcolor="{fill}">',
+           f'<tr><td colspan="{cols}" bgcolor="{colour}"><font color="white"><b>{_esc(head)}</b>'
+           '</font></td></tr>']
+    for port, cells in port_rows:
+        tds = []
+        for i, cell in enumerate(cells):
+            span = f' colspan="{cols - len(cells) + 1}"' if i == len(cells) - 1 and len(cells) < cols else ""
+            at = f' port="{port}"' if port and i == len(cells) - 1 else ""
+            at += f' port="{port}_l"' if port and i == 0 and len(cells) > 1 else ""
+            tds.append(f'<td align="left"{span}{at}>{_wrap(cell)}</td>')
+        out.append("<tr>" + "".join(tds) + "</tr>")
+    return "".join(out) + "</table>"
+
+
+def _built_dot(board: Board) -> str:
+    """The board as built: Pi, interface board, ribbons, chain boards, 24 V, the field."""
+    from switchboard_tools.hardware.erc import FIELD_PINS, field_chips
+
+    rows = pin_table(board)
+    pin_of = {r["name"]: r["pin"] for r in rows if r["gpio"] is not None}
+    gnd_pins = [r["pin"] for r in rows if r["name"] == "GND"]
+    ref = _Refs(board)
+    out = _head(board, rows)
+    chains = list(board.chains.values())
+    key_chains = [c for c in chains if c.type == "74HC165"]
+    lamp_chains = [c for c in chains if c.type == "74HC595"]
+
+    # The signals through the 74LVC244: the Pi's outputs first, then the inputs.
+    signals = []     # (id, gpio, chain type, role, chain name, to the ribbon?)
+    for c in key_chains:
+        signals += [(f"{c.name}_{r}", c.pins[r], c.type, r, c.name, True) for r in ("load", "clock")]
+    for c in lamp_chains:
+        signals += [(f"{c.name}_{r}", c.pins[r], c.type, r, c.name, True)
+                    for r in ("clock", "latch", "data")]
+    if board.oe:
+        signals.append(("oe", board.oe, "74HC595", "oe", lamp_chains[0].name, True))
+    for c in key_chains:
+        signals.append((f"{c.name}_data", c.pins["data"], c.type, "data", c.name, False))
+    for c in lamp_chains:
+        if "loopback" in c.pins:
+            signals.append((f"{c.name}_loopback", c.pins["loopback"], c.type, "loopback",
+                            c.name, False))
+    if len(signals) > len(LVC244):
+        raise HardwareError(f"{board.path.name}: {len(signals)} signals for one 74LVC244's "
+                            f"{len(LVC244)} channels")
+    lvc = ref("buffer:74LVC244", 0, "74LVC244")
+    reg = ref("logic-3v3", 0, "LM1117")
+    cells = [('<table border="1" cellborder="1" cellspacing="0" cellpadding="3" bgcolor="#f3faf3">'
+              f'<tr><td colspan="5" bgcolor="{_GREEN}"><font color="white"><b>{_esc(lvc)} '
+              '74LVC244 buffer (DIP-20)</b></font></td></tr>'),
+             '<tr><td port="vcc" colspan="5" align="left">VCC (pin 20) from the Pi&#39;s 3V3 '
+             '(header pin 1), 100 nF; GND (pin 10);<br align="left"/>1OE, 2OE (pins 1, 19) to GND'
+             '<br align="left"/></td></tr>',
+             '<tr><td><b>Pi side</b></td><td><b>pull at the input</b></td>'
+             '<td><b>buffer, Pi side</b></td><td><b>ribbon side</b></td>'
+             '<td><b>to / from</b></td></tr>']
+    for (sid, gpio, ctype, role, cname, outward), (a, apin, y, ypin) in zip(signals, LVC244):
+        name = _SIGNAL[(ctype, role)]
+        if outward:
+            rib = RIBBON_PINS[(ctype, role)]
+            pull = ("10 kΩ to 3V3: dark" if role == "oe" else
+                    "" if role == "data" else "10 kΩ to GND")
+            cells.append(f'<tr><td port="pi_{sid}" align="left">{_esc(gpio)} {_esc(name)}</td>'
+                         f'<td align="left">{pull}</td><td>{a} ({apin})</td><td>{y} ({ypin})</td>'
+                         f'<td port="rb_{sid}" align="left">33 Ω, {_esc(cname)} ribbon pin {rib}'
+                         '</td></tr>')
+        else:
+            frm = (f"{cname} ribbon pin {RIBBON_PINS[(ctype, role)]}" if role == "data" else
+                   f"loop-back pair ({ref('conn-loopback', 1, 'terminal')})")
+            cells.append(f'<tr><td port="pi_{sid}" align="left">{_esc(gpio)} {_esc(name)}</td>'
+                         f'<td align="left">10 kΩ to 3V3</td><td>{y} ({ypin})</td>'
+                         f'<td>{a} ({apin})</td>'
+                         f'<td port="rb_{sid}" align="left">{_esc(frm)}</td></tr>')
+    lvc_label = "".join(cells) + "</table>"
+    reg_label = _table([("in", ["pin 3, in: 5 V from header pin 2 (a load on the Pi's 5 V), 10 µF"]),
+                        (None, ["pin 1: GND"]),
+                        ("out", ["pin 2, out: 3V3 logic, 10 µF: pin 9 of every ribbon, "
+                                 "nothing else"])],
+                       f"{reg} LM1117-3.3 logic supply (TO-220)", _RED, "#fdf3f3")
+    direct = []
+    direct_keys = [k for k in board.keys.values() if k.wire.pin]
+    direct_lamps = [lamp for lamp in board.lamps.values() if lamp.wire.pin]
+    for i, key in enumerate(direct_keys):     # the BOM's terminals: keys first, then lamps
+        term = ref("conn-interface-field", i, "a terminal")
+        how = f"{ref('key-series-1k', i, '')} 1 kΩ to {term}; the key to GND (Pi pull-up)"
+        direct.append((f"d_{key.name}", [key.name, how.strip()]))
+    for i, lamp in enumerate(direct_lamps):
+        term = ref("conn-interface-field", len(direct_keys) + i, "a terminal")
+        how = (f"{ref('lamp-led', i, '')} LED through {ref('lamp-resistor', i, '')} 680 Ω to GND "
+               f"(or a panel lamp's driver on {term})")
+        direct.append((f"d_{lamp.name}", [lamp.name, how.strip()]))
+    direct_label = _table(direct, "Keys and lamps on header pins (interface board)", "#6a4c93",
+                          "#f7f3fb", cols=2)
+    rtc = ref("rtc", 0, "RTC")
+    rtc_label = _table([("sda", ["SDA: GPIO2 (header pin 3)"]), ("scl", ["SCL: GPIO3 (header pin 5)"]),
+                        (None, ["VIN: 3V3 (header pin 1), GND; CR1220 cell"])],
+                       f"{rtc} DS3231 real-time clock (I2C1)", _BLUE, "#f2f6fc")
+    out.append('  subgraph cluster_interface { label="Interface board (I): the Pi\'s T-Cobbler, '
+               'buffer, logic supply, field terminals"; fontsize=14; style=rounded; '
+               'color="#888888";')
+    out.append(f"    lvc [label=<{lvc_label}>];")
+    out.append(f"    reg [label=<{reg_label}>];")
+    out.append(f"    direct [label=<{direct_label}>];")
+    out.append(f"    rtc [label=<{rtc_label}>];")
+    out.append("  }")
+    for sid, gpio, *_ in signals:
+        out.append(f'  header:p{pin_of[gpio]}:e -> lvc:pi_{sid}:w [color="{_GREEN}"];')
+    out.append(f'  header:p1:e -> lvc:vcc:w [label="3V3", color="{_RED}"];')
+    out.append(f'  header:p2:e -> reg:in:w [label="5 V", color="{_RED}", penwidth=2];')
+    for item in direct_keys + direct_lamps:
+        out.append(f'  header:p{pin_of[item.wire.pin]}:e -> direct:d_{item.name}_l:w;')
+    out.append(f'  header:p{pin_of.get("GPIO2", 3)}:e -> rtc:sda:w [color="{_BLUE}"];')
+    out.append(f'  header:p{pin_of.get("GPIO3", 5)}:e -> rtc:scl:w [color="{_BLUE}"];')
+
+    # Logic ground and the star point.
+    out.append('  lgnd [shape=box, style="filled", fillcolor="#d0d0d0", label="Logic ground\\n'
+               f'the Pi\'s GND pins ({", ".join(map(str, gnd_pins))}), the interface board,\\n'
+               'every ribbon\'s pins 1, 3, 5, 7, 10, the key commons\\n'
+               'meets the 24 V 0 V only at the star point"];')
+    out.append(f'  header:p{gnd_pins[0]}:e -> lgnd:w [color="{_GREY}"];')
+
+    # Ribbons and chain boards.
+    hc14 = 0
+    uln = 0
+    fields = {"74HC165": 0, "74HC595": 0}
+    letters = {"74HC165": "K", "74HC595": "L"}
+    numbers = {"74HC165": 0, "74HC595": 0}
+    boards_24v = []
+    board_nodes = []
+    links = 0
+    cmap = chain_map(board)
+    for chain in chains:
+        is_in = chain.type == "74HC165"
+        crow = [r for r in cmap if r["chain"] == chain.name]
+        rib_rows = []
+        for pin in range(1, 11):
+            role = next((r for (t, r), n in RIBBON_PINS.items()
+                         if t == chain.type and n == pin and (r != "oe" or board.oe)), None)
+            text = ("GND" if pin in RIBBON_GND else "3V3 logic (from the LM1117)"
+                    if pin == RIBBON_3V3 else _SIGNAL[(chain.type, role)] if role else
+                    "not connected")
+            rib_rows.append((f"p{pin}", [str(pin), text]))
+        head = (f'{chain.type} chain "{chain.name}": {chain.chips} chips, {chain.bits} bits; '
+                "ribbon, 10-way, 1 m")
+        out.append(f"  ribbon_{chain.name} [label=<{_table(rib_rows, head, _GREEN, cols=2)}>];")
+        for sid, _, ctype, role, cname, _ in signals:
+            if cname == chain.name and role != "loopback":
+                pin = RIBBON_PINS[(ctype, role)]
+                out.append(f'  lvc:rb_{sid}:e -> ribbon_{chain.name}:p{pin}_l:w '
+                           f'[color="{_GREEN}"];')
+        out.append(f'  reg:out:e -> ribbon_{chain.name}:p{RIBBON_3V3}_l:w [label="3V3 logic", '
+                   f'color="{_RED}"];')
+        per_board = field_chips(chain)
+        chain_no = chains.index(chain)
+        first_chip = 0
+        prev = f"ribbon_{chain.name}"
+        for b, n in enumerate(per_board):
+            numbers[chain.type] += 1
+            name = f"{letters[chain.type]}{numbers[chain.type]}"
+            node = f"board_{name}"
+            hc = ref("buffer:74HC14", hc14, "74HC14")
+            hc14 += 1
+            chips = list(range(first_chip, first_chip + n))
+            last_board = b == len(per_board) - 1
+            rows_ = []
+            if is_in:
+                rows_.append(("in", [f"in header: SH/LD, CLK through the 74HC14 {hc} (10 kΩ "
+                                     "pull-downs); 3V3 logic, 100 µF; data out: QH of "
+                                     f"{chip_ref(board, chain, chips[0])} through two inverters "
+                                     "and 33 Ω on pin 6"]))
+            else:
+                rows_.append(("in", [f"in header: SRCLK, RCLK through the 74HC14 {hc} (10 kΩ "
+                                     "pull-downs); SER (pin 6, 10 kΩ pull-up) to "
+                                     f"{chip_ref(board, chain, chips[0])}; OE (pin 8, 10 kΩ "
+                                     "pull-up) to pin 13 of every 74HC595; 3V3 logic, 100 µF"]))
+            cols = 5 if not is_in else 4
+            table = [f'<table border="1" cellborder="1" cellspacing="0" cellpadding="3" '
+                     f'bgcolor="#f3faf3"><tr><td colspan="{cols}" bgcolor="{_GREEN}">'
+                     f'<font color="white"><b>{name}: {"key" if is_in else "lamp"} board, '
+                     f'{n} x {chain.type}</b></font></td></tr>']
+            for port, (text,) in rows_:
+                table.append(f'<tr><td port="{port}" colspan="{cols}" align="left">'
+                             f'{_wrap(text, 70)}</td></tr>')
+            table.append("<tr><td><b>chip</b></td>" + ("" if is_in else "<td><b>ULN2803</b></td>")
+                         + "<td><b>bits</b></td><td><b>field</b></td><td><b>wired to</b></td></tr>")
+            for chip in chips:
+                bits = [r for r in crow if r["chip"] == chip]
+                used = [r["what"] for r in bits if r["what"]]
+                text = (f"{used[0]} .. {used[-1]} ({len(used)})" if len(used) > 1 else
+                        used[0] if used else "unused")
+                field = ref(f"conn-{'key' if is_in else 'lamp'}-field", fields[chain.type], "")
+                fields[chain.type] += 1
+                cells_ = [bits[0]["ref"]]
+                if not is_in:
+                    cells_.append(ref("uln2803", uln, "ULN2803"))
+                    uln += 1
+                cells_ += [f"{bits[0]['bit']}-{bits[-1]['bit']}", field, text]
+                table.append("<tr>" + "".join(f'<td align="left">{_esc(c)}</td>' for c in cells_)
+                             + "</tr>")
+            if is_in and last_board and chain.marker_bits:
+                table.append(f'<tr><td align="left">{_esc(ref("chip:74HC165", chain.chips, "marker"))}'
+                             f'</td><td align="left">marker</td><td colspan="2" align="left">'
+                             f"inputs strapped to 0x{chain.marker:02X}, SER to GND</td></tr>")
+            if not is_in:
+                i = len(boards_24v)
+                v24 = (f"24 V in: screw terminal {ref('conn-24v', i, '')}, T2A fuse "
+                       f"{ref('fuse-driver', i, '')}, 220 µF; +24 V to every ULN2803's COM (pin 10) "
+                       "and the field headers' pins 9-10; ULN2803 GND (pin 9) to the 24 V 0 V "
+                       "only; a 4.7 kΩ keep-alive across each output")
+                table.append(f'<tr><td port="v24" colspan="{cols}" align="left">{_wrap(v24, 70)}'
+                             '</td></tr>')
+                boards_24v.append(node)
+            if last_board:
+                if is_in:
+                    tail = (f"out header: not used; SER (pin 10) of "
+                            f"{chip_ref(board, chain, chips[-1])} from the marker chip")
+                elif "loopback" in chain.pins:
+                    tail = (f"QH' of {chip_ref(board, chain, chips[-1])} through two inverters and "
+                            f"33 Ω to {ref('conn-loopback', 0, 'a terminal')}: the loop-back pair "
+                            f"{ref('loopback-pair', 0, '')} (24 AWG, twisted with GND) to "
+                            f"{ref('conn-loopback', 1, 'the interface board')} and the 74LVC244")
+                else:
+                    tail = "out header: not used"
+            else:
+                tail = (f"out header: to {letters[chain.type]}{numbers[chain.type] + 1}; "
+                        + (f"data in (pin 6, 10 kΩ pull-up) to SER of "
+                           f"{chip_ref(board, chain, chips[-1])}" if is_in else
+                           f"QH' of {chip_ref(board, chain, chips[-1])} through two inverters "
+                           "and 33 Ω on pin 6"))
+            table.append(f'<tr><td port="out" colspan="{cols}" align="left">{_wrap(tail, 70)}</td></tr>')
+            table.append("</table>")
+            out.append(f"  {node} [label=<{''.join(table)}>];")
+            board_nodes.append(node)
+            if b == 0:
+                link = f"{ref('chain-cable', chain_no, 'ribbon')} 1 m"
+            else:
+                link = f"{ref('link-cable', links, 'ribbon')} 20 cm"
+                links += 1
+            src = f"{prev}:p{RIBBON_3V3}" if b == 0 else f"{prev}:out"
+            out.append(f'  {src}:e -> {node}:in:w [label="{link}", color="{_GREEN}", penwidth=2];')
+            out.append(f'  {node}:in:e -> field_{"keys" if is_in else "lamps"}:w '
+                       f'[color="{_GREY}", style=dashed];')
+            if not is_in and last_board and "loopback" in chain.pins:
+                out.append(f'  {node}:out:w -> lvc:rb_{chain.name}_loopback:e [constraint=false, '
+                           f'color="{_GREEN}", style=bold];')
+            prev = node
+            first_chip += n
+
+    # All chain boards in one column, in chain order (K1 above L1).
+    out.append("  { rank=same; " + "; ".join(board_nodes) + "; }")
+
+    # The field: the cabinet's keys and lamps.
+    out.append(f'  field_keys [shape=box, style="rounded,filled", fillcolor="#dbe9f6", '
+               f'label="Cabinet keys\\n25-pair 24 AWG cables {ref.span("cable-key-field")}, '
+               f'KK 254 housings on the key field headers\\npins 1-8: a make contact per key; '
+               f'pins 9-10: the strip\'s common (GND)\\n{FIELD_PINS}-way header per 74HC165"];')
+    out.append(f'  field_lamps [shape=box, style="rounded,filled", fillcolor="#fff2c4", '
+               f'label="Cabinet lamps (24 V bulbs)\\na 25-pair 24 AWG cable per lamp board '
+               f'{ref.span("cable-lamp-field")}\\npins 1-8: each lamp to its ULN2803 output; '
+               f'pins 9-10: +24 V after the board\'s T2A\\nto the strip\'s bussed lamp commons"];')
+
+    # 24 V: inlet, supply, main fuse, the distribution terminal, the star point.
+    if boards_24v:
+        out.append(f'  supply24 [shape=box, style="filled", fillcolor="#f6d5d5", label="'
+                   f'{_esc(ref("mains-inlet", 0, "inlet"))} IEC inlet, switch, '
+                   f'{_esc(ref("mains-fuse", 0, ""))} T6.3A\\n'
+                   f'{_esc(ref("lamp-psu-24v", 0, "supply"))} 24 V lamp supply\\n'
+                   'frame to mains earth"];')
+        out.append(f'  fuse24 [shape=box, style="filled", fillcolor="#f6d5d5", label="'
+                   f'{_esc(ref("fuse-main", 0, "main fuse"))} ATO 20 A main fuse\\n'
+                   f'12 AWG {_esc(ref("wire-24v-main", 0, ""))}"];')
+        dist = ref.span("dist-24v", "distribution terminal")
+        dist_rows = [("plus", [ref("dist-24v", 0, "+") + ": +24 V, fed through the main fuse"]),
+                     ("zero", [ref("dist-24v", 1, "0 V") + ": 0 V"]),
+                     ("star", ["the star point: 18 AWG " + ref("wire-star-ground", 0, "")
+                               + " from the 0 V to logic ground, the only link"])]
+        dist_label = _table(dist_rows, f"{dist} 24 V distribution terminal", _RED, "#fdf3f3")
+        out.append(f"  dist24 [label=<{dist_label}>];")
+        out.append(f'  supply24:e -> fuse24:w [label="+24 V", color="{_RED}", penwidth=3];')
+        out.append(f'  fuse24:e -> dist24:plus:w [color="{_RED}", penwidth=3];')
+        out.append('  supply24:e -> dist24:zero:w [label="0 V, 12 AWG", color="#222222", '
+                   'penwidth=3];')
+        for node in boards_24v:
+            out.append(f'  dist24:plus:e -> {node}:v24:w [label="20 AWG pair", color="{_RED}", '
+                       'penwidth=2];')
+        out.append(f'  dist24:star:e -> lgnd:e [label="star ground {ref("wire-star-ground", 0, "")}", '
+                   'color="#222222", penwidth=2, constraint=false];')
+    out.append("}")
+    return "\n".join(out) + "\n"
 
 
 def render_dot(source: str, target: Path) -> Path:

@@ -141,8 +141,56 @@ def layout_needs(board: Board) -> dict[str, int]:
             "mains-inlet": 1,
             "mains-fuse": 1,
             "wire-mains": 1,
+            # The distribution terminal: a + block and a 0 V block; one wire from the
+            # 0 V block to logic ground, the star point.
+            "dist-24v": 2,
+            "wire-star-ground": 1,
         })
+    if lay["interface"]:
+        needs.update(field_needs(board))
     return {k: v for k, v in needs.items() if v}
+
+
+#: Pins of a field connector: a chip's 8 keys or lamps, and 2 for their commons
+#: (GND for keys, the lamp board's fused +24 V for lamps).
+FIELD_PINS = 10
+#: Conductors of one field cable (25-pair telephone cable).
+FIELD_CABLE_CONDUCTORS = 50
+
+
+def field_chips(chain) -> list[int]:
+    """Chips with field wiring (the marker chip has none) on each board of a chain."""
+    per = chain.chips_per_board or (chain.chips + (1 if chain.marker_bits else 0))
+    out, left = [], chain.chips
+    for _ in range(chain.boards):
+        out.append(min(per, left))
+        left -= out[-1]
+    return out
+
+
+def field_needs(board: Board) -> dict[str, int]:
+    """The wiring out to a real cabinet's keys and lamps (the TAS-100 style build).
+
+    A 10-way connector per chip (8 keys or lamps and their commons), a 25-pair cable per
+    50 of those conductors on each board, a 2-pole terminal per key or lamp on a header pin
+    (each with its GND), and the lamp chain's loop-back pair with a terminal at each end.
+    """
+    needs = {}
+    for kind, tag in (("74HC165", "key"), ("74HC595", "lamp")):
+        chains = [c for c in board.chains.values() if c.type == kind]
+        per_board = [n for c in chains for n in field_chips(c)]
+        needs[f"conn-{tag}-field"] = sum(per_board)
+        needs[f"cable-{tag}-field"] = sum(-(-FIELD_PINS * n // FIELD_CABLE_CONDUCTORS)
+                                          for n in per_board)
+    connectors = needs["conn-key-field"] + needs["conn-lamp-field"]
+    needs["conn-field-housing"] = connectors
+    needs["conn-field-crimp"] = FIELD_PINS * connectors
+    needs["conn-interface-field"] = (sum(1 for k in board.keys.values() if k.wire.pin)
+                                     + sum(1 for lamp in board.lamps.values() if lamp.wire.pin))
+    loops = sum(1 for c in board.chains.values() if "loopback" in c.pins)
+    needs["loopback-pair"] = loops
+    needs["conn-loopback"] = 2 * loops
+    return needs
 
 
 # -- the BOM's values -------------------------------------------------------------
@@ -455,6 +503,22 @@ def _check_24v(board, parts, lay, add):
         add("fuses", f"{what} {ref} {amps:g} A protects {awg} AWG ({parts.ref(wire_tag)})",
             f"{amps:g} A", f"≤ {wire_a:g} A", amps <= wire_a, f"the {what} is",
             f"{amps:g} A", f"{wire_a:g} A (what {awg} AWG may carry in the cabinet)")
+    if parts.has("cable-lamp-field"):
+        # A lamp wire shorted to 0 V or to +24 V carries what the board's fuse lets through.
+        amps = parts.get("fuse-driver", "amps")
+        awg = int(parts.get("cable-lamp-field", "awg", why="the lamp field cable's gauge"))
+        wire_a = AWG_AMPS.get(awg, 0)
+        add("fuses", f"driver-board fuse {parts.ref('fuse-driver')} {amps:g} A protects the lamp "
+            f"field cable, {awg} AWG ({parts.ref('cable-lamp-field')})", f"{amps:g} A",
+            f"≤ {wire_a:g} A", amps <= wire_a, "the driver-board fuse is", f"{amps:g} A",
+            f"{wire_a:g} A (what {awg} AWG may carry in the cabinet)")
+    if parts.has("dist-24v"):
+        ref = parts.ref("dist-24v")
+        feed = parts.get("dist-24v", "amps", why="the distribution terminal's feed rating")
+        main = parts.get("fuse-main", "amps")
+        add("fuses", f"distribution terminal {ref}: feed {feed:g} A behind the main fuse "
+            f"{parts.ref('fuse-main')}", f"{main:g} A", f"≤ {feed:g} A", main <= feed,
+            "the main fuse is", f"{main:g} A", f"{feed:g} A (the terminal's feed rating)")
     main = parts.get("fuse-main", "amps")
     add("fuses", f"main fuse {parts.ref('fuse-main')} against the supply {psu}",
         f"{main:g} A", f"≤ {psu_a * 1.5:g} A", main <= psu_a * 1.5, "the main fuse is",

@@ -13,6 +13,8 @@ import schemdraw
 import schemdraw.elements as elm
 import schemdraw.flow as flow
 
+from firmware.panel.gpio import OE_HZ
+
 FONT = 12
 
 
@@ -220,7 +222,7 @@ def chain_595(d):
     d += elm.Resistor().at(ser).up(1.2).label("10k", loc="bottom")
     d += elm.Vdd().label("3V3")
     for name, y, gpio in (("SRCLK", 6.0, "GPIO21 clock (pin 40)"), ("RCLK", 7.0, "GPIO8 latch (pin 24)"),
-                          ("OE", 8.0, "GPIO12 OE (pin 32)\nhardware PWM")):
+                          ("OE", 8.0, f"GPIO12 OE (pin 32)\nPWM (lgpio, {OE_HZ} Hz)")):
         off = {"SRCLK": 0.6, "RCLK": 0.9, "OE": 1.2}[name]
         for u in (u1, u2):
             d += elm.Line().at(getattr(u, name)).left(off)
@@ -359,7 +361,8 @@ def loop_detect(d):
 def headsets(d):
     """One USB audio adapter per position, each its own ALSA card, named by its USB port."""
     d.config(fontsize=13)
-    pi = flow.Box(w=3.4, h=4).label("Raspberry Pi\nUSB ports\n\nudev names the\ncards by port:\npos1, pos2").at((0, 0))
+    pi = flow.Box(w=3.4, h=4).label("Raspberry Pi\nUSB ports\n\nudev names the\ncards by port:\n"
+                                    "headset1, headset2").at((0, 0))
     d += pi
     for i, y in enumerate((1.2, -1.2), start=1):
         d += elm.Line().at((3.4, y)).right(1.8).label(f"USB port {i}", loc="top")

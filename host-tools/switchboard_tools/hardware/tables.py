@@ -55,9 +55,12 @@ def _users(board: Board) -> dict[str, dict]:
     for lamp in board.lamps.values():
         w = lamp.wire
         if w.pin:
+            # A lamp on a header pin is an LED with its own resistor (the BOM's lamp-led and
+            # lamp-resistor; the 24 V bulbs are all on the 74HC595 chain).
             users[w.pin] = dict(kind="lamp", what=lamp.name, label=_lamp_label(board, lamp),
-                                wiring="lamp driver input" + (", active low" if w.active_low
-                                                              else ", active high"),
+                                wiring=("LED from 3V3 through 680 Ω to the pin, active low"
+                                        if w.active_low else
+                                        "LED through 680 Ω to GND, active high"),
                                 keypath=lamp.keypath)
     for chain in board.chains.values():
         texts = dict(CHAIN_ROLE_TEXT)
@@ -69,7 +72,8 @@ def _users(board: Board) -> dict[str, dict]:
                               wiring=texts[role], keypath=f"chains.{chain.name}.{role}")
     if board.oe:
         users[board.oe] = dict(kind="chain", what="lamps.oe",
-                               label="74HC595 output enable (hardware PWM: brightness, soft start)",
+                               label="74HC595 output enable (PWM from the daemon, lgpio: "
+                               "brightness, soft start)",
                                wiring="OE (pin 13) of every 74HC595, active low; 10k pull-up "
                                "keeps the lamps dark", keypath="lamps.oe")
     return users
@@ -100,6 +104,8 @@ def pin_table(board: Board) -> list[dict]:
     # A board with a lamp chain's OE has an interface board with its own logic supply.
     from switchboard_tools.hardware.erc import layout
     logic_supply = layout(board)["interface"]
+    # 24 V bulbs on a 74HC595 chain: their 0 V joins logic ground at one star point only.
+    star_ground = any(c.type == "74HC595" for c in board.chains.values())
     rows = []
     for number, info in sorted(_header().pins.items()):
         row = dict(pin=number, name=info.name, gpio=None, kind="", what="", label="", wiring="")
@@ -118,8 +124,13 @@ def pin_table(board: Board) -> list[dict]:
                            "for a TTL slip printer (hardware/BLOCKS.md)")
             else:
                 row.update(kind="free", wiring="free")
+        elif info.name == "GND" and star_ground:
+            joins = (["interface board"] * logic_supply + ["ribbon grounds", "key commons"]
+                     + ["LED returns"] * any(lamp.wire.pin for lamp in board.lamps.values()))
+            row.update(kind="ground", wiring=f"logic ground: {', '.join(joins)}; meets the 24 V "
+                       "0 V only at the star point")
         elif info.name == "GND":
-            row.update(kind="ground", wiring="ground: key commons, lamp returns, chain GND")
+            row.update(kind="ground", wiring="ground: key commons, LED returns, chain GND")
         elif info.name == "3V3" and logic_supply:
             row.update(kind="power", wiring="3.3 V: the 74LVC244, the RTC and their pulls (the chains "
                        "have their own LM1117-3.3)")
