@@ -26,6 +26,7 @@ import pytest
 from conftest import ROOT, project_env, python_cmd
 from board_support import wait_for
 from firmware.runtime import systemd
+from firmware.runtime.adapter import Adapter
 
 INSTALL = ROOT / "scripts" / "install-pi.sh"
 CHECK = ROOT / "scripts" / "check-install.sh"
@@ -291,6 +292,94 @@ def test_fail__a_stuck_event_loop_stops_the_pets_while_its_threads_run_on(tmp_pa
         ns.close()
 
 
+class Quick(Adapter):
+    """An adapter that is ready once ``start`` returns: the protocol's defaults."""
+
+    name = "quick"
+
+    def commands(self):
+        return []
+
+    def start(self, context):
+        pass
+
+    def handle(self, command):
+        pass
+
+    def status(self):
+        return {}
+
+    def stop(self):
+        pass
+
+
+class SlowStart(Quick):
+    """An adapter that starts in the background, as the telephony does (without its processes)."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.state = "stopped"
+        self.done = threading.Event()
+
+    def start(self, context):
+        self.state = "starting"
+        threading.Timer(self.seconds, self._started).start()
+
+    def _started(self):
+        self.state = "running"
+        self.done.set()
+
+    def phase(self):
+        return self.state
+
+    def wait_ready(self, timeout):
+        self.done.wait(timeout)
+        return self.state == "running"
+
+
+def test_ok__ready_waits_for_an_adapter_still_starting(tmp_path):
+    """READY=1 waits for each adapter whose phase is "starting" (by its wait_ready), and the
+    status line names the adapters that report a phase; those with the defaults are ready
+    at once and not named."""
+    from firmware.config.board import find_board, load_board
+    from firmware.app import choose_panel
+    from firmware.runtime.daemon import Daemon
+
+    ns = NotifySocket(tmp_path / "notify")
+    board = load_board(find_board("desk"))
+    panel, sim, _ = choose_panel(board, True, None)
+    daemon = Daemon(board, panel, sim=sim)
+    daemon.add_adapter(Quick())
+    daemon.add_adapter(SlowStart(1.0))
+    service = systemd.ServiceNotifier(systemd.Notifier(ns.name), daemon)
+    loop = asyncio.new_event_loop()
+    started = []
+
+    async def ready():
+        started.append(time.monotonic())
+        service.start()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(daemon.run(ready)), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: ns.pump() or ns.first("READY=1"), 10, "READY=1")
+        t_ready, fields = ns.first("READY=1")
+        assert t_ready - started[0] >= 0.9                 # not before the slow one ran
+        assert ns.statuses()[0] == "starting: waiting for the slow"
+        assert "waiting for the quick" not in " ".join(ns.statuses())
+        status = next(f for f in fields if f.startswith("STATUS="))
+        assert status.startswith("STATUS=ready: board desk (simulated), slow running, faults: "), status
+    finally:
+        loop.call_soon_threadsafe(lambda: (service.stopping(), daemon.stop()))
+        thread.join(10)
+        loop.close()
+        panel.close()
+        ns.close()
+
+
+@pytest.mark.telephony
 def test_ok__ready_only_after_the_telephony_is_up(tmp_path):
     from telephony_support import have_tools
     have_tools()
@@ -442,6 +531,7 @@ def test_ok__installer_leaves_users_groups_files_owners_and_modes_right(installe
     assert "SWITCHBOARD_PRINTER=/dev/switchboard-printer" in conf
 
 
+@pytest.mark.telephony
 def test_ok__the_installed_copy_runs_as_a_notify_service(installed, tmp_path):
     """The copy under /opt, started with the installed conf's environment and a notify
     socket, says READY=1 (telephony up), pets the watchdog and says STOPPING=1.
