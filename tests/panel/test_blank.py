@@ -5,6 +5,7 @@ with no reservation (the kernel frees the lines). That is the state set up
 here on the simulated board's pins, before the helper runs on the same pins.
 """
 
+import os
 import subprocess
 
 from firmware.config.board import find_board, load_board
@@ -80,3 +81,20 @@ def test_fail__a_bad_board_or_no_gpio_is_one_line_and_status_2(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [r.stderr.strip()]
     assert r.stderr.startswith("switchboard-blank: no GPIO to blank the lamps with"), r.stderr
+
+
+def test_ok__verbose_and_the_journal_format_as_the_daemon_has_them(tmp_path):
+    r = run_blank("-v", "--board", "tas100", GPIOZERO_PIN_FACTORY="mock")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("switchboard-blank: DEBUG switchboard.blank: board tas100 from "), lines
+    assert lines[-1].startswith("switchboard-blank: INFO switchboard.blank: lamps dark: "), lines
+    # Run by the unit (ExecStopPost=), stderr is the journal: priorities, no program name.
+    with open(tmp_path / "journal", "w") as journal:
+        st = os.fstat(journal.fileno())
+        p = subprocess.run(python_cmd("firmware.panel.blank", "--board", "tas100"), stderr=journal,
+                           timeout=60, env=project_env(GPIOZERO_PIN_FACTORY="mock",
+                                                       JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}"))
+    assert p.returncode == 0
+    assert (tmp_path / "journal").read_text() == ("<6>lamps dark: 74HC595 /OE on GPIO12, "
+                                                  "lamp fault on GPIO26\n")
