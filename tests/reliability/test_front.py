@@ -19,7 +19,7 @@ from firmware.config.board import load_board
 from firmware.config.site import load_site
 from firmware.telephony.front import Front, free_port, kamailio_config
 
-from sip_raw import SipParty, parse, request, sdp
+from sip_party import SipParty, parse, request, sdp
 from telephony_support import SIPP_DIR, have_tools, wait_for
 
 pytestmark = pytest.mark.telephony

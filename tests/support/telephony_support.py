@@ -26,7 +26,7 @@ from firmware.telephony.front import free_port
 from conftest import ROOT
 from board_support import wait_for  # noqa: F401 (tests import it from here too)
 from peers import PeerProc  # noqa: F401 (tests import it from here too)
-from raw_sip import Reply, SipSocket
+from sip_socket import Reply, SipSocket
 
 SIPP_DIR = ROOT / "tests" / "support" / "sipp"
 

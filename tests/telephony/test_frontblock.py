@@ -14,7 +14,7 @@ from firmware.telephony.front import Front, free_port
 from firmware.telephony.frontblock import FrontBlocks, FrontRpc, RpcError, front_rules, rule_regex
 from firmware.timeclock.blocklist import digits, pattern_digits
 
-from sip_raw import SipParty, request, sdp
+from sip_party import SipParty, request, sdp
 from telephony_support import SIPP_DIR, have_tools, wait_for
 
 pytestmark = pytest.mark.telephony
