@@ -1,15 +1,8 @@
 """An SMTP server's mailbox for tests (an aiosmtpd handler), and a free loopback port."""
 
 import email
-import socket
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from firmware.telephony.front import free_port  # noqa: F401 (tests import it from here too)
 
 
 class Inbox:
