@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import re
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "host-tools"))
+sys.path.append(str(ROOT / "tests" / "support"))
 
 import timeclock as gen  # noqa: E402  (benchmarks/timeclock.py: the slips' generator)
 from firmware.timeclock.adapter import TimeClockAdapter, read_call_records  # noqa: E402
@@ -56,8 +56,8 @@ from firmware.records.calls import JsonLinesRecords  # noqa: E402
 from firmware.records.journal import decode_line, encode_line  # noqa: E402
 from firmware.timeclock.callindex import CallIndex  # noqa: E402
 from switchboard_tools.diag import Client  # noqa: E402
+from view_support import view_url  # noqa: E402
 
-URL_RE = re.compile(r"(http://127\.0\.0\.1:\d+/\S*)")
 CUSTOMER = {"kind": "shop", "answer": "{name}, this is {operator}", "instructions": [],
             "collect": ["name", "number"], "pronounce": "", "emergency": [], "on_call": [],
             "alternate": [], "holidays": [], "delivery": {"method": "hold", "to": None},
@@ -252,14 +252,7 @@ def on_screen(base: Path, stamps: int):
                              "desk", "--web-port", "0", "--socket", str(sock), "--data-dir",
                              str(data)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
-        url = None
-        for _ in range(400):
-            log.seek(0)
-            m = URL_RE.search(log.read())
-            if m:
-                url = m.group(1)
-                break
-            time.sleep(0.05)
+        url = view_url(log, proc)
         assert url, "the daemon did not start"
         lat, rtt = [], []
         with sync_playwright() as pw:

@@ -9,7 +9,6 @@ Chromium (Playwright).
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -20,9 +19,11 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.append(str(ROOT / "tests" / "support"))
+from view_support import view_url  # noqa: E402
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-URL_RE = re.compile(r"(http://127\.0\.0\.1:\d+/\S*)")
 
 SCENES = {
     # board: (viewport, [(action, args)]): a line ringing, one held, one in use.
@@ -69,16 +70,7 @@ def shoot(board: str, out: Path):
                  "--data-dir", str(Path(tmp) / "data")],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
             try:
-                url = None
-                for _ in range(400):
-                    log.seek(0)
-                    m = URL_RE.search(log.read())
-                    if m:
-                        url = m.group(1)
-                        break
-                    if proc.poll() is not None:
-                        break
-                    time.sleep(0.05)
+                url = view_url(log, proc)
                 if url is None:
                     log.seek(0)
                     sys.exit(f"the daemon did not start:\n{log.read()}")

@@ -6,7 +6,7 @@ crash, the OOM killer) cannot: the pin stays an output at its last level, so
 the latched lamp pattern may stay lit with nobody answering. systemd runs
 this after the daemon's process has ended, however it ended:
 
-    switchboard-blank [--board NAME|FILE] [--pin-factory NAME]
+    switchboard-blank [--board NAME|FILE] [--pin-factory NAME] [-v]
 
 It drives /OE (the board file's `[lamps] oe`) high, then leaves it an input,
 which the board's 10k pull-up holds high: dark whatever happens next. Lamps
@@ -25,6 +25,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from firmware import logs
 from firmware.config.board import Board, find_board, load_board
 from firmware.errors import ConfigError
 
@@ -78,13 +79,16 @@ def main(argv=None) -> int:
                     help="board file, or a shipped board's name (default $SWITCHBOARD_BOARD, desk)")
     ap.add_argument("--pin-factory", default=None,
                     help="gpiozero pin factory (default: GPIOZERO_PIN_FACTORY or gpiozero's choice)")
+    logs.add_verbose(ap)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="switchboard-blank: %(message)s")
+    # The daemon's format: in the journal after it (ExecStopPost=), priorities and no stamps.
+    logs.setup("switchboard-blank", args.verbose)
     try:
         board = load_board(find_board(args.board))
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
+    log.debug("board %s from %s", board.name, board.path)
     if not lamp_pins(board):
         log.info("board %s drives no lamp from a pin: nothing to blank", board.name)
         return 0
@@ -93,6 +97,7 @@ def main(argv=None) -> int:
     except Exception as exc:  # gpiozero raises BadPinFactory, ImportError, ...
         log.error("no GPIO to blank the lamps with (%s: %s)", type(exc).__name__, exc)
         return 2
+    log.debug("pin factory %s", type(factory).__name__)
     try:
         done = blank(board, factory)
     except Exception as exc:  # a pin in use or refused: say which, never a traceback

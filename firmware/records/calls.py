@@ -24,6 +24,7 @@ from pathlib import Path
 
 from firmware.records.files import atomic_write
 from firmware.records.journal import encode_line, scan
+from firmware.runtime.adapter import Adapter
 
 log = logging.getLogger("switchboard.records")
 
@@ -31,7 +32,7 @@ log = logging.getLogger("switchboard.records")
 OUTCOMES = ("answered", "abandoned", "overflowed", "transferred", "no-answer", "failed")
 
 
-class JsonLinesRecords:
+class JsonLinesRecords(Adapter):
     """The call records' file: one checksummed line a call, with the journal's guarantees.
 
     Each record is one line as the time clock's journal writes them

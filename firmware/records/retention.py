@@ -20,6 +20,7 @@ from pathlib import Path
 
 from firmware.records.recordset import call_from
 from firmware.records.files import atomic_write_json
+from firmware.runtime.adapter import Adapter
 
 COUNTS_FILE = "call-counts.json"
 log = logging.getLogger("switchboard.retention")
@@ -95,7 +96,7 @@ def monthly_summaries(docs, billable=("answered", "transferred"), tz=timezone.ut
     return list(acc.values())
 
 
-class CallRetentionAdapter:
+class CallRetentionAdapter(Adapter):
     """Runs ``purge`` on the telephony's call records at start-up and every
     ``every_s`` (in a worker thread: it rewrites a file)."""
 

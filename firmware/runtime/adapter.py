@@ -11,6 +11,10 @@ to the daemon, which
 - puts its ``status()`` in the board's status under its ``name``;
 - calls ``stop()`` when the daemon stops (in reverse order of starting).
 
+Under systemd, ``READY=1`` waits for every adapter whose ``phase()`` is
+``"starting"`` (``wait_ready``). An adapter subclasses ``Adapter`` to take the
+defaults: ready once ``start`` returns, with no phase to report.
+
 An adapter touches the daemon only through its ``Context``.
 """
 
@@ -76,3 +80,14 @@ class Adapter(Protocol):
 
     def stop(self) -> None:
         """Stop work and release what it holds; called once."""
+
+    def phase(self) -> str | None:
+        """Where it is in its life, for systemd's status line: ``"starting"`` while it
+        starts in the background, then e.g. ``"running"`` or ``"failed"``. None (the
+        default): nothing to say, it runs once ``start`` returns."""
+        return None
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a start in the background to end; True
+        if it is running. The default has nothing to wait for."""
+        return True

@@ -10,7 +10,7 @@ the abstract namespace), so no library is needed, and does nothing at all
 when the variables are absent (a terminal, the tests).
 
 ``ServiceNotifier.run`` is a task on the daemon's own asyncio loop: it waits
-for every adapter that has a ``wait_ready`` (the telephony starts in a
+for every adapter still starting (``Adapter.phase``; the telephony starts in a
 thread) and only then sends ``READY=1``; it pets the watchdog from the loop,
 so a loop that is stuck stops the pets and systemd restarts the daemon.
 ``STOPPING=1`` goes out when the daemon is asked to stop, and ``STATUS=``
@@ -142,13 +142,13 @@ class Notifier:
 
 
 def describe_daemon(daemon) -> str:
-    """One status line: the board, each adapter that has a state, and the faults."""
-    kind = "simulated" if getattr(daemon, "sim", None) is not None else "GPIO"
+    """One status line: the board, each adapter that has a phase to report, and the faults."""
+    kind = "simulated" if daemon.sim is not None else "GPIO"
     parts = [f"board {daemon.board.name} ({kind})"]
     for adapter in daemon.adapters:
-        state = getattr(adapter, "state", None)
-        if isinstance(state, str):
-            parts.append(f"{adapter.name} {state}")
+        phase = adapter.phase()
+        if phase is not None:
+            parts.append(f"{adapter.name} {phase}")
     faults = daemon.state.faults
     parts.append("faults: " + ("; ".join(f"{k}: {v}" for k, v in sorted(faults.items()))
                                if faults else "none"))
@@ -209,13 +209,12 @@ class ServiceNotifier:
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + MAX_START_S
         for adapter in list(self.daemon.adapters):
-            wait = getattr(adapter, "wait_ready", None)
-            if wait is None:
+            if adapter.phase() != "starting":
                 continue
             self.set_status(f"starting: waiting for the {adapter.name}")
             # Wait in short steps: the daemon may be stopped meanwhile.
-            while getattr(adapter, "state", None) == "starting" and time.monotonic() < deadline:
-                await loop.run_in_executor(None, wait, 1.0)
+            while adapter.phase() == "starting" and time.monotonic() < deadline:
+                await loop.run_in_executor(None, adapter.wait_ready, 1.0)
         self.is_ready = True
         self._last_status = self.describe()
         self.notifier.ready(self._last_status)

@@ -36,7 +36,7 @@ from pathlib import Path
 from firmware.errors import ConfigError, ControlError, SwitchboardError
 from firmware.records.files import atomic_write_json
 from firmware.core.state import PlacedCallOutcome, ScheduledCallCleared, ScheduledCallDue
-from firmware.runtime.adapter import Context
+from firmware.runtime.adapter import Adapter, Context
 from firmware.runtime.commands import Arg, Command
 
 REPEATS = ("once", "daily", "weekdays")
@@ -443,7 +443,7 @@ def billing_records(log: list[dict], calls: list[dict]) -> list[dict]:
     return out
 
 
-class ScheduleAdapter:
+class ScheduleAdapter(Adapter):
     """The scheduler in the daemon: ticks on the daemon's loop, posts
     ``ScheduledCallDue``, takes ``PlacedCallOutcome``; control commands
     ``schedule-add``, ``schedule-remove``, ``schedule-list``, ``schedule-done``."""

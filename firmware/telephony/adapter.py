@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware.runtime.adapter import Adapter
 from firmware.telephony.board import BoardCommands
 from firmware.telephony.calls import NO_ANSWER_CODES, Call, CallBook  # noqa: F401 (re-exported)
 from firmware.telephony.dialling import DIAL_TIMEOUT_S, OfficeDialling  # noqa: F401 (re-exported)
@@ -67,7 +68,7 @@ class _Trunk:
 
 
 class TelephonyAdapter(Supervision, WorkerEvents, BoardCommands, OfficeDialling, PlacedCalls,
-                       TestCallers):
+                       TestCallers, Adapter):
     name = "telephony"
 
     def __init__(self, board, site, *, run_dir=None, records=None, port=None, workers=None,

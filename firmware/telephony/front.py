@@ -45,6 +45,7 @@ from pathlib import Path
 
 from firmware.errors import SwitchboardError
 from firmware.telephony import frontblock
+from firmware.telephony import protocol as msg
 from firmware.telephony.children import child_env, spawn
 
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/aarch64-linux-gnu/kamailio/modules",
@@ -303,7 +304,7 @@ request_route {{
         exit;
     }}
     if (!($rU =~ "^({nums})$")) {{
-        sl_send_reply("404", "No Such Line");
+        sl_send_reply("{msg.NO_SUCH_LINE.code}", "{msg.NO_SUCH_LINE.reason}");
         exit;
     }}
     remove_hf("{frontblock.HEADER}");
@@ -514,9 +515,9 @@ failure_route[WORKER_FAILED] {{
     if (t_is_canceled()) {{
         exit;
     }}
-    # A worker that is full answers 486 "Busy Here": try the next. Our own 486
-    # "Line Busy" (the line already has a call) goes back to the caller.
-    if (t_check_status("486|503|500|408") && $T_reply_reason != "Line Busy") {{
+    # A worker that is full answers {msg.WORKER_FULL.code} "{msg.WORKER_FULL.reason}": try the next. Our own
+    # {msg.LINE_BUSY.code} "{msg.LINE_BUSY.reason}" (the line already has a call) goes back to the caller.
+    if (t_check_status("486|503|500|408") && $T_reply_reason != "{msg.LINE_BUSY.reason}") {{
         if (ds_next_dst()) {{
             t_on_failure("WORKER_FAILED");
             t_relay();

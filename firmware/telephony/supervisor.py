@@ -77,6 +77,9 @@ class Supervision:
         self.state = "starting"
         threading.Thread(target=self._start, name="telephony-start", daemon=True).start()
 
+    def phase(self) -> str:
+        return self.state
+
     def wait_ready(self, timeout=60.0) -> bool:
         self._ready.wait(timeout)
         return self.state == "running"

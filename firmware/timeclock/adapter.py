@@ -63,7 +63,7 @@ from firmware.timeclock.delivery import Outbox, SendError
 from firmware.timeclock.drafts import (Drafts, DraftError, check_fields, compose, draft_id,
                                        draft_key, parse_id)
 from firmware.timeclock.slipindex import COUNT_UP_TO, SlipIndex
-from firmware.runtime.adapter import Context
+from firmware.runtime.adapter import Adapter, Context
 from firmware.runtime.commands import Arg, Command
 
 log = logging.getLogger("switchboard.timeclock")
@@ -109,7 +109,7 @@ def _from_caller(stamp, digits, calls) -> bool:
         for k, v in (stamp.get("fields") or {}).items() if isinstance(v, str))
 
 
-class TimeClockAdapter:
+class TimeClockAdapter(Adapter):
     name = "timeclock"
 
     def __init__(self, data_dir, printer: dict | None = None, clock=system_clock,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware.core.state import Fault
+from firmware.runtime.adapter import Adapter
 
 #: adjtimex(2)'s return value while the clock is not synchronised.
 TIME_ERROR = 5
@@ -106,7 +107,7 @@ def fixed_status(is_set: bool, how: str = "simulated") -> callable:
     return lambda: status
 
 
-class ClockWatch:
+class ClockWatch(Adapter):
     """The daemon's adapter that keeps checking the clock is set (see the module's docstring)."""
 
     name = "clock"

@@ -6,6 +6,7 @@ here on the simulated board's pins, before the helper runs on the same pins.
 """
 
 import json
+import os
 import signal
 import subprocess
 
@@ -113,3 +114,20 @@ def test_ok__the_daemon_stopped_by_sigterm_or_sigint_leaves_every_lamp_dark(tmp_
     assert after["lit"] == [] and after["enabled"] is (board == "desk")  # no OE: tied enabled
     assert after["oe"] == ("input" if board == "tas100" else None)
     assert set(after["lamp_pins"].values()) == {"input"}, after["lamp_pins"]
+
+
+def test_ok__verbose_and_the_journal_format_as_the_daemon_has_them(tmp_path):
+    r = run_blank("-v", "--board", "tas100", GPIOZERO_PIN_FACTORY="mock")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("switchboard-blank: DEBUG switchboard.blank: board tas100 from "), lines
+    assert lines[-1].startswith("switchboard-blank: INFO switchboard.blank: lamps dark: "), lines
+    # Run by the unit (ExecStopPost=), stderr is the journal: priorities, no program name.
+    with open(tmp_path / "journal", "w") as journal:
+        st = os.fstat(journal.fileno())
+        p = subprocess.run(python_cmd("firmware.panel.blank", "--board", "tas100"), stderr=journal,
+                           timeout=60, env=project_env(GPIOZERO_PIN_FACTORY="mock",
+                                                       JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}"))
+    assert p.returncode == 0
+    assert (tmp_path / "journal").read_text() == ("<6>lamps dark: 74HC595 /OE on GPIO12, "
+                                                  "lamp fault on GPIO26\n")

@@ -19,35 +19,12 @@ from firmware.config.board import load_board
 from firmware.config.site import load_site
 from firmware.telephony.front import Front, free_port, kamailio_config
 
-from sip_raw import SipParty, parse, request, sdp
-from telephony_support import SIPP_DIR, have_tools, wait_for
+from sip_party import SipParty, parse, request, sdp
+from telephony_support import SIPP_DIR, SippWorker, have_tools, wait_for
 
 pytestmark = pytest.mark.telephony
 
 DESK = load_board("boards/desk.toml")
-
-
-class Worker:
-    """SIPp answering every INVITE (ring, 200, wait for BYE), logging each message."""
-
-    def __init__(self, tmp_path):
-        self.port = free_port()
-        self.log = tmp_path / f"worker-{self.port}-messages.log"
-        self.proc = subprocess.Popen(
-            ["sipp", "-sf", str(SIPP_DIR / "uas_worker.xml"), "-i", "127.0.0.1", "-p", str(self.port),
-             "-mi", "127.0.0.1", "-mp", str(free_port()), "-nostdin",
-             "-trace_msg", "-message_file", str(self.log), "-timeout", "120s"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-
-    def text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait(timeout=5)
 
 
 class Target:
@@ -71,7 +48,7 @@ class Target:
 @pytest.fixture
 def front(tmp_path):
     have_tools()
-    worker = Worker(tmp_path)
+    worker = SippWorker(tmp_path)
     fr = Front(tmp_path / "front", listen="127.0.0.1", port=0, transports=("udp", "tcp"),
                peers=["127.0.0.1", "127.0.0.4"], numbers=["201", "202"],
                workers=[(worker.port, 3)])
@@ -242,7 +219,7 @@ def test_ok__trunks_match_by_address_and_by_name(tmp_path, trunk, allowed):
     text = kamailio_config(listen="127.0.0.1", port=5999, transports=("udp",),
                            peers=site.peer_addresses(), numbers=["201"], workers=[(6000, 3)])
     assert "(false)" not in text
-    worker = Worker(tmp_path)
+    worker = SippWorker(tmp_path)
     fr = Front(tmp_path / "front", listen="127.0.0.1", port=0, transports=("udp",),
                peers=site.peer_addresses(), numbers=["201"], workers=[(worker.port, 3)])
     fr.start()

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from firmware.telephony.front import Front, free_port
 
-from sip_raw import SipParty, request, sdp
+from sip_party import SipParty, request, sdp
 from telephony_support import SIPP_DIR, have_tools
 
 pytestmark = pytest.mark.telephony

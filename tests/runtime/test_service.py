@@ -19,6 +19,7 @@ import socket
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ import pytest
 from conftest import ROOT, project_env, python_cmd
 from board_support import wait_for
 from firmware.runtime import systemd
+from firmware.runtime.adapter import Adapter
 
 INSTALL = ROOT / "scripts" / "install-pi.sh"
 CHECK = ROOT / "scripts" / "check-install.sh"
@@ -249,29 +251,45 @@ def test_fail__a_stopped_daemon_stops_petting_and_a_resumed_one_starts_again(tmp
         ns.close()
 
 
-def test_fail__a_stuck_event_loop_stops_the_pets_while_its_threads_run_on(tmp_path):
-    """The pets come from the daemon's asyncio loop, not from a thread of their own: a
-    callback that blocks the loop stops them (so systemd would restart the daemon)."""
+@contextmanager
+def service_in_process(ns: NotifySocket, watchdog_usec: int | None = None, adapters=()):
+    """The real daemon on the simulated desk board with ``adapters``, its loop in a thread,
+    telling ``ns`` (closed after) as it would systemd; yields (loop, thread, [when its loop
+    started])."""
     from firmware.config.board import find_board, load_board
     from firmware.app import choose_panel
     from firmware.runtime.daemon import Daemon
 
-    ns = NotifySocket(tmp_path / "notify")
     board = load_board(find_board("desk"))
     panel, sim, _ = choose_panel(board, True, None)
     daemon = Daemon(board, panel, sim=sim)
-    service = systemd.ServiceNotifier(systemd.Notifier(ns.name, 200_000), daemon)
+    for adapter in adapters:
+        daemon.add_adapter(adapter)
+    service = systemd.ServiceNotifier(systemd.Notifier(ns.name, watchdog_usec), daemon)
     loop = asyncio.new_event_loop()
+    started = []
 
     async def ready():
+        started.append(time.monotonic())
         service.start()
 
-    def run():
-        loop.run_until_complete(daemon.run(ready))
-
-    thread = threading.Thread(target=run, daemon=True)
+    thread = threading.Thread(target=lambda: loop.run_until_complete(daemon.run(ready)), daemon=True)
     thread.start()
     try:
+        yield loop, thread, started
+    finally:
+        loop.call_soon_threadsafe(lambda: (service.stopping(), daemon.stop()))
+        thread.join(10)
+        loop.close()
+        panel.close()
+        ns.close()
+
+
+def test_fail__a_stuck_event_loop_stops_the_pets_while_its_threads_run_on(tmp_path):
+    """The pets come from the daemon's asyncio loop, not from a thread of their own: a
+    callback that blocks the loop stops them (so systemd would restart the daemon)."""
+    ns = NotifySocket(tmp_path / "notify")
+    with service_in_process(ns, 200_000) as (loop, thread, _):
         wait_for(lambda: ns.pump() or ns.first("READY=1"), 10, "READY=1")
         ns.pump(0.5)
         assert len(ns.times("WATCHDOG=1")) >= 4
@@ -283,14 +301,71 @@ def test_fail__a_stuck_event_loop_stops_the_pets_while_its_threads_run_on(tmp_pa
         assert thread.is_alive()
         ns.pump(1.0)                                   # the loop runs again: so do the pets
         assert len([t for t in ns.times("WATCHDOG=1") if t > t_stuck + 1.0]) >= 3
-    finally:
-        loop.call_soon_threadsafe(lambda: (service.stopping(), daemon.stop()))
-        thread.join(10)
-        loop.close()
-        panel.close()
-        ns.close()
 
 
+class Quick(Adapter):
+    """An adapter that is ready once ``start`` returns: the protocol's defaults."""
+
+    name = "quick"
+
+    def commands(self):
+        return []
+
+    def start(self, context):
+        pass
+
+    def handle(self, command):
+        pass
+
+    def status(self):
+        return {}
+
+    def stop(self):
+        pass
+
+
+class SlowStart(Quick):
+    """An adapter that starts in the background, as the telephony does (without its processes)."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.state = "stopped"
+        self.done = threading.Event()
+
+    def start(self, context):
+        self.state = "starting"
+        threading.Timer(self.seconds, self._started).start()
+
+    def _started(self):
+        self.state = "running"
+        self.done.set()
+
+    def phase(self):
+        return self.state
+
+    def wait_ready(self, timeout):
+        self.done.wait(timeout)
+        return self.state == "running"
+
+
+def test_ok__ready_waits_for_an_adapter_still_starting(tmp_path):
+    """READY=1 waits for each adapter whose phase is "starting" (by its wait_ready), and the
+    status line names the adapters that report a phase; those with the defaults are ready
+    at once and not named."""
+    ns = NotifySocket(tmp_path / "notify")
+    with service_in_process(ns, adapters=(Quick(), SlowStart(1.0))) as (_, _, started):
+        wait_for(lambda: ns.pump() or ns.first("READY=1"), 10, "READY=1")
+        t_ready, fields = ns.first("READY=1")
+        assert t_ready - started[0] >= 0.9                 # not before the slow one ran
+        assert ns.statuses()[0] == "starting: waiting for the slow"
+        assert "waiting for the quick" not in " ".join(ns.statuses())
+        status = next(f for f in fields if f.startswith("STATUS="))
+        assert status.startswith("STATUS=ready: board desk (simulated), slow running, faults: "), status
+
+
+@pytest.mark.telephony
 def test_ok__ready_only_after_the_telephony_is_up(tmp_path):
     from telephony_support import have_tools
     have_tools()
@@ -442,6 +517,7 @@ def test_ok__installer_leaves_users_groups_files_owners_and_modes_right(installe
     assert "SWITCHBOARD_PRINTER=/dev/switchboard-printer" in conf
 
 
+@pytest.mark.telephony
 def test_ok__the_installed_copy_runs_as_a_notify_service(installed, tmp_path):
     """The copy under /opt, started with the installed conf's environment and a notify
     socket, says READY=1 (telephony up), pets the watchdog and says STOPPING=1.

@@ -2,20 +2,13 @@
 throwaway CA with relay certificates (the openssl command), and a free loopback port."""
 
 import email
-import socket
 import ssl
 import subprocess
 from pathlib import Path
 
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from firmware.telephony.front import free_port  # noqa: F401 (tests import it from here too)
 
 
 class Inbox:

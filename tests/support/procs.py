@@ -1,5 +1,7 @@
-"""The project's programs as processes in tests: stopping one, and the customers' tool."""
+"""The project's programs as processes in tests: stopping one, the customers' tool, and
+switchboard-diag's answers."""
 
+import json
 import subprocess
 
 from conftest import project_env, python_cmd
@@ -37,3 +39,12 @@ def add_customer(data, *fields):
                        env=project_env(), capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     return r
+
+
+def diag_json(sock, *args, timeout: float = 60) -> dict:
+    """``switchboard-diag ARGS --socket SOCK --json``: its answer (a command may answer no,
+    exit 1), or ``{"out": text}`` when what it printed is not JSON."""
+    p = subprocess.run(python_cmd("switchboard_tools.diag", *args, "--socket", sock, "--json"),
+                       capture_output=True, text=True, env=project_env(), timeout=timeout)
+    assert p.returncode in (0, 1), p.stderr
+    return json.loads(p.stdout) if p.stdout.strip().startswith("{") else {"out": p.stdout}

@@ -26,7 +26,7 @@ from firmware.telephony.front import free_port
 from conftest import ROOT
 from board_support import wait_for  # noqa: F401 (tests import it from here too)
 from peers import PeerProc  # noqa: F401 (tests import it from here too)
-from raw_sip import Reply, SipSocket
+from sip_socket import Reply, SipSocket
 
 SIPP_DIR = ROOT / "tests" / "support" / "sipp"
 
@@ -177,6 +177,31 @@ def sipp(scenario, target_port, numbers, tmp_path, *, calls=None, rate=50, hold_
         cmd[-1:-1] = ["-tls_cert", str(tls[0]), "-tls_key", str(tls[1])]
     log = open(tmp_path / f"sipp-{time.time_ns()}.out", "wb")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+
+
+class SippWorker:
+    """SIPp standing in for a worker behind the front: answers every INVITE (ring, 200,
+    wait for BYE) and writes every message it gets to ``log``, for tests to read."""
+
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.log = tmp_path / f"worker-{self.port}-messages.log"
+        self.proc = subprocess.Popen(
+            ["sipp", "-sf", str(SIPP_DIR / "uas_worker.xml"), "-i", "127.0.0.1", "-p",
+             str(self.port), "-mi", "127.0.0.1", "-mp", str(free_port()), "-nostdin",
+             "-trace_msg", "-message_file", str(self.log), "-timeout", "120s"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+
+    def text(self) -> str:
+        """Every message it has got so far."""
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(timeout=5)
 
 
 def finish(proc, timeout: float = 30) -> int:

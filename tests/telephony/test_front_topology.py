@@ -3,7 +3,6 @@ the caller, BYE from the board and from the caller), a caller on 127.0.0.1 never
 worker's address, port or name, nor a version string, in any header of any message."""
 
 import re
-import time
 
 import pytest
 
@@ -13,7 +12,7 @@ from firmware.core.state import LineState
 from firmware.records.calls import JsonLinesRecords
 from firmware.telephony.adapter import TelephonyAdapter
 
-from sip_raw import SipParty, parse, request, sdp
+from sip_party import SipParty, parse, request, sdp
 from telephony_support import BoardLoop, PeerProc, have_tools, wait_for
 
 pytestmark = pytest.mark.telephony
@@ -25,20 +24,9 @@ DESK_SITE = load_site("boards/desk.site.toml", DESK)
 class Caller(SipParty):
     """A caller's phone: answers every request it gets with 200 (an INVITE with SDP)."""
 
-    def _rx(self):
-        self.sock.settimeout(0.1)
-        while not self._stop:
-            try:
-                data, _ = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self.cond:
-                self.received.append((time.time(), data))
-                self.cond.notify_all()
-            if not data.startswith(b"SIP/2.0") and not data.startswith(b"ACK "):
-                self._answer(data)
+    def on_message(self, data):
+        if not data.startswith(b"SIP/2.0") and not data.startswith(b"ACK "):
+            self._answer(data)
 
     def _answer(self, data):
         first, h, _ = parse(data)

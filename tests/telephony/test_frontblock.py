@@ -5,17 +5,16 @@ see a blocked caller, raw SIP callers on loopback. The list changes while a call
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
 
-from firmware.telephony.front import Front, free_port
+from firmware.telephony.front import Front
 from firmware.telephony.frontblock import FrontBlocks, FrontRpc, RpcError, front_rules, rule_regex
 from firmware.timeclock.blocklist import digits, pattern_digits
 
-from sip_raw import SipParty, request, sdp
-from telephony_support import SIPP_DIR, have_tools, wait_for
+from sip_party import SipParty, request, sdp
+from telephony_support import SippWorker, have_tools, wait_for
 
 pytestmark = pytest.mark.telephony
 
@@ -24,33 +23,10 @@ SITE_WIDE = ("555019?", None, "555019?|*")
 MARYS = ("415555*", "201", "415555*|marys-gloves")
 
 
-class Worker:
-    """SIPp standing in for a worker: answers every INVITE, logs every message it gets."""
-
-    def __init__(self, tmp_path):
-        self.port = free_port()
-        self.log = tmp_path / f"worker-{self.port}-messages.log"
-        self.proc = subprocess.Popen(
-            ["sipp", "-sf", str(SIPP_DIR / "uas_worker.xml"), "-i", "127.0.0.1", "-p",
-             str(self.port), "-mi", "127.0.0.1", "-mp", str(free_port()), "-nostdin",
-             "-trace_msg", "-message_file", str(self.log), "-timeout", "120s"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-
-    def text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait(timeout=5)
-
-
 @pytest.fixture
 def front(tmp_path, request):
     have_tools()
-    worker = Worker(tmp_path)
+    worker = SippWorker(tmp_path)
     fr = Front(tmp_path / "a-rather-long-folder-name-so-the-socket-path-is-long" / "front",
                listen="127.0.0.1", port=0, transports=("udp",), peers=["127.0.0.1"],
                numbers=list(NUMBERS), workers=[(worker.port, 3)],

@@ -62,12 +62,14 @@ def test_fail__an_event_is_not_a_command_nor_the_other_way():
 
 
 def test_ok__replies_the_front_relies_on():
-    import inspect
-
-    from firmware.telephony import front
+    from firmware.telephony.front import kamailio_config
     assert p.LINE_BUSY == p.Reply(486, "Line Busy") and p.WORKER_FULL.code == 486
-    # The front tells our own "Line Busy" from a full worker's 486 by its reason phrase.
-    assert f'$T_reply_reason != "{p.LINE_BUSY.reason}"' in inspect.getsource(front)
+    text = kamailio_config(listen="127.0.0.1", port=5999, transports=("udp",), peers=["127.0.0.1"],
+                           numbers=["201"], workers=[(6000, 3)])
+    # The front tells our own "Line Busy" from a full worker's 486 by its reason phrase...
+    assert '$T_reply_reason != "Line Busy"' in text
+    # ... and turns away a number of no line as the workers do.
+    assert 'sl_send_reply("404", "No Such Line");' in text
 
 
 def test_ok__the_caller_id_after_the_first_ring_is_a_gateway_event():

@@ -290,7 +290,7 @@ def test_ok__ring_then_cancel_floods_leave_no_ghost_call(desk, tmp_path):
     call that rang has exactly one record, and every line takes a new call."""
     import random
 
-    from raw_sip import RawSip
+    from sip_socket import RawSip
     board, adapter = desk
     sip = RawSip()
     target = ("127.0.0.1", adapter.front.port)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from firmware.telephony import protocol as msg
 from firmware.telephony.pool import WorkerProc
-from raw_sip import BODIES, RawSip
+from sip_socket import BODIES, RawSip
 from telephony_support import wait_for
 
 pytestmark = pytest.mark.telephony

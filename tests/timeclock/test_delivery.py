@@ -24,6 +24,7 @@ from firmware.timeclock.adapter import TimeClockAdapter
 from firmware.timeclock.customers import Customers
 from firmware.timeclock.delivery import DeliveryConfig, EmailConfig, TextConfig
 
+import board_support
 from fakemodem import FakeModem
 from mailbox_support import Inbox, Logins, free_port, make_certs, server_context
 from test_customers import MARY
@@ -66,12 +67,8 @@ def relays():
 
 
 def wait_for(cond, what, seconds=10.0):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"not within {seconds} s: {what}")
+    """The tests' one wait (``board_support``), taking what is awaited before the timeout."""
+    board_support.wait_for(cond, seconds, what)
 
 
 def make_rig(tmp_path, cfg, customer=EMAIL_MARY):

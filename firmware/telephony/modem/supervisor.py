@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from firmware.core.state import Fault
+from firmware.runtime.adapter import Adapter
 from firmware.runtime.commands import LINE, Arg, Command, NotMine
 from firmware.telephony import protocol as msg
 from firmware.telephony.children import ChildProcess
@@ -75,7 +76,7 @@ class GatewayProc:
         self.child.stop(msg.GatewayQuit(), timeout)
 
 
-class ModemTrunks:
+class ModemTrunks(Adapter):
     """An adapter for the daemon: the modem trunks' gateway processes."""
 
     name = "modems"

@@ -124,6 +124,16 @@ class Leg(pj.Call):
         self.worker.on_dtmf(self, prm.digit)
 
 
+def call_param(reply=None) -> pj.CallOpParam:
+    """The parameters of an answer or hang-up carrying ``reply`` (a ``protocol.Reply``):
+    its code and reason; PJSUA2's defaults without one."""
+    p = pj.CallOpParam(True)
+    if reply is not None:
+        p.statusCode = reply.code
+        p.reason = reply.reason
+    return p
+
+
 def account_config(uri: str, listen: str) -> pj.AccountConfig:
     """An account whose RTP binds to our address only (PJSUA2 would bind 0.0.0.0:4000+)."""
     ac = pj.AccountConfig()

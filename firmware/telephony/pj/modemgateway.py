@@ -48,7 +48,7 @@ import pjsua2 as pj
 from firmware import logs
 from firmware.telephony import protocol as msg
 from firmware.telephony.modem.line import FRAME, ModemLine
-from firmware.telephony.pj.legs import account_config, request_user
+from firmware.telephony.pj.legs import PjsipLog, account_config, call_param, request_user
 from firmware.telephony.pj.support import (Timers, drain, hang_up_all, loop_endpoint, own_stdout,
                                            read_commands, serve)
 
@@ -134,6 +134,7 @@ class Gateway:
                               ring_gone_s=a.ring_gone_s, retry_min_s=a.retry_min_s,
                               retry_max_s=a.retry_max_s, log=log.info)
         self.ep: pj.Endpoint | None = None
+        self.log_writer: PjsipLog | None = None  # PJSIP's log into logging: the endpoint keeps no reference
         self.acc: Account | None = None
         self.port_media = None                   # the line's AudioMediaPort on the bridge
         self.port = a.port
@@ -230,18 +231,11 @@ class Gateway:
                 acc.shutdown()
             del self.old_accs[:-2]
 
-    @staticmethod
-    def _prm(reply: msg.Reply):
-        p = pj.CallOpParam(True)
-        p.statusCode = reply.code
-        p.reason = reply.reason
-        return p
-
     def _hangup(self, leg, reply: msg.Reply | None = None):
         if leg is None or leg.dead:
             return
         try:
-            leg.hangup(self._prm(reply) if reply else pj.CallOpParam(True))
+            leg.hangup(call_param(reply))
         except pj.Error:
             pass
 
@@ -258,16 +252,16 @@ class Gateway:
             allowed = prm.rdata.srcAddress == self.a.front
         if not allowed:
             self.emit(msg.GatewayRejected(src=prm.rdata.srcAddress, code=msg.GATEWAY_NOT_ALLOWED.code))
-            leg.hangup(self._prm(msg.GATEWAY_NOT_ALLOWED))
+            leg.hangup(call_param(msg.GATEWAY_NOT_ALLOWED))
             self.dead.append(leg)
             return
         if self.leg is not None or self.line.state != "idle":
-            leg.hangup(self._prm(msg.LINE_BUSY))
+            leg.hangup(call_param(msg.LINE_BUSY))
             self.dead.append(leg)
             return
         number = request_user(prm.rdata.wholeMsg)
         self.leg = leg
-        leg.answer(self._prm(msg.Reply(180, "Ringing")))
+        leg.answer(call_param(msg.Reply(180, "Ringing")))
         self.line.commands.put(("dial", number))
         self.emit(msg.GatewayDialling(number=number))
 
@@ -312,7 +306,7 @@ class Gateway:
                 self._hangup(self.leg)              # CANCEL: the caller gave up
         elif isinstance(ev, msg.LineDialled):
             if self.leg is not None and self.leg.direction == "out":
-                self.leg.answer(self._prm(msg.Reply(200, "OK")))
+                self.leg.answer(call_param(msg.Reply(200, "OK")))
         elif isinstance(ev, msg.LineDialFailed):
             if self.leg is not None and self.leg.direction == "out":
                 self._hangup(self.leg, DIAL_REPLIES.get(ev.code, msg.DIAL_FAILED))

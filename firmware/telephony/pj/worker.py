@@ -46,7 +46,7 @@ from firmware import logs
 from firmware.telephony import protocol as msg
 from firmware.telephony.pj.bridge import Bridge
 from firmware.telephony.pj.legs import (Leg, LocalAccount, PjsipLog, TrunkAccount, account_config,
-                                        blocked_mark, display_caller, header_tag, request_user,
+                                        blocked_mark, call_param, display_caller, header_tag, request_user,
                                         takes_offer)
 from firmware.telephony.pj.support import (Timers, drain, hang_up_all, loop_endpoint, own_stdout,
                                            read_commands, serve)
@@ -256,7 +256,7 @@ class Worker:
         self.legs[prm.callId] = leg
         if self.probing:
             leg.kind = "probe"
-            leg.hangup(self._status(msg.WORKER_FULL))
+            leg.hangup(call_param(msg.WORKER_FULL))
             return
         whole = prm.rdata.wholeMsg
         # Callers only: position legs, our start-up probes and calls being turned away
@@ -287,7 +287,7 @@ class Worker:
                                trunk=acc.trunk, src=prm.rdata.srcAddress,
                                sip_call_id=ci.callIdString, t=time.time()))
         try:
-            leg.answer(self._status(msg.Reply(180, "Ringing")))
+            leg.answer(call_param(msg.Reply(180, "Ringing")))
         except pj.Error:
             # Cancelled already: its DISCONNECTED state (now or soon) ends it.
             if not leg.dead and leg.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -303,14 +303,14 @@ class Worker:
         leg.cid = f"refusal-{self.index}-{os.getpid()}-{leg.getId()}"
         leg.play = self.refusal
         try:
-            leg.answer(self._status(msg.Reply(180, "Ringing")))   # as any call, a moment
+            leg.answer(call_param(msg.Reply(180, "Ringing")))   # as any call, a moment
         except pj.Error:
             return                       # cancelled already: its DISCONNECTED ends it
 
         def answer():
             try:
                 if not leg.dead:
-                    leg.answer(self._status(msg.Reply(200, "OK")))
+                    leg.answer(call_param(msg.Reply(200, "OK")))
             except pj.Error:
                 pass                     # the caller gave up first
         self.after(0, answer)
@@ -368,7 +368,7 @@ class Worker:
             leg.answered = True
             caller.held = False
             if caller.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
-                caller.answer(self._status(msg.Reply(200, "OK")))   # the customer took the call
+                caller.answer(call_param(msg.Reply(200, "OK")))   # the customer took the call
             self.emit(msg.CustomerAnsweredEv(call=caller.cid))
             self.bridge.connect(leg)
         elif state == pj.PJSIP_INV_STATE_EARLY and leg.kind in ("out", "ring"):
@@ -412,13 +412,6 @@ class Worker:
                                        expires=0))
 
     # -- commands ------------------------------------------------------
-    @staticmethod
-    def _status(reply: msg.Reply):
-        p = pj.CallOpParam(True)
-        p.statusCode = reply.code
-        p.reason = reply.reason
-        return p
-
     def hangup(self, leg, code=None, reason=None):
         if leg is None or leg.dead:
             return
@@ -514,7 +507,7 @@ class Worker:
                 leg.call_rec = None
                 self.emit(msg.WorkerError(call=leg.cid, message=f"recording {record}: {e.info()}"))
         if leg.kind == "in" and leg.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
-            leg.answer(self._status(msg.Reply(200, "OK")))
+            leg.answer(call_param(msg.Reply(200, "OK")))
         if leg.peer is None:
             self._position_leg(leg, cmd.position_uri)
         self.bridge.connect(leg)
@@ -528,7 +521,7 @@ class Worker:
         if leg.peer is not None:
             self.hangup(leg.peer)
         if leg.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
-            leg.answer(self._status(msg.Reply(200, "OK")))
+            leg.answer(call_param(msg.Reply(200, "OK")))
         elif leg.media is not None:
             self.bridge.connect(leg)
         self.after(cmd.max_s, lambda: self.hangup(leg))
@@ -580,7 +573,7 @@ class Worker:
             return
         leg.echo = True
         if leg.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
-            leg.answer(self._status(msg.Reply(200, "OK")))
+            leg.answer(call_param(msg.Reply(200, "OK")))
         self.bridge.connect(leg)
 
     def op_hold(self, cmd):

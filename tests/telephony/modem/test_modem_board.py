@@ -8,7 +8,6 @@ trunk to a contact number (another PJSUA2 peer). Two positions, each with an ALS
 file-plugin headset; keys are pressed with switchboard-diag.
 """
 
-import json
 import subprocess
 import time
 import wave
@@ -18,7 +17,7 @@ import pytest
 from conftest import project_env, python_cmd
 from alsa_fixture import FakeCard, best_tone, tone, tone_level
 from peers import PeerProc
-from procs import stop
+from procs import diag_json, stop
 from telephony_support import have_tools, tone_energy, wait_for
 
 from firmware.records.calls import JsonLinesRecords
@@ -76,10 +75,7 @@ def rig(tmp_path_factory):
 
 
 def diag(r, *args, timeout=60):
-    p = subprocess.run(python_cmd("switchboard_tools.diag", *args, "--socket", r["sock"], "--json"),
-                       capture_output=True, text=True, env=project_env(), timeout=timeout)
-    assert p.returncode in (0, 1), p.stderr
-    return json.loads(p.stdout) if p.stdout.strip().startswith("{") else {"out": p.stdout}
+    return diag_json(r["sock"], *args, timeout=timeout)
 
 
 def status(r):

@@ -6,7 +6,6 @@ pressed with switchboard-diag. Line 901 (an office line of the desk board) is th
 line's.
 """
 
-import json
 import statistics
 import subprocess
 import time
@@ -16,7 +15,7 @@ import pytest
 from conftest import project_env, python_cmd
 from alsa_fixture import FakeCard, best_tone, tone, tone_level
 from telephony_support import have_tools, wait_for
-from procs import stop
+from procs import diag_json, stop
 
 from firmware.telephony.modem.sim import SimModem, tone_source
 from firmware.records.calls import JsonLinesRecords
@@ -75,10 +74,7 @@ def rig(tmp_path_factory):
 
 
 def diag(r, *args, timeout=60):
-    p = subprocess.run(python_cmd("switchboard_tools.diag", *args, "--socket", r["sock"], "--json"),
-                       capture_output=True, text=True, env=project_env(), timeout=timeout)
-    assert p.returncode in (0, 1), p.stderr
-    return json.loads(p.stdout) if p.stdout.strip().startswith("{") else {"out": p.stdout}
+    return diag_json(r["sock"], *args, timeout=timeout)
 
 
 def status(r):

@@ -1,6 +1,10 @@
 """A SIP party on one UDP socket, for tests that must write requests by hand:
 forged in-dialog requests, oversized or malformed ones. Loopback only.
 
+It keeps every datagram it gets, requests too, and a subclass may answer them
+(``on_message``); ``sip_socket.SipSocket`` is the caller that keeps only the
+responses, by Call-ID, for tests that place many calls.
+
 Any 127.0.0.0/8 address is this machine's loopback, so ``bind="127.0.0.2"``
 is a stranger that is no trunk, on the same machine.
 """
@@ -49,6 +53,11 @@ class SipParty:
             with self.cond:
                 self.received.append((time.time(), data))
                 self.cond.notify_all()
+            self.on_message(data)
+
+    def on_message(self, data: bytes):
+        """Each datagram once it is kept, on the receiving thread: a party that answers
+        requests does it here."""
 
     def send(self, text: str, to):
         self.sock.sendto(text.encode() if isinstance(text, str) else text, to)

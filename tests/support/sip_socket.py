@@ -1,9 +1,12 @@
-"""A SIP caller on one UDP socket that sends exactly what a test tells it to: INVITEs with
-any body (or none), CANCEL, ACK, BYE; replies are kept by Call-ID.
+"""SIP callers on one UDP socket that keep the responses they get by Call-ID.
 
-For the tests that feed workers and the front what a scanner or a broken gateway
-would send; ``telephony_support.Uac`` is the well-behaved caller. Both are a
-``SipSocket``: one socket, requests written by hand, responses kept by Call-ID."""
+``SipSocket`` is the base: one socket, requests written by hand, a thread that
+keeps every response by Call-ID (requests sent to it are dropped), so a test can
+place many calls. ``telephony_support.Uac`` is the well-behaved caller built on
+it; ``RawSip`` sends exactly what a test tells it to (INVITEs with any body or
+none, CANCEL, ACK, BYE), for the tests that feed workers and the front what a
+scanner or a broken gateway would send. ``sip_party.SipParty`` is the other
+hand-written party: it keeps every datagram, requests too."""
 
 from __future__ import annotations
 
