@@ -91,23 +91,30 @@ def _bom_with(tmp_path, name, tag, value):
     ("desk", "lamp-resistor", "ohms=330 tol=5",
      "desk: GPIO12 → line-901: LED (D1, V_F ≥ 1.6 V) through 330 Ω (R1-R11): GPIO12 drives 5.42 mA, "
      "outside the limit 4 mA (the Pi 4's default drive strength)"),
-    # A 10 A fuse on a lamp board's 20 AWG feed.
-    ("tas100", "fuse-driver", "amps=10",
-     "tas100: driver-board fuse (32 lamps per board) F4-F10 10 A protects 20 AWG (W13): "
-     "the driver-board fuse (32 lamps per board) is 10 A, outside the limit 5 A "
-     "(what 20 AWG may carry in the cabinet)"),
-    # The old 14.6 A supply cannot carry the flash surge.
-    ("tas100", "lamp-psu-24v", "volts=24 amps=14.6 eff=0.88",
-     "tas100: flash surge: 115 ringing lamps on in one latch (3 x, pre-heated by keep-alive "
-     "resistors) + 100 steady: the flash surge is 17.8 A, outside the limit 14.6 A (PS2's rating)"),
+    # A 10 A branch fuse upstream of a lamp board's 20 AWG pair.
+    ("tas100", "fuse-branch", "amps=10",
+     "tas100: pair from the distribution point to a lamp board W13, 20 AWG: nearest fuse "
+     "upstream F4-F10 10 A (branch fuse): the nearest fuse upstream (F4-F10, branch fuse) is "
+     "10 A, outside the limit 5 A (what 20 AWG may carry in the cabinet)"),
     # 26 AWG lamp wires: a T2A fuse does not protect them.
     ("tas100", "cable-lamp-field", "awg=26",
-     "tas100: driver-board fuse F4-F10 2 A protects the lamp field cable, 26 AWG (W20-W26): the "
-     "driver-board fuse is 2 A, outside the limit 1 A (what 26 AWG may carry in the cabinet)"),
-    # A distribution terminal whose feed is rated below the main fuse.
+     "tas100: lamp field cable W20-W26, 26 AWG: nearest fuse upstream F4-F10 2 A (branch fuse): "
+     "the nearest fuse upstream (F4-F10, branch fuse) is 2 A, outside the limit 1 A "
+     "(what 26 AWG may carry in the cabinet)"),
+    # A distribution block whose feed is rated below the main fuse.
     ("tas100", "dist-24v", "amps=16 branch_amps=10",
-     "tas100: distribution terminal TB1-TB2: feed 16 A behind the main fuse F2: the main fuse is "
-     "20 A, outside the limit 16 A (the terminal's feed rating)"),
+     "tas100: distribution block's feed TB8, rated 16 A: nearest fuse upstream F2 20 A (main "
+     "fuse): the nearest fuse upstream (F2, main fuse) is 20 A, outside the limit 16 A "
+     "(the rating of the distribution block's feed)"),
+    # A bridge across the fuse terminals rated below the main fuse.
+    ("tas100", "dist-bridge", "amps=16",
+     "tas100: bridge across the fuse terminals' feeds BR1, rated 16 A: nearest fuse upstream "
+     "F2 20 A (main fuse): the nearest fuse upstream (F2, main fuse) is 20 A, outside the limit "
+     "16 A (the rating of the bridge across the fuse terminals' feeds)"),
+    # A branch fuse bigger than its fuse terminal takes.
+    ("tas100", "fuseholder-dist", "amps=1.6",
+     "tas100: branch fuse F4-F10 2 A in its holder TB1-TB7 (at the distribution point): the "
+     "branch fuse is 2 A, outside the limit 1.6 A (the holder's rating)"),
     # Series termination out of the 33-47 ohm range.
     ("desk", "series-33r", "ohms=220", "desk: series resistors R52-R54: series termination 220 Ω, "
      "outside the limit 33-47 Ω"),
@@ -151,3 +158,78 @@ def test_ok__the_build_layout_counts_boards_and_lines():
 def test_ok__readme_documents_the_check():
     text = (ROOT / "README.md").read_text()
     assert "switchboard-hardware check tas100" in text
+
+
+def _rows(name):
+    return hw.read_bom(hw.bom_path(load_board(BOARDS[name])))
+
+
+def _fuse_on_the_board(rows):
+    """The old TAS-100 arrangement: the T2A in a PCB holder on each lamp board, so its 20 AWG
+    feed and the distribution block's outputs have only the 20 A main fuse upstream."""
+    out = []
+    for row in rows:
+        if row["covers"] == "dist-bridge":
+            continue
+        row = dict(row)
+        if row["covers"] == "fuseholder-dist":
+            row.update(covers="fuseholder-board", part="PCB fuse holder 5x20 mm with cover",
+                       part_number="Littelfuse 01000056Z", value="amps=6.3")
+        out.append(row)
+    return out
+
+
+def test_ok__each_conductor_is_checked_against_the_nearest_fuse_upstream():
+    board = load_board(BOARDS["tas100"])
+    parts = erc.Parts(board, _rows("tas100"), "bom-tas100.csv")
+    by_tag = {(c.tag, c.key): f.tag for c, f in erc.protection(erc.path_24v(parts))}
+    assert by_tag == {
+        ("wire-24v-main", "awg"): "fuse-main",          # W12 12 AWG
+        ("dist-24v", "amps"): "fuse-main",              # TB8's feed
+        ("dist-bridge", "amps"): "fuse-main",           # BR1 across TB1-TB7's feeds
+        ("dist-24v", "branch_amps"): "fuse-branch",     # TB8's outputs: a branch's return
+        ("wire-24v-branch", "awg"): "fuse-branch",      # W13 20 AWG
+        ("conn-24v", "amps"): "fuse-branch",
+        ("wire-star-ground", "awg"): "fuse-branch",
+        ("cable-lamp-field", "awg"): "fuse-branch",
+    }
+    old = erc.Parts(board, _fuse_on_the_board(_rows("tas100")), "old.csv")
+    by_tag = {(c.tag, c.key): f.tag for c, f in erc.protection(erc.path_24v(old))}
+    assert by_tag[("wire-24v-branch", "awg")] == "fuse-main"
+    assert by_tag[("cable-lamp-field", "awg")] == "fuse-branch"
+    assert erc.protection([erc.Conductor("w", "awg", "w"), erc.Fuse("f", "f")]) == [
+        (erc.Conductor("w", "awg", "w"), None)]
+
+
+def test_fail__a_branch_fuse_on_the_lamp_board_leaves_its_20_awg_feed_on_the_main_fuse():
+    """The defect: a fuse protects only the wire downstream of it. With the T2A on the lamp
+    board, the 20 AWG pair from the distribution point, the block's 1.5 mm2 outputs, the
+    board's terminal and the star ground have only the 20 A main fuse upstream."""
+    board = load_board(BOARDS["tas100"])
+    results = erc.check(board, _fuse_on_the_board(_rows("tas100")), "old.csv")
+    assert [r.reason for r in results if not r.ok] == [
+        "tas100: distribution block's branch outputs TB8, rated 17.5 A: nearest fuse upstream "
+        "F2 20 A (main fuse): the nearest fuse upstream (F2, main fuse) is 20 A, outside the "
+        "limit 17.5 A (the rating of the distribution block's branch outputs)",
+        "tas100: pair from the distribution point to a lamp board W13, 20 AWG: nearest fuse "
+        "upstream F2 20 A (main fuse): the nearest fuse upstream (F2, main fuse) is 20 A, "
+        "outside the limit 5 A (what 20 AWG may carry in the cabinet)",
+        "tas100: lamp board's 24 V terminal J23-J29, rated 15 A: nearest fuse upstream F2 20 A "
+        "(main fuse): the nearest fuse upstream (F2, main fuse) is 20 A, outside the limit 15 A "
+        "(the rating of the lamp board's 24 V terminal)",
+        "tas100: star ground (a lamp board's +24 V shorted to its logic ground returns through "
+        "it) W14, 18 AWG: nearest fuse upstream F2 20 A (main fuse): the nearest fuse upstream "
+        "(F2, main fuse) is 20 A, outside the limit 7 A (what 18 AWG may carry in the cabinet)"]
+    # The shipped arrangement, the fuse at the distribution point: every row within limits.
+    assert all(r.ok for r in erc.check(board, _rows("tas100"), "bom-tas100.csv"))
+
+
+def test_fail__a_bom_with_no_branch_fuse_holder_or_both_is_a_clear_error():
+    board = load_board(BOARDS["tas100"])
+    rows = [r for r in _rows("tas100") if r["covers"] != "fuseholder-dist"]
+    with pytest.raises(erc.CheckError, match="the branch fuses need one holder row"):
+        erc.check(board, rows, "bom.csv")
+    both = _rows("tas100") + [dict(r, covers="fuseholder-board") for r in _rows("tas100")
+                              if r["covers"] == "fuseholder-dist"]
+    with pytest.raises(erc.CheckError, match="found fuseholder-dist, fuseholder-board"):
+        erc.check(board, both, "bom.csv")

@@ -114,8 +114,12 @@ def test_ok__tas100_wiring_is_drawn_as_built():
     for name in names:
         assert f"board_{name} [label=" in dot and f"<b>{name}: " in dot
     assert dot.count("20 cm") == 8 and dot.count(' 1 m"') == 2
-    assert dot.count("-> board_L") and all(f"dist24:plus:e -> board_L{i}:v24:w" in dot
-                                           for i in range(1, 8))
+    # Each lamp board's pair leaves the load side of its own fuse terminal at the
+    # distribution point (TB1-TB7, a T2A each), not the unfused + row.
+    assert "dist24:plus:e -> board_L" not in dot
+    for i in range(1, 8):
+        assert f"dist24:f{i - 1}:e -> board_L{i}:v24:w" in dot, i
+        assert f"TB{i}: F{i + 3} T2A to L{i}" in dot, i
     assert "dist24:star:e -> lgnd:e" in dot and "74LVC244" in dot and "UM1" in dot
 
 
@@ -189,7 +193,7 @@ def _bom_with(tmp_path, name, edit):
 #: that names it. Each must be on the BOM, in the quantity the board needs, by the refs the
 #: guide gives.
 TAS100_GUIDE_PARTS = {
-    "dist-24v": "distribution terminal",
+    "dist-24v": "0 V block",
     "wire-star-ground": "Star ground",
     "wire-24v-branch": "20 AWG",
     "cable-key-field": "25-pair",
@@ -201,7 +205,9 @@ TAS100_GUIDE_PARTS = {
     "conn-lamp-field": "lamp field header",
     "conn-field-housing": "KK housing",
     "conn-24v": "screw terminal",
-    "fuse-driver": "T2A",
+    "fuse-branch": "T2A",
+    "fuseholder-dist": "fuse terminal",
+    "dist-bridge": "bridge",
 }
 
 
@@ -214,7 +220,7 @@ def test_ok__the_tas100_guide_parts_are_on_the_bom_by_the_refs_it_names():
         assert phrase in text, (tag, phrase)
         assert tag in rows, f"bom-tas100.csv has no {tag} (the guide's {phrase!r})"
         assert rows[tag]["qty"] == needs[tag], tag
-        if tag not in ("conn-24v", "fuse-driver", "wire-24v-branch"):
+        if tag not in ("conn-24v", "fuse-branch", "wire-24v-branch"):
             ref = rows[tag]["ref"]      # "J35-J53", or each of "J30", "J31"
             first, _, last = ref.partition("-")
             assert ref in text or (first in text and last in text), (tag, ref)
@@ -225,7 +231,9 @@ def test_ok__the_tas100_guide_parts_are_on_the_bom_by_the_refs_it_names():
     assert (needs["cable-key-field"], needs["cable-lamp-field"]) == (5, 7)
     assert needs["conn-field-crimp"] == 10 * needs["conn-field-housing"] == 460
     assert (needs["conn-interface-field"], needs["loopback-pair"], needs["conn-loopback"]) == (3, 1, 2)
-    assert (needs["dist-24v"], needs["wire-star-ground"]) == (2, 1)
+    assert (needs["dist-24v"], needs["wire-star-ground"]) == (1, 1)
+    # A fuse terminal per lamp board at the distribution point, their feeds bridged.
+    assert (needs["fuse-branch"], needs["fuseholder-dist"], needs["dist-bridge"]) == (7, 7, 1)
     # The desk board has no interface board or 24 V: none of these.
     desk = bom.bom_needs(load_board(BOARDS["desk"]))
     assert not set(TAS100_GUIDE_PARTS) & set(desk)
@@ -323,7 +331,8 @@ def test_ok__schematics_are_drawn_by_schemdraw(tmp_path):
         assert "PTC" in texts[stem] and "sidactor" in texts[stem] and "8 mm" in texts[stem]
     assert "dtoverlay=i2c-rtc,ds3231" in texts["rtc"]
     assert "74AHCT125" in texts["printer-ttl"] and "74LVC244" in texts["ribbon"]
-    assert "keep-alive" in texts["lamp-24v"] and "2 A T" in texts["lamp-24v"]
+    assert "keep-alive" in texts["lamp-24v"] and "T2A" in texts["lamp-24v"]
+    assert "distribution point" in texts["lamp-24v"] and "fuse terminal" in texts["power"]
     # Every block is explained in BLOCKS.md and shown there.
     doc = (HARDWARE / "BLOCKS.md").read_text()
     for stem in BLOCKS:

@@ -401,8 +401,9 @@ def _built_dot(board: Board) -> str:
                              f"inputs strapped to 0x{chain.marker:02X}, SER to GND</td></tr>")
             if not is_in:
                 i = len(boards_24v)
-                v24 = (f"24 V in: screw terminal {ref('conn-24v', i, '')}, T2A fuse "
-                       f"{ref('fuse-driver', i, '')}, 220 µF; +24 V to every ULN2803's COM (pin 10) "
+                v24 = (f"24 V in: screw terminal {ref('conn-24v', i, '')} (fused by "
+                       f"{ref('fuse-branch', i, 'its T2A')} in {ref('fuseholder-dist', i, 'its fuse terminal')} "
+                       f"at the distribution point), 220 µF; +24 V to every ULN2803's COM (pin 10) "
                        "and the field headers' pins 9-10; ULN2803 GND (pin 9) to the 24 V 0 V "
                        "only; a 4.7 kΩ keep-alive across each output")
                 table.append(f'<tr><td port="v24" colspan="{cols}" align="left">{_wrap(v24, 70)}'
@@ -455,7 +456,7 @@ def _built_dot(board: Board) -> str:
     out.append(f'  field_lamps [shape=box, style="rounded,filled", fillcolor="#fff2c4", '
                f'label="Cabinet lamps (24 V bulbs)\\na 25-pair 24 AWG cable per lamp board '
                f'{ref.span("cable-lamp-field")}\\npins 1-8: each lamp to its ULN2803 output; '
-               f'pins 9-10: +24 V after the board\'s T2A\\nto the strip\'s bussed lamp commons"];')
+               f'pins 9-10: the board\'s +24 V (after its branch T2A)\\nto the strip\'s bussed lamp commons"];')
 
     # 24 V: inlet, supply, main fuse, the distribution terminal, the star point.
     if boards_24v:
@@ -467,20 +468,27 @@ def _built_dot(board: Board) -> str:
         out.append(f'  fuse24 [shape=box, style="filled", fillcolor="#f6d5d5", label="'
                    f'{_esc(ref("fuse-main", 0, "main fuse"))} ATO 20 A main fuse\\n'
                    f'12 AWG {_esc(ref("wire-24v-main", 0, ""))}"];')
-        dist = ref.span("dist-24v", "distribution terminal")
-        dist_rows = [("plus", [ref("dist-24v", 0, "+") + ": +24 V, fed through the main fuse"]),
-                     ("zero", [ref("dist-24v", 1, "0 V") + ": 0 V"]),
-                     ("star", ["the star point: 18 AWG " + ref("wire-star-ground", 0, "")
-                               + " from the 0 V to logic ground, the only link"])]
-        dist_label = _table(dist_rows, f"{dist} 24 V distribution terminal", _RED, "#fdf3f3")
+        # The distribution point: a fuse terminal per lamp board (the + row, feeds bridged)
+        # and the 0 V block; each branch's wires start downstream of its own fuse.
+        fused = ref.span("fuseholder-dist", "fuse terminals")
+        dist_rows = [("plus", [f"{fused}: +24 V, a fuse terminal per lamp board, feed sides "
+                               f"bridged by {ref('dist-bridge', 0, 'a bridge')} from the main fuse"])]
+        dist_rows += [(f"f{i}", [f"{ref('fuseholder-dist', i, '')}: "
+                                 f"{ref('fuse-branch', i, 'fuse')} T2A to {node.removeprefix('board_')}"])
+                      for i, node in enumerate(boards_24v)]
+        dist_rows += [("zero", [ref("dist-24v", 0, "0 V") + ": 0 V block"]),
+                      ("star", ["the star point: 18 AWG " + ref("wire-star-ground", 0, "")
+                                + " from the 0 V to logic ground, the only link"])]
+        dist = "24 V distribution point"
+        dist_label = _table(dist_rows, dist, _RED, "#fdf3f3")
         out.append(f"  dist24 [label=<{dist_label}>];")
         out.append(f'  supply24:e -> fuse24:w [label="+24 V", color="{_RED}", penwidth=3];')
         out.append(f'  fuse24:e -> dist24:plus:w [color="{_RED}", penwidth=3];')
         out.append('  supply24:e -> dist24:zero:w [label="0 V, 12 AWG", color="#222222", '
                    'penwidth=3];')
-        for node in boards_24v:
-            out.append(f'  dist24:plus:e -> {node}:v24:w [label="20 AWG pair", color="{_RED}", '
-                       'penwidth=2];')
+        for i, node in enumerate(boards_24v):
+            out.append(f'  dist24:f{i}:e -> {node}:v24:w [label="20 AWG pair, after the T2A", '
+                       f'color="{_RED}", penwidth=2];')
         out.append(f'  dist24:star:e -> lgnd:e [label="star ground {ref("wire-star-ground", 0, "")}", '
                    'color="#222222", penwidth=2, constraint=false];')
     out.append("}")

@@ -19,7 +19,10 @@ It checks:
 - the 24 V budget hot (every lamp lit) and cold (a cold switch-on, the
   flash surge when every ringing lamp turns on in one latch), keep-alive
   resistors, and the supply;
-- fuses against the load they carry, the wire they protect and the supply.
+- fuses against the load they carry and the supply, and every conductor of the
+  24 V path (wire, terminal, bridge) against the nearest fuse upstream of it: a
+  fuse protects only what is downstream of it, so where a fuse sits matters as
+  much as its rating (``path_24v``).
 
 A failing row names the board, the part, the value and the limit.
 """
@@ -132,8 +135,12 @@ def layout_needs(board: Board) -> dict[str, int]:
             "lamp-keepalive": lamps24,
             "bulk-24v": lay["lamp_boards"],
             "conn-24v": lay["lamp_boards"],
-            "fuse-driver": lay["lamp_boards"],
-            "fuseholder-driver": lay["lamp_boards"],
+            # A T2A fuse per lamp board's branch, in a fuse terminal at the distribution
+            # point (so the branch's wires are downstream of it), the terminals' feeds
+            # bridged; the 0 V block beside them.
+            "fuse-branch": lay["lamp_boards"],
+            "fuseholder-dist": lay["lamp_boards"],
+            "dist-bridge": 1,
             "fuse-main": 1,
             "fuseholder-main": 1,
             "wire-24v-main": 1,
@@ -141,9 +148,9 @@ def layout_needs(board: Board) -> dict[str, int]:
             "mains-inlet": 1,
             "mains-fuse": 1,
             "wire-mains": 1,
-            # The distribution terminal: a + block and a 0 V block; one wire from the
-            # 0 V block to logic ground, the star point.
-            "dist-24v": 2,
+            # The distribution point's 0 V block; one wire from it to logic ground, the
+            # star point.
+            "dist-24v": 1,
             "wire-star-ground": 1,
         })
     if lay["interface"]:
@@ -152,7 +159,7 @@ def layout_needs(board: Board) -> dict[str, int]:
 
 
 #: Pins of a field connector: a chip's 8 keys or lamps, and 2 for their commons
-#: (GND for keys, the lamp board's fused +24 V for lamps).
+#: (GND for keys, the lamp board's +24 V, fused at the distribution point, for lamps).
 FIELD_PINS = 10
 #: Conductors of one field cable (25-pair telephone cable).
 FIELD_CABLE_CONDUCTORS = 50
@@ -241,6 +248,75 @@ class Parts:
             raise CheckError(f"{self.bom}: {row['ref']} ({tag}) has no {key}= in its value "
                              f"column (value = {row.get('value', '')!r})")
         return row["values"][key]
+
+
+# -- the 24 V path: where each fuse sits ---------------------------------------------
+@dataclass(frozen=True)
+class Fuse:
+    tag: str            # the fuse's BOM tag
+    what: str
+    holder: str = ""    # the BOM tag of its holder, which says where it sits
+
+
+@dataclass(frozen=True)
+class Conductor:
+    tag: str            # the BOM tag of the wire, terminal or bridge
+    key: str            # "awg" for a wire; else the value key of its current rating
+    what: str
+
+
+#: Where a branch fuse sits, by the BOM tag of its holder: a fuse terminal per branch at the
+#: distribution point (upstream of the branch's wires), or a holder on each lamp board (the
+#: 20 AWG feed and the terminal's outputs then have only the main fuse upstream).
+BRANCH_FUSE_AT = {"fuseholder-dist": "at the distribution point",
+                  "fuseholder-board": "on the lamp board"}
+
+
+def path_24v(parts: Parts) -> list:
+    """The 24 V path from the supply to a lamp, upstream first, as the BOM builds it.
+
+    Each return (0 V) conductor carries what its + partner carries, so it sits at the same
+    point. The star ground is where a lamp board's +24 V shorted to the board's logic ground
+    returns: at the lamp board's 24 V entry.
+    """
+    where = [tag for tag in BRANCH_FUSE_AT if parts.has(tag)]
+    if len(where) != 1:
+        raise CheckError(f"{parts.bom}: the branch fuses need one holder row, 'fuseholder-dist' "
+                         "(a fuse terminal per branch at the distribution point) or "
+                         "'fuseholder-board' (on each lamp board); found "
+                         + (", ".join(where) or "neither"))
+    holder = where[0]
+    branch = Fuse("fuse-branch", "branch fuse", holder)
+    path = [Fuse("fuse-main", "main fuse"),
+            Conductor("wire-24v-main", "awg", "+24 V and 0 V from the main fuse to the "
+                      "distribution point"),
+            Conductor("dist-24v", "amps", "distribution block's feed")]
+    if parts.has("dist-bridge"):
+        path.append(Conductor("dist-bridge", "amps", "bridge across the fuse terminals' feeds"))
+    if holder == "fuseholder-dist":
+        path.append(branch)
+    path += [Conductor("dist-24v", "branch_amps", "distribution block's branch outputs"),
+             Conductor("wire-24v-branch", "awg", "pair from the distribution point to a "
+                       "lamp board"),
+             Conductor("conn-24v", "amps", "lamp board's 24 V terminal"),
+             Conductor("wire-star-ground", "awg", "star ground (a lamp board's +24 V shorted "
+                       "to its logic ground returns through it)")]
+    if holder == "fuseholder-board":
+        path.append(branch)
+    if parts.has("cable-lamp-field"):
+        path.append(Conductor("cable-lamp-field", "awg", "lamp field cable"))
+    return path
+
+
+def protection(path: list) -> list[tuple[Conductor, Fuse | None]]:
+    """Each conductor of a path with the nearest fuse upstream of it (None: no fuse)."""
+    out, fuse = [], None
+    for item in path:
+        if isinstance(item, Fuse):
+            fuse = item
+        else:
+            out.append((item, fuse))
+    return out
 
 
 def _ohms(x: float) -> str:
@@ -475,16 +551,15 @@ def _check_24v(board, parts, lay, add):
             f"{n * ka:.2f} A", f"≤ {psu_a * SUPPLY_CONTINUOUS:.1f} A",
             n * ka <= psu_a * SUPPLY_CONTINUOUS, "the keep-alive current is", f"{n * ka:.2f} A",
             f"{psu_a * SUPPLY_CONTINUOUS:.1f} A")
-    # Fuses: the main fuse after the supply, one per driver board.
+    # Fuses: the main fuse after the supply, one per lamp board's branch.
     # The fullest lamp board: chips_per_board stages of 8 lamps (all of them on one board).
     per_board = min(n, 8 * max((c.chips_per_board or c.chips) for c in board.chains.values()
                                if c.type == "74HC595"))
     board_hot = per_board * i_lamp
     board_surge = per_board * i_lamp * surge_x
-    for tag, wire_tag, load, peak, what in (
-            ("fuse-main", "wire-24v-main", hot, surge, "main 24 V fuse"),
-            ("fuse-driver", "wire-24v-branch", board_hot, board_surge,
-             f"driver-board fuse ({per_board} lamps per board)")):
+    for tag, load, peak, what in (
+            ("fuse-main", hot, surge, "main 24 V fuse"),
+            ("fuse-branch", board_hot, board_surge, f"branch fuse ({per_board} lamps per board)")):
         amps = parts.get(tag, "amps", why=f"the {what}")
         ref = parts.ref(tag)
         add("fuses", f"{what} {ref} {amps:g} A: continuous load", f"{load:.2f} A",
@@ -495,30 +570,36 @@ def _check_24v(board, parts, lay, add):
             f"≤ {amps * T_FUSE_SURGE_X:g} A", peak <= amps * T_FUSE_SURGE_X,
             f"the {what} sees a surge of", f"{peak:.2f} A",
             f"{amps * T_FUSE_SURGE_X:g} A ({T_FUSE_SURGE_X:g} x a time-lag fuse's rating)")
-        awg = int(parts.get(wire_tag, "awg", why=f"the wire the {what} protects"))
-        wire_a = AWG_AMPS.get(awg)
-        if wire_a is None:
-            raise CheckError(f"{parts.bom}: {parts.ref(wire_tag)}: awg={awg}: expected one of "
-                             + ", ".join(map(str, AWG_AMPS)))
-        add("fuses", f"{what} {ref} {amps:g} A protects {awg} AWG ({parts.ref(wire_tag)})",
-            f"{amps:g} A", f"≤ {wire_a:g} A", amps <= wire_a, f"the {what} is",
-            f"{amps:g} A", f"{wire_a:g} A (what {awg} AWG may carry in the cabinet)")
-    if parts.has("cable-lamp-field"):
-        # A lamp wire shorted to 0 V or to +24 V carries what the board's fuse lets through.
-        amps = parts.get("fuse-driver", "amps")
-        awg = int(parts.get("cable-lamp-field", "awg", why="the lamp field cable's gauge"))
-        wire_a = AWG_AMPS.get(awg, 0)
-        add("fuses", f"driver-board fuse {parts.ref('fuse-driver')} {amps:g} A protects the lamp "
-            f"field cable, {awg} AWG ({parts.ref('cable-lamp-field')})", f"{amps:g} A",
-            f"≤ {wire_a:g} A", amps <= wire_a, "the driver-board fuse is", f"{amps:g} A",
-            f"{wire_a:g} A (what {awg} AWG may carry in the cabinet)")
-    if parts.has("dist-24v"):
-        ref = parts.ref("dist-24v")
-        feed = parts.get("dist-24v", "amps", why="the distribution terminal's feed rating")
-        main = parts.get("fuse-main", "amps")
-        add("fuses", f"distribution terminal {ref}: feed {feed:g} A behind the main fuse "
-            f"{parts.ref('fuse-main')}", f"{main:g} A", f"≤ {feed:g} A", main <= feed,
-            "the main fuse is", f"{main:g} A", f"{feed:g} A (the terminal's feed rating)")
+    path = path_24v(parts)
+    holder = next(item.holder for item in path if isinstance(item, Fuse) and item.holder)
+    amps = parts.get("fuse-branch", "amps")
+    rated = parts.get(holder, "amps", why="the branch fuse holder's rating")
+    add("fuses", f"branch fuse {parts.ref('fuse-branch')} {amps:g} A in its holder "
+        f"{parts.ref(holder)} ({BRANCH_FUSE_AT[holder]})", f"{amps:g} A", f"≤ {rated:g} A",
+        amps <= rated, "the branch fuse is", f"{amps:g} A", f"{rated:g} A (the holder's rating)")
+    # Every conductor of the 24 V path against the nearest fuse upstream of it: a fuse
+    # protects only what is downstream of it.
+    for conductor, fuse in protection(path):
+        if fuse is None:
+            raise CheckError(f"{parts.bom}: {conductor.what} ({parts.ref(conductor.tag)}) has "
+                             "no fuse upstream of it")
+        fuse_a = parts.get(fuse.tag, "amps", why=f"the {fuse.what}")
+        fuse_ref = parts.ref(fuse.tag)
+        ref = parts.ref(conductor.tag)
+        if conductor.key == "awg":
+            awg = int(parts.get(conductor.tag, "awg", why=f"the gauge of the {conductor.what}"))
+            rating = AWG_AMPS.get(awg)
+            if rating is None:
+                raise CheckError(f"{parts.bom}: {ref}: awg={awg}: expected one of "
+                                 + ", ".join(map(str, AWG_AMPS)))
+            size, why = f"{awg} AWG", f"what {awg} AWG may carry in the cabinet"
+        else:
+            rating = parts.get(conductor.tag, conductor.key, why=f"the {conductor.what}'s rating")
+            size, why = f"rated {rating:g} A", f"the rating of the {conductor.what}"
+        add("fuses", f"{conductor.what} {ref}, {size}: nearest fuse upstream {fuse_ref} "
+            f"{fuse_a:g} A ({fuse.what})", f"{fuse_a:g} A", f"≤ {rating:g} A",
+            fuse_a <= rating, f"the nearest fuse upstream ({fuse_ref}, {fuse.what}) is",
+            f"{fuse_a:g} A", f"{rating:g} A ({why})")
     main = parts.get("fuse-main", "amps")
     add("fuses", f"main fuse {parts.ref('fuse-main')} against the supply {psu}",
         f"{main:g} A", f"≤ {psu_a * 1.5:g} A", main <= psu_a * 1.5, "the main fuse is",

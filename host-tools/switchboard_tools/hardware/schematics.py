@@ -76,8 +76,15 @@ def lamp_24v(d):
     d += elm.Line().at((uln.C1[0] + 1.6, top)).tox(uln.C1[0] + 1.6 + 5.2)
     d += elm.Dot()
     bus = d.here
-    d += elm.Fuse().up(1.8).label("F 2 A T\n(one per board)", loc="bottom")
-    d += elm.Vdd().label("+24 V from the main fuse")
+    # The board's 24 V arrives already fused: its T2A sits at the distribution point, so
+    # the 20 AWG pair and the board's terminal are downstream of it (a fuse protects only
+    # what is downstream of it).
+    d += elm.Line().up(0.8)
+    d += elm.Dot(open=True).label("board's 24 V\nscrew terminal", loc="left", halign="right")
+    d += elm.Line().up(1.6).label("20 AWG pair", loc="bottom", halign="left")
+    d += elm.Fuse().up(1.8).label("T2A, one per board, in its\nfuse terminal at the\ndistribution point",
+                                  loc="bottom", halign="left")
+    d += elm.Vdd().label("+24 V bus from the main fuse (20 A)")
     d += elm.Line().at(bus).right(1.4)
     d += elm.Capacitor(polar=True).down(1.6).label("220 µF\n50 V bulk", loc="bottom")
     d += elm.Ground()
@@ -510,22 +517,22 @@ def power(d):
     pi = flow.Box(w=3.6, h=1.6).label("Raspberry Pi").at((7, 3))
     ldo = flow.Box(w=4.0, h=1.6).label("LM1117-3.3\nlogic 3V3 (TAS-100)").at((18, 3))
     psu24 = flow.Box(w=3.6, h=1.8).label("24 V supply\n(lamps only)").at((0, -1))
-    dist = flow.Box(w=4.4, h=1.8).label("main fuse 20 A\n12 AWG, then\n24 V terminal").at((11.5, -1))
-    uln = flow.Box(w=4.4, h=1.8).label("lamp boards: each\nT2A fuse, 20 AWG,\nULN2803s + bulbs").at((18, -1))
+    dist = flow.Box(w=4.4, h=1.8).label("main fuse 20 A,\n12 AWG, then a T2A\nfuse terminal per board").at((11.5, -1))
+    uln = flow.Box(w=4.4, h=1.8).label("lamp boards: each\non its own T2A,\nULN2803s + bulbs").at((18, -1))
     for b in (inlet, psu5, pi, ldo, psu24, dist, uln):
         d += b
     d += flow.Arrow().at(inlet.E).to(psu24.W).label("18 AWG", loc="top")
     d += flow.Arrow().at(psu5.E).to(pi.W).label("USB-C", loc="top")
     d += flow.Arrow().at(pi.E).to(ldo.W).label("5 V, pin 2", loc="top")
     d += flow.Arrow().at(psu24.E).to(dist.W).label("+24 V", loc="top")
-    d += flow.Arrow().at(dist.E).to(uln.W).label("+24 V", loc="top")
+    d += flow.Arrow().at(dist.E).to(uln.W).label("20 AWG", loc="top")
     d += elm.Line().at(ldo.S).toy(uln.N[1])
     d += elm.Label().at((ldo.S[0] + 0.2, 1.6)).label("3V3 logic, QA..QH", halign="left")
     star = (9, -5)
     d += elm.Dot().at(star)
     d += elm.Ground().at(star)
     d += elm.Label().at((star[0] + 0.6, star[1] - 0.7)).label(
-        "star ground point: one joint, at the 24 V distribution terminal's 0 V", halign="left")
+        "star ground point: one joint, at the 24 V distribution point's 0 V block", halign="left")
     for b in (pi, uln, psu24):
         d += elm.Line().at(b.S).toy(star[1])
         d += elm.Line().tox(star[0])
