@@ -1,6 +1,7 @@
-"""An analog line on a USB voice modem against a SIP trunk: audio delay, and the drift buffer.
+"""An analog line on a USB voice modem against a SIP trunk: audio delay, and the drift buffers.
 
-    .venv/bin/python benchmarks/modem.py [--calls 2] [--minutes 10] [--json]
+    .venv/bin/python benchmarks/modem.py [--calls 2] [--minutes 10] [--sim-minutes 10]
+                                         [--no-audio] [--json]
 
 1. **Audio delay, modem path beside SIP path, in one run** of the real daemon (a process:
    the simulated desk board, Kamailio, PJSUA2 workers, position p1 with its headset on the
@@ -26,15 +27,28 @@
    beside them, when the caller ID block was written: the earliest the lamp could flash
    when the call was offered only once the caller ID had come.
 
-3. **The drift buffer over a long call, in simulated time.** The buffer
-   (``firmware.telephony.modem.drift.DriftBuffer``) is driven with the two clocks' own
-   schedules, not in real time: the modem delivers 64-sample reads (what a CDC-ACM read of
-   the CX93001 returns) at its own clock, 0.1 % fast or 0.1 % slow, each read's arrival
-   jittered by up to +-4 ms (seeded), and the bridge takes a 20 ms frame on its exact
-   clock. The order of events is that of the two schedules merged, which is what the real
-   threads see; the time is counted, not waited for, so 10 minutes take a second or so.
-   Printed: the buffer's level (its standing delay) over the call, samples dropped or
-   inserted, underruns, and what a plain FIFO reaches in the same run.
+3. **The drift buffers over a long call**, both of them: ``rx`` (line -> bridge: the serial
+   thread puts what it reads, the bridge takes a 20 ms frame a tick) and ``tx`` (bridge ->
+   line: the bridge puts a frame a tick, the serial thread takes one for every 160 samples
+   it read from the modem, ``ModemLine._stream``). A modem clock fast fills ``rx`` and
+   drains ``tx``; slow, the other way round. Each is printed beside a plain FIFO between
+   the same writer and reader (started at the same 40 ms, never corrected).
+
+   - *modelled*, in simulated time: the modem delivers 64-sample reads (what a CDC-ACM read
+     of the CX93001 returns) at its own clock, 0.1 % fast or 0.1 % slow, each read's
+     arrival jittered by up to +-4 ms (seeded), and the bridge ticks on its exact clock.
+     The order of events is that of the two schedules merged, which is what the real
+     threads see; the time is counted, not waited for, so 10 minutes take seconds.
+   - *through the simulated modem*, in real time (``--sim-minutes``; the simulator paces
+     by the host's clock): a real ``ModemLine`` (driver, pty, ``_stream``) on a
+     ``SimModem`` with ``clock`` 1.001 and one with 0.999, side by side, and a thread
+     standing in for PJSUA2's media clock (tests/support/modem_drift.py). What the serial
+     thread's real scheduling does to the buffers: 20 ms reads, frames taken in batches,
+     the machine's stalls.
+
+   Printed: the level after each take (the standing delay; the first 5 s left out), samples
+   dropped or inserted, underruns, and where the plain FIFO ends and how many frames it
+   could not fill.
 """
 
 from __future__ import annotations
@@ -42,7 +56,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,11 +70,11 @@ from bursts import (AMP, BURSTS, LEAD_S, PERIOD_S, burst_train, expected_times, 
                     onsets, summary, timed_onsets)
 from conftest import project_env, python_cmd  # noqa: E402
 from headset_support import PeerProc, pcm_wav, wav_pcm  # noqa: E402
+from modem_drift import MeteredBuffer, figures, run_calls  # noqa: E402
 from procs import stop as stop_process  # noqa: E402
 
 from switchboard_tools.diag import Client  # noqa: E402
 
-from firmware.telephony.modem.drift import DriftBuffer  # noqa: E402
 from firmware.telephony.modem.sim import SimModem  # noqa: E402
 
 RATE = 16000
@@ -224,45 +237,68 @@ def sip_call(board, card, tmp, i):
     return to_ear, to_line
 
 
-def drift_run(drift, minutes, naive=False, seed=1):
-    """Simulated time: the modem's reads at its clock (jittered), the bridge's frames at its own."""
+def drift_run(drift, minutes, seed=1):
+    """Simulated time: the modem's reads at its clock (jittered), the bridge's ticks at its own."""
     rnd = random.Random(seed)
-    b = DriftBuffer()
-    fifo = fifo_short = 0
+    rx, tx = MeteredBuffer(), MeteredBuffer()
     chunk, gap = 64, 64 / (8000 * (1 + drift))
-    k_in, t_out = 0, 0.0
-    end = minutes * 60
-    levels = []
-    next_in = 0.0
-    while t_out < end:
-        if next_in <= t_out:
-            b.put(bytes(2 * chunk))
-            fifo += chunk
+    frame = bytes(2 * 160)
+    k_in, t_out, next_in, credit = 0, 0.0, 0.0, 0
+    while t_out < minutes * 60:
+        if next_in <= t_out:                  # the serial thread: a read, and tx by its count
+            rx.put(bytes(2 * chunk))
+            credit += chunk
+            while credit >= 160:
+                tx.take()
+                credit -= 160
             k_in += 1
             next_in = k_in * gap + rnd.uniform(-0.004, 0.004)
-        else:
-            b.take()
-            fifo_short += fifo < 160
-            fifo = max(0, fifo - 160)
+        else:                                 # the bridge's tick
+            rx.take()
+            tx.put(frame)
             t_out += 0.02
-            levels.append(b.level_ms)
-    settled = sorted(levels[250:])
-    return {"drift_pct": drift * 100, "minutes": minutes,
-            "level_ms": {"min": settled[0], "median": statistics.median(settled),
-                         "p99": settled[int(0.99 * (len(settled) - 1))], "max": settled[-1]},
-            "dropped": b.dropped, "inserted": b.inserted, "underruns": b.underruns,
-            "overflows": b.overflows, "plain_fifo_end_ms": round(fifo / 8, 1),
-            "plain_fifo_short_frames": fifo_short}
+    return {"drift_pct": drift * 100, "minutes": minutes, "rx": figures(rx), "tx": figures(tx)}
+
+
+def drift_sim(minutes):
+    """Real time: simulated modems 0.1 % fast and 0.1 % slow, side by side."""
+    runs = run_calls((1.001, 0.999), minutes * 60)
+    for r in runs:
+        r["minutes"] = minutes
+    return runs
+
+
+def print_drift(title, runs):
+    print(f"{title}: level after each take min/median/p99/max (ms); corrections; underruns; "
+          "a plain FIFO's end")
+    for d in runs:
+        for side, way in (("rx", "line -> bridge"), ("tx", "bridge -> line")):
+            b, lv = d[side], d[side]["level_ms"]
+            print(f"  modem clock {d['drift_pct']:+.1f} %, {side} ({way}): "
+                  f"{lv['min']:.1f}/{lv['median']:.1f}/{lv['p99']:.1f}/{lv['max']:.1f}; "
+                  f"dropped {b['dropped']}, inserted {b['inserted']}; underruns {b['underruns']}"
+                  f"{', overflows ' + str(b['overflows']) if b['overflows'] else ''}; "
+                  f"plain FIFO ends at {b['plain_fifo_end_ms']} ms, "
+                  f"{b['plain_fifo_short_frames']} frames it could not fill")
+        if "bridge_late_ms" in d:
+            stalls = d["rx"]["writer_stalls"] + d["tx"]["writer_stalls"]
+            worst = max(d["rx"]["writer_worst_gap_ms"], d["tx"]["writer_worst_gap_ms"])
+            print(f"    (the machine: {stalls} stalls of a thread for more than two frames, the "
+                  f"worst {worst} ms; still in the call at the end: {d['still_in_call']})")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=2, help="calls on each path")
     ap.add_argument("--minutes", type=float, default=10.0, help="simulated call length (drift)")
-    ap.add_argument("--no-audio", action="store_true", help="only the drift buffer")
+    ap.add_argument("--sim-minutes", type=float, default=10.0,
+                    help="real-time call length through the simulated modems (0: none)")
+    ap.add_argument("--no-audio", action="store_true", help="only the drift buffers")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     out = {"drift": [drift_run(d, a.minutes) for d in (0.001, -0.001)]}
+    if a.sim_minutes > 0:
+        out["drift_sim"] = drift_sim(a.sim_minutes)
     if not a.no_audio:
         tmp = Path(tempfile.mkdtemp(prefix="modem-bench-"))
         (tmp / "by-id").mkdir()
@@ -313,14 +349,10 @@ def main(argv=None):
         print(f"after the first RING (median, min-max; n={rg['lamp']['n']}): lamp flashing "
               f"{g(rg['lamp'])}; number on the line {g(rg['number'])}; the caller ID block "
               f"came at {g(rg['caller_id_block'])} (where the lamp started before)")
-    for d in out["drift"]:
-        lv = d["level_ms"]
-        print(f"drift buffer, modem clock {d['drift_pct']:+.1f} %, {d['minutes']:g} min simulated: "
-              f"level min/median/p99/max {lv['min']:.1f}/{lv['median']:.1f}/{lv['p99']:.1f}/"
-              f"{lv['max']:.1f} ms; dropped {d['dropped']}, inserted {d['inserted']}, "
-              f"underruns {d['underruns']}; a plain FIFO ends at {d['plain_fifo_end_ms']} ms "
-              f"with {d['plain_fifo_short_frames']} frames it could not fill")
-
+    print_drift(f"drift buffers, modelled, {a.minutes:g} min simulated", out["drift"])
+    if "drift_sim" in out:
+        print_drift(f"drift buffers through the simulated modem, {a.sim_minutes:g} min real time",
+                    out["drift_sim"])
 
 if __name__ == "__main__":
     main()
