@@ -165,6 +165,8 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
     stopped_early = None
     offered = killed_calls = never_rang = 0
     never_why: dict[str, int] = {}
+    never_seen: list[dict] = []
+    last_kill = [time.time(), None]
     kills = {"worker": 0, "kamailio": 0, "daemon": 0}
     actions: dict[str, int] = {}
     errors: list[str] = []
@@ -202,6 +204,7 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
                         signal.SIGKILL)
                 killed_calls += busy if kind == "kamailio" else (busy + 1) // 2
             kills[kind] += 1
+            last_kill[:] = [time.time(), kind]
             next_kill = time.time() + rnd.uniform(0.5, 1.5) * kill_every_s
             time.sleep(2)
             continue
@@ -228,6 +231,17 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
                     never_rang += 1
                     why = str(r["result"].get("code") or "no answer within 5 s")
                     never_why[why] = never_why.get(why, 0) + 1
+                    if len(never_seen) < 20:
+                        # What the board held on that line then, and how long after a kill.
+                        try:
+                            _, st2 = line_states(d)
+                        except OSError:
+                            st2 = {}
+                        held = [c for c in (st2.get("telephony") or {}).get("calls", [])
+                                if c["line"] == n]
+                        never_seen.append({"line": n, "why": why, "after_kill": last_kill[1],
+                                           "s_after_kill": round(time.time() - last_kill[0], 1),
+                                           "book": held})
         elif ringing and choice < 0.5:
             n = rnd.choice(ringing)
             if rnd.random() < 0.3:
@@ -285,7 +299,7 @@ def soak(minutes: float, seed: int, kill_every_s: float) -> dict:
         "processes_left_after_daemon_kills": orphans,
         "minutes": minutes, "seed": seed, "folder": str(folder),
         "offered": offered, "rings_that_never_rang": never_rang,
-        "never_rang_why": never_why, "recorded": len(records),
+        "never_rang_why": never_why, "never_rang_seen": never_seen, "recorded": len(records),
         "lost": max(0, offered - len(records)),
         "lost_on_killed_processes_at_most": killed_calls,
         "ghost_calls": ghosts, "lamps_not_dark": lit,
@@ -322,6 +336,8 @@ def main(argv=None) -> int:
     print(f"  lamps not dark: {sorted(r['lamps_not_dark']) or 'none'}")
     print(f"  free {r['free']} of {r['capacity']} (in use {r['in_use']}); faults: "
           f"{r['faults'] or 'none'}")
+    for x in r["never_rang_seen"]:
+        print(f"  a ring that never reached a line: {x}")
     for c in r["calls_left"]:
         print(f"  still in the board's book: {c}")
     print(f"  actions: {r['actions']}")

@@ -63,13 +63,30 @@ class TestCallers:
             t["worker"].calls.discard(t["id"])
             self.tests.pop(t["id"], None)
 
-    def hang_up_test(self, line) -> bool:
+    def hang_up_test(self, line) -> dict | None:
+        """The test caller of the call on ``line`` hangs up (or, with no call on it yet,
+        one still ringing in). A caller whose call the line no longer holds (its BYE was
+        lost to a front restart) is not the one meant."""
         with self._lock:
-            for t in self.tests.values():
-                if t["line"] == line:
-                    t["worker"].send(msg.ReleaseCall(call=t["id"]))
-                    return True
-        return False
+            c = self.book.on_line(line)
+            mine = [t for t in self.tests.values() if t["line"] == line]
+            t = next((t for t in mine if c is not None and t["board_call"] == c.id), None)
+            if t is None and c is None and mine:
+                t = mine[-1]
+            if t is not None:
+                t["worker"].send(msg.ReleaseCall(call=t["id"]))
+            return t
+
+    def end_call_on(self, line, why: str) -> bool:
+        """End the SIP call on ``line`` from the board's side (its caller is not one of
+        ours, or cannot be reached): the worker hangs up, the line clears, one record."""
+        with self._lock:
+            c = self.book.on_line(line)
+            if c is None:
+                return False
+            c.worker.send(msg.ReleaseCall(call=c.id))
+            self._lost(c, why)
+            return True
 
     def levels(self, worker, call, timeout=2.0) -> dict | None:
         with self._lock:
@@ -106,12 +123,17 @@ class TestCallers:
 
         async def hangup(args):
             ln = args["line"]
-            if not self.hang_up_test(ln):
-                raise NotMine                 # not our test caller: the board's own hangup
-            for _ in range(200):
-                if not any(t["line"] == ln for t in self.tests.values()):
-                    break
-                await asyncio.sleep(0.01)
+            t = self.hang_up_test(ln)
+            if t is None:
+                # A SIP call whose caller is not ours: ended from the board's side, never
+                # only cleared on the board (the call, and the line's busy, would stay).
+                if not self.end_call_on(ln, "caller hung up"):
+                    raise NotMine             # no SIP call: the simulated board's hangup
+            else:
+                for _ in range(200):
+                    if t["id"] not in self.tests:
+                        break
+                    await asyncio.sleep(0.01)
             await asyncio.sleep(0.05)
             return {"line": ln, "state": state_of(ln), "via": "sip"}
 

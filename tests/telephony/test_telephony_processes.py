@@ -153,6 +153,35 @@ def test_fail__ring_refused_while_the_front_is_down(desk, tmp_path):
     wait_for(lambda: adapter.status()["state"] == "running", 20, "the front back")
 
 
+def test_fail__a_call_whose_callers_bye_a_front_restart_lost_is_hung_up_for_real(desk):
+    """A new front knows none of the calls set up before it, so a caller's BYE gets 481 and
+    the board's side stays. Hanging the line up then only cleared the board: the call stayed
+    in the book and every new call to the line got 486 (the soak's "rings that never
+    reached a line")."""
+    import asyncio
+    board, adapter = desk
+    t = adapter.ring("201")
+    wait_for(lambda: board.line("201") is LineState.RINGING, 10, "201 rings")
+    board.press("line-201")
+    c = adapter.book.on_line("201")
+    wait_for(lambda: c.connected, 10, "201 answered")
+    os.kill(int((adapter.front.run_dir / "kamailio.pid").read_text()), signal.SIGKILL)
+    wait_for(lambda: adapter.status()["state"] == "front down", 15, "the front down")
+    wait_for(lambda: adapter.status()["state"] == "running", 30, "the front back")
+    adapter.hang_up_test("201")                           # the caller's BYE: 481
+    wait_for(lambda: t["id"] not in adapter.tests, 10, "the caller gone")
+    assert adapter.book.on_line("201") is c and board.line("201") is LineState.OPERATOR
+    hangup = next(x for x in adapter.commands() if x.name == "hangup")
+    asyncio.run(hangup.handler({"line": "201"}))
+    wait_for(lambda: board.line("201") is LineState.IDLE, 10, "201 cleared")
+    st = adapter.status()
+    assert st["in_use"] == 0 and st["free"] == st["capacity"]
+    t2 = adapter.ring("201")
+    wait_for(lambda: board.line("201") is LineState.RINGING, 10, "a new call rings 201")
+    assert t2["code"] is None
+    adapter.hang_up_test("201")
+
+
 def _try_bind(sock, port) -> bool:
     try:
         sock.bind(("127.0.0.1", port))
