@@ -54,7 +54,8 @@ conf() { sed -n "s/^$1=//p" "$R/etc/switchboard/switchboard.conf" 2>/dev/null | 
 if [ "$mode" != installed ]; then
     for p in /etc/systemd/system/switchboard.service \
              /etc/systemd/system/multi-user.target.wants/switchboard.service \
-             /etc/udev/rules.d/70-switchboard.rules /etc/alsa/conf.d/60-switchboard.conf \
+             /etc/udev/rules.d/70-switchboard.rules /etc/udev/rules.d/60-switchboard-modems.rules \
+             /etc/alsa/conf.d/60-switchboard.conf \
              /etc/xdg/autostart/switchboard-kiosk.desktop /opt/switchboard \
              /usr/local/bin/switchboard-diag; do
         absent "$p"
@@ -109,6 +110,8 @@ check "the lamp-blanking helper (ExecStopPost=) is there" test -x "$R/opt/switch
 check "switchboard-diag is on the PATH" test "$(readlink "$R/usr/local/bin/switchboard-diag")" = /opt/switchboard/venv/bin/switchboard-diag
 owned /etc/udev/rules.d/70-switchboard.rules 644 root root
 check "udev: ModemManager kept off USB serial adapters" grep -q 'ENV{ID_MM_DEVICE_IGNORE}="1"' "$R/etc/udev/rules.d/70-switchboard.rules"
+owned /etc/udev/rules.d/60-switchboard-modems.rules 644 root root
+check "udev: voice modems (Conexant 0572) kept from ModemManager" grep -q 'ATTRS{idVendor}=="0572".*ID_MM_DEVICE_IGNORE' "$R/etc/udev/rules.d/60-switchboard-modems.rules"
 if [ -n "$(conf SWITCHBOARD_PRINTER_USB)" ]; then
     check "udev: /dev/switchboard-printer on USB port $(conf SWITCHBOARD_PRINTER_USB)" \
         grep -q "KERNELS==\"$(conf SWITCHBOARD_PRINTER_USB)\", SYMLINK+=\"switchboard-printer\"" "$R/etc/udev/rules.d/70-switchboard.rules"

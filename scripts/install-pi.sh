@@ -21,6 +21,8 @@
 #    the board file and the site file (mode 0600, owner switchboard: it holds passwords);
 #  - /etc/systemd/system/switchboard.service (scripts/service/switchboard.service), enabled,
 #    and (re)started when systemd is running;
+#  - /etc/udev/rules.d/60-switchboard-modems.rules (linux/, as shipped): USB voice modems
+#    kept from ModemManager, in the dialout group
 #  - /etc/udev/rules.d/70-switchboard.rules: /dev/switchboard-printer and the ALSA cards
 #    headset1, headset2 by USB port, GPIO chips for the gpio group, ModemManager kept off
 #    USB serial adapters; /etc/alsa/conf.d/60-switchboard.conf: PCMs named headset1, headset2
@@ -278,6 +280,7 @@ install_config() {
 
 # -- udev rules and ALSA names -------------------------------------------------------
 RULES="$R/etc/udev/rules.d/70-switchboard.rules"
+MODEM_RULES="$R/etc/udev/rules.d/60-switchboard-modems.rules"   # linux/, as shipped
 ALSA_CONF="$R/etc/alsa/conf.d/60-switchboard.conf"
 valid_port() { [[ "$1" =~ ^[0-9]+-[0-9]+(\.[0-9]+)*$ ]]; }
 
@@ -314,6 +317,8 @@ install_udev() {
     } > "$RULES.new"
     chmod 0644 "$RULES.new"
     mv "$RULES.new" "$RULES"
+    # USB voice modems (analog trunks): ModemManager kept off them, the dialout group.
+    install -m 0644 "$SRC/linux/60-switchboard-modems.rules" "$MODEM_RULES"
 
     # PCMs named as the site file names headsets, on the cards the rules name.
     local pcms=""
@@ -387,7 +392,7 @@ uninstall() {
     fi
     rm -f "$R/etc/systemd/system/multi-user.target.wants/$UNIT" "$R/etc/systemd/system/$UNIT"
     if systemd_running; then systemctl daemon-reload; fi
-    rm -f "$RULES" "$ALSA_CONF" "$R/etc/xdg/autostart/switchboard-kiosk.desktop"
+    rm -f "$RULES" "$MODEM_RULES" "$ALSA_CONF" "$R/etc/xdg/autostart/switchboard-kiosk.desktop"
     if udev_running; then udevadm control --reload; fi
     local link
     for link in "$R/usr/local/bin/"switchboard*; do

@@ -29,7 +29,7 @@ installation reaches the network, and holds its secrets::
     mode = "modem"
     device = "/dev/serial/by-id/usb-Conexant_USB_Modem_...-if00"
     line = "901"            # the board line it rings and dials out on
-    profile = "conexant"    # optional: conexant, usr, multitech, generic (else from ATI0/+GMI)
+    profile = "conexant"    # optional: conexant, dell, usr, multitech, generic (else from ATI0/+GMI/+GMM)
     country = "US"          # optional: AT+GCI (two letters, or the T.35 hex code)
     silence_s = 30          # optional: the far end is taken to have hung up after this
                             # long of nothing but silence (0: never)
@@ -107,7 +107,7 @@ class Trunk:
     dial: str | None = None       # URI template for outgoing calls, "{number}" in it
     device: str | None = None     # modem: the serial device (/dev/serial/by-id/...)
     line: str | None = None       # modem: the board line the analog line rings
-    profile: str | None = None    # modem: conexant, usr, multitech, generic; None: identify
+    profile: str | None = None    # modem: conexant, dell, usr, multitech, generic; None: identify
     country: str | None = None    # modem: AT+GCI
     silence_s: float = 30.0       # modem: silence that ends a call
     gateway_port: int | None = None   # modem: its gateway's SIP port on loopback (the daemon's)
