@@ -276,7 +276,8 @@ def print_drift(title, runs):
             b, lv = d[side], d[side]["level_ms"]
             print(f"  modem clock {d['drift_pct']:+.1f} %, {side} ({way}): "
                   f"{lv['min']:.1f}/{lv['median']:.1f}/{lv['p99']:.1f}/{lv['max']:.1f}; "
-                  f"dropped {b['dropped']}, inserted {b['inserted']}; underruns {b['underruns']}"
+                  f"dropped {b['dropped']}, inserted {b['inserted']} "
+                  f"({b['reversals']} reversals); underruns {b['underruns']}"
                   f"{', overflows ' + str(b['overflows']) if b['overflows'] else ''}; "
                   f"plain FIFO ends at {b['plain_fifo_end_ms']} ms, "
                   f"{b['plain_fifo_short_frames']} frames it could not fill")

@@ -28,7 +28,9 @@ class MeteredBuffer(DriftBuffer):
     that starts at the same target (the start-up backlog trimmed once) and is never
     corrected, so that only the clocks' drift moves it. With a ``clock``, it also counts the
     writer's stalls: gaps of more than two frames between puts, where the machine, not the
-    buffer, is to blame for what follows."""
+    buffer, is to blame for what follows, and when each stall and underrun happened. It
+    counts reversals too: a drop after an insert or an insert after a drop (the two
+    corrections fighting)."""
 
     STALL_S = 0.04
 
@@ -45,6 +47,10 @@ class MeteredBuffer(DriftBuffer):
         self.fifo_short = 0
         self.stalls = 0
         self.worst_gap_s = 0.0
+        self.stall_spans: list[tuple[float, float]] = []    # (start, end) on the clock
+        self.underrun_t: list[float] = []
+        self.reversals = 0
+        self._last_fix = None          # "dropped" or "inserted"
         self._put_at = None
 
     def clear(self):
@@ -56,17 +62,26 @@ class MeteredBuffer(DriftBuffer):
             now = self.clock()
             if self._put_at is not None:
                 gap = now - self._put_at
-                self.stalls += gap > self.STALL_S
+                if gap > self.STALL_S:
+                    self.stalls += 1
+                    self.stall_spans.append((self._put_at, now))
                 self.worst_gap_s = max(self.worst_gap_s, gap)
             self._put_at = now
         super().put(samples)
         self.fifo += len(samples) // 2 if isinstance(samples, (bytes, bytearray)) else len(samples)
 
     def take(self):
-        under = self.underruns
+        under, dropped, inserted = self.underruns, self.dropped, self.inserted
         out = super().take()
         if self.underruns > under:
             self.underrun_at.append(len(self.levels))
+            if self.clock is not None:
+                self.underrun_t.append(self.clock())
+        fix = ("dropped" if self.dropped > dropped else
+               "inserted" if self.inserted > inserted else None)
+        if fix:
+            self.reversals += self._last_fix not in (None, fix)
+            self._last_fix = fix
         self.levels.append(self.level_ms)
         if not self.fifo_primed and self.fifo >= self.target:
             self.fifo, self.fifo_primed = self.target, True
@@ -82,10 +97,22 @@ def figures(b: MeteredBuffer, settle=SETTLE_TAKES) -> dict:
     return {"level_ms": {"min": lv[0], "median": statistics.median(lv),
                          "p99": lv[int(0.99 * (len(lv) - 1))], "max": lv[-1]},
             "takes": len(b.levels), "dropped": b.dropped, "inserted": b.inserted,
-            "underruns": b.underruns, "underrun_at": b.underrun_at, "overflows": b.overflows,
+            "underruns": b.underruns, "underrun_at": list(b.underrun_at), "overflows": b.overflows,
+            "reversals": b.reversals,
             "plain_fifo_end_ms": round(b.fifo * 1000 / b.rate, 1),
             "plain_fifo_short_frames": b.fifo_short,
-            "writer_stalls": b.stalls, "writer_worst_gap_ms": round(b.worst_gap_s * 1000, 1)}
+            "writer_stalls": b.stalls, "writer_worst_gap_ms": round(b.worst_gap_s * 1000, 1),
+            # copies: the line goes on streaming (and tx underrunning) after the last tick
+            "stall_spans": list(b.stall_spans), "underrun_t": list(b.underrun_t)}
+
+
+def unexplained_underruns(r: dict, side: str, near_s=1.0) -> list[float]:
+    """The underruns of buffer ``side`` of a ``run_calls`` result that no stall of either
+    thread (the serial thread writes rx and reads tx, the bridge the other way round)
+    explains: none within ``near_s`` of a stall's gap. What is left is the buffer's."""
+    spans = r["rx"]["stall_spans"] + r["tx"]["stall_spans"]
+    return [u for u in r[side]["underrun_t"]
+            if not any(a - near_s <= u <= b + near_s for a, b in spans)]
 
 
 class Bridge(threading.Thread):

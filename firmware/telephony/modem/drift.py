@@ -5,11 +5,11 @@ few tenths of a percent: a plain queue between them grows without bound (0.1 % o
 10-minute call is 0.6 s of delay) or runs dry and clicks. ``DriftBuffer`` holds 16-bit
 samples; the writer ``put``s whatever arrives, the reader ``take``s fixed frames, and:
 
-- while the level stays above ``target + slack`` (measured as the lowest level over the
-  last ``window`` takes, so a burst of arrival does not count), each frame taken drops one
-  sample (0.6 % at 20 ms frames: six times the drift it corrects, inaudible);
-- while the level is below ``target - slack`` at a take, the frame gets one sample
-  repeated;
+- the level that counts is the lowest at a take over the last ``window`` takes (a second);
+- while it stays above ``target + slack``, each frame taken drops one sample (0.6 % at
+  20 ms frames: six times the drift it corrects, inaudible);
+- while it is below ``target``, each frame taken gets one sample repeated (``target``
+  must be at least two frames: see ``take``);
 - a frame the buffer cannot fill is padded with its last sample faded to silence (an
   underrun), and the buffer refills to ``target`` before it plays again;
 - beyond ``limit`` (a stall on one side) the oldest samples are thrown away down to
@@ -107,11 +107,21 @@ class DriftBuffer:
                 del buf[:f + 1]
                 self.dropped += 1
                 self._lows = [x - 1 for x in self._lows]
-            elif n < self.target - self.slack:
+            elif low < self.target:
+                # too little margin: this frame repeats one sample. Decided on the window's
+                # lowest level, as drops are, not on this take's: writers deliver whole
+                # frames (the bridge into tx, the serial thread's ~20 ms reads into rx), so
+                # the level at a take swings by up to a frame with the writer's phase, and
+                # jumps down a whole frame each time the clocks slip a frame apart (every
+                # 20 s at 0.1 %). The minimum is the margin left before an underrun; kept
+                # at two frames (target), a slip still leaves a whole frame to take while
+                # the inserts win it back. (Held at 30 ms by this take's level, as before,
+                # the draining side underran at every slip.)
                 out = buf[:f - 1]
                 out.insert(f // 2, out[f // 2 - 1])
                 del buf[:f - 1]
                 self.inserted += 1
+                self._lows = [x + 1 for x in self._lows]
             else:
                 out = buf[:f]
                 del buf[:f]

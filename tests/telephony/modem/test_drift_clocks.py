@@ -13,13 +13,9 @@ modem's byte count); a modem slow the other way round.
 
 import pytest
 
-from modem_drift import run_calls
+from modem_drift import run_calls, unexplained_underruns
 
 SECONDS = 40.0
-#: Underruns each buffer may have besides those the machine's stalls explain: the side the
-#: clock drains underruns once a frame's worth of drift, every 20 s at 0.1 %, when the
-#: clocks' phases slip past each other (README, Benchmarks, Modem). A storm is many more.
-UNDERRUNS_PER_10S = 1
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +48,15 @@ def test_ok__both_buffers_stay_bounded_and_are_corrected(calls, drift_pct, fills
         # bounded near the 40 ms target, never cut at the 200 ms limit but after a long stall
         assert lv["median"] <= 60 + slack and lv["p99"] <= 80 + slack, why
         assert b["overflows"] <= (n_stalls if worst_ms > 100 else 0), why
-        # no underrun storm
-        assert b["underruns"] <= UNDERRUNS_PER_10S * SECONDS / 10 + n_stalls, why
+        # no underrun but where a stall of the machine explains it: the clocks slip a frame
+        # apart every 20 s at 0.1 %, and the side they drain must ride that out (inserting
+        # only below 30 ms at a take, it underran at each slip: twice in 40 s)
+        assert unexplained_underruns(r, side) == [], why
+        assert b["underruns"] <= n_stalls, why
     # corrected, each buffer its own way
     assert r[fills]["dropped"] > 0, f"{fills}: {r[fills]}"
     assert r[drains]["inserted"] > 0, f"{drains}: {r[drains]}"
+    # not asserted yet: the two corrections fight on tx through the simulator (inserts and
+    # drops taking turns several times in 40 s with no stall: the serial thread's takes
+    # swing the window's lowest level by more than the 10 ms between the two thresholds);
+    # ``reversals`` counts it (README, Benchmarks, Modem)
