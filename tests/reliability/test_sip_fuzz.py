@@ -46,6 +46,9 @@ def front(tmp_path_factory):
     worker.kill()
     worker.wait()
     log = (tmp / "front" / "kamailio.log").read_text(errors="replace")
+    # While it shuts down, Kamailio's TCP processes may log "CRITICAL ... receive_fd(): EOF"
+    # as the main process closes their sockets: only what came before the stop counts.
+    log = log.split("Thank you for flying kamailio")[0]
     assert "CRITICAL" not in log and "segfault" not in log.lower(), log[-3000:]
 
 

@@ -510,13 +510,13 @@ def main(argv=None) -> int:
     parser.add_argument("--buffer-ms", type=int, default=200,
                         help="most audio each headset ring holds (ms); the standing delay is "
                              "trimmed to a frame when the device keeps time")
-    parser.add_argument("--headset-ptime", type=int, default=10, choices=(10, 20),
+    parser.add_argument("--headset-ptime", type=int, default=10, choices=(5, 10, 20),
                         help="ms of audio per headset frame, the rings' unit (default 10; 20 "
                              "halves the wake-ups and adds about 20 ms each way)")
     parser.add_argument("--headset-period", type=int, default=None,
                         help="ms per sound-card period (PortAudio's callback); it divides "
                              "--headset-ptime (default: half of it, at least 5)")
-    parser.add_argument("--bridge-ptime", type=int, default=10, choices=(10, 20),
+    parser.add_argument("--bridge-ptime", type=int, default=10, choices=(5, 10, 20),
                         help="ms per tick of the position's conference bridge (default 10)")
     parser.add_argument("--max-calls", type=int, default=2, help="legs answered at once")
     parser.add_argument("--codecs", default=",".join(DEFAULT_CODECS),
