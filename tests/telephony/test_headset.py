@@ -140,11 +140,13 @@ def test_fail__position_with_unknown_headset_says_which_exist(card, tmp_path):
 # -- (a) caller -> earpiece -----------------------------------------------------------
 
 BEFORE = ["--headset-ptime", 20, "--headset-period", 20, "--bridge-ptime", 20]
+FIVE = ["--headset-ptime", 5, "--headset-period", 5, "--bridge-ptime", 5]
 
 
-@pytest.mark.parametrize("headset_rate,extra", [(None, []), (48000, []), (None, BEFORE)],
+@pytest.mark.parametrize("headset_rate,extra", [(None, []), (48000, []), (None, BEFORE),
+                                                (48000, FIVE)],
                          ids=["defaults-at-bridge-rate", "defaults-port-at-48k-card-rate",
-                              "20ms-frames-periods-and-bridge"])
+                              "20ms-frames-periods-and-bridge", "5ms-frames-periods-and-bridge"])
 def test_ok__caller_tone_reaches_earpiece(request, tmp_path, tone_wav, headset_rate, extra):
     """SIPp sends a 1 kHz PCMU tone; the earpiece plays it at full level, clean, then silence.
 
@@ -174,7 +176,7 @@ def test_ok__caller_tone_reaches_earpiece(request, tmp_path, tone_wav, headset_r
     if headset_rate:
         assert status["headset"]["rate"] == 48000 and status["headset"]["bridge_rate"] == 16000
     assert (status["headset"]["ptime_ms"], status["headset"]["period_ms"]) == \
-        ((20, 20) if extra else (10, 5))
+        ((extra[1], extra[3]) if extra else (10, 5))
 
 
 # -- (b) microphone -> far end --------------------------------------------------------
