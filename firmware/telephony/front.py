@@ -16,7 +16,9 @@ Kamailio listens where the site file says (loopback unless configured) and:
   ``503`` with ``Retry-After`` to a burst that would exceed them;
 - answers ``486 Busy Here`` only when every worker is full;
 - hides the workers: a caller sees the front's address in every header, never a
-  worker's (its Contact kept by Call-ID, its Via restored on the way back).
+  worker's (its Contact kept with the call's dialog, its Via restored on the way back).
+- keeps its dialogs on disk (the dialog module's db_text tables in the run directory), so
+  a restarted front relays the in-dialog requests of calls set up before it;
 - relays a worker's call out over a modem trunk (``;modem=<name>`` in the Request-URI)
   to that modem's gateway on loopback, record-routed like the calls in.
 
@@ -137,6 +139,8 @@ def setups_per_worker_s(workers) -> int:
 
 MAX_MESSAGE_BYTES = 8192   # an INVITE larger than this is refused 513 (a real one is ~1-2 KB)
 MAX_VIAS = 16              # more Via headers than any honest path has: 400
+DIALOG_LIFETIME_S = 86400  # a dialog the front forgets after this long (a day: no call lasts it)
+DUMP_INTERVAL_MS = 50      # the dialogs' tables go to disk this often (when they changed)
 
 
 def trunk_match(peers) -> str:
@@ -212,7 +216,8 @@ user_agent_header="User-Agent: switchboard"
 {"enable_tls=yes" if "tls" in transports else ""}
 {"disable_tcp=yes" if not ({"tcp", "tls"} & set(transports)) else ""}
 {load_modules("tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "textopsx", "siputils", "xlog",
-              "sanity", "dispatcher", "htable", "ipops", "dialog", "jsonrpcs")}
+              "sanity", "dispatcher", "htable", "ipops", "db_text", "dialog", "jsonrpcs",
+              "rtimer")}
 {'loadmodule "tls.so"' if "tls" in transports else ""}
 {f'modparam("tls", "config", "{tls_config}")' if "tls" in transports else ""}
 # A board's call may ring for minutes before it is picked up or overflows.
@@ -224,8 +229,18 @@ modparam("dispatcher", "ds_ping_interval", 0)
 modparam("rr", "append_fromtag", 1)
 # Every call the front lets in is a dialog it knows: in-dialog requests must
 # belong to one and come from one of its parties (its caller or a worker).
-modparam("dialog", "default_timeout", 86400)
+modparam("dialog", "default_timeout", {DIALOG_LIFETIME_S})
 modparam("dialog", "enable_stats", 0)
+# The dialogs outlive this Kamailio: each is written to db_text tables in the run
+# directory as it changes (db_mode 1), with what the script keeps of it in dialog
+# variables (its caller, the worker's Contact, the front's Contact shown to the caller),
+# and a restarted front loads them, so calls set up before a restart go on through it.
+# db_text writes its tables to disk only when told (or at a clean shut-down): the timer
+# below does so every {DUMP_INTERVAL_MS} ms, and only for tables that changed.
+modparam("dialog", "db_url", "text://{{DLGDB}}")
+modparam("dialog", "db_mode", 1)
+modparam("rtimer", "timer", "name=dlgdump;interval={DUMP_INTERVAL_MS * 1000}u;mode=1;")
+modparam("rtimer", "exec", "timer=dlgdump;route=DIALOGS_TO_DISK")
 # Call set-ups per worker per second. A PJSUA2 process has 64 I/O-queue slots and
 # frees each only 500 ms after its call's RTP sockets close: more than about 28 call
 # set-ups within half a second abort it. {{SETUPS}} a second keeps well clear.
@@ -237,10 +252,6 @@ modparam("htable", "htable", "{frontblock.COUNTS}=>size=2;")
 modparam("jsonrpcs", "transport", 4)
 modparam("jsonrpcs", "dgram_socket", "{{RPCSOCK}}")
 modparam("jsonrpcs", "dgram_mode", 0600)
-# Topology hiding (route[TOWARD_CALLER]): by Call-ID, the answering worker's own Contact
-# and the front's Contact shown to the caller in its place; kept longer than a dialog.
-modparam("htable", "htable", "workercontact=>size=10;autoexpire=90000;")
-modparam("htable", "htable", "frontcontact=>size=10;autoexpire=90000;")
 
 request_route {{
     if ($ml > {MAX_MESSAGE_BYTES}) {{
@@ -348,7 +359,7 @@ request_route {{
     if ($proto != "udp") {{
         $var(fc) = $var(fc) + ";transport=" + $proto;
     }}
-    $sht(frontcontact=>$ci) = $var(fc);
+    $dlg_var(front) = $var(fc);
     $avp(front) = $var(fc);
     t_on_reply("FROM_WORKER");
     t_on_failure("WORKER_FAILED");
@@ -388,16 +399,16 @@ route[IN_DIALOG] {{
     }}
     # Toward the worker (the caller knows only the front's Contact): the worker's own,
     # set before loose_route, which takes a Request-URI of its own as strict routing.
-    $avp(front) = $sht(frontcontact=>$ci);
+    $avp(front) = $dlg_var(front);
     $var(toward) = "caller";
     if (uri == myself) {{
-        if ($sht(workercontact=>$ci) == $null) {{
+        if ($dlg_var(worker) == $null) {{
             if (!is_method("ACK")) {{
                 sl_send_reply("481", "Call Does Not Exist");
             }}
             exit;
         }}
-        $ru = $sht(workercontact=>$ci);
+        $ru = $dlg_var(worker);
         $var(toward) = "worker";
     }}
     if (loose_route()) {{
@@ -493,7 +504,7 @@ route[TOWARD_CALLER] {{
 onreply_route[FROM_WORKER] {{
     if (is_present_hf("Contact") && $avp(front) != $null) {{
         if ($rs =~ "^(1[0-9][1-9]|2[0-9][0-9])$") {{
-            $sht(workercontact=>$ci) = $(ct{{tobody.uri}});
+            $dlg_var(worker) = $(ct{{tobody.uri}});
         }}
         remove_hf("Contact");
         append_hf("Contact: <$avp(front)>\\r\\n");
@@ -511,6 +522,11 @@ onreply_route[TO_WORKER] {{
 }}
 
 {modem_route(modems)}
+# The dialogs' tables, to disk when they changed (see db_text above).
+route[DIALOGS_TO_DISK] {{
+    jsonrpc_exec('{{"jsonrpc": "2.0", "method": "db_text.dump", "id": 1}}');
+}}
+
 failure_route[WORKER_FAILED] {{
     if (t_is_canceled()) {{
         exit;
@@ -562,6 +578,65 @@ def blocked_route(refuse: str) -> str:
 """
 
 
+# The dialog module's tables in db_text form (Kamailio 5.6's schema: dialog version 7,
+# dialog_vars version 1), as kamdbctl creates them: a header naming the columns, then
+# one row a line, fields separated by ':'.
+DIALOG_TABLES = {
+    "version": ("id(int,auto) table_name(string) table_version(int) ",
+                ["0:dialog:7", "0:dialog_vars:1"]),
+    "dialog": ("id(int,auto) hash_entry(int) hash_id(int) callid(string) from_uri(string) "
+               "from_tag(string) to_uri(string) to_tag(string) caller_cseq(string) "
+               "callee_cseq(string) caller_route_set(string,null) callee_route_set(string,null) "
+               "caller_contact(string) callee_contact(string) caller_sock(string) "
+               "callee_sock(string) state(int) start_time(int) timeout(int) sflags(int) "
+               "iflags(int) toroute_name(string,null) req_uri(string) xdata(string,null) ", []),
+    "dialog_vars": ("id(int,auto) hash_entry(int) hash_id(int) dialog_key(string) "
+                    "dialog_value(string) ", []),
+}
+_FIELD_SEP = re.compile(r"(?<!\\):")
+
+
+def _lifetime_from_start(row: str) -> str:
+    """A dialog row whose end (``timeout``) is its start plus ``DIALOG_LIFETIME_S``.
+
+    The row Kamailio 5.6.3 writes when the 200 arrives holds in ``timeout`` a time long
+    past (seen: months before the call's ``start_time``), and it is not rewritten later in
+    this mode: a restarted front loading it as it is ends every call at once
+    (``dlg_ontimeout`` in its log, then 481 to the call's BYE)."""
+    f = _FIELD_SEP.split(row)
+    try:
+        f[18] = str(int(f[17]) + DIALOG_LIFETIME_S)     # start_time, timeout
+    except ValueError:
+        pass
+    return ":".join(f)
+
+
+def dialog_tables(folder, fresh: bool) -> None:
+    """The dialog tables in ``folder``: new and empty when ``fresh`` (a front's first start:
+    no call of an earlier daemon's workers lives on), else kept for the restarted front to
+    load, less any row a killed Kamailio left half written (db_text rewrites a table file
+    in place), which would stop it loading the table at all."""
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, (header, rows) in DIALOG_TABLES.items():
+        path = folder / name
+        kept = []
+        if not fresh and name != "version":
+            try:
+                text = path.read_text(errors="replace")
+            except OSError:
+                text = ""
+            lines = text.split("\n")
+            columns = len(header.split())
+            # The last piece has no newline: a complete file ends in one, so it is "".
+            kept = [ln for ln in lines[1:-1] if len(_FIELD_SEP.split(ln)) == columns]
+            if name == "dialog":
+                kept = [_lifetime_from_start(ln) for ln in kept]
+        tmp = path.with_name(f".{name}.new")
+        tmp.write_text("".join(f"{ln}\n" for ln in [header] + rows + kept))
+        os.replace(tmp, path)
+
+
 def dispatcher_list(workers, host="127.0.0.1") -> str:
     """Set 1: one line per worker (``maxload`` is informative: the worker enforces it)."""
     return "".join(f"1 sip:{host}:{p} 0 0 duid=w{i};maxload={m}\n"
@@ -585,6 +660,12 @@ class Front:
         self.workers = list(workers)
         self.tls = (tls_certificate, tls_private_key)
         self.proc: subprocess.Popen | None = None
+        self._started = False     # once started, a restart keeps the dialogs (dialog_tables)
+
+    @property
+    def dialog_db(self) -> Path:
+        """The dialog module's db_text tables: what a restarted front knows of the calls."""
+        return self.run_dir / "dialogs"
 
     @property
     def host(self) -> str:
@@ -648,6 +729,7 @@ class Front:
                                        refuse=self.refuse, modems=self.modems)
                        .replace("{DSLIST}", str(ds))
                        .replace("{RPCSOCK}", str(self.rpc_path))
+                       .replace("{DLGDB}", str(self.dialog_db.resolve()))
                        .replace("{SETUPS}", str(setups_per_worker_s(self.workers))))
         return cfg
 
@@ -738,6 +820,8 @@ class Front:
     def start(self, timeout=10.0):
         exe = kamailio_exe()
         cfg = self.write()
+        dialog_tables(self.dialog_db, fresh=not self._started)
+        self._started = True
         check = subprocess.run([exe, "-c", "-f", str(cfg)], capture_output=True, text=True)
         if check.returncode != 0:
             raise FrontError(f"Kamailio refused its generated config {cfg}: "

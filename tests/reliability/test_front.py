@@ -244,3 +244,25 @@ def test_ok__ipv6_trunk_addresses_are_compared_as_addresses():
 def test_parse_helper_reads_headers():
     first, h, body = parse(b"SIP/2.0 200 OK\r\nVia: a\r\nVia: b\r\n\r\nx")
     assert first == "SIP/2.0 200 OK" and h["via"] == ["a", "b"] and body == "x"
+
+
+def test_ok__a_killed_fronts_dialog_tables_are_loaded_less_a_torn_row_with_their_lifetime(tmp_path):
+    """What a restarted front loads: whole rows only (a SIGKILL can tear the last one as
+    db_text rewrites the file), each dialog ending a day after its start; a first start
+    begins with empty tables."""
+    from firmware.telephony.front import DIALOG_LIFETIME_S, DIALOG_TABLES, dialog_tables
+    d = tmp_path / "dialogs"
+    dialog_tables(d, fresh=True)
+    header = DIALOG_TABLES["dialog"][0]
+    row = ("1:3443:11474:cid1:sip\\:diag@127.0.0.1:ft:sip\\:201@127.0.0.1:tt:16587:0:::"
+           "sip\\:diag@127.0.0.1\\:46761;ob:sip\\:worker1@127.0.0.1\\:49668:udp\\:127.0.0.1\\:41985:"
+           "udp\\:127.0.0.1\\:41985:3:1796101978:1751017078:0:0::sip\\:201@127.0.0.1\\:41985:")
+    (d / "dialog").write_text(f"{header}\n{row}\n{row[:60]}")
+    dialog_tables(d, fresh=False)
+    lines = (d / "dialog").read_text().splitlines()
+    assert lines[0] == header and len(lines) == 2
+    assert f":3:1796101978:{1796101978 + DIALOG_LIFETIME_S}:0:0:" in lines[1]
+    assert lines[1].replace(str(1796101978 + DIALOG_LIFETIME_S), "1751017078") == row
+    assert (d / "version").read_text().splitlines()[1:] == ["0:dialog:7", "0:dialog_vars:1"]
+    dialog_tables(d, fresh=True)
+    assert (d / "dialog").read_text() == header + "\n"

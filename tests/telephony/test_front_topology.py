@@ -2,7 +2,9 @@
 the caller, BYE from the board and from the caller), a caller on 127.0.0.1 never sees a
 worker's address, port or name, nor a version string, in any header of any message."""
 
+import os
 import re
+import signal
 
 import pytest
 
@@ -159,3 +161,58 @@ def test_ok__a_caller_never_sees_a_worker_across_whole_calls(desk):
                 assert all(v == "switchboard" for v in h.get(name, [])), head
     finally:
         caller.close()
+
+
+def _hidden(seen, ports):
+    for data in seen:
+        head = data.decode(errors="replace").split("\r\n\r\n", 1)[0]
+        for port in ports:
+            assert not re.search(rf"[:=]\s*{port}\b", head), (port, head)
+        assert "worker" not in head.lower(), head
+
+
+def test_ok__calls_set_up_before_a_front_restart_go_on_through_the_new_front(desk):
+    """Kamailio SIGKILLed and restarted under two answered calls: the caller's re-INVITE
+    and BYE reach the worker, the board's BYE reaches the other caller, through the new
+    front and with the workers still hidden (the dialogs were kept on disk)."""
+    board, adapter = desk
+    front = adapter.front.port
+    ports = {w.port for w in adapter.workers}
+    caller = Caller("127.0.0.1")
+    try:
+        calls = {}
+        for line in ("201", "202"):
+            d = calls[line] = Dialog(caller, front, line)
+            d.reply(180)
+            wait_for(lambda: board.line(line) is LineState.RINGING, 10, f"{line} ringing")
+            board.press(f"line-{line}")
+            d.established(d.reply(200))
+            d.send("ACK")
+            wait_for(lambda: board.line(line) is LineState.OPERATOR, 10, f"{line} answered")
+            if line == "201":
+                board.press("p1-hold")
+                wait_for(lambda: board.line("201") is LineState.HELD, 10, "201 held")
+        wait_for(lambda: all(d.cid in (adapter.front.dialog_db / "dialog").read_text()
+                             for d in calls.values()), 2, "the dialogs on disk")
+        os.kill(int((adapter.front.run_dir / "kamailio.pid").read_text()), signal.SIGKILL)
+        wait_for(lambda: adapter.status()["state"] == "front down", 15, "the front down")
+        wait_for(lambda: adapter.status()["state"] == "running", 30, "the front back")
+        before = len(caller.messages())
+
+        one, two = calls["201"], calls["202"]
+        one.send("INVITE", sdp(port=40006))         # the caller's re-INVITE reaches the worker
+        one.reply(200)
+        one.send("ACK")
+        wait_for(lambda: board.line("201") is LineState.HELD, 10, "201 still held")
+        board.press("p1-release")                    # the operator releases 202
+        assert caller.wait(lambda m: m[0].startswith("BYE ") and m[1]["call-id"][0] == two.cid,
+                           15), "the board's BYE never reached the caller"
+        wait_for(lambda: board.line("202") is LineState.IDLE, 10, "202 idle")
+        one.send("BYE")                              # the caller hangs up: the worker hears it
+        one.reply(200, "BYE")
+        wait_for(lambda: board.line("201") is LineState.IDLE, 10, "201 idle")
+        assert adapter.status()["in_use"] == 0
+        _hidden(caller.messages()[before:], ports)
+    finally:
+        caller.close()
+

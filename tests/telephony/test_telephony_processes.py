@@ -153,10 +153,66 @@ def test_fail__ring_refused_while_the_front_is_down(desk, tmp_path):
     wait_for(lambda: adapter.status()["state"] == "running", 20, "the front back")
 
 
+def _answered_then_front_killed(board, adapter):
+    """A test call rings 201, the operator answers, Kamailio is SIGKILLed and comes back."""
+    t = adapter.ring("201")
+    wait_for(lambda: board.line("201") is LineState.RINGING, 10, "201 rings")
+    board.press("line-201")
+    c = adapter.book.on_line("201")
+    wait_for(lambda: c.connected, 10, "201 answered")
+    wait_for(lambda: t["answered_t"] is not None, 10, "the caller answered")
+    # The front writes its dialogs to disk within DUMP_INTERVAL_MS of a change.
+    wait_for(lambda: c.sip_call_id in (adapter.front.dialog_db / "dialog").read_text(), 2,
+             "the call's dialog on disk")
+    os.kill(int((adapter.front.run_dir / "kamailio.pid").read_text()), signal.SIGKILL)
+    wait_for(lambda: adapter.status()["state"] == "front down", 15, "the front down")
+    wait_for(lambda: adapter.status()["state"] == "running", 30, "the front back")
+    return t, c
+
+
+def test_fail__a_call_set_up_before_a_front_restart_holds_resumes_and_the_callers_bye_ends_it(desk):
+    """A new front knew none of the calls set up before it: every in-dialog request got
+    481, so a caller's BYE never reached the board (its side stayed until the operator
+    released it). The front keeps its dialogs (and what it needs of each) on disk, so the
+    new one relays them as the old one did. (Hold and resume are the board's alone, no
+    re-INVITE; a caller's re-INVITE through a restarted front: test_front_topology.py.)"""
+    board, adapter = desk
+    t, c = _answered_then_front_killed(board, adapter)
+    board.press("p1-hold")                                # the call goes on through the new front
+    wait_for(lambda: board.line("201") is LineState.HELD, 10, "201 held")
+    board.press("line-201")
+    wait_for(lambda: board.line("201") is LineState.OPERATOR, 10, "201 resumed")
+    time.sleep(1.0)                                       # and it still stands a moment later
+    assert adapter.book.on_line("201") is c and c.connected
+    assert c.id in _listed(adapter, c.worker)
+    assert t["ended_t"] is None
+    adapter.hang_up_test("201")                           # the caller's BYE reaches the worker
+    wait_for(lambda: board.line("201") is LineState.IDLE, 10, "201 cleared by the caller's BYE")
+    wait_for(lambda: t["id"] not in adapter.tests, 10, "the caller gone")
+    wait_for(lambda: adapter.status()["in_use"] == 0, 10, "nothing left in use")
+    wait_for(lambda: c.id not in _listed(adapter, c.worker), 10, "the call gone from its worker")
+    t2 = adapter.ring("201")
+    wait_for(lambda: board.line("201") is LineState.RINGING, 10, "a new call rings 201")
+    assert t2["code"] is None
+    adapter.hang_up_test("201")
+
+
+def test_fail__the_boards_bye_reaches_a_caller_whose_call_a_front_restart_did_not_see_set_up(desk):
+    """The board's BYE to a caller of a call set up before a front restart got 481: the
+    caller was never told the call had ended."""
+    board, adapter = desk
+    t, c = _answered_then_front_killed(board, adapter)
+    board.press("p1-release")
+    wait_for(lambda: board.line("201") is LineState.IDLE, 10, "201 cleared")
+    wait_for(lambda: t["ended_t"] is not None, 10, "the caller told the call has ended")
+    assert t["code"] == 200, t                            # by a BYE, not a timeout or error
+    assert adapter.status()["in_use"] == 0
+
+
 def test_fail__a_call_whose_callers_bye_a_front_restart_lost_is_hung_up_for_real(desk):
-    """A new front knows none of the calls set up before it, so a caller's BYE gets 481 and
-    the board's side stays. Hanging the line up then only cleared the board: the call stayed
-    in the book and every new call to the line got 486 (the soak's "rings that never
+    """A new front that knows none of the calls set up before it (its dialog tables lost:
+    started afresh here) answers a caller's BYE 481 and the board's side stays. Hanging the
+    line up then only cleared the board: the call stayed in the book and every new call to the line got 486 (the soak's "rings that never
     reached a line")."""
     import asyncio
     board, adapter = desk
@@ -165,6 +221,7 @@ def test_fail__a_call_whose_callers_bye_a_front_restart_lost_is_hung_up_for_real
     board.press("line-201")
     c = adapter.book.on_line("201")
     wait_for(lambda: c.connected, 10, "201 answered")
+    adapter.front._started = False                        # its restart: new, empty tables
     os.kill(int((adapter.front.run_dir / "kamailio.pid").read_text()), signal.SIGKILL)
     wait_for(lambda: adapter.status()["state"] == "front down", 15, "the front down")
     wait_for(lambda: adapter.status()["state"] == "running", 30, "the front back")
