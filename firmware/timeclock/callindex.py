@@ -31,6 +31,7 @@ import threading
 from pathlib import Path
 
 from firmware.records.journal import decode_line
+from firmware.timeclock.slipindex import open_index
 
 log = logging.getLogger("switchboard.timeclock")
 
@@ -89,23 +90,7 @@ class CallIndex:
         self._db = self._connect(rebuild_if_bad=True)
 
     def _connect(self, rebuild_if_bad=False) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")   # derived: a power cut loses nothing real
-            db.executescript(SCHEMA)
-            db.execute("SELECT count(*) FROM meta").fetchone()
-            return db
-        except sqlite3.DatabaseError as e:
-            if not rebuild_if_bad:
-                raise
-            log.warning("call index %s unreadable (%s): building it again", self.path, e)
-            for suffix in ("", "-wal", "-shm"):
-                try:
-                    os.unlink(f"{self.path}{suffix}")
-                except FileNotFoundError:
-                    pass
-            return self._connect()
+        return open_index(self.path, SCHEMA, "call index", rebuild_if_bad)
 
     def close(self) -> None:
         with self._lock:

@@ -50,6 +50,30 @@ COUNT_UP_TO = 5000    # "5000 or more": counting every slip a short word matches
 REBUILD_OVER = 2000   # more missing than this: the text index is rebuilt at once (10x quicker)
 
 
+
+def open_index(path, schema: str, what: str, rebuild_if_bad=False) -> sqlite3.Connection:
+    """The SQLite file of an index (this one, the call index) with ``schema``. An index is
+    derived data: WAL with NORMAL sync (a power cut loses at most the last rows, which
+    catching up finds again), and one that cannot be read is removed and made afresh when
+    ``rebuild_if_bad``."""
+    try:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(schema)
+        db.execute("SELECT count(*) FROM meta").fetchone()
+        return db
+    except sqlite3.DatabaseError as e:
+        if not rebuild_if_bad:
+            raise
+        log.warning("%s %s unreadable (%s): building it again", what, path, e)
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(f"{path}{suffix}")
+            except FileNotFoundError:
+                pass
+        return open_index(path, schema, what)
+
 class SlipIndex:
     """One writer connection (``add``, ``catch_up``, ``drop_before``) and one per reading
     thread (``search``); WAL lets them run side by side."""
@@ -62,24 +86,7 @@ class SlipIndex:
         self._db = self._connect(rebuild_if_bad=True)
 
     def _connect(self, rebuild_if_bad=False) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")   # derived data: a power cut may lose
-            db.executescript(SCHEMA)                   # the last few, catch_up finds them
-            db.execute("SELECT count(*) FROM meta").fetchone()
-            return db
-        except sqlite3.DatabaseError as e:
-            if not rebuild_if_bad:
-                raise
-            log.warning("dead-box index %s unreadable (%s): rebuilding it from the journals",
-                        self.path, e)
-            for suffix in ("", "-wal", "-shm"):
-                try:
-                    os.unlink(f"{self.path}{suffix}")
-                except FileNotFoundError:
-                    pass
-            return self._connect()
+        return open_index(self.path, SCHEMA, "dead-box index", rebuild_if_bad)
 
     def close(self) -> None:
         with self._lock:
