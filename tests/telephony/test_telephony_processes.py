@@ -212,8 +212,8 @@ def test_fail__the_boards_bye_reaches_a_caller_whose_call_a_front_restart_did_no
 def test_fail__a_call_whose_callers_bye_a_front_restart_lost_is_hung_up_for_real(desk):
     """A new front that knows none of the calls set up before it (its dialog tables lost:
     started afresh here) answers a caller's BYE 481 and the board's side stays. Hanging the
-    line up then only cleared the board: the call stayed in the book and every new call to the line got 486 (the soak's "rings that never
-    reached a line")."""
+    line up then only cleared the board: the call stayed in the book and every new call to
+    the line got 486 (the soak's "rings that never reached a line")."""
     import asyncio
     board, adapter = desk
     t = adapter.ring("201")
