@@ -55,6 +55,7 @@ from firmware.telephony.pj.texts import Texts
 # Call slots asked for; PJSUA2 gives at most its build's PJSUA_MAX_CALLS
 # (scripts/pjsua2/config_site.h: 128) and the probe measures what it got.
 MAX_CALLS = 128
+REFUSAL_RING_S = 0.2   # a blocked caller hears this much ringing before the announcement
 
 log = logging.getLogger("switchboard.worker")
 
@@ -313,7 +314,10 @@ class Worker:
                     leg.answer(call_param(msg.Reply(200, "OK")))
             except pj.Error:
                 pass                     # the caller gave up first
-        self.after(0, answer)
+        # Ringing a moment before the answer: sent together, the 180 and the 200 could pass
+        # each other in the front's processes, and a caller may take a 200 before its 180
+        # badly (SIPp aborts the call).
+        self.after(REFUSAL_RING_S, answer)
         self.after(120, lambda: self.hangup(leg))          # a file that never ends
 
     def _refuse(self, leg, reply: msg.Reply):
