@@ -265,11 +265,26 @@ def test_ok__rack_check_in_read_back_dead_box_history(rig):
         d.call("history")
 
 
+def _callout_rig(tmp_path, clock=None):
+    """A time clock and a scheduler wired as app.adapters wires them (the scheduler calls
+    urgent messages out), on MiniDaemon; ``now`` is the scheduler's clock, to move on."""
+    from firmware.schedule.scheduler import ScheduleAdapter
+
+    now = [dt.datetime(2026, 11, 24, 15, 0, 20, tzinfo=dt.timezone.utc)]
+    d = MiniDaemon()
+    a = TimeClockAdapter(tmp_path, clock=clock or Clock())
+    sched = ScheduleAdapter(tmp_path / "schedule.json", dt.timezone.utc, clock=lambda: now[0])
+    sched.data_dir = tmp_path           # what MiniDaemon hands its Context
+    a.call_out, a.call_out_state = sched.call_out, sched.call_out_state
+    d.add_adapter(a)
+    d.add_adapter(sched)
+    return d, a, sched, now
+
+
 def test_ok__urgent_message_called_out_to_the_on_call_contact(tmp_path):
     """The scheduled calls' machinery places it at the next minute and the outcome
     shows on the slip in the rack and the dead box; not urgent, or no on-call: no call."""
     from firmware.core.state import PlacedCallOutcome, ScheduledCallDue
-    from firmware.schedule.scheduler import ScheduleAdapter
 
     cs = Customers(tmp_path)
     cs.add({**HOLD_MARY, "on_call": [{"label": "Joe", "number": "555-0142"}]})
@@ -277,14 +292,7 @@ def test_ok__urgent_message_called_out_to_the_on_call_contact(tmp_path):
             "instructions": []})
     cs.close()
     clock = Clock()
-    now = [dt.datetime(2026, 11, 24, 15, 0, 20, tzinfo=dt.timezone.utc)]
-    d = MiniDaemon()
-    a = TimeClockAdapter(tmp_path, clock=clock)
-    sched = ScheduleAdapter(tmp_path / "schedule.json", dt.timezone.utc, clock=lambda: now[0])
-    sched.data_dir = tmp_path           # what MiniDaemon hands its Context
-    a.call_out, a.call_out_state = sched.call_out, sched.call_out_state
-    d.add_adapter(a)
-    d.add_adapter(sched)
+    d, a, sched, now = _callout_rig(tmp_path, clock)
     try:
         d.call("draft", position=1, line="201", fields={"message": "burst pipe at the shop"},
                urgent=True)
@@ -360,21 +368,13 @@ def test_ok__urgent_call_out_tries_the_on_call_list_in_turn_as_the_customer_says
     import queue
 
     from firmware.core.state import PlacedCallOutcome, ScheduledCallDue
-    from firmware.schedule.scheduler import ScheduleAdapter
 
     cs = Customers(tmp_path)
     cs.add({**HOLD_MARY, "on_call": [{"label": "Joe", "number": "555-0142"},
                                      {"label": "Ann", "number": "555-0143"}],
             "callout_retries": 1, "callout_retry_after": 10})
     cs.close()
-    now = [dt.datetime(2026, 11, 24, 15, 0, 20, tzinfo=dt.timezone.utc)]
-    d = MiniDaemon()
-    a = TimeClockAdapter(tmp_path, clock=Clock())
-    sched = ScheduleAdapter(tmp_path / "schedule.json", dt.timezone.utc, clock=lambda: now[0])
-    sched.data_dir = tmp_path
-    a.call_out, a.call_out_state = sched.call_out, sched.call_out_state
-    d.add_adapter(a)
-    d.add_adapter(sched)
+    d, a, sched, now = _callout_rig(tmp_path)
 
     def placed():
         """The calls the board was asked to place since last looked."""
@@ -433,21 +433,13 @@ def test_ok__urgent_call_out_tries_the_on_call_list_in_turn_as_the_customer_says
 
 def test_ok__urgent_call_out_without_retries_calls_each_contact_once(tmp_path):
     from firmware.core.state import PlacedCallOutcome, ScheduledCallDue
-    from firmware.schedule.scheduler import ScheduleAdapter
 
     cs = Customers(tmp_path)
     cs.add({**HOLD_MARY, "on_call": [{"label": "Joe", "number": "555-0142"},
                                      {"label": "Ann", "number": "555-0143"}],
             "callout_retries": 0})
     cs.close()
-    now = [dt.datetime(2026, 11, 24, 15, 0, 20, tzinfo=dt.timezone.utc)]
-    d = MiniDaemon()
-    a = TimeClockAdapter(tmp_path, clock=Clock())
-    sched = ScheduleAdapter(tmp_path / "schedule.json", dt.timezone.utc, clock=lambda: now[0])
-    sched.data_dir = tmp_path
-    a.call_out, a.call_out_state = sched.call_out, sched.call_out_state
-    d.add_adapter(a)
-    d.add_adapter(sched)
+    d, a, sched, now = _callout_rig(tmp_path)
     try:
         d.call("draft", position=1, line="201", fields={"message": "gas smell"}, urgent=True)
         slip = d.call("pad-stamp", position=1)["stamp"]["slip"]
