@@ -191,10 +191,7 @@ def test_fail__a_call_set_up_before_a_front_restart_holds_resumes_and_the_caller
     wait_for(lambda: t["id"] not in adapter.tests, 10, "the caller gone")
     wait_for(lambda: adapter.status()["in_use"] == 0, 10, "nothing left in use")
     wait_for(lambda: c.id not in _listed(adapter, c.worker), 10, "the call gone from its worker")
-    t2 = adapter.ring("201")
-    wait_for(lambda: board.line("201") is LineState.RINGING, 10, "a new call rings 201")
-    assert t2["code"] is None
-    adapter.hang_up_test("201")
+    _takes_a_new_call(board, adapter, "201")
 
 
 def test_fail__the_boards_bye_reaches_a_caller_whose_call_a_front_restart_did_not_see_set_up(desk):
@@ -233,10 +230,7 @@ def test_fail__a_call_whose_callers_bye_a_front_restart_lost_is_hung_up_for_real
     wait_for(lambda: board.line("201") is LineState.IDLE, 10, "201 cleared")
     st = adapter.status()
     assert st["in_use"] == 0 and st["free"] == st["capacity"]
-    t2 = adapter.ring("201")
-    wait_for(lambda: board.line("201") is LineState.RINGING, 10, "a new call rings 201")
-    assert t2["code"] is None
-    adapter.hang_up_test("201")
+    _takes_a_new_call(board, adapter, "201")
 
 
 def _try_bind(sock, port) -> bool:
@@ -297,9 +291,14 @@ def test_fail__a_test_callers_call_ends_when_its_worker_dies(desk):
     # The worker that held the board's side let it go too.
     wait_for(lambda: c.id not in _listed(adapter, c.worker), 10, "the call gone from its worker")
     wait_for(lambda: board.faults() == {}, 60, "the worker back")
-    t2 = adapter.ring(line)
+    _takes_a_new_call(board, adapter, line)
+
+
+def _takes_a_new_call(board, adapter, line):
+    """A real call rings ``line`` again (no "486 Line Busy" for ever), then hangs up."""
+    t = adapter.ring(line)
     wait_for(lambda: board.line(line) is LineState.RINGING, 10, f"a new call rings {line}")
-    assert t2["code"] is None
+    assert t["code"] is None
     adapter.hang_up_test(line)
 
 
@@ -363,11 +362,7 @@ def test_fail__a_line_whose_call_the_worker_no_longer_has_is_cleared_and_recorde
     assert [r["id"] for r in recs if r["line"] == "203"] == ["w0-1-999"]
     st = adapter.status()
     assert st["in_use"] == 0 and st["free"] == st["capacity"]
-    # The line takes calls again (no "486 Line Busy" for ever).
-    t = adapter.ring("203")
-    wait_for(lambda: board.line("203") is LineState.RINGING, 10, "a real call rings 203")
-    assert t["code"] is None
-    adapter.hang_up_test("203")
+    _takes_a_new_call(board, adapter, "203")
 
 
 def test_ok__ring_then_cancel_floods_leave_no_ghost_call(desk, tmp_path):
