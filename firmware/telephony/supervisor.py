@@ -322,9 +322,8 @@ class Supervision:
             if c is not None:
                 # A test caller died with its worker: the call it made on the board (held
                 # by the other worker) has nobody on the far end and would stay for ever,
-                # the line busy to every new caller. It is ended like a caller's BYE.
-                c.worker.send(msg.ReleaseCall(call=c.id))
-                self._lost(c, "test caller lost")
+                # the line busy to every new caller.
+                self._end_from_board(c, "test caller lost")
 
         def restart():
             if dialogs:
@@ -353,6 +352,12 @@ class Supervision:
             log.error("worker %s could not be restarted", w.index)
 
         threading.Thread(target=restart, name=f"restart-worker{w.index}", daemon=True).start()
+
+    def _end_from_board(self, c, why):
+        """End a call whose far end the board cannot hear from: its worker hangs up (BYE),
+        and the line is cleared and the call recorded now, once (``_lost``)."""
+        c.worker.send(msg.ReleaseCall(call=c.id))
+        self._lost(c, why)
 
     def _lost(self, c, why):
         """End a call the board will hear nothing more of (its worker is gone, or no

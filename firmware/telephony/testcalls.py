@@ -84,8 +84,7 @@ class TestCallers:
             c = self.book.on_line(line)
             if c is None:
                 return False
-            c.worker.send(msg.ReleaseCall(call=c.id))
-            self._lost(c, why)
+            self._end_from_board(c, why)
             return True
 
     def levels(self, worker, call, timeout=2.0) -> dict | None:
