@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 from firmware.errors import SwitchboardError
+from firmware.records.files import atomic_write
 from firmware.telephony import frontblock
 from firmware.telephony import protocol as msg
 from firmware.telephony.children import child_env, spawn
@@ -632,9 +633,7 @@ def dialog_tables(folder, fresh: bool) -> None:
             kept = [ln for ln in lines[1:-1] if len(_FIELD_SEP.split(ln)) == columns]
             if name == "dialog":
                 kept = [_lifetime_from_start(ln) for ln in kept]
-        tmp = path.with_name(f".{name}.new")
-        tmp.write_text("".join(f"{ln}\n" for ln in [header] + rows + kept))
-        os.replace(tmp, path)
+        atomic_write(path, "".join(f"{ln}\n" for ln in [header] + rows + kept).encode(), 0o600)
 
 
 def dispatcher_list(workers, host="127.0.0.1") -> str:
