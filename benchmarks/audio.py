@@ -8,7 +8,9 @@ and bare PJSUA2 endpoints (tests/pjsua_peer.py) as callers and baseline.
 
 The signal is a train of 1 kHz bursts (200 ms on, 800 ms off). A burst's
 delay is the time between it leaving one end and its onset arriving at the
-other, all stamped with CLOCK_MONOTONIC, which the processes share:
+other, all stamped with CLOCK_MONOTONIC, which the processes share. The
+peers play and record through their own bridge ports (pjsua_peer.py
+--stamped), which stamp every frame when their bridge moves it:
 
 - baseline, bare:   peer A's player -> network -> peer B's recorder (and B -> A)
 - caller->earpiece: peer A's player -> position (jitter buffer, bridge, ear ring,
@@ -23,12 +25,16 @@ are measured under the same load.
 
 "Added" is the headset path's median minus the bare path's median: what
 joining a call through a position and its headset costs over joining the
-same call with a PJSUA2 endpoint's own media. Resolution: a bridge tick at
-the player's start; stamps of the ALSA side are good to about an ALSA period
-(a few ms). The test card's capture moves in pipe pages (43 ms at 48 kHz), so
-ALSA reads the microphone up to a page after its samples' time: a lag a real
-card would not add (it hands a sample over a period after it). The card logs
-when ALSA really read each burst, and that lag is printed beside the figures.
+same call with a PJSUA2 endpoint's own media. The peers' stamps are good to
+their bridge's tick jitter (under a ms on a quiet machine), those of the
+ALSA side to about an ALSA period (a few ms). Before the frame stamps, the
+figures took a player's and a recorder's start from when they were joined,
+which is up to a 20 ms tick early: the bare path's two directions then fell
+about 7 and 26 ms, and its median jumped between them from run to run.
+The test card's capture moves in pipe pages (43 ms at 48 kHz), so ALSA
+reads the microphone up to a page after its samples' time: a lag a real card
+would not add (it hands a sample over a period after it). The card logs when
+ALSA really read each burst, and that lag is printed beside the figures.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "support"), str(ROOT)]
 
 from alsa_fixture import FakeCard  # noqa: E402
 from bursts import (BURSTS, LEAD_S, ON_S, PERIOD_S, burst_train, expected_times, match,  # noqa: E402
-                    onsets, timed_onsets)
+                    stamped_chunks, stamped_sent, timed_onsets)
 from headset_support import PeerProc, PositionProc, pcm_wav, wav_pcm  # noqa: E402
 
 from firmware.telephony.children import rss_kb  # noqa: E402
@@ -59,19 +65,34 @@ def bare_run(tmp: Path, train: Path, i: int):
     rec_a, rec_b = tmp / f"bare-a{i}.wav", tmp / f"bare-b{i}.wav"
     secs = LEAD_S + BURSTS * PERIOD_S + 0.5
     with PeerProc(tmp, name=f"bare-b{i}", answer=True, record=rec_b, play=train,
-                  seconds=secs) as b:
+                  seconds=secs, stamped=True) as b:
         with PeerProc(tmp, name=f"bare-a{i}", call=b.uri, record=rec_a, play=train,
-                      seconds=secs) as a:
+                      seconds=secs, stamped=True) as a:
             ma, mb = a.next("media", 15), b.next("media", 15)
             time.sleep(1.0)
             mem = rss_kb(b.ready["pid"])
-            a.next("done", 30)
-            b.next("done", 30)
-    pa, ra = wav_pcm(rec_a)
-    pb, rb = wav_pcm(rec_b)
-    a_to_b = match(expected_times(ma["play_at"]), [mb["record_at"] + t for t in onsets(pb, rb)])
-    b_to_a = match(expected_times(mb["play_at"]), [ma["record_at"] + t for t in onsets(pa, ra)])
-    return a_to_b, b_to_a, mem
+            da = a.next("done", 30)
+            db = b.next("done", 30)
+    a_to_b = match(stamped_sent(da["played"], RATE), heard_onsets(rec_b, db["heard"]))
+    b_to_a = match(stamped_sent(db["played"], RATE), heard_onsets(rec_a, da["heard"]))
+    return a_to_b, b_to_a, mem, tick_waits(ma, da) + tick_waits(mb, db)
+
+
+def heard_onsets(wav: Path, stamps) -> list[float]:
+    """Burst onsets in a --stamped peer's recording, timed by the frames they came in."""
+    pcm, rate = wav_pcm(wav)
+    return timed_onsets(stamped_chunks(pcm, stamps), rate)
+
+
+def tick_waits(media: dict, done: dict) -> list[float]:
+    """How long a file player or recorder joined at `play_at`/`record_at` would have waited
+    for the bridge's next tick: the error the frame stamps take out of the figures."""
+    out = []
+    if done.get("played") and "play_at" in media:
+        out.append(done["played"][0][0] - media["play_at"])
+    if done.get("heard") and "record_at" in media:
+        out.append(done["heard"][0][0] - media["record_at"])
+    return out
 
 
 def cpu_s(pid: int) -> float:
@@ -92,8 +113,8 @@ def headset_run(tmp: Path, train: Path, tag: str, card_rate: int, extra=()):
             idle_cpu = (cpu_s(pid) - cpu0) / (time.monotonic() - t0)
             mem_idle = rss_kb(pid)
             with PeerProc(tmp, name=f"hs-a{tag}", call=pos.uri, record=rec_a, play=train,
-                          seconds=secs) as a:
-                ma = a.next("media", 15)
+                          seconds=secs, stamped=True) as a:
+                a.next("media", 15)
                 pos.next("media", 10, state="active")
                 card.say("hs1", burst_train(card_rate))
                 cpu0, t0 = cpu_s(pid), time.monotonic()
@@ -101,7 +122,7 @@ def headset_run(tmp: Path, train: Path, tag: str, card_rate: int, extra=()):
                 mem_call = rss_kb(pid)
                 time.sleep(2.0)
                 cpu = (cpu_s(pid) - cpu0) / (time.monotonic() - t0)
-                a.next("done", 30)
+                da = a.next("done", 30)
             status = pos.status()["headset"]
             ear = card.ear_timed("hs1")
             mic_log = card.mic_log("hs1")
@@ -111,11 +132,10 @@ def headset_run(tmp: Path, train: Path, tag: str, card_rate: int, extra=()):
             taken = [card.mic_taken_at("hs1", b) for b in firsts]
     # caller -> earpiece: onsets in the whole earpiece stream, stamped through their chunk
     got = timed_onsets(ear, card_rate)
-    to_ear = match(expected_times(ma["play_at"]), got)
+    to_ear = match(stamped_sent(da["played"], RATE), got)
     # mic -> far end: the card stamped when ALSA read the first byte of the train
     heard0 = mic_log[0][0] - mic_log[0][1] / (2 * card_rate)
-    pa, ra = wav_pcm(rec_a)
-    far = [ma["record_at"] + t for t in onsets(pa, ra)]
+    far = heard_onsets(rec_a, da["heard"])
     from_mic = match(expected_times(heard0), far)
     # the same bursts from when ALSA handed them to PortAudio (the test card's steps left out)
     lag, from_read = [], []
@@ -169,13 +189,14 @@ def main(argv=None):
     paths = {"now": args.position_args.split()}
     if args.before.strip():
         paths["before"] = args.before.split()
-    bare, bare_runs, bare_mem = [], [], []
+    bare, bare_runs, bare_mem, waits = [], [], [], []
     got = {name: [] for name in paths}
     with tempfile.TemporaryDirectory(prefix="bench-audio-") as d:
         tmp = Path(d)
         train = pcm_wav(tmp / "train.wav", burst_train(RATE), RATE)
         for i in range(calls):  # the paths take turns, so the machine's load falls on each
-            ab, ba, m = bare_run(tmp, train, i)
+            ab, ba, m, w = bare_run(tmp, train, i)
+            waits += w
             bare += ab + ba
             bare_runs.append(ab + ba)
             bare_mem.append(m)
@@ -184,7 +205,8 @@ def main(argv=None):
     base = statistics.median(bare) if bare else None
     result = {"bursts_per_call": BURSTS, "calls": calls, "card_rate": args.card_rate,
               "bare_pjsua2_one_way": summary(bare, bare_runs),
-              "rss_kb_bare_endpoint_in_call": max(bare_mem)}
+              "rss_kb_bare_endpoint_in_call": max(bare_mem),
+              "file_port_tick_wait": summary(waits)}
     for name, extra in paths.items():
         runs = got[name]
         ear = [v for r in runs for v in r["ear"]]
@@ -223,6 +245,10 @@ def main(argv=None):
               f"{s['min_ms']}-{s['max_ms']}, n={s['n']}) {s.get('run_medians_ms', '')}")
 
     line("bare PJSUA2 -> PJSUA2 (baseline)", result["bare_pjsua2_one_way"])
+    w = result["file_port_tick_wait"]
+    if w["n"]:
+        print(f"    (a file player or recorder would start {w['min_ms']}-{w['max_ms']} ms after it "
+              f"is joined, at the bridge's next tick; the frame stamps take that out)")
     for name in paths:
         r = result[name]
         st = r["last_headset_status"]

@@ -54,6 +54,26 @@ def timed_onsets(chunks, rate: int) -> list[float]:
     return out
 
 
+def stamped_chunks(pcm: bytes, stamps) -> list[tuple[float, bytes]]:
+    """A recording cut into the frames it was heard in: [(time, pcm)] for `timed_onsets`.
+    `stamps` is [[time, first sample], ...] as tests/support/pjsua_peer.py --stamped gives."""
+    ends = [s for _, s in stamps[1:]] + [len(pcm) // 2]
+    return [(t, pcm[2 * s:2 * e]) for (t, s), e in zip(stamps, ends)]
+
+
+def stamped_sent(stamps, rate: int) -> list[float]:
+    """When each burst of a train left a --stamped player: its frame's stamp plus its place
+    in that frame."""
+    out = []
+    for k in range(BURSTS):
+        first = int(round((LEAD_S + k * PERIOD_S) * rate))
+        i = bisect.bisect_right([s for _, s in stamps], first) - 1
+        if i >= 0:
+            t, s = stamps[i]
+            out.append(t + (first - s) / rate)
+    return out
+
+
 def expected_times(start: float) -> list[float]:
     """When each burst of a train that started at ``start`` left."""
     return [start + LEAD_S + k * PERIOD_S for k in range(BURSTS)]

@@ -106,10 +106,11 @@ class JsonProc:
 
 class PeerProc(JsonProc):
     """A bare PJSUA2 far end: answering (tone, answer_after, record=True) or one call
-    (call / answer, record=PATH, play, seconds, codec). See the module's docstring."""
+    (call / answer, record=PATH, play, seconds, codec, stamped). See the module's docstring
+    and tests/support/pjsua_peer.py's."""
 
     def __init__(self, tmp_path, name="peer", *, tone=0, answer_after=0.0, record=True,
-                 call=None, answer=False, play=None, seconds=None, codec=None):
+                 call=None, answer=False, play=None, seconds=None, codec=None, stamped=False):
         self.dir = Path(tmp_path) / name
         self.dir.mkdir(parents=True, exist_ok=True)
         one_call = call is not None or answer or play is not None or seconds is not None \
@@ -125,6 +126,8 @@ class PeerProc(JsonProc):
                 cmd += ["--record", str(record)]
             if play:
                 cmd += ["--play", str(play)]
+            if stamped:
+                cmd += ["--stamped"]
             log, stdin = Path(tmp_path) / f"{name}.stderr", False
         else:
             cmd = [sys.executable, "-m", "firmware.telephony.pj.peer", "--tone", str(tone),

@@ -8,6 +8,14 @@ optionally plays a WAV into the call, hangs up after --seconds of media and
 prints JSON lines on stdout: ready, media (with the CLOCK_MONOTONIC time the
 recorder and player were joined), ended, done. The recording is complete
 once "done" is printed (the recorder is deleted before that).
+
+With --stamped the player and recorder are this script's own bridge ports
+(16-bit WAV at the bridge's rate): "done" then carries the CLOCK_MONOTONIC
+time of every frame the bridge took from the player and gave the recorder
+(`played`, `heard`: [[time, first sample], ...]). A file player starts, and a
+recorder's first frame lands, at the bridge's next tick after it is joined,
+up to a 20 ms frame after `play_at`/`record_at`: the benchmarks' delays
+are exact to the tick only with these stamps.
 """
 
 import argparse
@@ -15,8 +23,63 @@ import json
 import os
 import sys
 import time
+import wave
 
 import pjsua2 as pj
+
+
+def stamped_ports():
+    """A player and a recorder that stamp each frame with the time the bridge moved it."""
+
+    class Player(pj.AudioMediaPort):
+        def __init__(self, path, rate):
+            super().__init__()
+            with wave.open(path, "rb") as w:
+                if (w.getframerate(), w.getsampwidth(), w.getnchannels()) != (rate, 2, 1):
+                    raise SystemExit(f"--stamped plays 16-bit mono WAV at {rate} Hz: {path}")
+                self.pcm = w.readframes(w.getnframes())
+            self.pos, self.stamps = 0, []
+
+        def onFrameRequested(self, frame):
+            n = frame.size or 640
+            data = self.pcm[self.pos:self.pos + n]
+            self.stamps.append([time.monotonic(), self.pos // 2])
+            self.pos += n
+            data += bytes(n - len(data))
+            frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+            frame.buf = pj.ByteVector(data)
+            frame.size = len(data)
+
+    class Recorder(pj.AudioMediaPort):
+        def __init__(self, path, rate):
+            super().__init__()
+            self.path, self.rate, self.chunks, self.stamps, self.samples = path, rate, [], [], 0
+
+        def onFrameReceived(self, frame):
+            if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
+                data = bytes(frame.buf)
+                self.stamps.append([time.monotonic(), self.samples])
+                self.chunks.append(data)
+                self.samples += len(data) // 2
+
+        def save(self):
+            with wave.open(self.path, "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(self.rate)
+                w.writeframes(b"".join(self.chunks))
+
+    def create(port, name, rate, ptime_ms):
+        fmt = pj.MediaFormatAudio()
+        fmt.type = pj.PJMEDIA_TYPE_AUDIO
+        fmt.id = pj.PJMEDIA_FORMAT_L16
+        fmt.clockRate, fmt.channelCount, fmt.bitsPerSample = rate, 1, 16
+        fmt.frameTimeUsec = ptime_ms * 1000
+        fmt.avgBps = fmt.maxBps = rate * 16
+        port.createPort(name, fmt)
+        return port
+
+    return Player, Recorder, create
 
 
 def main():
@@ -28,6 +91,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--idle", type=float, default=30.0, help="give up without a call after this")
     ap.add_argument("--codec", default=None, help="prefer this codec, e.g. PCMU/8000")
+    ap.add_argument("--stamped", action="store_true",
+                    help="play and record through own ports that stamp every frame")
     args = ap.parse_args()
 
     sys.stdout.flush()
@@ -82,12 +147,23 @@ def main():
                         and state["media_at"] is None:
                     am = self.getAudioMedia(mi.index)
                     t = {}
-                    if args.record:
+                    if args.stamped:
+                        Player, Recorder, create = stamped_ports()
+                        rate, ptime = cfg.medConfig.clockRate, cfg.medConfig.audioFramePtime
+                    if args.record and args.stamped:
+                        media["rec"] = create(Recorder(args.record, rate), "rec", rate, ptime)
+                        am.startTransmit(media["rec"])
+                        t["record_at"] = time.monotonic()
+                    elif args.record:
                         media["rec"] = pj.AudioMediaRecorder()
                         media["rec"].createRecorder(args.record)
                         am.startTransmit(media["rec"])
                         t["record_at"] = time.monotonic()
-                    if args.play:
+                    if args.play and args.stamped:
+                        media["player"] = create(Player(args.play, rate), "play", rate, ptime)
+                        media["player"].startTransmit(am)
+                        t["play_at"] = time.monotonic()
+                    elif args.play:
                         media["player"] = pj.AudioMediaPlayer()
                         media["player"].createPlayer(args.play, pj.PJMEDIA_FILE_NO_LOOP)
                         media["player"].startTransmit(am)
@@ -133,12 +209,19 @@ def main():
             break
     for _ in range(20):
         ep.libHandleEvents(10)
+    stamps = {}
+    if args.stamped:
+        if "player" in media:
+            stamps["played"] = media["player"].stamps
+        if "rec" in media:
+            media["rec"].save()
+            stamps["heard"] = media["rec"].stamps
     # explicit order: media players/recorders, the call, the account, then the library
     media.clear()
     state["call"] = None
     del acc
     ep.libDestroy()
-    emit("done")
+    emit("done", **stamps)
 
 
 if __name__ == "__main__":
