@@ -20,12 +20,17 @@ peers play and record through their own bridge ports (pjsua_peer.py
 
 The position runs with its defaults (plus --position-args) and, in turns
 with it and the bare path, with the settings before issue 11's voice work
-(--before: 20 ms frames, 20 ms card periods, a 20 ms bridge tick), so both
+(--before: 20 ms frames, card periods, bridge tick and packets), so both
 are measured under the same load.
 
-"Added" is the headset path's median minus the bare path's median: what
-joining a call through a position and its headset costs over joining the
-same call with a PJSUA2 endpoint's own media. The peers' stamps are good to
+"Added" is the headset path's median minus the bare path's one-way delay:
+what joining a call through a position and its headset costs over joining
+the same call with a PJSUA2 endpoint's own media. A bare call's two
+directions differ by where the two endpoints' 20 ms bridge ticks fall
+against each other (a frame waits for the receiver's next tick: about 9 ms
+one way and 24 the other, or anything between, fixed for a call; now and
+then both near 26), so the bare one-way delay is each call's two directions
+averaged, then the calls' mean. The peers' stamps are good to
 their bridge's tick jitter (under a ms on a quiet machine), those of the
 ALSA side to about an ALSA period (a few ms). Before the frame stamps, the
 figures took a player's and a recorder's start from when they were joined,
@@ -166,8 +171,8 @@ def summary(vals, per_run=None):
 
 
 # The position's settings before issue 11's voice work: 20 ms frames, 20 ms card periods,
-# the bridge ticking every 20 ms.
-BEFORE = "--headset-ptime 20 --headset-period 20 --bridge-ptime 20"
+# the bridge ticking every 20 ms, 20 ms RTP packets.
+BEFORE = "--headset-ptime 20 --headset-period 20 --bridge-ptime 20 --packet-ms 20"
 
 
 def main(argv=None):
@@ -189,7 +194,7 @@ def main(argv=None):
     paths = {"now": args.position_args.split()}
     if args.before.strip():
         paths["before"] = args.before.split()
-    bare, bare_runs, bare_mem, waits = [], [], [], []
+    bare, bare_runs, bare_mem, waits, both_ways = [], [], [], [], []
     got = {name: [] for name in paths}
     with tempfile.TemporaryDirectory(prefix="bench-audio-") as d:
         tmp = Path(d)
@@ -199,12 +204,16 @@ def main(argv=None):
             waits += w
             bare += ab + ba
             bare_runs.append(ab + ba)
+            if ab and ba:
+                both_ways.append((statistics.median(ab), statistics.median(ba)))
             bare_mem.append(m)
             for name, extra in paths.items():
                 got[name].append(headset_run(tmp, train, f"{name}{i}", args.card_rate, extra))
-    base = statistics.median(bare) if bare else None
+    base = statistics.mean((x + y) / 2 for x, y in both_ways) if both_ways else None
     result = {"bursts_per_call": BURSTS, "calls": calls, "card_rate": args.card_rate,
-              "bare_pjsua2_one_way": summary(bare, bare_runs),
+              "bare_pjsua2_one_way_ms": ms(base),
+              "bare_each_call_ms": [[ms(x), ms(y)] for x, y in both_ways],
+              "bare_pjsua2_bursts": summary(bare, bare_runs),
               "rss_kb_bare_endpoint_in_call": max(bare_mem),
               "file_port_tick_wait": summary(waits)}
     for name, extra in paths.items():
@@ -244,7 +253,9 @@ def main(argv=None):
         print(f"  {label:44s} {s['median_ms']:6.1f} ms ({s['p25_ms']}-{s['p75_ms']}, "
               f"{s['min_ms']}-{s['max_ms']}, n={s['n']}) {s.get('run_medians_ms', '')}")
 
-    line("bare PJSUA2 -> PJSUA2 (baseline)", result["bare_pjsua2_one_way"])
+    line("bare PJSUA2 -> PJSUA2, every burst", result["bare_pjsua2_bursts"])
+    print(f"    baseline, one way: {result['bare_pjsua2_one_way_ms']} ms (each call's two directions "
+          f"averaged; the calls' caller->callee, callee->caller: {result['bare_each_call_ms']})")
     w = result["file_port_tick_wait"]
     if w["n"]:
         print(f"    (a file player or recorder would start {w['min_ms']}-{w['max_ms']} ms after it "

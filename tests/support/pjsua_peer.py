@@ -6,8 +6,9 @@
 Calls (or auto-answers), records what it hears with AudioMediaRecorder,
 optionally plays a WAV into the call, hangs up after --seconds of media and
 prints JSON lines on stdout: ready, media (with the CLOCK_MONOTONIC time the
-recorder and player were joined), ended, done. The recording is complete
-once "done" is printed (the recorder is deleted before that).
+recorder and player were joined), ended, done (with the RTP packets and
+payload bytes received). The recording is complete once "done" is printed
+(the recorder is deleted before that).
 
 With --stamped the player and recorder are this script's own bridge ports
 (16-bit WAV at the bridge's rate): "done" then carries the CLOCK_MONOTONIC
@@ -19,6 +20,7 @@ are exact to the tick only with these stamps.
 """
 
 import argparse
+import faulthandler
 import json
 import os
 import sys
@@ -83,6 +85,7 @@ def stamped_ports():
 
 
 def main():
+    faulthandler.enable()  # a crash in PJSUA2's threads says where, in the peer's stderr
     ap = argparse.ArgumentParser()
     ap.add_argument("--call")
     ap.add_argument("--answer", action="store_true")
@@ -146,6 +149,7 @@ def main():
                 if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE \
                         and state["media_at"] is None:
                     am = self.getAudioMedia(mi.index)
+                    state["media_index"] = mi.index
                     t = {}
                     if args.stamped:
                         Player, Recorder, create = stamped_ports()
@@ -195,11 +199,17 @@ def main():
             state["ended"] = True
     start = time.monotonic()
     hung = False
+    stamps = {}  # what "done" says
     while not state["ended"]:
         ep.libHandleEvents(10)
         now = time.monotonic()
         if state["media_at"] and not hung and now - state["media_at"] > args.seconds:
             hung = True
+            try:
+                rx = state["call"].getStreamStat(state["media_index"]).rtcp.rxStat
+                stamps.update(rx_packets=rx.pkt, rx_bytes=rx.bytes)
+            except pj.Error:  # the other end hung up first
+                pass
             try:
                 state["call"].hangup(pj.CallOpParam(True))
             except pj.Error:  # the other end hung up first
@@ -209,7 +219,6 @@ def main():
             break
     for _ in range(20):
         ep.libHandleEvents(10)
-    stamps = {}
     if args.stamped:
         if "player" in media:
             stamps["played"] = media["player"].stamps

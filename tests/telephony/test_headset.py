@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from alsa_fixture import FakeCard, best_tone, rms, samples, tone, tone_level, window
+from bursts import BURSTS, LEAD_S, PERIOD_S, burst_train, match, stamped_chunks, stamped_sent, timed_onsets
 from conftest import project_env, python_cmd
 from firmware.telephony.pj.headset import Device, FrameRing, HeadsetNotFound, find_device
 from firmware.telephony.pj.position import PositionError, PositionProcess
@@ -139,7 +140,7 @@ def test_fail__position_with_unknown_headset_says_which_exist(card, tmp_path):
 
 # -- (a) caller -> earpiece -----------------------------------------------------------
 
-BEFORE = ["--headset-ptime", 20, "--headset-period", 20, "--bridge-ptime", 20]
+BEFORE = ["--headset-ptime", 20, "--headset-period", 20, "--bridge-ptime", 20, "--packet-ms", 20]
 FIVE = ["--headset-ptime", 5, "--headset-period", 5, "--bridge-ptime", 5]
 
 
@@ -193,14 +194,45 @@ def test_ok__microphone_tone_reaches_far_end(request, tmp_path, headset_rate):
             m = peer.next("media", 15)
             pos.next("media", 5, state="active")
             card.say("hs1", bytes(int(0.4 * card.rate) * 2) + tone(1000, 2.2, card.rate, 0.5))
-            peer.next("done", 20)
+            done = peer.next("done", 20)
         assert peer.proc.returncode == 0
     pcm, rate = wav_pcm(rec)
     assert m["record_at"] > 0
+    # 10 ms packets (G.722 at 64 kbit/s: 80 bytes), as the bridge ticks: none waits for a second frame
+    assert done["rx_bytes"] / done["rx_packets"] == 80, done
     level, clean, start = best_tone(pcm, rate, seconds=1.0)
     assert level > 0.8 * 16384, level
     assert clean > 0.75, clean
     assert start >= 0.3 and rms(samples(window(pcm, rate, 0.0, 0.3))) < 50  # silence before
+
+
+def test_ok__stamped_peers_time_a_bare_call_to_the_tick(tmp_path):
+    """benchmarks/audio.py's clock: two bare peers play a burst train at each other through
+    their own bridge ports, and the frame stamps time every burst, both ways."""
+    ensure_tools()
+    train = pcm_wav(tmp_path / "train.wav", burst_train(RATE), RATE)
+    secs = LEAD_S + BURSTS * PERIOD_S + 0.5
+    rec_a, rec_b = tmp_path / "a.wav", tmp_path / "b.wav"
+    with PeerProc(tmp_path, name="b", answer=True, record=rec_b, play=train, seconds=secs,
+                  stamped=True) as b:
+        with PeerProc(tmp_path, name="a", call=b.uri, record=rec_a, play=train, seconds=secs,
+                      stamped=True) as a:
+            ma = a.next("media", 15)
+            da, db = a.next("done", 30), b.next("done", 30)
+    played = da["played"]
+    # the player starts at its bridge's next tick, then moves a 20 ms frame (320 samples) a tick
+    assert 0 <= played[0][0] - ma["play_at"] < 0.025, (played[0], ma)
+    assert [s for _, s in played[:5]] == [0, 320, 640, 960, 1280]
+    ticks = [t1 - t0 for (t0, _), (t1, _) in zip(played, played[1:])]
+    assert 0.015 < sorted(ticks)[len(ticks) // 2] < 0.025
+    for sent, rec, heard in ((da["played"], rec_b, db["heard"]), (db["played"], rec_a, da["heard"])):
+        pcm, rate = wav_pcm(rec)
+        assert heard[-1][1] + 320 == len(pcm) // 2  # every frame heard is in the recording, stamped
+        delays = match(stamped_sent(sent, RATE), timed_onsets(stamped_chunks(pcm, heard), rate))
+        assert len(delays) == BURSTS, delays
+        # a few ms of network and decoding at least, and no more than the jitter buffers hold
+        # (PJSUA2's adapts within a call: a burst may take 15 ms, the next 55)
+        assert all(0.002 < d < 0.100 for d in delays), delays
 
 
 # -- (c) silence in -> silence out, both ways -----------------------------------------

@@ -81,7 +81,7 @@ class Position:
 
     def __init__(self, *, name="position", bind="127.0.0.1", port=0, headset=None,
                  allow=LOOPBACK, clock_rate=16000, headset_rate=None, buffer_ms=200,
-                 headset_ptime=10, headset_period=None, bridge_ptime=10,
+                 headset_ptime=10, headset_period=None, bridge_ptime=10, packet_ms=10,
                  max_calls=2, codecs=DEFAULT_CODECS, out=None, log_level=0):
         self.name = name
         self.bind = bind
@@ -94,6 +94,7 @@ class Position:
         self.headset_ptime = headset_ptime
         self.headset_period = headset_period
         self.bridge_ptime = bridge_ptime
+        self.packet_ms = packet_ms
         self.max_calls = max_calls
         self.codecs = [c for c in codecs if c]
         self.out = out or sys.stdout
@@ -181,8 +182,19 @@ class Position:
                          if cid.lower().startswith(w.lower())), None)
             if rank is not None:
                 self.ep.codecSetPriority(cid, 254 - rank)
+                self._set_packet(cid)
             elif codec.priority:  # 0 is off: leave it off
                 self.ep.codecSetPriority(cid, min(codec.priority, 100))
+
+    def _set_packet(self, cid: str) -> None:
+        """Send `packet_ms` of audio a packet: a frame waits in the encoder until its packet
+        is full, so PJSUA2's 20 ms packets of 10 ms G.722 frames hold the first one 10 ms
+        longer on the way to the far end. The legs are on loopback, where the packet rate
+        costs nothing; a codec with longer frames keeps one frame a packet."""
+        param = self.ep.codecGetParam(cid)
+        frame_ms = max(param.info.frameLen, 1)
+        param.setting.frmPerPkt = max(1, self.packet_ms // frame_ms)
+        self.ep.codecSetParam(cid, param)
 
     def stop(self) -> None:
         """Hang up, then delete in order: calls, headset port, account, library."""
@@ -518,6 +530,9 @@ def main(argv=None) -> int:
                              "--headset-ptime (default: half of it, at least 5)")
     parser.add_argument("--bridge-ptime", type=int, default=10, choices=(5, 10, 20),
                         help="ms per tick of the position's conference bridge (default 10)")
+    parser.add_argument("--packet-ms", type=int, default=10, choices=(10, 20),
+                        help="ms of audio per RTP packet sent (default 10: a frame does not wait "
+                             "for the next to fill a packet; PJSUA2's own is 20)")
     parser.add_argument("--max-calls", type=int, default=2, help="legs answered at once")
     parser.add_argument("--codecs", default=",".join(DEFAULT_CODECS),
                         help="codecs to prefer, in order (comma-separated; others stay on below)")
@@ -530,7 +545,7 @@ def main(argv=None) -> int:
                        allow=args.allow or LOOPBACK, clock_rate=args.clock_rate,
                        headset_rate=args.headset_rate, buffer_ms=args.buffer_ms,
                        headset_ptime=args.headset_ptime, headset_period=args.headset_period,
-                       bridge_ptime=args.bridge_ptime,
+                       bridge_ptime=args.bridge_ptime, packet_ms=args.packet_ms,
                        max_calls=args.max_calls, codecs=args.codecs.split(","),
                        log_level=args.log_level, out=out)
     except SwitchboardError as exc:

@@ -1,4 +1,4 @@
-"""The burst train the audio benchmarks measure delay with (audio.py, modem.py).
+"""The burst train the audio benchmarks (audio.py, modem.py) and test_headset.py time delay with.
 
 A train is ``LEAD_S`` of silence, then ``BURSTS`` bursts of 1 kHz, ``ON_S`` on in every
 ``PERIOD_S``. A burst's delay is from the moment it left one end to its onset at the
