@@ -13,9 +13,10 @@
      to the moment ALSA's file plugin wrote its onset to the earpiece; microphone -> line
      from the moment ALSA read a burst from the microphone to the moment the simulated
      modem read its onset off the pty (a real modem adds its own playout buffer after that);
-   - SIP path: a bare PJSUA2 endpoint (tests/support/pjsua_peer.py) calls line 201 through
-     the front and plays the same bursts; line -> earpiece from its player's start, and
-     microphone -> line to its recorder.
+   - SIP path: a bare PJSUA2 endpoint (tests/support/pjsua_peer.py --stamped) calls line
+     201 through the front and plays the same bursts; line -> earpiece from when its bridge
+     took each burst's frame from its player, and microphone -> line to when its bridge
+     gave its recorder the frame with the onset.
 
    "Added" is the modem path's median less the SIP path's median, each way.
 
@@ -67,7 +68,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "support"), str(ROOT)]
 
 from alsa_fixture import FakeCard  # noqa: E402
 from bursts import (AMP, BURSTS, LEAD_S, PERIOD_S, burst_train, expected_times, match,  # noqa: E402
-                    onsets, summary, timed_onsets)
+                    stamped_chunks, stamped_sent, summary, timed_onsets)
 from conftest import project_env, python_cmd  # noqa: E402
 from headset_support import PeerProc, pcm_wav, wav_pcm  # noqa: E402
 from modem_drift import MeteredBuffer, figures, run_calls  # noqa: E402
@@ -213,21 +214,21 @@ def ring_call(board, sim):
 
 def sip_call(board, card, tmp, i):
     secs = LEAD_S + BURSTS * PERIOD_S + 0.8
-    train = pcm_wav(tmp / "train8k.wav", burst_train(8000), 8000)
+    train = pcm_wav(tmp / "train16k.wav", burst_train(RATE), RATE)  # the peer's bridge rate
     rec = tmp / f"sip-rec{i}.wav"
     with PeerProc(tmp, name=f"sip{i}", call=f"sip:201@127.0.0.1:{board.front}", record=rec,
-                  play=train, seconds=secs + 6, codec="PCMU") as a:
+                  play=train, seconds=secs + 6, codec="PCMU", stamped=True) as a:
         board.wait(lambda: board.line("201")["state"] == "ringing", 20, "201 ringing")
         board.diag("tap", "line-201")
-        ma = a.next("media", 15)
+        a.next("media", 15)
         time.sleep(0.5)
         base = say(card, burst_train(RATE))
-        a.next("done", secs + 30)
+        done = a.next("done", secs + 30)
     ear = card.ear_timed("hs1")
-    to_ear = match(expected_times(ma["play_at"]), timed_onsets(ear, RATE))
+    to_ear = match(stamped_sent(done["played"], RATE), timed_onsets(ear, RATE))
     heard0 = mic_start(card, base)
     pa, ra = wav_pcm(rec)
-    got = [ma["record_at"] + t for t in onsets(pa, ra)]
+    got = timed_onsets(stamped_chunks(pa, done["heard"]), ra)
     sent = expected_times(heard0)
     if "MODEM_BENCH_DEBUG" in __import__("os").environ:
         print("sip mic: sent", [round(x - heard0, 3) for x in sent], "got",
@@ -295,10 +296,12 @@ def main(argv=None):
     ap.add_argument("--sim-minutes", type=float, default=10.0,
                     help="real-time call length through the simulated modems (0: none)")
     ap.add_argument("--no-audio", action="store_true", help="only the drift buffers")
+    ap.add_argument("--sip-only", action="store_true",
+                    help="audio through the SIP path only (no modem calls, rings or drift)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    out = {"drift": [drift_run(d, a.minutes) for d in (0.001, -0.001)]}
-    if a.sim_minutes > 0:
+    out = {"drift": [] if a.sip_only else [drift_run(d, a.minutes) for d in (0.001, -0.001)]}
+    if a.sim_minutes > 0 and not a.sip_only:
         out["drift_sim"] = drift_sim(a.sim_minutes)
     if not a.no_audio:
         tmp = Path(tempfile.mkdtemp(prefix="modem-bench-"))
@@ -311,10 +314,11 @@ def main(argv=None):
         rings = []
         try:
             for i in range(a.calls):
-                rings.append(ring_call(board, sim))
-                e, m = modem_call(board, sim, card)
-                res["modem"][0].extend(e)
-                res["modem"][1].extend(m)
+                if not a.sip_only:
+                    rings.append(ring_call(board, sim))
+                    e, m = modem_call(board, sim, card)
+                    res["modem"][0].extend(e)
+                    res["modem"][1].extend(m)
                 e, m = sip_call(board, card, tmp, i)
                 res["sip"][0].extend(e)
                 res["sip"][1].extend(m)
@@ -342,7 +346,7 @@ def main(argv=None):
                         if d["n"] else "not measured")
             print(f"  {way.replace('_', ' '):40s} {f(m):20s}  {f(s)}")
         print(f"  added by the modem path: {out['delay'].get('added_ms')}")
-    if "ring" in out:
+    if "ring" in out and out["ring"]["lamp"]["n"]:
         rg = out["ring"]
 
         def g(d):
@@ -350,7 +354,8 @@ def main(argv=None):
         print(f"after the first RING (median, min-max; n={rg['lamp']['n']}): lamp flashing "
               f"{g(rg['lamp'])}; number on the line {g(rg['number'])}; the caller ID block "
               f"came at {g(rg['caller_id_block'])} (where the lamp started before)")
-    print_drift(f"drift buffers, modelled, {a.minutes:g} min simulated", out["drift"])
+    if out["drift"]:
+        print_drift(f"drift buffers, modelled, {a.minutes:g} min simulated", out["drift"])
     if "drift_sim" in out:
         print_drift(f"drift buffers through the simulated modem, {a.sim_minutes:g} min real time",
                     out["drift_sim"])
