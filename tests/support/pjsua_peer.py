@@ -29,6 +29,8 @@ import wave
 
 import pjsua2 as pj
 
+from firmware.telephony.pj.support import destroy_port
+
 
 def stamped_ports():
     """A player and a recorder that stamp each frame with the time the bridge moved it."""
@@ -226,6 +228,9 @@ def main():
             media["rec"].save()
             stamps["heard"] = media["rec"].stamps
     # explicit order: media players/recorders, the call, the account, then the library
+    if args.stamped:
+        for port in media.values():
+            destroy_port(port)  # our own ports: no callback may be in flight as they go
     media.clear()
     state["call"] = None
     del acc

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from firmware import logs
 from firmware.errors import SwitchboardError
+from firmware.telephony.pj.support import destroy_port
 
 log = logging.getLogger("switchboard.headset")
 
@@ -418,7 +419,7 @@ class Headset:
         self._streams = []
         if self.port is not None:
             port, self.port = self.port, None
-            del port  # the C++ destructor removes it from the bridge
+            destroy_port(port)  # off the bridge, no callback left in flight
         if self._own_pa and self._pa is not None:
             self._pa.terminate()
             self._pa = None

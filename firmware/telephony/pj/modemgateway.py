@@ -49,7 +49,7 @@ from firmware import logs
 from firmware.telephony import protocol as msg
 from firmware.telephony.modem.line import FRAME, ModemLine
 from firmware.telephony.pj.legs import PjsipLog, account_config, call_param, request_user
-from firmware.telephony.pj.support import (Timers, drain, hang_up_all, loop_endpoint, own_stdout,
+from firmware.telephony.pj.support import (Timers, destroy_port, drain, hang_up_all, loop_endpoint, own_stdout,
                                            read_commands, serve)
 
 CLOCK = 8000
@@ -213,6 +213,7 @@ class Gateway:
         gc.collect()
         if self.acc is not None:
             self.acc.shutdown()
+        destroy_port(self.port_media)            # off the bridge, no callback left in flight
         self.acc = self.port_media = None        # deleted before the library, in this order
         self.ep.libDestroy()
         self.ep = None

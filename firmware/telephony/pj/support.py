@@ -12,6 +12,20 @@ import time
 from firmware.telephony import protocol
 
 
+def destroy_port(port) -> None:
+    """Delete an `AudioMediaPort` of ours now, while its Python object is still alive.
+
+    The bridge's clock thread calls a port every tick, connected or not. Dropping the last
+    reference would free the Python object first and only then delete the C++ port (with
+    the GIL released): a callback already on its way lands in a half-freed object, and the
+    process dies (seen in about one teardown in 30). Deleted this way, PJSUA2's
+    `~AudioMediaPort` waits for a callback in flight and stops the next ones first; the
+    Python object is left disowned, to be freed whenever. Run it on the PJSUA2 thread.
+    """
+    if port is not None and getattr(port, "thisown", False):
+        type(port).__swig_destroy__(port)
+
+
 def own_stdout():
     """Keep stdout for our JSON lines: PJSUA2 (and ALSA, JACK) print to fd 1 from C.
 
