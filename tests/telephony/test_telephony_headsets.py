@@ -39,6 +39,10 @@ def test_ok__caller_in_the_right_earpiece_only_and_the_microphone_to_the_caller(
             wait_for(lambda: board.line("201") is LineState.RINGING, 10, "201 ringing")
             board.press("line-201")                  # position 1 (split off: one position)
             wait_for(lambda: t["answered_t"], 10, "answered")
+            # the worker offers G.722 first: speex, PJSUA2's own first choice, cost ~23 ms
+            # more caller -> earpiece through the board (benchmarks/modem.py --sip-only)
+            legs = adapter.position_procs[1].status()["calls"]
+            assert [c["codec"] for c in legs] == ["G722/16000"], legs
             time.sleep(2.0)
             since = time.monotonic() - 1.5
             ear1 = tone_level(card.ear("hs1", since), RATE, 1000)

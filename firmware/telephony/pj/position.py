@@ -41,12 +41,12 @@ from firmware.errors import SwitchboardError
 from firmware.telephony import protocol as msg
 from firmware.telephony.children import ChildProcess
 from firmware.telephony.pj.headset import Headset, HeadsetError
-from firmware.telephony.pj.support import own_stdout, read_commands
+from firmware.telephony.pj.support import PREFERRED_CODECS, own_stdout, prefer_codecs, read_commands
 
 log = logging.getLogger("switchboard.position")
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
-DEFAULT_CODECS = ("G722/16000", "PCMU/8000", "PCMA/8000")
+DEFAULT_CODECS = PREFERRED_CODECS
 
 
 class PositionError(SwitchboardError, RuntimeError):
@@ -166,25 +166,13 @@ class Position:
                                    period_ms=self.headset_period).create()
 
     def _prefer_codecs(self) -> None:
-        """The listed codecs first, in order; the others stay on, below them.
-
-        On a loopback leg G.722 gives wideband audio for little CPU; speex,
-        PJSUA2's own first choice, costs far more for nothing on loopback.
-        """
-        known = [c.codecId for c in self.ep.codecEnum2()]
-        for want in self.codecs:
-            if not any(k.lower().startswith(want.lower()) for k in known):
-                raise PositionError(f"--codecs {want!r}: no such codec; this PJSUA2 has "
-                                    f"{', '.join(known)}")
-        for codec in self.ep.codecEnum2():
-            cid = codec.codecId
-            rank = next((i for i, w in enumerate(self.codecs)
-                         if cid.lower().startswith(w.lower())), None)
-            if rank is not None:
-                self.ep.codecSetPriority(cid, 254 - rank)
-                self._set_packet(cid)
-            elif codec.priority:  # 0 is off: leave it off
-                self.ep.codecSetPriority(cid, min(codec.priority, 100))
+        """The listed codecs first (support.prefer_codecs), each sending `packet_ms` a packet."""
+        try:
+            raised = prefer_codecs(self.ep, self.codecs)
+        except LookupError as exc:
+            raise PositionError(f"--codecs {exc}") from None
+        for cid in raised:
+            self._set_packet(cid)
 
     def _set_packet(self, cid: str) -> None:
         """Send `packet_ms` of audio a packet: a frame waits in the encoder until its packet
@@ -278,7 +266,7 @@ class Position:
         calls = []
         for cid, call in self.calls.items():
             calls.append({"call": cid, "remote": call.remote, "state": call.state,
-                          "audio": call.audio_port is not None})
+                          "audio": call.audio_port is not None, "codec": call.codec})
         return {"name": self.name, "uri": self.uri, "calls": calls,
                 "uptime_s": round(time.monotonic() - self.started, 1), **self.counts,
                 "headset": self.headset.status() if self.headset else None}
@@ -333,6 +321,8 @@ class Position:
                         self.headset.forget(call.audio_port)  # a re-INVITE moved its port
                     self.headset.connect(media)
                 call.audio_port = media.getPortId()
+                si = call.getStreamInfo(mi.index)
+                call.codec = f"{si.codecName}/{si.codecClockRate}"
                 self.emit(msg.PositionMedia(call=call.cid, state="active", port=call.audio_port))
             elif call.audio_port is not None:  # held or gone: the operator hears nothing of it
                 if self.headset is not None:
@@ -397,6 +387,7 @@ def _classes():
             self.remote = ""
             self.state = "INCOMING"
             self.audio_port = None
+            self.codec = ""  # what its media runs on, e.g. "G722/16000"
             self.answered = False
 
         def onCallState(self, prm):

@@ -12,6 +12,34 @@ import time
 from firmware.telephony import protocol
 
 
+# The codecs a board's own legs prefer (worker <-> position on loopback, and what a worker
+# offers a trunk): G.722 is wideband for little CPU; speex, PJSUA2's own first choice,
+# costs several times more (a Pi core's worth across a busy worker) and adds delay.
+PREFERRED_CODECS = ("G722/16000", "PCMU/8000", "PCMA/8000")
+
+
+def prefer_codecs(ep, wanted=PREFERRED_CODECS) -> list[str]:
+    """Put the `wanted` codecs first, in order; the others stay on, below them.
+
+    An answerer takes the offer's order, so what the offering side prefers is what a
+    leg gets. Returns the codec ids raised; a name this PJSUA2 lacks is a LookupError
+    that lists those it has."""
+    known = [c.codecId for c in ep.codecEnum2()]
+    for want in wanted:
+        if not any(k.lower().startswith(want.lower()) for k in known):
+            raise LookupError(f"{want!r}: no such codec; this PJSUA2 has {', '.join(known)}")
+    raised = []
+    for codec in ep.codecEnum2():
+        cid = codec.codecId
+        rank = next((i for i, w in enumerate(wanted) if cid.lower().startswith(w.lower())), None)
+        if rank is not None:
+            ep.codecSetPriority(cid, 254 - rank)
+            raised.append(cid)
+        elif codec.priority:  # 0 is off: leave it off
+            ep.codecSetPriority(cid, min(codec.priority, 100))
+    return raised
+
+
 def destroy_port(port) -> None:
     """Delete an `AudioMediaPort` of ours now, while its Python object is still alive.
 

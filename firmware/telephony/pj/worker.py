@@ -49,7 +49,7 @@ from firmware.telephony.pj.legs import (Leg, LocalAccount, PjsipLog, TrunkAccoun
                                         blocked_mark, call_param, display_caller, header_tag, request_user,
                                         takes_offer)
 from firmware.telephony.pj.support import (Timers, drain, hang_up_all, loop_endpoint, own_stdout,
-                                           read_commands, serve)
+                                           prefer_codecs, read_commands, serve)
 from firmware.telephony.pj.texts import Texts
 
 # Call slots asked for; PJSUA2 gives at most its build's PJSUA_MAX_CALLS
@@ -136,6 +136,7 @@ class Worker:
         self.ep, self.log_writer, tid, self.port = loop_endpoint(
             f"switchboard-worker/{self.index}", max_calls=MAX_CALLS, log_level=self.log_level,
             bind=self.listen, port=self.port)
+        prefer_codecs(self.ep)  # what it offers a position (and a trunk): G.722, not speex
         self.transports = {"udp": tid}
         ac = account_config(f"sip:worker{self.index}@{self.listen}:{self.port}", self.listen)
         self.acc = LocalAccount(self)
