@@ -13,8 +13,8 @@ from firmware.telephony import protocol
 
 
 # The codecs a board's own legs prefer (worker <-> position on loopback, and what a worker
-# offers a trunk): G.722 is wideband for little CPU; speex, PJSUA2's own first choice,
-# costs several times more (a Pi core's worth across a busy worker) and adds delay.
+# offers a trunk): G.722 is wideband for little CPU; speex, PJSUA2's own first choice, costs
+# more CPU and, through the board, 23 ms more delay caller -> earpiece (README, Headsets).
 PREFERRED_CODECS = ("G722/16000", "PCMU/8000", "PCMA/8000")
 
 
