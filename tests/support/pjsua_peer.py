@@ -40,7 +40,7 @@ def stamped_ports():
             super().__init__()
             with wave.open(path, "rb") as w:
                 if (w.getframerate(), w.getsampwidth(), w.getnchannels()) != (rate, 2, 1):
-                    raise SystemExit(f"--stamped plays 16-bit mono WAV at {rate} Hz: {path}")
+                    raise ValueError(f"--stamped plays 16-bit mono WAV at {rate} Hz: {path}")
                 self.pcm = w.readframes(w.getnframes())
             self.pos, self.stamps = 0, []
 
@@ -201,7 +201,7 @@ def main():
             state["ended"] = True
     start = time.monotonic()
     hung = False
-    stamps = {}  # what "done" says
+    said = {}  # what "done" carries
     while not state["ended"]:
         ep.libHandleEvents(10)
         now = time.monotonic()
@@ -209,7 +209,7 @@ def main():
             hung = True
             try:
                 rx = state["call"].getStreamStat(state["media_index"]).rtcp.rxStat
-                stamps.update(rx_packets=rx.pkt, rx_bytes=rx.bytes)
+                said.update(rx_packets=rx.pkt, rx_bytes=rx.bytes)
             except pj.Error:  # the other end hung up first
                 pass
             try:
@@ -223,10 +223,10 @@ def main():
         ep.libHandleEvents(10)
     if args.stamped:
         if "player" in media:
-            stamps["played"] = media["player"].stamps
+            said["played"] = media["player"].stamps
         if "rec" in media:
             media["rec"].save()
-            stamps["heard"] = media["rec"].stamps
+            said["heard"] = media["rec"].stamps
     # explicit order: media players/recorders, the call, the account, then the library
     if args.stamped:
         for port in media.values():
@@ -235,7 +235,7 @@ def main():
     state["call"] = None
     del acc
     ep.libDestroy()
-    emit("done", **stamps)
+    emit("done", **said)
 
 
 if __name__ == "__main__":

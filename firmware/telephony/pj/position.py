@@ -321,8 +321,11 @@ class Position:
                         self.headset.forget(call.audio_port)  # a re-INVITE moved its port
                     self.headset.connect(media)
                 call.audio_port = media.getPortId()
-                si = call.getStreamInfo(mi.index)
-                call.codec = f"{si.codecName}/{si.codecClockRate}"
+                try:
+                    si = call.getStreamInfo(mi.index)
+                    call.codec = f"{si.codecName}/{si.codecClockRate}"
+                except pj.Error:  # status only: never lose the call's audio over it
+                    call.codec = "?"
                 self.emit(msg.PositionMedia(call=call.cid, state="active", port=call.audio_port))
             elif call.audio_port is not None:  # held or gone: the operator hears nothing of it
                 if self.headset is not None:
