@@ -835,7 +835,7 @@ class Front:
         # -DD: stay in the foreground (the guard's child), still forking Kamailio's workers.
         # The guard keeps the whole tree together and dies with the daemon (frontguard.py).
         self.proc = spawn(
-            [sys.executable, "-m", "firmware.telephony.frontguard", "--pidfile",
+            [sys.executable, "-S", str(Path(__file__).with_name("frontguard.py")), "--pidfile",
              str(self.pid_path), "--", exe, "-DD", "-E", "-f", str(self.config_path),
              "-P", str(self.run_dir / "kamailio.pid"), "-Y", str(self.run_dir),
              "-m", "64", "-M", "8"],
