@@ -266,3 +266,23 @@ def test_ok__a_killed_fronts_dialog_tables_are_loaded_less_a_torn_row_with_their
     assert (d / "version").read_text().splitlines()[1:] == ["0:dialog:7", "0:dialog_vars:1"]
     dialog_tables(d, fresh=True)
     assert (d / "dialog").read_text() == header + "\n"
+
+
+def test_ok__the_guard_hands_kamailio_default_signal_dispositions(tmp_path):
+    """Python ignores SIGPIPE and SIGXFSZ; the guard's child must not inherit that (with them
+    ignored, a few calls of a 115-call storm went unanswered). It also ends the group."""
+    import sys
+    from pathlib import Path
+
+    import firmware.telephony.front as front_module
+    guard = Path(front_module.__file__).with_name("frontguard.py")
+    out = tmp_path / "status"
+    r = subprocess.run([sys.executable, "-S", str(guard), "--pidfile", str(tmp_path / "pid"), "--",
+                        "sh", "-c", f"grep SigIgn /proc/self/status > {out}"],
+                       capture_output=True, text=True, timeout=20,
+                       start_new_session=True)  # as children.spawn starts it: its own group
+    ignored = int(out.read_text().split()[1], 16)
+    assert not ignored & (1 << (13 - 1)) and not ignored & (1 << (25 - 1)), hex(ignored)  # PIPE, XFSZ
+    assert r.returncode == -9  # the group, the guard with it, is ended once the child is
+    assert "frontguard: kamailio ended (status 0); ending its process group" in r.stderr
+    assert not (tmp_path / "pid").exists()
