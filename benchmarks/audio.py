@@ -58,7 +58,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "support"), str(ROOT)]
 
 from alsa_fixture import FakeCard  # noqa: E402
 from bursts import (BURSTS, LEAD_S, ON_S, PERIOD_S, burst_train, expected_times, match,  # noqa: E402
-                    stamped_chunks, stamped_sent, timed_onsets)
+                    stamped_onsets, stamped_sent, timed_onsets)
 from headset_support import PeerProc, PositionProc, pcm_wav, wav_pcm  # noqa: E402
 
 from firmware.telephony.children import rss_kb  # noqa: E402
@@ -86,7 +86,7 @@ def bare_run(tmp: Path, train: Path, i: int):
 def heard_onsets(wav: Path, stamps) -> list[float]:
     """Burst onsets in a --stamped peer's recording, timed by the frames they came in."""
     pcm, rate = wav_pcm(wav)
-    return timed_onsets(stamped_chunks(pcm, stamps), rate)
+    return stamped_onsets(pcm, rate, stamps)
 
 
 def tick_waits(media: dict, done: dict) -> list[float]:

@@ -68,7 +68,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "support"), str(ROOT)]
 
 from alsa_fixture import FakeCard  # noqa: E402
 from bursts import (AMP, BURSTS, LEAD_S, PERIOD_S, burst_train, expected_times, match,  # noqa: E402
-                    stamped_chunks, stamped_sent, summary, timed_onsets)
+                    stamped_onsets, stamped_sent, summary, timed_onsets)
 from conftest import project_env, python_cmd  # noqa: E402
 from headset_support import PeerProc, pcm_wav, wav_pcm  # noqa: E402
 from modem_drift import MeteredBuffer, figures, run_calls  # noqa: E402
@@ -228,7 +228,7 @@ def sip_call(board, card, tmp, i):
     to_ear = match(stamped_sent(done["played"], RATE), timed_onsets(ear, RATE))
     heard0 = mic_start(card, base)
     pa, ra = wav_pcm(rec)
-    got = timed_onsets(stamped_chunks(pa, done["heard"]), ra)
+    got = stamped_onsets(pa, ra, done["heard"])
     sent = expected_times(heard0)
     if "MODEM_BENCH_DEBUG" in __import__("os").environ:
         print("sip mic: sent", [round(x - heard0, 3) for x in sent], "got",

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from firmware.config.board import load_board
 from firmware.config.site import load_site
+from firmware.telephony import front as front_module
 from firmware.telephony.front import Front, free_port, kamailio_config
 
 from sip_party import SipParty, parse, request, sdp
@@ -25,6 +28,8 @@ from telephony_support import SIPP_DIR, SippWorker, have_tools, wait_for
 pytestmark = pytest.mark.telephony
 
 DESK = load_board("boards/desk.toml")
+
+GUARD = Path(front_module.__file__).with_name("frontguard.py")  # run as the front runs it
 
 
 class Target:
@@ -271,13 +276,8 @@ def test_ok__a_killed_fronts_dialog_tables_are_loaded_less_a_torn_row_with_their
 def test_ok__the_guard_hands_kamailio_default_signal_dispositions(tmp_path):
     """Python ignores SIGPIPE and SIGXFSZ; the guard's child must not inherit that (with them
     ignored, a few calls of a 115-call storm went unanswered). It also ends the group."""
-    import sys
-    from pathlib import Path
-
-    import firmware.telephony.front as front_module
-    guard = Path(front_module.__file__).with_name("frontguard.py")
     out = tmp_path / "status"
-    r = subprocess.run([sys.executable, "-S", str(guard), "--pidfile", str(tmp_path / "pid"), "--",
+    r = subprocess.run([sys.executable, "-S", str(GUARD), "--pidfile", str(tmp_path / "pid"), "--",
                         "sh", "-c", f"grep SigIgn /proc/self/status > {out}"],
                        capture_output=True, text=True, timeout=20,
                        start_new_session=True)  # as children.spawn starts it: its own group
@@ -286,3 +286,12 @@ def test_ok__the_guard_hands_kamailio_default_signal_dispositions(tmp_path):
     assert r.returncode == -9  # the group, the guard with it, is ended once the child is
     assert "frontguard: kamailio ended (status 0); ending its process group" in r.stderr
     assert not (tmp_path / "pid").exists()
+
+
+@pytest.mark.parametrize("args", [[], ["--pidfile"], ["--pidfile", "p", "--"], ["kamailio"]])
+def test_fail__the_guard_without_a_pid_file_or_command_says_how_to_run_it(tmp_path, args):
+    r = subprocess.run([sys.executable, "-S", str(GUARD), *args], capture_output=True, text=True,
+                       timeout=20, cwd=tmp_path, start_new_session=True)
+    assert r.returncode == 2
+    assert r.stderr.startswith("frontguard: ") and "usage: frontguard.py --pidfile PATH" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "p").exists()

@@ -54,20 +54,21 @@ def timed_onsets(chunks, rate: int) -> list[float]:
     return out
 
 
-def stamped_chunks(pcm: bytes, stamps) -> list[tuple[float, bytes]]:
-    """A recording cut into the frames it was heard in: [(time, pcm)] for `timed_onsets`.
+def stamped_onsets(pcm: bytes, rate: int, stamps) -> list[float]:
+    """Onset times in a --stamped peer's recording, each timed by the frame it was heard in.
     `stamps` is [[time, first sample], ...] as tests/support/pjsua_peer.py --stamped gives."""
     ends = [s for _, s in stamps[1:]] + [len(pcm) // 2]
-    return [(t, pcm[2 * s:2 * e]) for (t, s), e in zip(stamps, ends)]
+    return timed_onsets([(t, pcm[2 * s:2 * e]) for (t, s), e in zip(stamps, ends)], rate)
 
 
 def stamped_sent(stamps, rate: int) -> list[float]:
     """When each burst of a train left a --stamped player: its frame's stamp plus its place
     in that frame."""
+    firsts = [s for _, s in stamps]
     out = []
     for k in range(BURSTS):
         first = int(round((LEAD_S + k * PERIOD_S) * rate))
-        i = bisect.bisect_right([s for _, s in stamps], first) - 1
+        i = bisect.bisect_right(firsts, first) - 1
         if i >= 0:
             t, s = stamps[i]
             out.append(t + (first - s) / rate)

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from alsa_fixture import FakeCard, best_tone, rms, samples, tone, tone_level, window
-from bursts import BURSTS, LEAD_S, PERIOD_S, burst_train, match, stamped_chunks, stamped_sent, timed_onsets
+from bursts import BURSTS, LEAD_S, PERIOD_S, burst_train, match, stamped_onsets, stamped_sent
 from conftest import project_env, python_cmd
 from firmware.telephony.pj.headset import Device, FrameRing, HeadsetNotFound, find_device
 from firmware.telephony.pj.position import PositionError, PositionProcess
@@ -228,7 +228,7 @@ def test_ok__stamped_peers_time_a_bare_call_to_the_tick(tmp_path):
     for sent, rec, heard in ((da["played"], rec_b, db["heard"]), (db["played"], rec_a, da["heard"])):
         pcm, rate = wav_pcm(rec)
         assert heard[-1][1] + 320 == len(pcm) // 2  # every frame heard is in the recording, stamped
-        delays = match(stamped_sent(sent, RATE), timed_onsets(stamped_chunks(pcm, heard), rate))
+        delays = match(stamped_sent(sent, RATE), stamped_onsets(pcm, rate, heard))
         assert len(delays) == BURSTS, delays
         # a few ms of network and decoding at least, and no more than the jitter buffers hold
         # (PJSUA2's adapts within a call: a burst may take 15 ms, the next 55)
