@@ -24,12 +24,13 @@ def prefer_codecs(ep, wanted=PREFERRED_CODECS) -> list[str]:
     An answerer takes the offer's order, so what the offering side prefers is what a
     leg gets. Returns the codec ids raised; a name this PJSUA2 lacks is a LookupError
     that lists those it has."""
-    known = [c.codecId for c in ep.codecEnum2()]
+    codecs = ep.codecEnum2()
+    known = [c.codecId for c in codecs]
     for want in wanted:
         if not any(k.lower().startswith(want.lower()) for k in known):
             raise LookupError(f"{want!r}: no such codec; this PJSUA2 has {', '.join(known)}")
     raised = []
-    for codec in ep.codecEnum2():
+    for codec in codecs:
         cid = codec.codecId
         rank = next((i for i, w in enumerate(wanted) if cid.lower().startswith(w.lower())), None)
         if rank is not None:
